@@ -1,0 +1,23 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""nova_search_ext: list Nova instances from a global search index.
+
+Importing this package (or any of its library modules) changes nothing in
+Nova.  Nova is only modified through :func:`nova_search_ext.hooks.install`,
+which the documented activation points (the api-paste filter, the
+notification driver and the console scripts) call.
+"""
+
+import pbr.version
+
+version_info = pbr.version.VersionInfo('nova_search_ext')
+__version__ = version_info.version_string()

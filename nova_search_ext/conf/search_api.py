@@ -1,0 +1,155 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The ``[search_api]`` group: the ``nova-search-api`` service.
+
+This group owns the listening address, the authentication strategy and the
+request limits of the Searchlight v1 compatible search API.  It does not own
+the index location (``[search_index] connection``, shared with the indexer
+and nova-api), the keystonemiddleware options (``[keystone_authtoken]``, as
+for every OpenStack API) or the policy file (``[oslo_policy]``, shared with
+Nova so that ``context_is_admin`` means the same thing in both services).
+"""
+
+from oslo_config import cfg
+
+DEFAULT_PASTE_FILE = 'search-api-paste.ini'
+
+search_api_group = cfg.OptGroup(
+    'search_api',
+    title='Searchlight v1 compatible search API',
+    help="""
+Options for ``nova-search-api``, a WSGI service answering the Searchlight v1
+API (``/v1/search``, ``/v1/search/plugins``, ``/v1/search/facets``) for the
+resource types ``OS::Nova::Server`` and ``OS::Nova::Service`` from the global
+search index.  nova-api reaches it with ``[searchlight] client =
+searchlight``; python-searchlightclient and the ``openstack search`` CLI work
+against it too.  Register it in the Keystone catalog with service type
+``search``.
+""")
+
+search_api_opts = [
+    cfg.HostAddressOpt('bind_host',
+        default='127.0.0.1',
+        help="""
+IP address the standalone ``nova-search-api`` server listens on.
+
+Not used when the API runs under uWSGI or mod_wsgi
+(``nova_search_ext.wsgi.search_api:application``); the web server decides
+the address there.
+
+Possible values:
+
+* An IPv4 or IPv6 address, ``0.0.0.0`` or ``::`` for every interface.
+
+Related options:
+
+* ``[search_api] bind_port``
+"""),
+    cfg.PortOpt('bind_port',
+        default=9393,
+        help="""
+TCP port the standalone ``nova-search-api`` server listens on.
+
+The default is the port Searchlight used, so existing catalog entries keep
+working.
+
+Related options:
+
+* ``[search_api] bind_host``
+"""),
+    cfg.StrOpt('auth_strategy',
+        default='keystone',
+        choices=[
+            ('keystone', 'Validate tokens with keystonemiddleware '
+                         '(``[keystone_authtoken]``); the caller\'s project '
+                         'and roles come from the token.'),
+            ('noauth', 'No authentication: the X-User-Id, X-Project-Id and '
+                       'X-Roles request headers are trusted as given (an '
+                       'admin of project "admin" when absent).  INSECURE: '
+                       'for development and tests only.'),
+        ],
+        help="""
+How callers of the search API are authenticated.
+
+With ``keystone``, every request under ``/v1`` needs a valid,
+project-scoped token; searches are limited to the token's project unless the
+caller is an administrator (policy rule ``context_is_admin``) asking for
+``all_projects``.
+
+With ``noauth`` anyone who can reach the port can claim any project and any
+role, and therefore read every instance of the deployment.  Never use it on
+an address reachable by users.
+
+Related options:
+
+* ``[keystone_authtoken]`` (``keystone``)
+* ``[oslo_policy] policy_file``
+"""),
+    cfg.IntOpt('max_limit',
+        default=1000,
+        min=1,
+        help="""
+Largest number of hits one search may return (``limit`` or ``size``).
+
+A request asking for more is rejected with HTTP 400; clients page with
+``offset``/``from`` or with ``search_after``.  Searchlight declared such a
+limit but never enforced it.
+
+Related options:
+
+* ``[search_api] max_body_size``
+"""),
+    cfg.IntOpt('max_body_size',
+        default=112640,
+        min=1,
+        help="""
+Largest request body, in bytes, the search API reads.
+
+Larger requests are rejected with HTTP 413 before the body is parsed.  The
+default is oslo.middleware's default request size limit (110 KiB), far above
+what any search query needs.
+"""),
+    cfg.URIOpt('public_endpoint',
+        help="""
+Public URL of the search API, used in the version document (``GET /``).
+
+Set it when the API sits behind a proxy or a load balancer that changes the
+scheme, host or path clients see.  When unset, the URL of the incoming
+request is used.
+
+Possible values:
+
+* A URL such as ``https://cloud.example.com/search``
+"""),
+    cfg.StrOpt('api_paste_config',
+        default=DEFAULT_PASTE_FILE,
+        help="""
+Paste deployment file describing the search API's WSGI pipeline.
+
+A relative name is looked up next to the configuration files given with
+``--config-file`` (or ``OS_NOVA_CONFIG_FILES``), then in the
+``etc/nova_search_ext`` directory installed with the package.
+
+Related options:
+
+* ``[search_api] auth_strategy`` (selects the pipeline in that file)
+"""),
+]
+
+
+def register_opts(conf):
+    conf.register_group(search_api_group)
+    conf.register_opts(search_api_opts, group=search_api_group)
+
+
+def list_opts():
+    return {search_api_group: search_api_opts}

@@ -1,0 +1,115 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The ``[search_index]`` group: where the global instance index is stored."""
+
+from oslo_config import cfg
+
+search_index_group = cfg.OptGroup(
+    'search_index',
+    title='Global instance index storage',
+    help="""
+Options for the store that holds the global instance index: one document per
+instance of every cell and one per compute service, written by the indexer
+and read by nova-api (``[searchlight] client = local``) or by
+``nova-search-api``.
+""")
+
+search_index_opts = [
+    cfg.StrOpt('driver',
+        default='sql',
+        help="""
+Name of the index store driver.
+
+Drivers are loaded from the ``nova_search_ext.index.stores`` entry point
+namespace.  The built-in ``sql`` driver stores the index in a relational
+database reached through SQLAlchemy (SQLite, MariaDB/MySQL or PostgreSQL).
+
+Related options:
+
+* ``[search_index] connection``
+"""),
+    cfg.StrOpt('connection',
+        default='sqlite:///$state_path/nova_search_index.sqlite',
+        secret=True,
+        help="""
+SQLAlchemy URL of the index database.
+
+The default is an SQLite file under Nova's ``state_path``: nothing to set up,
+suitable when the indexer and nova-api run on one host (an all-in-one or
+DevStack node).  When several hosts read or write the index, point every one
+of them at one MariaDB/MySQL or PostgreSQL database.  The store creates its
+tables on first use and upgrades its own schema.
+
+For exact parity of the regular-expression filters (``name``, ``hostname``
+and other non-exact filters) use the same database engine as your cell
+databases: the index applies the filter the way Nova does on that engine
+(``REGEXP`` on MySQL and SQLite, ``~`` on PostgreSQL).
+
+Possible values:
+
+* ``sqlite:////var/lib/nova/nova_search_index.sqlite``
+* ``mysql+pymysql://nova_search:secret@db.example.com/nova_search_index``
+* ``postgresql+psycopg2://nova_search:secret@db.example.com/nova_search_index``
+
+Related options:
+
+* ``[DEFAULT] state_path``
+"""),
+    cfg.FloatOpt('timeout',
+        default=10.0,
+        min=0.1,
+        help="""
+Seconds to wait for the index database to connect or to answer a statement.
+
+A list request whose index query does not complete in time falls back to the
+cells (and opens the ``[searchlight]`` breaker), so a hung database server
+cannot hang nova-api.  Applied as the driver's connect and read timeouts on
+MariaDB/MySQL, as the connect timeout and ``statement_timeout`` on
+PostgreSQL, and as the busy timeout on SQLite (how long a writer waits for
+another writer's lock).
+"""),
+    cfg.IntOpt('sync_batch_size',
+        default=250,
+        min=1,
+        help="""
+Number of instances read from a cell database per batch by
+``nova-search-manage index sync`` and ``index verify``.
+
+Larger batches sync faster and hold more memory and longer transactions.
+"""),
+    cfg.IntOpt('tombstone_retention',
+        default=7 * 24 * 3600,
+        min=0,
+        help="""
+Seconds to keep the tombstone of a deleted instance or service.
+
+A tombstone stops a late or replayed notification from bringing a deleted
+instance back into the index, and lets a deleted instance still serve as a
+pagination marker, as it does on the cell path.
+``nova-search-manage index purge`` removes older tombstones; keep this longer
+than the longest delay you expect on the notification bus.
+
+Possible values:
+
+* 0: ``index purge`` removes every tombstone.
+* A positive number of seconds (default: one week).
+"""),
+]
+
+
+def register_opts(conf):
+    conf.register_group(search_index_group)
+    conf.register_opts(search_index_opts, group=search_index_group)
+
+
+def list_opts():
+    return {search_index_group: search_index_opts}

@@ -1,0 +1,242 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The one place that changes Nova's behaviour.
+
+Nova has no plug-in point for listing instances or for service
+notifications, so this module overlays a few of its functions.  Every patch
+is a thin wrapper that calls Nova's original whenever the feature does not
+apply, all of them are applied by :func:`install` and removed by
+:func:`uninstall`, and importing this module (or anything else in the
+package) patches nothing.  Both functions are idempotent and thread-safe.
+
+What :func:`install` overlays:
+
+``nova.compute.instance_list.get_instance_objects_sorted``
+    The list branch (:mod:`nova_search_ext.compute.list_branch`): the cell
+    part of ``API.get_all`` comes from the index when
+    ``[searchlight] enabled`` is set.
+``nova.objects.InstanceList.fill_faults``
+    Instances that came from the index already carry their latest fault;
+    only the others are looked up in the cells.
+``ViewBuilder.detail`` and ``ViewBuilder._get_instance_bdms_in_multiple_cells``
+    The detail view takes the block device mappings of index-served
+    instances from the index instead of every cell.
+``nova.objects.Service.save``
+    After Nova's database write, report the service (heartbeats included)
+    to this process's embedded index writer, if there is one
+    (:mod:`nova_search_ext.index.embedded`): Nova sends no notification for
+    a heartbeat, and ``host_status`` depends on it.
+``nova.objects.Service.create`` and ``Service.destroy``
+    Only on a Nova that does not emit ``service.create`` and
+    ``service.delete`` itself (Nova 17.0.0 and later does): after the
+    database write, send the notification with our wire-identical objects.
+
+Where it is called (the documented activation points): the api-paste
+filter ``nova_search_ext.api.compute_filter`` for nova-api, and the
+``nova_search_index`` notification driver for every Nova service that
+loads it.  Our own console scripts do not need it.
+"""
+
+import functools
+import threading
+
+from oslo_log import log as logging
+
+from nova_search_ext import conf
+
+LOG = logging.getLogger(__name__)
+
+_LOCK = threading.RLock()
+# (owner, attribute name, original value from owner.__dict__), in the order
+# they were applied.
+_PATCHES = []
+_PREFETCHED = threading.local()
+
+
+def installed():
+    """True while the overlay is in place."""
+    return bool(_PATCHES)
+
+
+def _patch(owner, name, replacement):
+    original = owner.__dict__[name]
+    setattr(owner, name, replacement)
+    _PATCHES.append((owner, name, original))
+
+
+def native_service_notifications():
+    """Whether Nova's Service.create and destroy send notifications.
+
+    Nova sends them from ``Service._send_notification``; a Nova without
+    them (before Queens) has create and destroy that never call it.
+    """
+    from nova.objects import service as service_obj
+    for method in ('create', 'destroy'):
+        func = getattr(service_obj.Service, method)
+        body = getattr(func, '__wrapped__', func)
+        if '_send_notification' not in body.__code__.co_names:
+            return False
+    return True
+
+
+def _after_service_write(method, action):
+    """Wrap a remotable Service method to run ``action(service)`` after it.
+
+    The result is re-wrapped as remotable, so that where objects are
+    remoted (nova-compute) ``action`` runs once, in the conductor that runs
+    the database write, exactly where Nova sends its own notifications.
+    """
+    from nova.objects import base as obj_base
+    from nova.objects import service as service_obj
+
+    body = getattr(service_obj.Service, method)
+    body = getattr(body, '__wrapped__', body)
+
+    @functools.wraps(body)
+    def wrapper(self, *args, **kwargs):
+        result = body(self, *args, **kwargs)
+        action(self)
+        return result
+
+    return obj_base.remotable(wrapper)
+
+
+def _install_service_emitters():
+    from nova.objects import fields
+    from nova.objects import service as service_obj
+
+    # After the database write: create has the id and uuid set, destroy has
+    # removed the row (the object keeps its data).
+    for method, action in (('create', fields.NotificationAction.CREATE),
+                           ('destroy', fields.NotificationAction.DELETE)):
+        _patch(service_obj.Service, method, _after_service_write(
+            method, functools.partial(_send_service, action=action)))
+
+
+def _send_service(service, action):
+    from nova_search_ext.notifications import service as service_notify
+    service_notify.send(service, action)
+
+
+def _install_service_liveness():
+    from nova.objects import service as service_obj
+
+    from nova_search_ext.index import embedded
+
+    _patch(service_obj.Service, 'save',
+           _after_service_write('save', embedded.service_saved))
+
+
+def _install_list_branch():
+    from nova.api.openstack.compute.views import servers as views
+    from nova.compute import instance_list
+    from nova import objects
+
+    from nova_search_ext.compute import list_branch
+
+    original_sorted = instance_list.get_instance_objects_sorted
+
+    @functools.wraps(original_sorted)
+    def get_instance_objects_sorted(*args, **kwargs):
+        return list_branch.get_instance_objects_sorted(
+            original_sorted, *args, **kwargs)
+
+    _patch(instance_list, 'get_instance_objects_sorted',
+           get_instance_objects_sorted)
+
+    original_fill_faults = objects.InstanceList.fill_faults
+
+    @functools.wraps(original_fill_faults)
+    def fill_faults(self):
+        others = [i for i in self if not list_branch.is_index_served(i)]
+        if len(others) == len(self):
+            return original_fill_faults(self)
+        found = [i.uuid for i in self
+                 if list_branch.is_index_served(i) and i.fault is not None]
+        if others:
+            rest = objects.InstanceList(objects=others)
+            rest._context = self._context
+            found.extend(original_fill_faults(rest))
+        return found
+
+    _patch(objects.InstanceList, 'fill_faults', fill_faults)
+
+    original_detail = views.ViewBuilder.detail
+
+    @functools.wraps(original_detail)
+    def detail(self, request, instances, *args, **kwargs):
+        prefetched = {i.uuid: i._search_bdms for i in instances
+                      if list_branch.is_index_served(i)}
+        if not prefetched:
+            return original_detail(self, request, instances, *args,
+                                   **kwargs)
+        _PREFETCHED.bdms = prefetched
+        try:
+            return original_detail(self, request, instances, *args,
+                                   **kwargs)
+        finally:
+            del _PREFETCHED.bdms
+
+    _patch(views.ViewBuilder, 'detail', detail)
+
+    original_bdms = views.ViewBuilder._get_instance_bdms_in_multiple_cells
+
+    @functools.wraps(original_bdms)
+    def get_instance_bdms_in_multiple_cells(ctxt, instance_uuids):
+        prefetched = getattr(_PREFETCHED, 'bdms', None)
+        if not prefetched:
+            return original_bdms(ctxt, instance_uuids)
+        result = {u: prefetched[u] for u in instance_uuids
+                  if u in prefetched and prefetched[u]}
+        missing = [u for u in instance_uuids if u not in prefetched]
+        if missing:
+            result.update(original_bdms(ctxt, missing))
+        return result
+
+    _patch(views.ViewBuilder, '_get_instance_bdms_in_multiple_cells',
+           staticmethod(get_instance_bdms_in_multiple_cells))
+
+
+def install():
+    """Overlay Nova (idempotent).  Returns True if it changed anything."""
+    conf.register_opts()
+    with _LOCK:
+        if _PATCHES:
+            return False
+        try:
+            _install_list_branch()
+            _install_service_liveness()
+            if native_service_notifications():
+                LOG.debug('Nova sends service.create and service.delete '
+                          'itself; not adding emitters.')
+            else:
+                LOG.info('This Nova does not send service.create and '
+                         'service.delete; nova_search_ext sends them.')
+                _install_service_emitters()
+        except Exception:
+            _uninstall_locked()
+            raise
+        return True
+
+
+def _uninstall_locked():
+    while _PATCHES:
+        owner, name, original = _PATCHES.pop()
+        setattr(owner, name, original)
+
+
+def uninstall():
+    """Restore every original Nova attribute (idempotent)."""
+    with _LOCK:
+        changed = bool(_PATCHES)
+        _uninstall_locked()
+        return changed

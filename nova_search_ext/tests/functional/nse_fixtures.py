@@ -1,0 +1,174 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Fixtures for running nova_search_ext inside Nova's functional tests."""
+
+import collections
+import os
+import threading
+
+import fixtures
+import sqlalchemy as sa
+
+from nova.db.api import api as api_db
+from nova.db.main import api as main_db
+from nova.tests.fixtures import notifications as nova_notifications
+
+from nova_search_ext.api import paste_config
+from nova_search_ext.compute import list_branch
+from nova_search_ext import conf
+from nova_search_ext import hooks
+from nova_search_ext.index import api as index_api
+from nova_search_ext.index import embedded
+from nova_search_ext.index import endpoint as endpoint_mod
+
+_PASTE_LOCK = threading.Lock()
+
+
+def paste_ini(directory):
+    """Write Nova's installed api-paste.ini, plus our filter, into a dir."""
+    path = os.path.join(directory, 'api-paste.ini')
+    with _PASTE_LOCK:
+        with open(paste_config.nova_paste_ini()) as f:
+            text = paste_config.add_filter(f.read())
+        with open(path, 'w') as f:
+            f.write(text)
+    return path
+
+
+class PasteFixture(fixtures.Fixture):
+    """Point ``[wsgi] api_paste_config`` at Nova's file plus our filter."""
+
+    def __init__(self, test, with_filter=True):
+        self.test = test
+        self.with_filter = with_filter
+
+    def setUp(self):
+        super().setUp()
+        if self.with_filter:
+            tmp = self.useFixture(fixtures.TempDir()).path
+            path = paste_ini(tmp)
+        else:
+            path = paste_config.nova_paste_ini()
+        self.test.flags(api_paste_config=path, group='wsgi')
+        # Whatever the pipeline installs is removed again after the test.
+        self.addCleanup(hooks.uninstall)
+        self.addCleanup(list_branch.reset)
+
+
+class IndexFixture(fixtures.Fixture):
+    """An index store on a SQLite file, fed in-line by Nova's notifications.
+
+    Every versioned notification Nova's NotificationFixture captures is also
+    handed to a NotificationEndpoint before the emitting call returns: the
+    embedded mode of the ``nova_search_index`` driver, on Nova's test
+    notifier.
+
+    :param connection: SQLAlchemy URL (default: a SQLite file in a temp dir)
+    :param feed: whether to feed captured notifications to the endpoint
+    """
+
+    def __init__(self, test, connection=None, feed=True):
+        self.test = test
+        self.connection = connection
+        self.feed = feed
+
+    def setUp(self):
+        super().setUp()
+        conf.register_opts()
+        connection = self.connection
+        if connection is None:
+            tmp = self.useFixture(fixtures.TempDir()).path
+            connection = 'sqlite:///%s' % os.path.join(tmp, 'index.sqlite')
+        self.test.flags(connection=connection, group='search_index')
+        index_api.reset()
+        self.addCleanup(index_api.reset)
+        self.store = index_api.get_store()
+        self.endpoint = endpoint_mod.NotificationEndpoint(
+            self.store, requeue_delay=0)
+        self.fed = []
+        if self.feed:
+            self._feed_from_notifier()
+            # Embedded mode: service heartbeats go to the index as well.
+            embedded.activate(self.endpoint)
+            self.addCleanup(embedded.deactivate)
+
+    def _feed_from_notifier(self):
+        original = nova_notifications.FakeVersionedNotifier._notify
+        endpoint = self.endpoint
+        fed = self.fed
+
+        def _notify(notifier, priority, ctxt, event_type, payload):
+            original(notifier, priority, ctxt, event_type, payload)
+            payload = notifier._serializer.serialize_entity(ctxt, payload)
+            fed.append(event_type)
+            endpoint.process(event_type, payload, {})
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.notifications.FakeVersionedNotifier._notify',
+            _notify))
+
+
+class QueryCounter(fixtures.Fixture):
+    """Count SQL statements per database with SQLAlchemy engine events.
+
+    ``counts`` maps a label ('api', a cell name, 'index', 'other') to the
+    number of statements, ``tables`` the label to the set of statement
+    prefixes seen (for failure messages).
+    """
+
+    def __init__(self, cell_mappings, index_store=None):
+        self.cell_mappings = cell_mappings
+        self.index_store = index_store
+        self.counts = collections.Counter()
+        self.statements = collections.defaultdict(list)
+        self.active = False
+
+    def _labels(self):
+        labels = {}
+        for name, cell in self.cell_mappings.items():
+            mgr = main_db.create_context_manager(cell.database_connection)
+            labels[id(mgr.writer.get_engine())] = name
+            labels[id(mgr.reader.get_engine())] = name
+        labels[id(api_db.context_manager.writer.get_engine())] = 'api'
+        if self.index_store is not None:
+            labels[id(self.index_store.engine)] = 'index'
+        return labels
+
+    def setUp(self):
+        super().setUp()
+        labels = self._labels()
+
+        def before_execute(conn, cursor, statement, parameters, context,
+                           executemany):
+            if not self.active:
+                return
+            label = labels.get(id(conn.engine), 'other')
+            self.counts[label] += 1
+            self.statements[label].append(' '.join(statement.split())[:160])
+
+        sa.event.listen(sa.engine.Engine, 'before_cursor_execute',
+                        before_execute)
+        self.addCleanup(sa.event.remove, sa.engine.Engine,
+                        'before_cursor_execute', before_execute)
+
+    def start(self):
+        self.counts.clear()
+        self.statements.clear()
+        self.active = True
+
+    def stop(self):
+        self.active = False
+        return dict(self.counts)
+
+    def cell_queries(self):
+        return {label: n for label, n in self.counts.items()
+                if label in self.cell_mappings}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The README's test command: unit and functional tests against real Nova.
+#
+# Sets up .venv (tools/ensure-venv.sh), fetches the Nova sdist files Nova's
+# own sample tests need, runs stestr, and ends with one line
+# "N passed, N failed, N skipped" that CI reads.  Extra arguments are
+# passed to "stestr run" (a test filter, --serial, ...).
+#
+# NSE_TEST_CONCURRENCY sets the number of test workers (default: CPUs).
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+venv=$(tools/ensure-venv.sh) || { echo "0 passed, 1 failed"; exit 1; }
+py="$venv/bin/python"
+
+"$py" -m nova_search_ext.tests.nova_sdist >/dev/null || {
+    echo "could not fetch the Nova sdist sample files" >&2
+    echo "0 passed, 1 failed"; exit 1; }
+
+export OS_STDOUT_CAPTURE=1 OS_STDERR_CAPTURE=1 OS_LOG_CAPTURE=1
+export OS_TEST_TIMEOUT=${OS_TEST_TIMEOUT:-600}
+export PYTHONDONTWRITEBYTECODE=1
+concurrency=${NSE_TEST_CONCURRENCY:-$(nproc)}
+
+start=$(date +%s)
+"$venv/bin/stestr" --test-path ./nova_search_ext/tests run \
+    --concurrency "$concurrency" "$@"
+rc=$?
+echo "Test wall time: $(( $(date +%s) - start )) s"
+"$venv/bin/stestr" last --subunit 2>/dev/null | "$py" tools/test-summary.py
+exit $rc
