@@ -1,0 +1,126 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The index store interface.
+
+A store persists :mod:`~nova_search_ext.index.document` documents and
+answers list queries with Nova's filter, sort and paging semantics.  Stores
+are loaded by name from the ``nova_search_ext.index.stores`` entry point
+namespace (``[search_index] driver``); callers never import a backend.
+"""
+
+import abc
+import collections
+
+# Outcome of a write, for the indexer's counters and tests.
+WRITTEN = 'written'
+STALE = 'stale'            # an older read than what the index holds
+TOMBSTONED = 'tombstoned'  # the index already holds a tombstone
+UNCHANGED = 'unchanged'
+
+ListQuery = collections.namedtuple(
+    'ListQuery',
+    ['filters', 'limit', 'marker', 'sort_keys', 'sort_dirs',
+     'is_admin', 'project_id', 'user_id'])
+ListQuery.__doc__ = """A server list request, as Nova's compute API has it.
+
+:param filters: the filters ``compute.api.API.get_all`` hands to the cell
+                lister (already remapped: ``display_name``, ``image_ref``,
+                ``instance_type_id``, ...).
+:param limit: maximum number of results, or None
+:param marker: uuid of the last instance of the previous page, or None
+:param sort_keys, sort_dirs: as given to the cell lister (may be None)
+:param is_admin, project_id, user_id: the caller's context; a non-admin
+       context is restricted to its project exactly as Nova's database layer
+       restricts it.
+"""
+
+
+class MarkerNotFound(Exception):
+    """The marker instance is not in the index."""
+
+
+class InvalidQuery(Exception):
+    """The request is invalid in a way Nova itself reports.
+
+    For example an unknown sort direction or sort key.  The index declines
+    such a request, and the cell path gives the caller Nova's own answer.
+    """
+
+
+class StoreError(Exception):
+    """The store could not answer (connection, timeout, corruption)."""
+
+
+class Store(metaclass=abc.ABCMeta):
+    """An index store."""
+
+    @abc.abstractmethod
+    def upsert_instance(self, doc, force=False):
+        """Write an instance document unless the index holds a newer one.
+
+        :param doc: InstanceDocument read from the cell database
+        :param force: write even over a newer document or a tombstone (drift
+                      repair, after re-reading the cell)
+        :returns: WRITTEN, STALE, TOMBSTONED or UNCHANGED
+        """
+
+    def upsert_instances(self, docs, force=False):
+        """upsert_instance() for many documents; return their outcomes.
+
+        Stores that can write a batch in one transaction should.
+        """
+        return [self.upsert_instance(doc, force=force) for doc in docs]
+
+    @abc.abstractmethod
+    def tombstone_instance(self, uuid, deleted_at=None):
+        """Mark an instance deleted; keep its sort values for markers.
+
+        Used when the instance is gone from its cell (archived or purged).
+        A tombstone is never replaced by a document that is not deleted.
+
+        :returns: WRITTEN or TOMBSTONED (already a tombstone)
+        """
+
+    @abc.abstractmethod
+    def upsert_service(self, doc):
+        """Write a service document unless the index holds a newer one."""
+
+    @abc.abstractmethod
+    def tombstone_service(self, uuid, deleted_at=None):
+        """Mark a service deleted."""
+
+    @abc.abstractmethod
+    def list_instances(self, query):
+        """Answer a server list request.
+
+        :param query: ListQuery
+        :returns: list of StoredInstance, in Nova's order
+        :raises: MarkerNotFound if the marker is unknown to the index
+        :raises: InvalidQuery for input Nova rejects (sort direction, key)
+        :raises: StoreError if the store cannot answer
+        """
+
+    @abc.abstractmethod
+    def get_services(self, hosts, binary='nova-compute'):
+        """Return ``{host: [Service primitive, ...]}`` for live services."""
+
+    @abc.abstractmethod
+    def get_instances(self, uuids, include_deleted=True):
+        """Return ``{uuid: StoredInstance}`` for the uuids the index holds."""
+
+    @abc.abstractmethod
+    def instance_versions(self, cell_uuid=None):
+        """Yield ``(uuid, cell_uuid, updated_at, deleted)`` of every doc."""
+
+    @abc.abstractmethod
+    def health(self):
+        """Raise StoreError unless the store answers a trivial query."""

@@ -1,0 +1,319 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The index document model.
+
+An instance document is what the server list and detail views need to
+render an instance without reading a cell database:
+
+* ``instance``: the ``Instance`` versioned-object primitive, with every
+  joined attribute any microversion's list view reads (flavor, info_cache,
+  metadata, system_metadata, security groups as Nova loads them, tags,
+  trusted certificates);
+* ``fault``: the latest ``InstanceFault`` primitive, or None;
+* ``bdms``: the ``BlockDeviceMapping`` primitives, in the order Nova's list
+  view reads them (``connection_info`` is dropped: it can hold volume
+  credentials and no list view reads it);
+* ``columns``: the values of every column of Nova's ``instances`` table,
+  derived from the object, for filtering and sorting.
+
+A service document is the ``Service`` primitive of a compute service; the
+list view joins it by host for ``host_status``, as Nova's database join
+does.
+
+Nothing here reads a database: :mod:`nova_search_ext.index.source` reads the
+truth from the cells, the stores persist documents.
+"""
+
+import datetime
+import json
+import time
+
+from oslo_utils import timeutils
+from oslo_versionedobjects import fields as ovo_fields
+
+from nova.api.openstack import common as api_common
+from nova import objects
+
+from nova_search_ext.index.sql import models
+
+# Joined attributes stored in an instance document.  'flavor' also loads
+# old_flavor and new_flavor, as it does on the cell path.
+DOC_ATTRS = ('flavor', 'info_cache', 'metadata', 'system_metadata',
+             'security_groups', 'tags', 'trusted_certs')
+_FLAVOR_ATTRS = ('flavor', 'old_flavor', 'new_flavor')
+_DATA = 'nova_object.data'
+_CHANGES = 'nova_object.changes'
+
+
+def dumps(obj):
+    # Key order is kept: the views render dicts (extra_specs, metadata) in
+    # the order they were stored.
+    return json.dumps(obj, separators=(',', ':'))
+
+
+def loads(text):
+    return json.loads(text) if text is not None else None
+
+
+def _datetime(value):
+    # 'Z' so that it parses back to the UTC tzinfo the database path
+    # produces (the views render that one as 'Z').  oslo.versionedobjects
+    # serialises to whole seconds, but the compute API shows some
+    # datetimes (OS-SRV-USG:launched_at) with microseconds;
+    # DateTimeField.from_primitive parses either form.
+    return timeutils.normalize_time(value).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def _strip_changes(prim):
+    """Remove the change lists from a primitive and its nested objects."""
+    if isinstance(prim, dict):
+        prim.pop(_CHANGES, None)
+        for value in prim.values():
+            _strip_changes(value)
+    elif isinstance(prim, list):
+        for value in prim:
+            _strip_changes(value)
+    return prim
+
+
+def _primitive(obj, drop=()):
+    """The versioned-object primitive of ``obj``, as the index stores it.
+
+    The same primitive as ``obj.obj_to_primitive()`` (which the unit tests
+    check), with three differences: the fields in ``drop`` are left out,
+    there are no change lists (a document is not a diff), and datetimes
+    keep their microseconds.  It walks each field once:
+    ``obj_to_primitive`` asks every nested object again and again what
+    changed, which made it the most expensive step of indexing.  Nothing
+    is read from a database and the object is not modified.
+    """
+    data = {}
+    for name, field in obj.fields.items():
+        if name in drop or not obj.obj_attr_is_set(name):
+            continue
+        value = getattr(obj, name)
+        if value is None:
+            data[name] = None
+        elif isinstance(field, ovo_fields.DateTimeField):
+            data[name] = _datetime(value)
+        elif isinstance(field, ovo_fields.ObjectField):
+            data[name] = _primitive(value)
+        elif isinstance(field, ovo_fields.ListOfObjectsField):
+            data[name] = [_primitive(item) for item in value]
+        else:
+            data[name] = _strip_changes(field.to_primitive(obj, name, value))
+    ns = obj.OBJ_SERIAL_NAMESPACE
+    return {ns + '.name': obj.obj_name(),
+            ns + '.namespace': obj.OBJ_PROJECT_NAMESPACE,
+            ns + '.version': obj.VERSION,
+            ns + '.data': data}
+
+
+def read_clock():
+    """Microseconds since the epoch: when a document was read from a cell.
+
+    Nova leaves ``updated_at`` alone for tag and metadata changes, so two
+    reads of one instance can carry the same ``updated_at`` and different
+    content; the later read wins.
+    """
+    return int(time.time() * 1000000)
+
+
+def _column_value(instance, name):
+    if name not in instance:
+        return None
+    value = getattr(instance, name)
+    if name == 'deleted':
+        # Nova soft-deletes by setting the column to the row id.
+        return instance.id if value else 0
+    if name == 'cleaned':
+        return 1 if value else 0
+    if name in ('access_ip_v4', 'access_ip_v6') and value is not None:
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        # Nova's database holds naive UTC; so does the index, so that a
+        # regular expression sees the same stored text.
+        return timeutils.normalize_time(value)
+    return value
+
+
+def _status(instance):
+    vm_state = instance.get('vm_state')
+    if vm_state is None:
+        return None
+    return api_common.status_from_state(vm_state,
+                                        instance.get('task_state'))
+
+
+class InstanceDocument(object):
+    """One instance of one cell, as the index stores it."""
+
+    __slots__ = ('uuid', 'cell_uuid', 'columns', 'instance', 'fault',
+                 'bdms', 'tags', 'metadata', 'system_metadata',
+                 'flavor_id', 'status', 'read_at')
+
+    def __init__(self, uuid, cell_uuid, columns, instance, fault, bdms,
+                 tags, metadata, system_metadata, flavor_id, status,
+                 read_at=None):
+        self.uuid = uuid
+        self.cell_uuid = cell_uuid
+        self.columns = columns
+        self.instance = instance
+        self.fault = fault
+        self.bdms = bdms
+        self.tags = tags
+        self.metadata = metadata
+        self.system_metadata = system_metadata
+        self.flavor_id = flavor_id
+        self.status = status
+        self.read_at = read_at if read_at is not None else read_clock()
+
+    @classmethod
+    def from_objects(cls, instance, bdms, cell_uuid):
+        """Build a document from a fully loaded Instance and its BDMs.
+
+        :param instance: Instance with DOC_ATTRS and 'fault' loaded
+        :param bdms: BlockDeviceMappingList of the instance (may be empty)
+        :param cell_uuid: uuid of the cell holding the instance, or None
+        """
+        fault = instance.fault if 'fault' in instance else None
+        bdm_prims = [_primitive(bdm, drop=('connection_info', 'instance'))
+                     for bdm in bdms or []]
+        columns = {name: _column_value(instance, name)
+                   for name in models.MIRRORED_COLUMNS}
+        flavor = instance.flavor if 'flavor' in instance else None
+        return cls(
+            uuid=instance.uuid,
+            cell_uuid=cell_uuid,
+            columns=columns,
+            instance=_primitive(instance, drop=('fault', 'services')),
+            fault=_primitive(fault) if fault else None,
+            bdms=bdm_prims,
+            tags=sorted(t.tag for t in instance.tags) if 'tags' in instance
+            else [],
+            metadata=dict(instance.metadata) if 'metadata' in instance
+            else {},
+            system_metadata=dict(instance.system_metadata)
+            if 'system_metadata' in instance else {},
+            flavor_id=flavor.flavorid if flavor is not None else None,
+            status=_status(instance))
+
+    @property
+    def updated_at(self):
+        return self.columns.get('updated_at')
+
+    @property
+    def deleted(self):
+        return bool(self.columns.get('deleted'))
+
+    def content(self):
+        """What decides whether two reads of one instance differ."""
+        return (dumps(self.instance), dumps(self.fault), dumps(self.bdms),
+                self.cell_uuid)
+
+
+class ServiceDocument(object):
+    """One service record of one cell, as the index stores it."""
+
+    __slots__ = ('uuid', 'cell_uuid', 'service', 'host', 'binary', 'topic',
+                 'disabled', 'forced_down', 'last_seen_up', 'created_at',
+                 'updated_at', 'deleted', 'deleted_at', 'read_at')
+
+    def __init__(self, uuid, cell_uuid, service, host, binary, topic,
+                 disabled, forced_down, last_seen_up, created_at,
+                 updated_at, deleted, deleted_at, read_at=None):
+        self.uuid = uuid
+        self.cell_uuid = cell_uuid
+        self.service = service
+        self.host = host
+        self.binary = binary
+        self.topic = topic
+        self.disabled = disabled
+        self.forced_down = forced_down
+        self.last_seen_up = last_seen_up
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.deleted = deleted
+        self.deleted_at = deleted_at
+        self.read_at = read_at if read_at is not None else read_clock()
+
+    @classmethod
+    def from_object(cls, service, cell_uuid):
+        def naive(value):
+            return timeutils.normalize_time(value) if value else value
+
+        return cls(
+            uuid=service.uuid, cell_uuid=cell_uuid,
+            service=_primitive(service, drop=('compute_node',)),
+            host=service.host, binary=service.binary, topic=service.topic,
+            disabled=service.disabled, forced_down=service.forced_down,
+            last_seen_up=naive(service.last_seen_up),
+            created_at=naive(service.created_at),
+            updated_at=naive(service.updated_at),
+            deleted=service.id if service.deleted else 0,
+            deleted_at=naive(service.deleted_at))
+
+
+class StoredInstance(object):
+    """A hit from the index: the stored forms, decoded lazily."""
+
+    __slots__ = ('uuid', 'cell_uuid', 'host', 'doc', 'fault', 'bdms')
+
+    def __init__(self, uuid, cell_uuid, host, doc, fault, bdms):
+        self.uuid = uuid
+        self.cell_uuid = cell_uuid
+        self.host = host
+        self.doc = doc
+        self.fault = fault
+        self.bdms = bdms
+
+
+def instance_from_stored(context, stored, expected_attrs, services=None):
+    """Rebuild a fully loaded ``Instance`` from its stored forms.
+
+    The object gets exactly the joined attributes the caller asked for (as
+    the cell path's query does), its latest fault (as ``fill_faults`` would
+    set it) and, when asked for, the compute services of its host.  The
+    block device mappings ride along as ``_search_bdms`` for the detail view.
+
+    :param context: RequestContext to attach to the object
+    :param stored: StoredInstance
+    :param expected_attrs: joined attributes the cell path would load
+    :param services: list of Service primitives of the instance's host
+    """
+    prim = json.loads(stored.doc) if isinstance(stored.doc, str) \
+        else stored.doc
+    data = prim[_DATA]
+    wanted = set(expected_attrs or ())
+    if 'flavor' in wanted:
+        wanted.update(_FLAVOR_ATTRS)
+    for attr in DOC_ATTRS + _FLAVOR_ATTRS:
+        if attr not in wanted:
+            data.pop(attr, None)
+    instance = objects.Instance.obj_from_primitive(prim, context)
+    fault = loads(stored.fault) if isinstance(stored.fault, str) \
+        else stored.fault
+    instance.fault = (objects.InstanceFault.obj_from_primitive(fault, context)
+                      if fault else None)
+    if 'services' in wanted:
+        instance.services = objects.ServiceList(
+            context, objects=[
+                objects.Service.obj_from_primitive(svc, context)
+                for svc in (services or [])])
+    bdms = loads(stored.bdms) if isinstance(stored.bdms, str) \
+        else stored.bdms
+    instance._search_bdms = objects.BlockDeviceMappingList(
+        context, objects=[
+            objects.BlockDeviceMapping.obj_from_primitive(b, context)
+            for b in (bdms or [])])
+    instance.obj_reset_changes()
+    return instance

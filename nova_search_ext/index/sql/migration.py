@@ -1,0 +1,110 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Schema creation and upgrade of the SQL index store.
+
+The schema version lives in ``index_meta`` (key ``schema_version``).  A new
+store is created at :data:`models.SCHEMA_VERSION`; an older one is brought
+forward by the steps in :data:`UPGRADES`, one transaction-sized step per
+version.
+
+Independently of that ladder, ``index_instances`` mirrors the columns of the
+installed Nova's ``instances`` table: when a Nova upgrade adds a column, the
+missing column is added here (nullable, so existing documents stay valid;
+``nova-search-manage index sync`` fills it).
+"""
+
+from oslo_db import exception as db_exc
+from oslo_log import log as logging
+import sqlalchemy as sa
+
+from nova_search_ext.index.sql import models
+
+LOG = logging.getLogger(__name__)
+
+# version -> callable(connection) that upgrades from version - 1.
+UPGRADES = {}
+
+
+class SchemaTooNew(Exception):
+    """The database was created by a newer nova_search_ext."""
+
+
+def _get_version(conn):
+    t = models.index_meta
+    row = conn.execute(sa.select(t.c.value).where(
+        t.c.key == 'schema_version')).first()
+    return int(row.value) if row else None
+
+
+def _set_version(conn, version):
+    t = models.index_meta
+    if _get_version(conn) is None:
+        conn.execute(t.insert().values(key='schema_version',
+                                       value=str(version)))
+    else:
+        conn.execute(t.update().where(t.c.key == 'schema_version').values(
+            value=str(version)))
+
+
+def _add_missing_mirrored_columns(conn):
+    existing = {c['name'] for c in sa.inspect(conn).get_columns(
+        models.index_instances.name)}
+    for column in models.index_instances.columns:
+        if column.name in existing:
+            continue
+        LOG.info('Adding column %s to %s (new in the installed Nova)',
+                 column.name, models.index_instances.name)
+        col_type = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text('ALTER TABLE %s ADD COLUMN %s %s' % (
+            models.index_instances.name,
+            conn.dialect.identifier_preparer.quote(column.name), col_type)))
+
+
+def current_version(engine):
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(models.index_meta.name):
+            return None
+        return _get_version(conn)
+
+
+def upgrade(engine):
+    """Create or upgrade the index schema; safe to run concurrently."""
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                _upgrade(conn)
+            return
+        except (db_exc.DBError, sa.exc.OperationalError,
+                sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            # Another process created the tables between our check and our
+            # CREATE; look again.
+            if attempt == 2:
+                raise
+
+
+def _upgrade(conn):
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(models.index_meta.name):
+        models.Base.metadata.create_all(conn, checkfirst=True)
+        _set_version(conn, models.SCHEMA_VERSION)
+        return
+    version = _get_version(conn) or 1
+    if version > models.SCHEMA_VERSION:
+        raise SchemaTooNew(
+            'Index schema version %d is newer than this code (%d); upgrade '
+            'nova_search_ext on this host.' % (version,
+                                               models.SCHEMA_VERSION))
+    for target in range(version + 1, models.SCHEMA_VERSION + 1):
+        LOG.info('Upgrading the index schema to version %d', target)
+        UPGRADES[target](conn)
+        _set_version(conn, target)
+    _add_missing_mirrored_columns(conn)
