@@ -1,0 +1,245 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``nova-search-manage``: operate the index.
+
+``index sync``
+    Load every instance and service of every cell (cell0 included) into the
+    index: the data migration an existing cloud runs before enabling
+    ``[searchlight] enabled``.  Batched, resumable (an interrupted run
+    continues where it stopped unless ``--restart``), with progress.
+``index verify [--repair]``
+    Report missing, stale and orphaned documents; ``--repair`` rewrites
+    them from the cells.  Exit code 1 when drift remains.
+``index purge [--older-than SECONDS]``
+    Remove tombstones older than ``[search_index] tombstone_retention``.
+``index status``
+    Document counts, schema version and the sync state of every cell.
+``api-paste [--file PATH]``
+    Print an api-paste.ini with the ``searchindex`` filter added (default:
+    the file installed with Nova).
+
+Options come from the usual Nova configuration files (``--config-file``,
+``--config-dir``): the API and cell database connections and
+``[search_index]``.
+"""
+
+from nova import monkey_patch; monkey_patch.patch(backend='threading')  # noqa
+
+import datetime
+import json
+import sys
+import time
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils import timeutils
+
+from nova import config
+from nova import context as nova_context
+from nova import objects
+
+from nova_search_ext.api import paste_config
+from nova_search_ext import conf
+from nova_search_ext.index import api as index_api
+from nova_search_ext.index.sql import migration
+from nova_search_ext.index import sync
+
+LOG = logging.getLogger(__name__)
+
+
+class Progress(object):
+    """A one-line progress display on stderr."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.started = time.monotonic()
+        self.cell = None
+
+    def __call__(self, cell, done, total):
+        name = cell.name or cell.uuid
+        if name != self.cell:
+            if self.cell is not None:
+                self.stream.write('\n')
+            self.cell = name
+            self.started = time.monotonic()
+        rate = done / max(time.monotonic() - self.started, 1e-6)
+        if total:
+            width = 30
+            filled = min(width, int(width * done / total))
+            bar = '[%s%s] %d/%d' % ('#' * filled, ' ' * (width - filled),
+                                    done, total)
+        else:
+            bar = '%d' % done
+        self.stream.write('\r%s: %s instances (%.0f/s)' % (name, bar, rate))
+        self.stream.flush()
+
+    def finish(self):
+        if self.cell is not None:
+            self.stream.write('\n')
+
+
+def _cells(ctxt, names):
+    cells = sync.source.cells(ctxt)
+    if not names:
+        return cells
+    wanted = [c for c in cells if c.name in names or c.uuid in names]
+    unknown = set(names) - {c.name for c in wanted} - {c.uuid for c in wanted}
+    if unknown:
+        raise SystemExit('Unknown cell(s): %s' % ', '.join(sorted(unknown)))
+    return wanted
+
+
+def index_sync():
+    args = conf.CONF.command
+    ctxt = nova_context.get_admin_context()
+    store = index_api.get_store()
+    progress = Progress() if not args.quiet else None
+    result = sync.sync(ctxt, store, cells=_cells(ctxt, args.cell),
+                       batch_size=args.batch_size, resume=not args.restart,
+                       progress=progress)
+    if progress:
+        progress.finish()
+    print('Synced %d instances (%d written) and %d services of %d cells in '
+          '%.1f s' % (result.instances, result.written, result.services,
+                      result.cells, result.seconds))
+    return 0
+
+
+def index_verify():
+    args = conf.CONF.command
+    ctxt = nova_context.get_admin_context()
+    store = index_api.get_store()
+    progress = Progress() if not (args.quiet or args.json) else None
+    report = sync.verify(ctxt, store, repair=args.repair,
+                         cells=_cells(ctxt, args.cell), progress=progress)
+    if progress:
+        progress.finish()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+    else:
+        result = report.as_dict()
+        print('Checked %(checked)d instances: %(missing)d missing, '
+              '%(stale)d stale, %(orphaned)d orphaned, %(repaired)d '
+              'repaired' % result)
+        for kind, uuids in sorted(result['samples'].items()):
+            print('  %s: %s' % (kind, ', '.join(uuids)))
+    if report.drift and report.repaired < report.drift:
+        return 1
+    return 0
+
+
+def index_purge():
+    args = conf.CONF.command
+    store = index_api.get_store()
+    older_than = args.older_than
+    if older_than is None:
+        older_than = conf.CONF.search_index.tombstone_retention
+    before = timeutils.utcnow() - datetime.timedelta(seconds=older_than)
+    purged = store.purge_tombstones(before)
+    print('Purged %d tombstones deleted before %s' % (purged,
+                                                      before.isoformat()))
+    return 0
+
+
+def index_status():
+    store = index_api.get_store()
+    ctxt = nova_context.get_admin_context()
+    print('Schema version: %s' % migration.current_version(store.engine))
+    for table, label in (('index_instances', 'instances'),
+                         ('index_services', 'services')):
+        live = store.count(table)
+        total = store.count(table, include_deleted=True)
+        print('%s: %d live, %d tombstones' % (label, live, total - live))
+    for cell in sync.source.cells(ctxt):
+        state = store.get_sync_state(cell.uuid)
+        if state is None:
+            print('cell %s: never synced' % (cell.name or cell.uuid))
+        else:
+            print('cell %s: %d instances synced, started %s, %s' % (
+                cell.name or cell.uuid, state['synced'],
+                state['started_at'].isoformat(),
+                'completed %s' % state['completed_at'].isoformat()
+                if state['completed_at'] else 'not completed'))
+    return 0
+
+
+def api_paste():
+    args = conf.CONF.command
+    path = args.file or paste_config.nova_paste_ini()
+    with open(path) as f:
+        sys.stdout.write(paste_config.add_filter(f.read()))
+    return 0
+
+
+def _add_parsers(subparsers):
+    index = subparsers.add_parser('index', help='operate the search index')
+    actions = index.add_subparsers(dest='action')
+    actions.required = True
+
+    p = actions.add_parser('sync', help='load every cell into the index')
+    p.add_argument('--cell', action='append', default=[],
+                   help='sync only this cell (name or uuid); repeatable')
+    p.add_argument('--batch-size', type=int, default=None,
+                   help='instances per batch (default: [search_index] '
+                        'sync_batch_size)')
+    p.add_argument('--restart', action='store_true',
+                   help='start over instead of resuming an interrupted sync')
+    p.add_argument('--quiet', action='store_true', help='no progress')
+    p.set_defaults(func=index_sync)
+
+    p = actions.add_parser('verify', help='compare the index with the cells')
+    p.add_argument('--repair', action='store_true',
+                   help='rewrite missing, stale and orphaned documents')
+    p.add_argument('--cell', action='append', default=[],
+                   help='verify only this cell (name or uuid); repeatable')
+    p.add_argument('--json', action='store_true', help='JSON report')
+    p.add_argument('--quiet', action='store_true', help='no progress')
+    p.set_defaults(func=index_verify)
+
+    p = actions.add_parser('purge', help='remove old tombstones')
+    p.add_argument('--older-than', type=int, default=None,
+                   help='seconds (default: [search_index] '
+                        'tombstone_retention)')
+    p.set_defaults(func=index_purge)
+
+    p = actions.add_parser('status', help='index counts and sync state')
+    p.set_defaults(func=index_status)
+
+    p = subparsers.add_parser(
+        'api-paste', help='print api-paste.ini with the searchindex filter')
+    p.add_argument('--file', default=None,
+                   help='api-paste.ini to start from (default: the one '
+                        'installed with Nova)')
+    p.set_defaults(func=api_paste)
+
+
+command_opt = cfg.SubCommandOpt('command', title='Commands',
+                                handler=_add_parsers)
+
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    conf.register_opts()
+    conf.CONF.register_cli_opt(command_opt)
+    # As nova-manage: the RPC set-up registers [DEFAULT] transport_url, which
+    # cell mappings need; nothing connects to the bus.
+    config.parse_args(argv)
+    logging.setup(conf.CONF, 'nova')
+    objects.register_all()
+    try:
+        return conf.CONF.command.func()
+    finally:
+        index_api.reset()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,69 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The process's embedded index writer, if any.
+
+In embedded mode (the ``nova_search_index`` notification driver) a Nova
+process writes the index itself.  Notifications cover instances and
+service create/update/delete, but not service heartbeats, on which
+``host_status`` depends (``db`` servicegroup driver).  The driver registers
+its endpoint here, and :mod:`nova_search_ext.hooks` reports every
+``Service.save`` to it, where the database write happens (in the conductor
+for nova-compute's heartbeats).  Without an active endpoint nothing
+happens; the RabbitMQ indexer refreshes services on its own schedule.
+"""
+
+import threading
+
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+_LOCK = threading.Lock()
+_ACTIVE = []
+_WARNED = []
+
+
+def activate(endpoint):
+    """Make ``endpoint`` this process's embedded index writer."""
+    with _LOCK:
+        _ACTIVE[:] = [endpoint]
+
+
+def deactivate():
+    with _LOCK:
+        _ACTIVE[:] = []
+
+
+def active():
+    return _ACTIVE[0] if _ACTIVE else None
+
+
+def service_saved(service):
+    """Index a service record Nova has just saved (heartbeat included).
+
+    Never raises: a heartbeat must not fail because the index did.
+    """
+    endpoint = active()
+    if endpoint is None:
+        return
+    try:
+        endpoint.index_service_object(service)
+    except Exception as e:
+        if not _WARNED:
+            _WARNED.append(True)
+            LOG.warning('Could not record the heartbeat of %(binary)s on '
+                        '%(host)s in the search index (%(error)s); '
+                        'host_status may show UNKNOWN until it can.',
+                        {'binary': service.binary, 'host': service.host,
+                         'error': e})
+        else:
+            LOG.debug('Could not record a service heartbeat: %s', e)

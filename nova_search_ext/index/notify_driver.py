@@ -1,0 +1,80 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Embedded indexing: an oslo.messaging notification driver.
+
+Configured in any Nova service's ``nova.conf``::
+
+    [oslo_messaging_notifications]
+    driver = messagingv2,nova_search_index
+
+``nova.rpc`` builds its notifiers at start-up in every Nova process; with
+this driver listed, each versioned notification the process sends is also
+handed to :class:`~nova_search_ext.index.endpoint.NotificationEndpoint`
+in-line, so the index is written before the emitting call returns (a change
+visible through ``GET /servers/{id}`` is visible in the list).  Loading the
+driver also runs :func:`nova_search_ext.hooks.install`, which is how
+nova-compute, nova-conductor and nova-scheduler activate the package.
+
+Only versioned notifications are indexed: with ``notification_format =
+both`` Nova loads the driver for its legacy notifier too, and that instance
+ignores everything.  oslo.messaging logs and swallows exceptions raised by a
+driver, so a failing index never fails a Nova operation; the endpoint counts
+and logs it, and ``nova-search-manage index verify --repair`` mends drift.
+"""
+
+from oslo_log import log as logging
+from oslo_messaging.notify import notifier
+
+from nova_search_ext import conf
+from nova_search_ext import hooks
+from nova_search_ext.index import api as index_api
+from nova_search_ext.index import embedded
+from nova_search_ext.index import endpoint as endpoint_mod
+
+LOG = logging.getLogger(__name__)
+
+
+class IndexNotifyDriver(notifier.Driver):
+
+    def __init__(self, conf_obj, topics=None, transport=None):
+        super(IndexNotifyDriver, self).__init__(conf_obj, topics, transport)
+        conf.register_opts(conf_obj)
+        versioned = set(conf_obj.notifications.versioned_notifications_topics)
+        self.versioned = bool(set(topics or ()) & versioned)
+        self._endpoint = None
+        hooks.install()
+        if self.versioned:
+            # Heartbeats reach the index through this endpoint too.
+            self.endpoint
+
+    @property
+    def endpoint(self):
+        if self._endpoint is None:
+            # No retry delay in-line: the emitting Nova call is waiting.
+            self._endpoint = endpoint_mod.NotificationEndpoint(
+                index_api.get_store(), requeue_delay=0)
+            embedded.activate(self._endpoint)
+        return self._endpoint
+
+    def notify(self, ctxt, message, priority, retry):
+        if not self.versioned:
+            return
+        result = self.endpoint.process(
+            message.get('event_type'), message.get('payload'),
+            {'message_id': message.get('message_id'),
+             'timestamp': message.get('timestamp')})
+        if result == endpoint_mod.REQUEUE:
+            LOG.warning('The index missed %(event)s %(id)s; run '
+                        '"nova-search-manage index verify --repair" once the '
+                        'index database is back.',
+                        {'event': message.get('event_type'),
+                         'id': message.get('message_id')})

@@ -1,0 +1,249 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Reading the truth from the cells.
+
+A notification tells the indexer *that* an instance or a service changed;
+the cell database says *what* it looks like now.  Reading the record at
+processing time (rather than trusting the payload) is what makes the index
+idempotent and order-insensitive: replaying, duplicating or reordering
+notifications can only ever re-read the current state.  It also gives the
+index what payloads lack (``user_data``, the full network info, system
+metadata, the latest fault, the block device mappings, a service's
+``created_at``).
+
+Two ways to reach a cell:
+
+* with the API database (nova-api, nova-conductor, the indexer and the
+  manage commands): the instance mapping names the cell, and the record is
+  read with a context targeted at it;
+* without it (nova-compute, whose objects are remoted to its cell
+  conductor): the record is read through the conductor, which can only see
+  its own cell.
+"""
+
+from oslo_log import log as logging
+import sqlalchemy as sa
+
+from nova import context as nova_context
+from nova.db.api import api as api_db
+from nova.db.api import models as api_models
+from nova import exception
+from nova import objects
+from nova.objects import base as obj_base
+
+from nova_search_ext.index import document
+
+LOG = logging.getLogger(__name__)
+
+INSTANCE_ATTRS = list(document.DOC_ATTRS)
+
+# What load_instance() found.
+FOUND = 'found'
+GONE = 'gone'          # no longer in any cell: tombstone it
+PENDING = 'pending'    # not in a cell yet (a build request): nothing to do
+
+
+def remote_objects():
+    """True where Nova objects are remoted to a conductor (nova-compute)."""
+    return obj_base.NovaObject.indirection_api is not None
+
+
+def admin_context():
+    return nova_context.get_admin_context()
+
+
+def cell_context(ctxt, cell_mapping):
+    """A copy of ``ctxt`` targeted at ``cell_mapping``.
+
+    ``set_target_cell`` on a fresh context, rather than the ``target_cell``
+    context manager, because notifications are often emitted from inside a
+    ``target_cell`` block and the indexer must not depend on that block.
+    """
+    cctxt = ctxt.elevated()
+    nova_context.set_target_cell(cctxt, cell_mapping)
+    return cctxt
+
+
+def load_instance(uuid, ctxt=None):
+    """Read the current state of instance ``uuid``.
+
+    :returns: (FOUND, InstanceDocument), (GONE, None) or (PENDING, None)
+    """
+    return load_instances([uuid], ctxt)[uuid]
+
+
+def load_instances(uuids, ctxt=None):
+    """Read the current state of many instances, a few queries per cell.
+
+    :returns: ``{uuid: (FOUND, InstanceDocument) | (GONE, None) |
+              (PENDING, None)}``, the same answers as :func:`load_instance`
+    """
+    ctxt = ctxt or admin_context()
+    uuids = list(dict.fromkeys(uuids))
+    if remote_objects():
+        # nova-compute: the conductor reads its own cell; no mapping.
+        return {uuid: (FOUND, document.InstanceDocument.from_objects(
+                    instance, bdms, None)) if instance is not None
+                else (GONE, None)
+                for uuid, instance, bdms in read_instances(ctxt.elevated(),
+                                                           uuids)}
+    mappings = {m.instance_uuid: m for m in
+                objects.InstanceMappingList.get_by_instance_uuids(
+                    ctxt, uuids)}
+    result = {}
+    by_cell = {}
+    for uuid in uuids:
+        mapping = mappings.get(uuid)
+        if mapping is None:
+            result[uuid] = (GONE, None)
+        elif mapping.cell_mapping is None:
+            result[uuid] = (PENDING, None)
+        else:
+            cell = mapping.cell_mapping
+            by_cell.setdefault(cell.uuid, (cell, []))[1].append(uuid)
+    for cell, cell_uuids in by_cell.values():
+        cctxt = cell_context(ctxt, cell)
+        for uuid, instance, bdms in read_instances(cctxt, cell_uuids):
+            if instance is None:
+                result[uuid] = (GONE, None)
+            else:
+                result[uuid] = (FOUND, document.InstanceDocument.from_objects(
+                    instance, bdms, cell.uuid))
+    return result
+
+
+def read_instances(cctxt, uuids):
+    """Read instances, with what their documents need, from one cell.
+
+    Three or four queries whatever the number of uuids: the instances with
+    their joined attributes, hidden copies when some are missing, the
+    latest faults, the block device mappings (the same query the detail
+    view makes).
+
+    Yields ``(uuid, Instance or None, BlockDeviceMappingList)``.
+    """
+    # Live and deleted rows (Nova's list query filters neither without a
+    # 'deleted' key), metadata as the context reads it: current rows only.
+    found = {i.uuid: i for i in objects.InstanceList.get_by_filters(
+        cctxt, {'uuid': uuids}, expected_attrs=INSTANCE_ATTRS)}
+    missing = [u for u in uuids if u not in found]
+    if missing:
+        # Hidden copies (a cross-cell move in progress) are filtered out
+        # unless asked for; get_by_uuid would have returned them.
+        found.update({i.uuid: i for i in objects.InstanceList.get_by_filters(
+            cctxt, {'uuid': missing, 'hidden': True},
+            expected_attrs=INSTANCE_ATTRS)})
+    live = [u for u in uuids if u in found and not found[u].deleted]
+    faults = {}
+    bdms = {}
+    if live:
+        faults = {f.instance_uuid: f for f in
+                  objects.InstanceFaultList.get_latest_by_instance_uuids(
+                      cctxt, live)}
+        bdms = objects.BlockDeviceMappingList.bdms_by_instance_uuid(
+            cctxt, live)
+    empty = objects.BlockDeviceMappingList(cctxt, objects=[])
+    for uuid in uuids:
+        instance = found.get(uuid)
+        if instance is None:
+            yield uuid, None, empty
+            continue
+        instance.fault = faults.get(uuid)
+        yield uuid, instance, bdms.get(uuid) or empty
+
+
+def _service_cells(ctxt, host):
+    """Every cell, the one ``host`` is mapped to first.
+
+    Only compute hosts have host mappings, and a host can run services of
+    other binaries registered in another cell (nova-api's record, a
+    superconductor), so the mapped cell is a hint, not an answer.
+    """
+    all_cells = cells(ctxt)
+    if host:
+        try:
+            mapped = objects.HostMapping.get_by_host(ctxt, host).cell_mapping
+        except exception.HostMappingNotFound:
+            return all_cells
+        return [mapped] + [c for c in all_cells if c.uuid != mapped.uuid]
+    return all_cells
+
+
+def load_service(uuid, host=None, ctxt=None):
+    """Read the current state of service ``uuid``.
+
+    :returns: (FOUND, ServiceDocument) or (GONE, None)
+    """
+    ctxt = ctxt or admin_context()
+    if remote_objects():
+        try:
+            service = objects.Service.get_by_uuid(ctxt, uuid)
+        except exception.ServiceNotFound:
+            return GONE, None
+        return FOUND, document.ServiceDocument.from_object(service, None)
+    for cell in _service_cells(ctxt, host):
+        cctxt = cell_context(ctxt, cell)
+        try:
+            service = objects.Service.get_by_uuid(cctxt, uuid)
+        except exception.ServiceNotFound:
+            continue
+        return FOUND, document.ServiceDocument.from_object(service,
+                                                           cell.uuid)
+    return GONE, None
+
+
+def service_uuid_by_host(host, binary, ctxt=None):
+    """The uuid of the live ``binary`` service on ``host``, or None.
+
+    For ServiceStatusPayload 1.0, which does not carry the uuid.
+    """
+    ctxt = ctxt or admin_context()
+    if remote_objects():
+        try:
+            return objects.Service.get_by_args(ctxt, host, binary).uuid
+        except exception.HostBinaryNotFound:
+            return None
+    for cell in _service_cells(ctxt, host):
+        try:
+            return objects.Service.get_by_args(
+                cell_context(ctxt, cell), host, binary).uuid
+        except exception.HostBinaryNotFound:
+            continue
+    return None
+
+
+def compute_services(cell_mapping, ctxt=None):
+    """Every live ``nova-compute`` service record of one cell."""
+    ctxt = ctxt or admin_context()
+    cctxt = cell_context(ctxt, cell_mapping)
+    services = objects.ServiceList.get_by_binary(
+        cctxt, 'nova-compute', include_disabled=True)
+    return [document.ServiceDocument.from_object(s, cell_mapping.uuid)
+            for s in services]
+
+
+@api_db.context_manager.reader
+def _count_mappings(ctxt, cell_id):
+    return ctxt.session.query(sa.func.count(
+        api_models.InstanceMapping.id)).filter_by(
+            cell_id=cell_id, queued_for_delete=False).scalar()
+
+
+def instance_count(ctxt, cell_mapping):
+    """Number of live instances mapped to a cell (an API database count)."""
+    return _count_mappings(ctxt, cell_mapping.id)
+
+
+def cells(ctxt=None):
+    """Every cell mapping, cell0 included."""
+    ctxt = ctxt or admin_context()
+    return list(objects.CellMappingList.get_all(ctxt))
