@@ -131,6 +131,7 @@ class QueryCounter(fixtures.Fixture):
         self.counts = collections.Counter()
         self.statements = collections.defaultdict(list)
         self.active = False
+        self.owner = None
 
     def _labels(self):
         labels = {}
@@ -151,6 +152,9 @@ class QueryCounter(fixtures.Fixture):
                            executemany):
             if not self.active:
                 return
+            if (self.owner is not None and
+                    threading.get_ident() != self.owner):
+                return
             label = labels.get(id(conn.engine), 'other')
             self.counts[label] += 1
             self.statements[label].append(' '.join(statement.split())[:160])
@@ -160,9 +164,16 @@ class QueryCounter(fixtures.Fixture):
         self.addCleanup(sa.event.remove, sa.engine.Engine,
                         'before_cursor_execute', before_execute)
 
-    def start(self):
+    def start(self, own_thread=False):
+        """Count from now on.
+
+        :param own_thread: count only the statements of the calling thread
+            (green thread under eventlet); the request runs in it, Nova's
+            background work (periodic tasks, heartbeats) does not.
+        """
         self.counts.clear()
         self.statements.clear()
+        self.owner = threading.get_ident() if own_thread else None
         self.active = True
 
     def stop(self):

@@ -1,0 +1,70 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""How nova-api asks the index: the search client interface.
+
+Clients are loaded by name (``[searchlight] client``) from the
+``nova_search_ext.search_clients`` entry point namespace.  Both answer with
+:class:`~nova_search_ext.index.document.StoredInstance` hits, so one
+conversion turns any client's answer into Nova objects.
+"""
+
+import abc
+import threading
+
+from stevedore import driver
+
+from nova_search_ext import conf
+
+NAMESPACE = 'nova_search_ext.search_clients'
+
+
+class SearchClient(metaclass=abc.ABCMeta):
+
+    @abc.abstractmethod
+    def list_instances(self, context, query):
+        """Answer a server list request.
+
+        :param context: the request's RequestContext
+        :param query: nova_search_ext.index.base.ListQuery
+        :returns: list of StoredInstance in Nova's order
+        :raises: nova_search_ext.index.base.MarkerNotFound
+        :raises: any other exception when the index cannot answer
+        """
+
+    @abc.abstractmethod
+    def get_services(self, context, hosts):
+        """Return ``{host: [Service primitive, ...]}`` (nova-compute)."""
+
+
+_LOCK = threading.Lock()
+_CLIENT = {}
+
+
+def get_client():
+    """The client configured by ``[searchlight] client`` (cached)."""
+    name = conf.register_opts().searchlight.client
+    client = _CLIENT.get(name)
+    if client is None:
+        with _LOCK:
+            client = _CLIENT.get(name)
+            if client is None:
+                client = driver.DriverManager(
+                    NAMESPACE, name, invoke_on_load=True).driver
+                _CLIENT.clear()
+                _CLIENT[name] = client
+    return client
+
+
+def reset():
+    """Drop the cached client (a missing endpoint rebuilds it)."""
+    with _LOCK:
+        _CLIENT.clear()

@@ -1,0 +1,156 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The list branch: serve ``compute.api.API.get_all`` from the index.
+
+``API.get_all`` prepares the request (flavor and IP filters, build requests
+from the API database), asks ``instance_list.get_instance_objects_sorted``
+for the cell part of the answer, then de-duplicates, applies IP filters and
+adds down-cell records.  The cell part is the only piece that touches cell
+databases, so it is the only piece replaced here: everything before and
+after stays Nova's own code, and the response cannot drift from Nova's.
+
+With ``[searchlight] enabled`` and a request the index serves, the cell part
+comes from the index instead; the resulting objects carry their latest fault
+and block device mappings, so the controller's ``fill_faults`` and the
+detail view's BDM lookup need no cell either (see :mod:`nova_search_ext
+.hooks`).  Requests for deleted instances (``deleted``, ``changes-since``,
+``changes-before``) keep the cell path, as the spec says.  Any failure of
+the index answers that request from the cells (one WARNING) and opens the
+breaker.
+"""
+
+import threading
+
+from oslo_log import log as logging
+
+from nova import objects
+
+from nova_search_ext.client import base as client_base
+from nova_search_ext.compute import breaker as breaker_mod
+from nova_search_ext import conf
+from nova_search_ext.index import base as index_base
+from nova_search_ext.index import document
+
+LOG = logging.getLogger(__name__)
+
+_BREAKER_LOCK = threading.Lock()
+_BREAKER = []
+
+# How many list requests each path answered, for operators (debug log) and
+# for the tests that prove which path served a request.
+# 'declined': the index refused the request as Nova would (unknown marker,
+# invalid sort) and the cells gave Nova's own answer; 'fallback': the index
+# failed.
+STATS = {'index': 0, 'cells': 0, 'declined': 0, 'fallback': 0}
+_STATS_LOCK = threading.Lock()
+
+
+def _count(name):
+    with _STATS_LOCK:
+        STATS[name] += 1
+
+
+def get_breaker():
+    """The process-wide breaker, built from ``[searchlight]`` on first use."""
+    if not _BREAKER:
+        with _BREAKER_LOCK:
+            if not _BREAKER:
+                _BREAKER.append(breaker_mod.CircuitBreaker(
+                    retry_interval=conf.CONF.searchlight.retry_interval))
+    return _BREAKER[0]
+
+
+def reset():
+    """Forget the breaker, the client and the counters (tests, reloads)."""
+    with _BREAKER_LOCK:
+        _BREAKER[:] = []
+    client_base.reset()
+    with _STATS_LOCK:
+        for key in STATS:
+            STATS[key] = 0
+
+
+def index_serves(filters):
+    """Whether the index answers a request with these cell filters.
+
+    The compute API adds ``deleted=False`` unless the caller asked for
+    deleted instances or for changes since/before a time; those requests
+    may return deleted instances and keep using the cells.
+    """
+    if 'changes-since' in filters or 'changes-before' in filters:
+        return False
+    return 'deleted' in filters and not filters['deleted']
+
+
+def list_from_index(ctx, query, expected_attrs):
+    """Ask the configured client and rebuild the objects.
+
+    :returns: InstanceList
+    :raises: index_base.MarkerNotFound, or anything the client raises
+    """
+    client = client_base.get_client()
+    hits = client.list_instances(ctx, query)
+    services = {}
+    if 'services' in (expected_attrs or ()):
+        services = client.get_services(ctx, {h.host for h in hits if h.host})
+    inst_list = objects.InstanceList(ctx, objects=[
+        document.instance_from_stored(ctx, hit, expected_attrs,
+                                      services.get(hit.host))
+        for hit in hits])
+    inst_list.obj_reset_changes()
+    return inst_list
+
+
+def get_instance_objects_sorted(original, ctx, filters, limit, marker,
+                                expected_attrs, sort_keys, sort_dirs,
+                                cell_down_support=False):
+    """Replacement for ``instance_list.get_instance_objects_sorted``.
+
+    Same signature and return value (``(InstanceList, down cell uuids)``)
+    as Nova's; ``original`` is Nova's function.
+    """
+    def cells():
+        return original(ctx, filters, limit, marker, expected_attrs,
+                        sort_keys, sort_dirs,
+                        cell_down_support=cell_down_support)
+
+    cfg = conf.CONF.searchlight
+    if not cfg.enabled or not index_serves(filters):
+        _count('cells')
+        return cells()
+    breaker = get_breaker()
+    query = index_base.ListQuery(
+        filters=filters, limit=limit, marker=marker, sort_keys=sort_keys,
+        sort_dirs=sort_dirs, is_admin=ctx.is_admin,
+        project_id=ctx.project_id, user_id=ctx.user_id)
+    try:
+        instances = breaker.call(list_from_index, ctx, query, expected_attrs,
+                                 passthrough=(index_base.MarkerNotFound,
+                                              index_base.InvalidQuery))
+    except (index_base.MarkerNotFound, index_base.InvalidQuery) as e:
+        # Not a failure of the index.  The marker may be newer than the
+        # index, or the request is one Nova rejects: the cells answer, with
+        # Nova's own response (a 400 for an unknown marker).
+        LOG.debug('The search index declined the request (%s); listing from '
+                  'the cells', e)
+        _count('declined')
+        return cells()
+    except breaker_mod.Unavailable:
+        _count('fallback')
+        return cells()
+    _count('index')
+    return instances, []
+
+
+def is_index_served(instance):
+    """True for an Instance rebuilt from the index by this module."""
+    return '_search_bdms' in instance.__dict__

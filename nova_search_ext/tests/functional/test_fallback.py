@@ -1,0 +1,205 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""When the index cannot answer, Nova answers from the cells.
+
+Each failure kind is real where it can be: an index database file that
+cannot be opened, a MySQL port nobody listens on, a server that accepts the
+connection and never answers (connect timeout), corrupted documents (a
+malformed answer), an exception from the client.  For each: the request
+gets 200 and the same body as the cell path, exactly one WARNING is logged,
+the breaker is open and later requests go straight to the cells without a
+warning; with ``[searchlight] retry_interval`` the index is tried again
+after the interval and used once it answers.
+"""
+
+from nova.tests.functional import integrated_helpers  # noqa: first import
+
+import os
+import socket
+import threading
+from unittest import mock
+
+import sqlalchemy as sa
+
+from nova_search_ext.compute import breaker
+from nova_search_ext.compute import list_branch
+from nova_search_ext.index import api as index_api
+from nova_search_ext.tests.functional import base
+
+WARNING = 'Listing instances from the cells instead of the search index'
+
+
+class SilentServer(object):
+    """Accept TCP connections on loopback and never say a word."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+class FallbackTestCase(base.MultiCellTestCase):
+    ADMIN_API = True
+
+    def setUp(self):
+        super().setUp()
+        self.boot('a', host='host1')
+        self.boot('b', host='host2')
+        self.good_connection = self.flags_connection()
+        # What the cells say, for comparison.
+        self.flags(enabled=False, group='searchlight')
+        self.expected = self.api.api_get('/servers/detail').content
+        self.flags(enabled=True, group='searchlight')
+
+    def flags_connection(self):
+        from nova_search_ext import conf
+        return conf.CONF.search_index.connection
+
+    def _warnings(self):
+        return self.stdlog.logger.output.count(WARNING)
+
+    def _use_connection(self, url):
+        self.flags(connection=url, group='search_index')
+        index_api.reset()
+
+    def _get(self):
+        resp = self.api.api_get('/servers/detail',
+                                check_response_status=False)
+        self.assertEqual(200, resp.status, resp.content)
+        self.assertEqual(self.expected, resp.content)
+        return resp
+
+    def _assert_falls_back_once(self):
+        list_branch.reset()
+        warnings = self._warnings()
+        self._get()
+        self.assertEqual(warnings + 1, self._warnings())
+        self.assertEqual(1, list_branch.STATS['fallback'])
+        self.assertEqual(breaker.OPEN, list_branch.get_breaker().state)
+        # The breaker keeps the index out: no new warning, cells answer,
+        # and the client is not even asked.
+        with mock.patch('nova_search_ext.client.local.LocalClient.'
+                        'list_instances') as client:
+            for _ in range(3):
+                self._get()
+            self.assertFalse(client.called)
+        self.assertEqual(warnings + 1, self._warnings())
+        self.assertEqual(4, list_branch.STATS['fallback'])
+        self.assertEqual(0, list_branch.STATS['index'])
+
+    def test_index_database_file_cannot_be_opened(self):
+        missing = os.path.join(self.useFixture(
+            __import__('fixtures').TempDir()).path, 'no', 'such', 'dir')
+        self._use_connection('sqlite:///%s/index.sqlite' % missing)
+        self._assert_falls_back_once()
+
+    def test_index_database_refuses_connections(self):
+        probe = socket.socket()
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nobody listens there now
+        self._use_connection('mysql+pymysql://nova:x@127.0.0.1:%d/index'
+                             % port)
+        self._assert_falls_back_once()
+
+    def test_index_database_times_out(self):
+        server = SilentServer()
+        self.addCleanup(server.close)
+        self._use_connection(
+            'mysql+pymysql://nova:x@127.0.0.1:%d/index?connect_timeout=1'
+            % server.port)
+        self._assert_falls_back_once()
+
+    def test_malformed_answer(self):
+        with self.store.engine.begin() as conn:
+            conn.execute(sa.text(
+                "UPDATE index_instances SET doc = '{\"not\": \"an "
+                "instance\"}' WHERE display_name = 'b'"))
+        self._assert_falls_back_once()
+
+    def test_client_exception(self):
+        with mock.patch('nova_search_ext.client.local.LocalClient.'
+                        'list_instances',
+                        side_effect=RuntimeError('boom')):
+            list_branch.reset()
+            warnings = self._warnings()
+            self._get()
+            self.assertEqual(warnings + 1, self._warnings())
+        self.assertEqual(breaker.OPEN, list_branch.get_breaker().state)
+
+    def test_retry_interval_recovers(self):
+        self.flags(retry_interval=30, group='searchlight')
+        now = [1000.0]
+        list_branch.reset()
+        real_breaker = list_branch.get_breaker()
+        real_breaker._clock = lambda: now[0]
+
+        self._use_connection('sqlite:////nonexistent/dir/index.sqlite')
+        warnings = self._warnings()
+        self._get()
+        self.assertEqual(breaker.OPEN, real_breaker.state)
+        self.assertEqual(warnings + 1, self._warnings())
+
+        # The index is back, but the interval has not passed yet.
+        self._use_connection(self.good_connection)
+        now[0] += 29
+        self._get()
+        self.assertEqual(0, list_branch.STATS['index'])
+        self.assertEqual(breaker.OPEN, real_breaker.state)
+
+        # After the interval: one trial, it answers, the breaker closes.
+        now[0] += 2
+        self._get()
+        self.assertEqual(1, list_branch.STATS['index'])
+        self.assertEqual(breaker.CLOSED, real_breaker.state)
+        self._get()
+        self.assertEqual(2, list_branch.STATS['index'])
+
+        # A failed trial opens it again for another interval, with one
+        # warning.
+        self._use_connection('sqlite:////nonexistent/dir/index.sqlite')
+        real_breaker.record_failure('test')
+        now[0] += 31
+        self._get()
+        self.assertEqual(breaker.OPEN, real_breaker.state)
+        self.assertEqual(warnings + 2, self._warnings())
+
+    def test_default_is_off_until_restart(self):
+        self.assertEqual(0, list_branch.get_breaker().retry_interval)
+        list_branch.reset()
+        br = list_branch.get_breaker()
+        now = [0.0]
+        br._clock = lambda: now[0]
+        self._use_connection('sqlite:////nonexistent/dir/index.sqlite')
+        self._get()
+        self._use_connection(self.good_connection)
+        now[0] += 10 ** 6
+        self._get()
+        self.assertEqual(breaker.OPEN, br.state)
+        self.assertEqual(0, list_branch.STATS['index'])

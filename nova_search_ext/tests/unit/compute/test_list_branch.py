@@ -1,0 +1,272 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Tests of the list branch with a mocked search client.
+
+Nova's own ``get_instance_objects_sorted`` is replaced by a mock standing
+for the cell path, so each test can tell which path answered and with
+which arguments.
+"""
+
+import datetime
+import functools
+import logging
+from unittest import mock
+
+import fixtures
+from keystoneauth1 import exceptions as ks_exc
+
+from nova import objects
+from nova import test
+
+from nova_search_ext.client import base as client_base
+from nova_search_ext.compute import breaker as breaker_mod
+from nova_search_ext.compute import list_branch
+from nova_search_ext import conf
+from nova_search_ext.index import base as index_base
+from nova_search_ext.tests.unit import fakes
+
+FILTERS = {'deleted': False, 'project_id': 'fake-project'}
+SORT_KEYS = ['display_name']
+SORT_DIRS = ['asc']
+EXPECTED_ATTRS = ['flavor', 'info_cache', 'metadata']
+
+
+class FakeClock(object):
+
+    def __init__(self):
+        self.now = 500.0
+
+    def __call__(self):
+        return self.now
+
+
+class IndexServesTestCase(test.NoDBTestCase):
+
+    def test_truth_table(self):
+        when = datetime.datetime(2024, 1, 1)
+        cases = [
+            ({'deleted': False}, True),
+            ({'deleted': False, 'project_id': 'p', 'name': 'vm'}, True),
+            ({'deleted': 0}, True),
+            ({'deleted': True}, False),
+            ({}, False),
+            ({'project_id': 'p'}, False),
+            ({'deleted': False, 'changes-since': when}, False),
+            ({'deleted': False, 'changes-before': when}, False),
+            ({'changes-since': when}, False),
+            ({'deleted': True, 'changes-before': when}, False),
+        ]
+        for filters, expected in cases:
+            self.assertIs(expected, list_branch.index_serves(filters),
+                          filters)
+
+
+class ListBranchTestCase(test.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        conf.register_opts()
+        list_branch.reset()
+        self.addCleanup(list_branch.reset)
+        self.flags(enabled=True, group='searchlight')
+        self.client = mock.Mock(spec=client_base.SearchClient)
+        self.useFixture(fixtures.MockPatchObject(
+            client_base, 'get_client', return_value=self.client))
+        self.cells_answer = (objects.InstanceList(objects=[]), ['cell-x'])
+        self.original = mock.Mock(return_value=self.cells_answer)
+        self.log = self.useFixture(fixtures.FakeLogger(
+            name='nova_search_ext', level=logging.DEBUG,
+            format='%(levelname)s|%(name)s|%(message)s'))
+        self.ctxt = fakes.context()
+        self.docs = [fakes.doc(display_name='vm-%d' % i, id=i + 1,
+                               host='compute%d' % (i % 2))
+                     for i in range(3)]
+        self.client.list_instances.return_value = [
+            fakes.stored(d) for d in self.docs]
+
+    def _warnings(self):
+        return [line for line in self.log.output.splitlines()
+                if line.startswith('WARNING|')]
+
+    def _list(self, filters=None, marker=None, expected_attrs=None,
+              ctxt=None):
+        return list_branch.get_instance_objects_sorted(
+            self.original, ctxt or self.ctxt,
+            dict(FILTERS) if filters is None else filters, 10, marker,
+            EXPECTED_ATTRS if expected_attrs is None else expected_attrs,
+            SORT_KEYS, SORT_DIRS, cell_down_support=True)
+
+    def _assert_cells_answered(self, filters=None, marker=None):
+        self.original.assert_called_once_with(
+            self.ctxt, dict(FILTERS) if filters is None else filters, 10,
+            marker, EXPECTED_ATTRS, SORT_KEYS, SORT_DIRS,
+            cell_down_support=True)
+
+    def test_disabled_uses_the_cells_only(self):
+        self.flags(enabled=False, group='searchlight')
+        self.assertIs(self.cells_answer, self._list())
+        self._assert_cells_answered()
+        self.assertEqual(0, self.client.list_instances.call_count)
+        self.assertEqual(0, self.client.get_services.call_count)
+        self.assertEqual({'index': 0, 'cells': 1, 'declined': 0,
+                          'fallback': 0}, list_branch.STATS)
+
+    def test_requests_the_index_does_not_serve(self):
+        for filters in ({'deleted': True},
+                        {'deleted': False, 'changes-since': 'x'}):
+            self.original.reset_mock()
+            self.assertIs(self.cells_answer, self._list(filters=filters))
+            self._assert_cells_answered(filters=filters)
+        self.assertEqual(0, self.client.list_instances.call_count)
+        self.assertEqual(2, list_branch.STATS['cells'])
+        self.assertEqual(0, list_branch.STATS['index'])
+
+    def test_enabled_answers_from_the_index(self):
+        instances, down_cells = self._list(marker=self.docs[0].uuid)
+        self.assertEqual(0, self.original.call_count)
+        self.assertEqual([], down_cells)
+        self.assertIsInstance(instances, objects.InstanceList)
+        self.assertEqual([d.uuid for d in self.docs],
+                         [i.uuid for i in instances])
+        self.assertEqual(['vm-0', 'vm-1', 'vm-2'],
+                         [i.display_name for i in instances])
+        for inst in instances:
+            self.assertTrue(list_branch.is_index_served(inst))
+            for attr in EXPECTED_ATTRS:
+                self.assertIn(attr, inst)
+            self.assertNotIn('system_metadata', inst)
+            self.assertNotIn('services', inst)
+            self.assertIs(self.ctxt, inst._context)
+        self.assertEqual(1, list_branch.STATS['index'])
+        self.assertEqual(0, list_branch.STATS['cells'])
+        self.assertEqual(0, self.client.get_services.call_count)
+
+        (ctxt, query), _kw = self.client.list_instances.call_args
+        self.assertIs(self.ctxt, ctxt)
+        self.assertEqual(index_base.ListQuery(
+            filters=FILTERS, limit=10, marker=self.docs[0].uuid,
+            sort_keys=SORT_KEYS, sort_dirs=SORT_DIRS, is_admin=False,
+            project_id='fake-project', user_id='fake-user'), query)
+
+    def test_admin_context_in_query(self):
+        admin = fakes.context(is_admin=True, project_id='admin-project',
+                              user_id='admin')
+        self._list(ctxt=admin)
+        query = self.client.list_instances.call_args[0][1]
+        self.assertTrue(query.is_admin)
+        self.assertEqual('admin-project', query.project_id)
+        self.assertEqual('admin', query.user_id)
+
+    def test_services_are_joined_by_host(self):
+        svc = fakes.service(host='compute1').obj_to_primitive()
+        self.client.get_services.return_value = {'compute1': [svc]}
+        instances, _down = self._list(
+            expected_attrs=EXPECTED_ATTRS + ['services'])
+        (ctxt, hosts), _kw = self.client.get_services.call_args
+        self.assertEqual({'compute0', 'compute1'}, set(hosts))
+        by_host = {i.host: i for i in instances}
+        self.assertEqual([], list(by_host['compute0'].services))
+        self.assertEqual(['compute1'],
+                         [s.host for s in by_host['compute1'].services])
+
+    def test_marker_not_found_asks_the_cells_and_stays_closed(self):
+        self.client.list_instances.side_effect = index_base.MarkerNotFound(
+            'm')
+        self.assertIs(self.cells_answer, self._list(marker='m'))
+        self._assert_cells_answered(marker='m')
+        self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
+        self.assertEqual([], self._warnings())
+        self.assertEqual(1, list_branch.STATS['declined'])
+        self.assertEqual(0, list_branch.STATS['fallback'])
+        # The next request still goes to the index.
+        self.client.list_instances.side_effect = None
+        self.original.reset_mock()
+        self._list()
+        self.assertEqual(0, self.original.call_count)
+        self.assertEqual(1, list_branch.STATS['index'])
+
+    def test_invalid_query_asks_the_cells_and_stays_closed(self):
+        self.client.list_instances.side_effect = index_base.InvalidQuery(
+            'bad sort')
+        self.assertIs(self.cells_answer, self._list())
+        self._assert_cells_answered()
+        self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
+        self.assertEqual([], self._warnings())
+
+    def test_client_failure_falls_back_once_then_skips_the_index(self):
+        self.client.list_instances.side_effect = ks_exc.ConnectFailure(
+            'connection refused')
+        self.assertIs(self.cells_answer, self._list())
+        self._assert_cells_answered()
+        warnings = self._warnings()
+        self.assertEqual(1, len(warnings), self.log.output)
+        self.assertIn('the search API is not responding', warnings[0])
+        self.assertEqual(breaker_mod.OPEN, list_branch.get_breaker().state)
+        self.assertEqual(1, list_branch.STATS['fallback'])
+
+        # Straight to the cells, without touching the client or warning.
+        self.original.reset_mock()
+        self.assertIs(self.cells_answer, self._list())
+        self._assert_cells_answered()
+        self.assertEqual(1, self.client.list_instances.call_count)
+        self.assertEqual(1, len(self._warnings()))
+        self.assertEqual(2, list_branch.STATS['fallback'])
+        self.assertEqual(0, list_branch.STATS['index'])
+
+    def test_malformed_answer_falls_back(self):
+        # A hit the objects cannot be rebuilt from is a failure of the
+        # index, not of the request.
+        hit = fakes.stored(self.docs[0])
+        hit.doc = '{"nova_object.name": "Instance"}'
+        self.client.list_instances.return_value = [hit]
+        self.assertIs(self.cells_answer, self._list())
+        self._assert_cells_answered()
+        self.assertEqual(1, len(self._warnings()))
+        self.assertEqual(breaker_mod.OPEN, list_branch.get_breaker().state)
+
+    def test_retry_interval_recovery(self):
+        clock = FakeClock()
+        self.useFixture(fixtures.MockPatchObject(
+            breaker_mod, 'CircuitBreaker',
+            functools.partial(breaker_mod.CircuitBreaker, clock=clock)))
+        self.flags(retry_interval=30, group='searchlight')
+        self.client.list_instances.side_effect = ks_exc.ConnectTimeout(
+            'timed out')
+        self._list()
+        self.assertEqual(30, list_branch.get_breaker().retry_interval)
+        self.assertIn('for 30 seconds', self._warnings()[0])
+        self.assertEqual(1, self.client.list_instances.call_count)
+
+        clock.now += 29
+        self._list()
+        self.assertEqual(1, self.client.list_instances.call_count)
+        self.assertEqual(2, self.original.call_count)
+
+        clock.now += 1
+        self.client.list_instances.side_effect = None
+        instances, down = self._list()
+        self.assertEqual(2, self.client.list_instances.call_count)
+        self.assertEqual(2, self.original.call_count)
+        self.assertEqual(3, len(instances))
+        self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
+        self.assertEqual(1, list_branch.STATS['index'])
+        self.assertEqual(2, list_branch.STATS['fallback'])
+
+    def test_reset_forgets_breaker_and_counters(self):
+        self.client.list_instances.side_effect = ks_exc.ConnectFailure('x')
+        self._list()
+        first = list_branch.get_breaker()
+        self.assertEqual(breaker_mod.OPEN, first.state)
+        list_branch.reset()
+        self.assertIsNot(first, list_branch.get_breaker())
+        self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
+        self.assertEqual({0}, set(list_branch.STATS.values()))
