@@ -1,0 +1,372 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The Searchlight v1 resources: ``/v1/search``, ``/plugins``, ``/facets``.
+
+This module owns the validation of requests (the body keys of a search and
+the query parameters of facets, with Searchlight's error messages), the
+policy decisions and project scoping, and the shape of the answers.  The
+query language is :mod:`nova_search_ext.index.sql.dsl`; its errors become
+400s here.  Every error is a WebOb error page (400, 403, 413, 503), never a
+500 for bad input.
+"""
+
+import json
+import re
+import time
+
+from oslo_config import cfg
+from oslo_log import log as logging
+import sqlalchemy as sa
+from sqlalchemy import orm
+import webob
+import webob.exc
+import webob.request
+
+from nova_search_ext.api.search import middleware
+from nova_search_ext.api.search import policy
+from nova_search_ext.api.search import resources
+from nova_search_ext.api.search import serializers
+from nova_search_ext.index import api as index_api
+from nova_search_ext.index import base as index_base
+from nova_search_ext.index.sql import dsl
+from nova_search_ext.index.sql import store as sql_store
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+
+DEFAULT_LIMIT = 25
+MAX_SOURCE_PATTERNS = 256
+_INTEGER = re.compile(r'\s*[+-]?[0-9]{1,19}\s*')
+_RESERVED = ('self', 'schema')
+
+
+def _bad_request(message):
+    return webob.exc.HTTPBadRequest(explanation=message)
+
+
+def _forbidden(message):
+    return webob.exc.HTTPForbidden(explanation=message)
+
+
+def json_response(body, status=200):
+    return webob.Response(
+        status=status, content_type='application/json', charset='UTF-8',
+        body=json.dumps(body).encode('utf-8'))
+
+
+def _read_body(req):
+    if not req.content_length and 'transfer-encoding' not in req.headers:
+        raise _bad_request('Body expected in request.')
+    try:
+        raw = req.body
+    except webob.request.DisconnectionError:
+        raise _bad_request('The request body is incomplete.')
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _bad_request('Malformed JSON in request body.')
+    if not isinstance(body, dict):
+        raise _bad_request('The request body must be a JSON object.')
+    return body
+
+
+def _as_int(value, name):
+    if isinstance(value, bool):
+        raise _bad_request('%s param must be an integer' % name)
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        value = int(value)
+    if not isinstance(value, int):
+        raise _bad_request('%s param must be an integer' % name)
+    if value < 0:
+        raise _bad_request('%s param must be greater than or equal to 0'
+                           % name)
+    return value
+
+
+def _int_param(body, name, synonym, default, maximum, option):
+    if body.get(name) is not None and body.get(synonym) is not None:
+        raise _bad_request("Provide '%s' or '%s', but not both"
+                           % (name, synonym))
+    for key in (name, synonym):
+        if body.get(key) is not None:
+            value = _as_int(body[key], key)
+            if value > maximum:
+                raise _bad_request('%s param must be less than or equal to '
+                                   '%d%s' % (key, maximum, option))
+            return value
+    return default
+
+
+def _strings(value, what):
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise _bad_request("'%s' must be a string or a list of strings" % what)
+
+
+def _source_filter(value):
+    if value is None:
+        return serializers.SourceFilter()
+    if isinstance(value, (str, list)):
+        includes, excludes = _strings(value, '_source'), []
+    elif isinstance(value, dict):
+        includes = _strings(value.get('include', value.get('includes', [])),
+                            '_source.include')
+        excludes = _strings(value.get('exclude', value.get('excludes', [])),
+                            '_source.exclude')
+    else:
+        raise _bad_request("'_source' must be a string, dict or list")
+    if len(includes) + len(excludes) > MAX_SOURCE_PATTERNS:
+        raise _bad_request("'_source' is limited to %d patterns"
+                           % MAX_SOURCE_PATTERNS)
+    return serializers.SourceFilter(includes, excludes)
+
+
+def _check_index(values):
+    for index in values:
+        if index != resources.SEARCH_ALIAS:
+            raise _bad_request("Index '%s' is not in the list of enabled "
+                               "plugins" % index)
+
+
+def _bool_param(req, name, default):
+    value = req.GET.get(name)
+    if value is None:
+        return default
+    if value.lower() in ('true', 'false'):
+        return value.lower() == 'true'
+    raise _bad_request("'%s' must be 'true' or 'false'" % name)
+
+
+class SearchController(object):
+    """Answers the three Searchlight v1 resources from the index store."""
+
+    def __init__(self, store=None):
+        self._store = store
+        self._searcher = None
+
+    # Plumbing.
+
+    def _get_searcher(self):
+        store = self._store or index_api.get_store()
+        if not isinstance(store, sql_store.SQLStore):
+            LOG.error('The search API needs the sql index store driver, '
+                      'not %s', type(store).__name__)
+            raise webob.exc.HTTPInternalServerError()
+        if self._searcher is None or self._searcher[0] is not store:
+            try:
+                # Creates or upgrades the index schema on first use, as
+                # every other user of the store does.
+                store.health()
+            except index_base.StoreError as e:
+                LOG.error('The search index database cannot be reached: %s',
+                          e)
+                raise webob.exc.HTTPServiceUnavailable(
+                    explanation='The search index is unavailable.')
+            self._searcher = (store, dsl.Searcher(store.engine))
+        return self._searcher
+
+    def _run(self, func):
+        store, searcher = self._get_searcher()
+        try:
+            with orm.Session(store.engine) as session:
+                return func(session, searcher)
+        except dsl.QueryError as e:
+            raise _bad_request(str(e))
+
+    @staticmethod
+    def _authorize(ctx, rule):
+        if not policy.check(ctx, rule):
+            raise _forbidden("Policy doesn't allow %s to be performed."
+                             % rule)
+
+    @staticmethod
+    def _types(ctx, requested):
+        """The resource types to search, after policy (403 if none)."""
+        if requested is None or requested == [] or requested == '':
+            requested = list(resources.TYPES)
+        else:
+            requested = _strings(requested, 'type')
+        for rtype in requested:
+            if rtype not in resources.TYPES:
+                raise _bad_request("Resource type '%s' is not in the list of "
+                                   "enabled plugins" % rtype)
+        allowed = [t for t in resources.TYPES if t in requested and
+                   policy.check(ctx, policy.RESOURCE % t)]
+        if not allowed:
+            raise _forbidden(
+                'There are no resource types accessible to you to serve '
+                'your request. You do not have access to the following '
+                'resource types: %s' % ', '.join(sorted(set(requested))))
+        return allowed
+
+    @staticmethod
+    def _project_scope(ctx, all_projects):
+        if ctx.is_admin and all_projects:
+            return None
+        return ctx.project_id
+
+    # POST/GET /v1/search
+
+    def search(self, req):
+        started = time.monotonic()
+        ctx = req.environ[middleware.CONTEXT_KEY]
+        body = _read_body(req)
+        for key in _RESERVED:
+            if key in body:
+                raise _forbidden("Attribute '%s' is read-only." % key)
+        self._authorize(ctx, policy.QUERY)
+        types = self._types(ctx, body.get('type'))
+        if body.get('index') is not None:
+            _check_index(_strings(body['index'], 'index'))
+        offset = _int_param(body, 'offset', 'from', 0, dsl.MAX_OFFSET, '')
+        max_limit = CONF.search_api.max_limit
+        limit = _int_param(body, 'limit', 'size', min(DEFAULT_LIMIT,
+                                                      max_limit),
+                           max_limit, ' ([search_api] max_limit)')
+        all_projects = body.get('all_projects', False)
+        if not isinstance(all_projects, bool):
+            raise _bad_request("'all_projects' must be true or false")
+        source = _source_filter(body.get('_source'))
+        aggregations = self._aggregations(ctx, body)
+        if 'query' in body and not isinstance(body['query'], dict):
+            raise _bad_request("'query' must be a JSON object")
+        try:
+            sort = dsl.parse_sort(body.get('sort'))
+        except dsl.QueryError as e:
+            raise _bad_request(str(e))
+        request = dsl.SearchRequest(
+            types=types, query=body.get('query'), is_admin=ctx.is_admin,
+            project_id=self._project_scope(ctx, all_projects),
+            offset=offset, limit=limit, sort=sort,
+            search_after=body.get('search_after'),
+            aggregations=aggregations)
+
+        def _search(session, searcher):
+            result = searcher.search(session, request)
+            return result, [self._hit(h, ctx, source, bool(sort))
+                            for h in result.hits]
+
+        result, hits = self._run(_search)
+        if sort:
+            max_score = None
+        elif limit == 0:
+            max_score = 0.0
+        else:
+            max_score = 1.0 if result.total else None
+        answer = {
+            'took': int((time.monotonic() - started) * 1000),
+            'timed_out': False,
+            '_shards': {'total': 1, 'successful': 1, 'failed': 0},
+            'hits': {'total': result.total, 'max_score': max_score,
+                     'hits': hits},
+        }
+        if aggregations is not None:
+            answer['aggregations'] = result.aggregations
+        return json_response(answer)
+
+    def _aggregations(self, ctx, body):
+        if 'aggs' in body and 'aggregations' in body:
+            raise _bad_request("A request cannot include both 'aggs' and "
+                               "'aggregations'")
+        value = body.get('aggregations', body.get('aggs'))
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise _bad_request("'aggregations' must be a JSON object")
+        self._authorize(ctx, policy.AGGREGATIONS)
+        for name, definition in value.items():
+            if isinstance(definition, dict) and 'global' in definition:
+                raise _forbidden("Aggregation '%s' contains the 'global' "
+                                 "aggregation which is not allowed" % name)
+        try:
+            return dsl.parse_aggregations(value)
+        except dsl.QueryError as e:
+            raise _bad_request(str(e))
+
+    @staticmethod
+    def _hit(hit, ctx, source, sorted_):
+        build = serializers.SOURCES[hit.type]
+        result = {
+            '_index': resources.INDEX_NAME,
+            '_type': hit.type,
+            '_id': resources.hit_id(hit.type, hit.row.uuid, ctx.is_admin),
+            '_score': None if sorted_ else 1.0,
+            '_source': build(hit.row, ctx.is_admin, source),
+        }
+        if sorted_:
+            result['sort'] = hit.sort
+        return result
+
+    # GET /v1/search/plugins
+
+    def plugins(self, req):
+        ctx = req.environ[middleware.CONTEXT_KEY]
+        self._authorize(ctx, policy.PLUGINS_INFO)
+        return json_response({'plugins': [
+            resources.plugin_info(t) for t in sorted(resources.TYPES)
+            if policy.check(ctx, policy.RESOURCE % t)]})
+
+    # GET /v1/search/facets
+
+    def facets(self, req):
+        ctx = req.environ[middleware.CONTEXT_KEY]
+        self._authorize(ctx, policy.FACETS)
+        _check_index(req.GET.getall('index'))
+        all_projects = _bool_param(req, 'all_projects', False)
+        include_fields = _bool_param(req, 'include_fields', True)
+        exclude_options = _bool_param(req, 'exclude_options', False)
+        limit_terms = req.GET.get('limit_terms')
+        limit_terms = 0 if limit_terms is None else _as_int(limit_terms,
+                                                            'limit_terms')
+        types = self._types(ctx, req.GET.getall('type') or None)
+        request = dsl.SearchRequest(
+            types=types, query=None, is_admin=ctx.is_admin,
+            project_id=self._project_scope(ctx, all_projects), offset=0,
+            limit=0, sort=[], search_after=None, aggregations={})
+
+        def _facets(session, searcher):
+            answer = {}
+            for rtype in types:
+                answer[rtype] = self._type_facets(
+                    session, searcher, rtype, request, include_fields,
+                    not exclude_options, limit_terms)
+            return answer
+
+        return json_response(self._run(_facets))
+
+    @staticmethod
+    def _type_facets(session, searcher, rtype, request, include_fields,
+                     with_options, limit_terms):
+        schema = dsl.SCHEMAS[rtype]
+        where = searcher.where(schema, request)
+        count = session.execute(sa.select(sa.func.count()).select_from(
+            schema.model).where(where)).scalar()
+        result = {'doc_count': count}
+        if not include_fields:
+            return result
+        facets = []
+        for facet in resources.FACETS[rtype]:
+            if facet.admin_only and not request.is_admin:
+                continue
+            entry = {'name': facet.name, 'type': facet.type}
+            if facet.options and with_options:
+                agg = dsl.TermsAggregation(facet.name, limit_terms,
+                                           [('_count', 'desc')], 1)
+                buckets = searcher.terms(session, [schema],
+                                         {rtype: where}, agg,
+                                         request.is_admin)['buckets']
+                entry['options'] = buckets
+            facets.append(entry)
+        result['facets'] = facets
+        return result

@@ -1,0 +1,121 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Policy of the search API: in-code defaults and the enforcer.
+
+The rule names are Searchlight's, so an operator's Searchlight policy file
+keeps its meaning:
+
+* ``context_is_admin`` (``role:admin``): who is an administrator, i.e. sees
+  administrator-only fields and may ask for ``all_projects``.  Nova defines
+  the same rule; both read ``[oslo_policy] policy_file`` of nova.conf, so an
+  override there applies to Nova and to the search API alike.
+* ``search:query``, ``search:query:aggregations``, ``search:plugins_info``,
+  ``search:facets``: who may use each API (any project-scoped caller).
+* ``resource:OS::Nova::Server`` (any project-scoped caller) and
+  ``resource:OS::Nova::Service`` (administrators): who may search each
+  resource type.  A type the caller may not search is silently left out of
+  multi-type searches, plugin lists and facets; asking for it alone is 403.
+
+This module owns the rules and the enforcer, not the decisions made with
+them (:mod:`nova_search_ext.api.search.controller`).
+"""
+
+import threading
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_policy import policy
+
+LOG = logging.getLogger(__name__)
+
+ADMIN = 'context_is_admin'
+QUERY = 'search:query'
+AGGREGATIONS = 'search:query:aggregations'
+PLUGINS_INFO = 'search:plugins_info'
+FACETS = 'search:facets'
+RESOURCE = 'resource:%s'
+
+_ADMIN_OR_OWNER = 'rule:context_is_admin or project_id:%(project_id)s'
+
+
+def list_rules():
+    """The in-code default rules (for the enforcer and the generators)."""
+    return [
+        policy.RuleDefault(
+            ADMIN, 'role:admin',
+            description='Decides who is an administrator of the search '
+                        'API: administrators see administrator-only fields, '
+                        'may search every project with all_projects and '
+                        'may search OS::Nova::Service.'),
+        policy.DocumentedRuleDefault(
+            QUERY, _ADMIN_OR_OWNER, 'Search the index.',
+            [{'method': 'POST', 'path': '/v1/search'},
+             {'method': 'GET', 'path': '/v1/search'}]),
+        policy.DocumentedRuleDefault(
+            AGGREGATIONS, _ADMIN_OR_OWNER,
+            'Ask for aggregations in a search.',
+            [{'method': 'POST', 'path': '/v1/search'},
+             {'method': 'GET', 'path': '/v1/search'}]),
+        policy.DocumentedRuleDefault(
+            PLUGINS_INFO, _ADMIN_OR_OWNER,
+            'List the resource types the caller may search.',
+            [{'method': 'GET', 'path': '/v1/search/plugins'}]),
+        policy.DocumentedRuleDefault(
+            FACETS, _ADMIN_OR_OWNER,
+            'List the searchable fields and their most frequent values.',
+            [{'method': 'GET', 'path': '/v1/search/facets'}]),
+        policy.RuleDefault(
+            RESOURCE % 'OS::Nova::Server', _ADMIN_OR_OWNER,
+            description='Search servers (always limited to the caller\'s '
+                        'project unless an administrator asks for '
+                        'all_projects).'),
+        policy.RuleDefault(
+            RESOURCE % 'OS::Nova::Service', 'rule:context_is_admin',
+            description='Search compute services.'),
+    ]
+
+
+_LOCK = threading.Lock()
+_ENFORCER = None
+
+
+def get_enforcer(conf=None):
+    """The enforcer, built on first use from ``conf`` (Nova's CONF)."""
+    global _ENFORCER
+    if _ENFORCER is None:
+        with _LOCK:
+            if _ENFORCER is None:
+                enforcer = policy.Enforcer(conf or cfg.CONF)
+                enforcer.register_defaults(list_rules())
+                enforcer.load_rules()
+                _ENFORCER = enforcer
+    return _ENFORCER
+
+
+def reset():
+    """Drop the enforcer (tests, configuration reloads)."""
+    global _ENFORCER
+    with _LOCK:
+        _ENFORCER = None
+
+
+def _target(context):
+    return {'project_id': context.project_id, 'user_id': context.user_id}
+
+
+def check(context, rule, target=None):
+    """Whether ``rule`` allows ``context`` (never raises)."""
+    return get_enforcer().enforce(rule, target or _target(context), context)
+
+
+def is_admin(context):
+    return check(context, ADMIN, {})

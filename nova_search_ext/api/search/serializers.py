@@ -1,0 +1,293 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``_source`` of search hits, built from the stored index rows.
+
+``OS::Nova::Server`` documents look like Searchlight's (the compute API's
+server detail with Searchlight's additions), built from the row's columns
+and the stored ``Instance`` primitive:
+
+* everybody: ``id``, ``name``, ``description``, ``tenant_id``,
+  ``project_id``, ``owner``, ``user_id``, ``status`` (lower case, as
+  Searchlight stored it), ``OS-EXT-STS:vm_state``, ``OS-EXT-STS:task_state``,
+  ``OS-EXT-STS:power_state``, ``OS-EXT-AZ:availability_zone``, ``created``,
+  ``updated``, ``created_at``, ``updated_at``, ``flavor`` (``{"id"}``),
+  ``image`` (``{"id"}``, absent for volume-backed servers, as in
+  Searchlight), ``key_name``, ``locked``, ``tags``, ``metadata``,
+  ``security_groups`` (``[{"name"}]``, as Searchlight returned them),
+  ``addresses`` and ``networks`` (from the stored network info cache, in the
+  compute API's and Searchlight's shapes), ``accessIPv4``, ``accessIPv6``,
+  ``OS-SRV-USG:launched_at``, ``OS-SRV-USG:terminated_at``, ``config_drive``
+  and ``fault`` (``{"code", "message", "created"}``, when the index holds
+  one);
+* administrators only: ``OS-EXT-SRV-ATTR:host``,
+  ``OS-EXT-SRV-ATTR:hypervisor_hostname``, ``OS-EXT-SRV-ATTR:instance_name``,
+  ``host``, ``node``, ``cell_uuid``;
+* administrators only, and only when ``_source`` names them exactly (they
+  are large): ``nova_object`` (the stored ``Instance`` primitive),
+  ``nova_fault`` (the stored ``InstanceFault`` primitive or null) and
+  ``nova_bdms`` (the stored ``BlockDeviceMapping`` primitives).
+
+``OS::Nova::Service`` documents: ``id``, ``host``, ``binary``, ``topic``,
+``disabled``, ``disabled_reason``, ``forced_down``, ``last_seen_up``,
+``created_at``, ``updated_at``, ``cell_uuid`` and, on explicit request by
+an administrator, ``nova_object`` (the stored ``Service`` primitive).
+
+Source filtering (:class:`SourceFilter`) follows Elasticsearch: include and
+exclude patterns are shell globs matched against dotted paths
+(``flavor.id``, ``OS-EXT-*``).  No role marker field exists, so none can
+leak.
+"""
+
+import fnmatch
+import json
+
+from oslo_log import log as logging
+from oslo_utils import timeutils
+
+from nova.api.openstack import common as api_common
+from nova.api.openstack.compute.views import ips as ips_view
+from nova.network import model as network_model
+from nova import objects
+
+from nova_search_ext.index.sql import dsl
+
+LOG = logging.getLogger(__name__)
+
+_DATA = 'nova_object.data'
+RAW_FIELDS = {
+    dsl.SERVER_TYPE: ('nova_object', 'nova_fault', 'nova_bdms'),
+    dsl.SERVICE_TYPE: ('nova_object',),
+}
+
+
+def _api_time(value):
+    """The compute API's time format (whole seconds, 'Z')."""
+    return value.strftime('%Y-%m-%dT%H:%M:%SZ') if value else None
+
+
+def _usage_time(value):
+    """The compute API's OS-SRV-USG time format."""
+    return value.strftime('%Y-%m-%dT%H:%M:%S.%f') if value else None
+
+
+def _list_objects(data, attr):
+    value = data.get(attr)
+    if not isinstance(value, dict):
+        return []
+    return [o.get(_DATA, {}) for o in value.get(_DATA, {}).get('objects', [])]
+
+
+def _addresses(data):
+    cache = data.get('info_cache')
+    if not isinstance(cache, dict):
+        return {}
+    network_info = cache.get(_DATA, {}).get('network_info')
+    if not network_info:
+        return {}
+    nw_info = network_model.NetworkInfo.hydrate(network_info)
+    networks = api_common.get_networks_for_instance_from_nw_info(nw_info)
+    return ips_view.ViewBuilder().index(
+        None, networks, extend_address=True)['addresses']
+
+
+def _networks(addresses):
+    """Searchlight's flattened ``networks`` list, one entry per address."""
+    result = []
+    for label, entries in addresses.items():
+        for entry in entries:
+            result.append({
+                'name': label,
+                'version': entry['version'],
+                'ipv%d_addr' % entry['version']: entry['addr'],
+                'OS-EXT-IPS-MAC:mac_addr': entry['OS-EXT-IPS-MAC:mac_addr'],
+                'OS-EXT-IPS:type': entry['OS-EXT-IPS:type'],
+            })
+    return result
+
+
+def _fault(text):
+    if not text:
+        return None
+    data = json.loads(text).get(_DATA, {})
+    fault = {'code': data.get('code'), 'message': data.get('message')}
+    created = data.get('created_at')
+    if created:
+        fault['created'] = _api_time(timeutils.normalize_time(
+            timeutils.parse_isotime(created)))
+    return fault
+
+
+def instance_name(prim):
+    """``OS-EXT-SRV-ATTR:instance_name`` from a stored Instance primitive.
+
+    Nova computes it from ``[DEFAULT] instance_name_template``; so do we,
+    through the Instance object, on its scalar fields only.
+    """
+    data = {k: v for k, v in prim.get(_DATA, {}).items()
+            if not isinstance(v, (dict, list))}
+    scalar = dict(prim, **{_DATA: data})
+    scalar.pop('nova_object.changes', None)
+    return objects.Instance.obj_from_primitive(scalar).name
+
+
+def server_source(row, is_admin, wanted):
+    """The ``_source`` of an OS::Nova::Server hit.
+
+    :param row: IndexInstance row
+    :param is_admin: whether administrator-only fields are shown
+    :param wanted: SourceFilter of the request
+    """
+    prim = json.loads(row.doc)
+    data = prim.get(_DATA, {})
+    addresses = _addresses(data)
+    source = {
+        'id': row.uuid,
+        'name': row.display_name,
+        'description': row.display_description,
+        'tenant_id': row.project_id,
+        'project_id': row.project_id,
+        'owner': row.project_id,
+        'user_id': row.user_id,
+        'status': row.status.lower() if row.status else row.status,
+        'OS-EXT-STS:vm_state': row.vm_state,
+        'OS-EXT-STS:task_state': row.task_state,
+        'OS-EXT-STS:power_state': row.power_state,
+        'OS-EXT-AZ:availability_zone': row.availability_zone,
+        'created': _api_time(row.created_at),
+        'updated': _api_time(row.updated_at),
+        'created_at': _api_time(row.created_at),
+        'updated_at': _api_time(row.updated_at),
+        'flavor': {'id': row.flavor_id},
+        'key_name': row.key_name,
+        'locked': bool(row.locked),
+        'tags': sorted(t.get('tag') for t in _list_objects(data, 'tags')),
+        'metadata': data.get('metadata') or {},
+        'security_groups': [{'name': g.get('name')}
+                            for g in _list_objects(data, 'security_groups')],
+        'addresses': addresses,
+        'networks': _networks(addresses),
+        'accessIPv4': row.access_ip_v4 or '',
+        'accessIPv6': row.access_ip_v6 or '',
+        'OS-SRV-USG:launched_at': _usage_time(row.launched_at),
+        'OS-SRV-USG:terminated_at': _usage_time(row.terminated_at),
+        'config_drive': row.config_drive or '',
+    }
+    if row.image_ref:
+        source['image'] = {'id': row.image_ref}
+    fault = _fault(row.fault)
+    if fault:
+        source['fault'] = fault
+    if is_admin:
+        source.update({
+            'OS-EXT-SRV-ATTR:host': row.host,
+            'OS-EXT-SRV-ATTR:hypervisor_hostname': row.node,
+            'host': row.host,
+            'node': row.node,
+            'cell_uuid': row.cell_uuid,
+        })
+        if wanted.includes_path(dsl.INSTANCE_NAME_FIELD):
+            source[dsl.INSTANCE_NAME_FIELD] = instance_name(prim)
+        if wanted.raw('nova_object'):
+            source['nova_object'] = prim
+        if wanted.raw('nova_fault'):
+            source['nova_fault'] = json.loads(row.fault) if row.fault \
+                else None
+        if wanted.raw('nova_bdms'):
+            source['nova_bdms'] = json.loads(row.bdms) if row.bdms else []
+    return wanted.apply(source, RAW_FIELDS[dsl.SERVER_TYPE])
+
+
+def service_source(row, is_admin, wanted):
+    """The ``_source`` of an OS::Nova::Service hit."""
+    prim = json.loads(row.doc)
+    data = prim.get(_DATA, {})
+    source = {
+        'id': row.uuid,
+        'host': row.host,
+        'binary': row.binary,
+        'topic': row.topic,
+        'disabled': row.disabled,
+        'disabled_reason': data.get('disabled_reason'),
+        'forced_down': row.forced_down,
+        'last_seen_up': _api_time(row.last_seen_up),
+        'created_at': _api_time(row.created_at),
+        'updated_at': _api_time(row.updated_at),
+        'cell_uuid': row.cell_uuid,
+    }
+    if is_admin and wanted.raw('nova_object'):
+        source['nova_object'] = prim
+    return wanted.apply(source, RAW_FIELDS[dsl.SERVICE_TYPE])
+
+
+SOURCES = {dsl.SERVER_TYPE: server_source, dsl.SERVICE_TYPE: service_source}
+
+
+def _segments(pattern):
+    return pattern.split('.')
+
+
+def _full_match(path, pattern):
+    return len(path) == len(pattern) and all(
+        fnmatch.fnmatchcase(p, q) for p, q in zip(path, pattern))
+
+
+def _below(path, pattern):
+    return len(pattern) > len(path) and all(
+        fnmatch.fnmatchcase(p, q) for p, q in zip(path, pattern))
+
+
+class SourceFilter(object):
+    """Elasticsearch-style ``_source`` include/exclude patterns."""
+
+    def __init__(self, includes=(), excludes=()):
+        self.includes = list(includes)
+        self.excludes = list(excludes)
+        self._inc = [_segments(p) for p in self.includes]
+        self._exc = [_segments(p) for p in self.excludes]
+
+    def raw(self, name):
+        """Whether raw field ``name`` was asked for by name."""
+        return name in self.includes and not self._excluded([name])
+
+    def includes_path(self, name):
+        """Whether top-level field ``name`` survives the filter."""
+        path = [name]
+        return not self._excluded(path) and (
+            not self._inc or any(_full_match(path, p) for p in self._inc))
+
+    def _excluded(self, path):
+        return any(_full_match(path, p) for p in self._exc)
+
+    def apply(self, source, raw_fields=()):
+        raw = {k: source.pop(k) for k in raw_fields if k in source}
+        result = self._filter(source, [], self._inc)
+        result.update(raw)
+        return result
+
+    def _filter(self, obj, path, includes):
+        out = {}
+        for key, value in obj.items():
+            here = path + [key]
+            if self._excluded(here):
+                continue
+            if not includes or any(_full_match(here, p) for p in includes):
+                if isinstance(value, dict) and any(
+                        _below(here, p) for p in self._exc):
+                    value = self._filter(value, here, [])
+                out[key] = value
+            elif isinstance(value, dict):
+                deeper = [p for p in includes if _below(here, p)]
+                if deeper:
+                    sub = self._filter(value, here, deeper)
+                    if sub:
+                        out[key] = sub
+        return out

@@ -1,0 +1,269 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""nova-search-api over real HTTP, on an index fed by Nova with two cells.
+
+The search API is the paste application of ``search-api-paste.ini``
+(``noauth``), served by the service's own threaded HTTP server on a
+loopback port; every request goes through python-searchlightclient on a
+keystoneauth1 session, as nova-api's ``searchlight`` client sends them.
+"""
+
+from nova.tests.functional import integrated_helpers  # noqa: first import
+
+import collections
+import json
+
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import noauth
+from keystoneauth1 import session as ks_session
+from oslo_config import cfg
+from searchlightclient import client as sl_client
+import sqlalchemy as sa
+
+from nova.tests.functional.api import client as api_client
+
+from nova_search_ext.api.search import app as search_app
+from nova_search_ext.api.search import policy
+from nova_search_ext.api.search import server as server_mod
+from nova_search_ext.index.sql import models
+from nova_search_ext.tests.functional import base
+
+CONF = cfg.CONF
+SERVER = 'OS::Nova::Server'
+SERVICE = 'OS::Nova::Service'
+OTHER_PROJECT = 'b0b5c0ffee0000000000000000000000'
+ADMIN_ONLY = ('OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
+              'OS-EXT-SRV-ATTR:instance_name', 'host', 'node', 'cell_uuid')
+
+
+class SearchAPITestCase(base.MultiCellTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.project = self.api.project_id
+        other_api = api_client.TestOpenStackClient(
+            'other', self.api.base_url, project_id=OTHER_PROJECT,
+            roles=['reader', 'member'])
+        other_api.microversion = 'latest'
+        self.servers = [self.boot('vm-a', host='host1'),
+                        self.boot('vm-b', host='host2'),
+                        self._create_server(name='other-vm',
+                                            networks='none',
+                                            api=other_api)]
+        self.mine = sorted(s['id'] for s in self.servers[:2])
+        self.flags(auth_strategy='noauth', group='search_api')
+        policy.reset()
+        self.addCleanup(policy.reset)
+        self.http = server_mod.Server(search_app.load_app(CONF),
+                                      '127.0.0.1', 0)
+        self.http.start()
+        self.addCleanup(self.http.stop)
+        self.endpoint = 'http://127.0.0.1:%d' % self.http.port
+
+    def client(self, roles='admin', project=None):
+        session = ks_session.Session(
+            auth=noauth.NoAuth(),
+            additional_headers={'X-Roles': roles,
+                                'X-Project-Id': project or self.project,
+                                'X-User-Id': 'fake'})
+        return sl_client.Client('1', session=session,
+                                endpoint_override=self.endpoint)
+
+    def index_rows(self, table=models.index_instances):
+        with self.store.engine.connect() as conn:
+            return {r.uuid: r for r in conn.execute(sa.select(table).where(
+                table.c.deleted == 0, table.c.doc.is_not(None)))}
+
+    def test_admin_hits_equal_the_index(self):
+        result = self.client().search.search(
+            type=SERVER, all_projects=True, limit=100, sort=[{'id': 'asc'}])
+        rows = self.index_rows()
+        self.assertEqual(3, len(rows))
+        self.assertEqual(3, result.hits['total'])
+        hits = result.hits['hits']
+        self.assertEqual(sorted(rows), [h['_source']['id'] for h in hits])
+        cells = set()
+        for hit in hits:
+            source, row = hit['_source'], rows[hit['_source']['id']]
+            self.assertEqual(row.uuid + '_ADMIN', hit['_id'])
+            self.assertEqual([row.uuid], hit['sort'])
+            self.assertIsNone(hit['_score'])
+            self.assertEqual(row.display_name, source['name'])
+            self.assertEqual(row.project_id, source['tenant_id'])
+            self.assertEqual(row.host, source['OS-EXT-SRV-ATTR:host'])
+            self.assertEqual(row.node,
+                             source['OS-EXT-SRV-ATTR:hypervisor_hostname'])
+            self.assertEqual(row.cell_uuid, source['cell_uuid'])
+            self.assertEqual(row.flavor_id, source['flavor']['id'])
+            cells.add(row.cell_uuid)
+            # Nova's own view of the server.
+            nova = self.admin_api.get_server(row.uuid)
+            self.assertEqual(nova['status'].lower(), source['status'])
+            self.assertEqual(nova['OS-EXT-SRV-ATTR:instance_name'],
+                             source['OS-EXT-SRV-ATTR:instance_name'])
+            self.assertEqual(nova['OS-EXT-SRV-ATTR:host'], source['host'])
+        self.assertEqual(2, len(cells))
+        simplified = self.client().search.search(
+            type=SERVER, all_projects=True, simplified=True, sort='name',
+            query={'term': {'OS-EXT-SRV-ATTR:host': 'host2'}})
+        on_host2 = sorted(r.display_name for r in rows.values()
+                          if r.host == 'host2')
+        self.assertIn('vm-b', on_host2)
+        self.assertEqual(on_host2, [s['name'] for s in simplified])
+
+    def test_admin_without_all_projects_sees_its_project(self):
+        result = self.client().search.search(type=SERVER, limit=100)
+        self.assertEqual(self.mine, sorted(
+            h['_source']['id'] for h in result.hits['hits']))
+
+    def test_member_sees_its_project_without_admin_fields(self):
+        for project, expected in ((self.project, self.mine),
+                                  (OTHER_PROJECT, [self.servers[2]['id']])):
+            result = self.client('member', project).search.search(
+                type=SERVER, all_projects=True,
+                _source={'include': ['*', 'nova_object']})
+            hits = result.hits['hits']
+            self.assertEqual(expected, sorted(h['_source']['id']
+                                              for h in hits))
+            for hit in hits:
+                self.assertTrue(hit['_id'].endswith('_USER'))
+                self.assertEqual(project, hit['_source']['tenant_id'])
+                for key in ADMIN_ONLY + ('nova_object',):
+                    self.assertNotIn(key, hit['_source'])
+            # No fishing on administrator-only fields.
+            result = self.client('member', project).search.search(
+                type=SERVER, query={'term': {'host': 'host1'}})
+            self.assertEqual(0, result.hits['total'])
+
+    def test_services(self):
+        result = self.client().search.search(
+            type=SERVICE, limit=100, sort='id')
+        rows = self.index_rows(models.index_services)
+        self.assertEqual(sorted(rows),
+                         [h['_id'] for h in result.hits['hits']])
+        computes = self.client().search.search(
+            type=SERVICE, sort='host',
+            query={'term': {'binary': 'nova-compute'}}, simplified=True)
+        self.assertEqual(['host1', 'host2'], [s['host'] for s in computes])
+        self.assertEqual([rows[s['id']].cell_uuid for s in computes],
+                         [s['cell_uuid'] for s in computes])
+        self.assertEqual(2, len({s['cell_uuid'] for s in computes}))
+        exc = self.assertRaises(
+            ks_exc.Forbidden, self.client('member').search.search,
+            type=SERVICE)
+        self.assertIn('There are no resource types accessible to you',
+                      exc.response.json()['message'])
+        # Dropped silently when asked for with servers.
+        result = self.client('member').search.search(
+            type=[SERVER, SERVICE])
+        self.assertEqual({SERVER}, {h['_type']
+                                    for h in result.hits['hits']})
+
+    def test_plugins_and_facets(self):
+        types = [p.type for p in self.client().resource_types.list()]
+        self.assertEqual([SERVER, SERVICE], types)
+        types = [p.type for p in self.client('member').resource_types.list()]
+        self.assertEqual([SERVER], types)
+        facets = self.client().facets.list(type=SERVER, all_projects=True,
+                                           limit_terms=5)
+        self.assertEqual([SERVER], list(facets))
+        self.assertEqual(3, facets[SERVER]['doc_count'])
+        by_name = {f['name']: f for f in facets[SERVER]['facets']}
+        self.assertEqual([{'key': 'active', 'doc_count': 3}],
+                         by_name['status']['options'])
+        self.assertEqual([{'key': 'nova', 'doc_count': 3}],
+                         by_name['OS-EXT-AZ:availability_zone']['options'])
+        facets = self.client('member', OTHER_PROJECT).facets.list(
+            all_projects=True)
+        self.assertEqual([SERVER], list(facets))
+        self.assertEqual(1, facets[SERVER]['doc_count'])
+        self.assertNotIn('tenant_id', [f['name'] for f in
+                                       facets[SERVER]['facets']])
+        exc = self.assertRaises(
+            ks_exc.BadRequest, self.client().http_client.get,
+            '/v1/search/facets?limit_terms=many')
+        self.assertIn('limit_terms param must be an integer',
+                      exc.response.json()['message'])
+
+    def test_raw_search_after_and_source(self):
+        http = self.client().http_client
+        body = {'type': SERVER, 'all_projects': True, 'size': 1,
+                'sort': [{'created_at': 'desc'}, {'id': 'asc'}],
+                '_source': ['id', 'created_at', 'nova_object', 'nova_bdms',
+                            'nova_fault']}
+        rows = self.index_rows()
+        pages = []
+        while True:
+            answer = http.post('/v1/search', json=body).json()
+            self.assertEqual(3, answer['hits']['total'])
+            hits = answer['hits']['hits']
+            if not hits:
+                break
+            self.assertEqual(1, len(hits))
+            source = hits[0]['_source']
+            pages.append(source['id'])
+            row = rows[source['id']]
+            self.assertEqual(json.loads(row.doc), source['nova_object'])
+            self.assertEqual(json.loads(row.bdms), source['nova_bdms'])
+            self.assertIsNone(source['nova_fault'])
+            self.assertEqual({'id', 'created_at', 'nova_object', 'nova_bdms',
+                              'nova_fault'}, set(source))
+            body['search_after'] = hits[0]['sort']
+        expected = sorted(rows.values(), key=lambda r: r.uuid)
+        expected = [r.uuid for r in sorted(
+            expected, key=lambda r: r.created_at, reverse=True)]
+        self.assertEqual(expected, pages)
+        answer = http.post('/v1/search', json={
+            'type': SERVER, 'all_projects': True, 'limit': 0,
+            'aggregations': {'hosts': {'terms': {'field': 'host'}}}}).json()
+        hosts = collections.Counter(r.host for r in rows.values())
+        self.assertEqual(3, sum(hosts.values()))
+        self.assertEqual(
+            sorted(({'key': h, 'doc_count': n} for h, n in hosts.items()),
+                   key=lambda b: (-b['doc_count'], b['key'])),
+            answer['aggregations']['hosts']['buckets'])
+        self.assertEqual([], answer['hits']['hits'])
+
+    def test_deleted_servers_need_the_deleted_field(self):
+        victim = self.servers[0]['id']
+        self._delete_server(self.servers[0])
+        client = self.client()
+        result = client.search.search(type=SERVER, all_projects=True)
+        self.assertNotIn(victim, [h['_source']['id']
+                                  for h in result.hits['hits']])
+        result = client.search.search(
+            type=SERVER, all_projects=True,
+            query={'bool': {'filter': [{'range': {'deleted': {'gt': 0}}}]}})
+        self.assertEqual([victim], [h['_source']['id']
+                                    for h in result.hits['hits']])
+        self.assertEqual('deleted', result.hits['hits'][0]['_source'][
+            'OS-EXT-STS:vm_state'])
+
+    def test_errors_through_the_client(self):
+        client = self.client()
+        exc = self.assertRaises(ks_exc.BadRequest, client.search.search,
+                                type='OS::Glance::Image')
+        self.assertEqual({'message': "Resource type 'OS::Glance::Image' is "
+                                     "not in the list of enabled plugins"
+                                     "<br /><br />\n\n\n",
+                          'code': '400 Bad Request', 'title': 'Bad Request'},
+                         exc.response.json())
+        self.assertTrue(exc.response.headers[
+            'x-openstack-request-id'].startswith('req-'))
+        self.assertRaises(ks_exc.BadRequest, client.search.search,
+                          query={'query_string': {'query': 'vm-a'}})
+        self.assertRaises(ks_exc.BadRequest, client.search.search,
+                          limit=1001)
+        exc = self.assertRaises(ks_exc.HttpError, client.http_client.put,
+                                '/v1/search', json={})
+        self.assertEqual(405, exc.http_status)
+        self.assertEqual('GET, POST', exc.response.headers['Allow'])

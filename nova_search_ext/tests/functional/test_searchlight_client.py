@@ -1,0 +1,185 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The spec's path over real HTTP: nova-api -> Searchlight v1 -> index.
+
+nova-api runs in process with ``[searchlight] client = searchlight``;
+``nova-search-api`` serves the index on a loopback port; they talk through
+python-searchlightclient on a keystoneauth1 session (the ``none`` auth
+plugin and an endpoint override, the search API in its no-auth mode).
+
+* The randomized differential suite and the basic list checks pass with
+  the index answering over HTTP.
+* Stopping the search API, slowing it beyond the client timeout, answering
+  5xx, answering garbage, and a missing endpoint each make the request fall
+  back to the cells with one WARNING, and open the breaker.
+"""
+
+from nova.tests.functional import integrated_helpers  # noqa: first import
+
+import time
+
+import webob
+
+from nova_search_ext.api.search import app as search_app
+from nova_search_ext.api.search import policy
+from nova_search_ext.api.search import server as server_mod
+from nova_search_ext.client import base as client_base
+from nova_search_ext.compute import breaker
+from nova_search_ext.compute import list_branch
+from nova_search_ext import conf
+from nova_search_ext.tests.functional import base
+from nova_search_ext.tests.functional import test_parity_random
+
+WARNING = 'Listing instances from the cells instead of the search index'
+
+
+class Wrapper(object):
+    """A WSGI middleware whose behaviour the test switches at run time."""
+
+    def __init__(self, app):
+        self.app = app
+        self.mode = 'pass'
+        self.requests = 0
+
+    def __call__(self, environ, start_response):
+        self.requests += 1
+        if self.mode == 'slow':
+            time.sleep(2.5)
+        elif self.mode == '503':
+            return webob.exc.HTTPServiceUnavailable()(environ,
+                                                      start_response)
+        elif self.mode == 'garbage':
+            return webob.Response(body=b'{"hits": 42}',
+                                  content_type='application/json')(
+                environ, start_response)
+        return self.app(environ, start_response)
+
+
+class SearchlightHTTPMixin(object):
+
+    def _setup_services(self):
+        super()._setup_services()
+        self.flags(auth_strategy='noauth', group='search_api')
+        policy.reset()
+        self.addCleanup(policy.reset)
+        self.wrapper = Wrapper(search_app.load_app(conf.CONF))
+        self.http = server_mod.Server(self.wrapper, '127.0.0.1', 0)
+        self.http.start()
+        self.addCleanup(self._stop_http)
+        self.flags(client='searchlight', group='searchlight')
+        self.flags(auth_type='none', group='searchlight')
+        self.flags(endpoint_override='http://127.0.0.1:%d' % self.http.port,
+                   group='searchlight')
+        # Generous: these tests compare answers, not latency, and a test
+        # worker sharing two cores with another must not turn a scheduling
+        # stall into a fallback.  The timeout test sets its own 1 s.
+        self.flags(timeout=10, group='searchlight')
+        client_base.reset()
+
+    def _stop_http(self):
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+
+
+class HTTPRandomParityTestCase(SearchlightHTTPMixin,
+                               test_parity_random.RandomParityTestCase):
+    """The differential suite, the index answering over HTTP."""
+
+    def test_index_path_equals_cell_path(self):
+        before = self.wrapper.requests
+        super().test_index_path_equals_cell_path()
+        self.assertGreater(self.wrapper.requests - before, 100)
+        self.assertIsInstance(client_base.get_client(),
+                              __import__('nova_search_ext.client.searchlight',
+                                         fromlist=['x']).SearchlightClient)
+
+
+class HTTPFailureTestCase(SearchlightHTTPMixin, base.MultiCellTestCase):
+    ADMIN_API = True
+
+    def setUp(self):
+        super().setUp()
+        self.boot('a', host='host1')
+        self.boot('b', host='host2')
+        self.flags(enabled=False, group='searchlight')
+        self.expected = self.api.api_get('/servers/detail').content
+        self.flags(enabled=True, group='searchlight')
+        list_branch.reset()
+        self.assertEqual(self.expected, self._get().content)
+        self.assertEqual(1, list_branch.STATS['index'])
+
+    def _warnings(self):
+        return self.stdlog.logger.output.count(WARNING)
+
+    def _get(self):
+        resp = self.api.api_get('/servers/detail',
+                                check_response_status=False)
+        self.assertEqual(200, resp.status, resp.content)
+        self.assertEqual(self.expected, resp.content)
+        return resp
+
+    def _assert_falls_back_once(self):
+        list_branch.reset()
+        warnings = self._warnings()
+        self._get()
+        self.assertEqual(warnings + 1, self._warnings())
+        self.assertEqual(breaker.OPEN, list_branch.get_breaker().state)
+        seen = self.wrapper.requests
+        self._get()
+        self._get()
+        # The breaker keeps the search API out: no request reaches it.
+        self.assertEqual(seen, self.wrapper.requests)
+        self.assertEqual(warnings + 1, self._warnings())
+        self.assertEqual(3, list_branch.STATS['fallback'])
+
+    def test_search_api_stopped(self):
+        self._stop_http()
+        self._assert_falls_back_once()
+
+    def test_search_api_too_slow(self):
+        self.flags(timeout=1, group='searchlight')
+        client_base.reset()
+        self.wrapper.mode = 'slow'
+        started = time.monotonic()
+        self._assert_falls_back_once()
+        # One timeout (1 s), not three.
+        self.assertLess(time.monotonic() - started, 10)
+
+    def test_search_api_server_error(self):
+        self.wrapper.mode = '503'
+        self._assert_falls_back_once()
+
+    def test_search_api_malformed_answer(self):
+        self.wrapper.mode = 'garbage'
+        self._assert_falls_back_once()
+
+    def test_search_endpoint_missing(self):
+        # No override and nothing in a catalog: keystoneauth finds no
+        # endpoint for service type 'search'.
+        self.flags(endpoint_override=None, group='searchlight')
+        client_base.reset()
+        self._assert_falls_back_once()
+
+    def test_recovers_after_retry_interval(self):
+        self.flags(retry_interval=5, group='searchlight')
+        list_branch.reset()
+        now = [100.0]
+        list_branch.get_breaker()._clock = lambda: now[0]
+        self.wrapper.mode = '503'
+        self._get()
+        self.assertEqual(breaker.OPEN, list_branch.get_breaker().state)
+        self.wrapper.mode = 'pass'
+        now[0] += 6
+        self._get()
+        self.assertEqual(breaker.CLOSED, list_branch.get_breaker().state)
+        self.assertEqual(1, list_branch.STATS['index'])

@@ -1,0 +1,124 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""A small, fixed index for the search API unit tests.
+
+Built by the production document code from in-memory Nova objects
+(:mod:`nova_search_ext.tests.unit.fakes`) into a SQLite SQLStore:
+
+====  ==========  =======  ========  =====  ======================
+uuid  name        project  status    host   notes
+====  ==========  =======  ========  =====  ======================
+S1    vm-1 Alpha  p1       ACTIVE    h1     tags a b, metadata
+S2    vm-2 Beta   p1       SHUTOFF   h2     tag b, metadata
+S3    gamma       p2       ERROR     -      fault, no node
+S4    vm-4        p2       DELETED   h1     deleted (tombstone)
+S5    -           -        -         -      tombstone without doc
+S6    odd*name?   p1       ACTIVE    -      locked, no image
+S7    -           -        -         -      live row without doc
+====  ==========  =======  ========  =====  ======================
+
+and services V1 (h1, nova-compute), V2 (h2, nova-compute, disabled), V3
+(h1, nova-scheduler) and V4 (deleted).
+"""
+
+import datetime
+
+from oslo_utils import timeutils
+import sqlalchemy as sa
+
+from nova_search_ext.index.sql import models
+from nova_search_ext.tests.unit import fakes
+
+
+def uuid(prefix, n):
+    """Ordered uuids: S1 < S2 < ... and V1 < V2 < ..."""
+    return '%s%07d-0000-4000-8000-000000000000' % (prefix, n)
+
+
+S1, S2, S3, S4, S5, S6, S7 = [uuid('a', n) for n in range(1, 8)]
+V1, V2, V3, V4 = [uuid('b', n) for n in range(1, 5)]
+LIVE = [S1, S2, S3, S6]
+DAY = datetime.timedelta(days=1)
+
+
+def _at(days, micro=0):
+    return fakes.T0 + days * DAY + datetime.timedelta(microseconds=micro)
+
+
+def server_docs():
+    return [
+        fakes.doc(
+            uuid=S1, id=1, display_name='vm-1 Alpha', project_id='p1',
+            user_id='u1', vm_state='active', host='h1', node='n1',
+            tags=['a', 'b'], metadata={'role': 'web', 'tier': 'front'},
+            system_metadata={'image_os': 'linux'}, power_state=1,
+            key_name='key1', display_description='first web server',
+            created_at=_at(1), updated_at=_at(1, 250000),
+            launched_at=_at(1)),
+        fakes.doc(
+            uuid=S2, id=2, display_name='vm-2 Beta', project_id='p1',
+            user_id='u2', vm_state='stopped', power_state=4, host='h2',
+            node='n2', launched_on='h2', tags=['b'],
+            metadata={'role': 'db'}, created_at=_at(2),
+            updated_at=_at(2)),
+        fakes.doc(
+            uuid=S3, id=3, display_name='gamma', project_id='p2',
+            user_id='u3', vm_state='error', power_state=0, host=None,
+            node=None, launched_on=None,
+            fault=fakes.fault(fakes.context(), S3, code=500,
+                              message='No valid host'),
+            created_at=_at(3), updated_at=_at(3)),
+        fakes.doc(
+            uuid=S4, id=4, display_name='vm-4', project_id='p2',
+            vm_state='deleted', deleted=True, deleted_at=_at(4),
+            host='h1', created_at=_at(4), updated_at=_at(4)),
+        fakes.doc(
+            uuid=S6, id=6, display_name='odd*name?', project_id='p1',
+            user_id='u1', vm_state='active', host=None, node=None,
+            launched_on=None, image_ref='', locked=True, locked_by='owner',
+            created_at=_at(6, 500), updated_at=_at(6, 500),
+            bdms=[fakes.bdm(fakes.context(), S6)]),
+    ]
+
+
+def service_docs():
+    return [
+        fakes.service_doc(uuid=V1, id=1, host='h1', disabled=False,
+                          created_at=_at(1), updated_at=_at(1)),
+        fakes.service_doc(uuid=V2, id=2, host='h2', disabled=True,
+                          disabled_reason='maintenance',
+                          cell_uuid=fakes.CELL2, created_at=_at(2),
+                          updated_at=_at(2)),
+        fakes.service_doc(uuid=V3, id=3, host='h1',
+                          binary='nova-scheduler', topic='scheduler',
+                          created_at=_at(3), updated_at=_at(3)),
+        fakes.service_doc(uuid=V4, id=4, host='h9', created_at=_at(4),
+                          updated_at=_at(4)),
+    ]
+
+
+def fill(store):
+    """Write the fixed index into ``store`` (an SQLStore)."""
+    for doc in server_docs():
+        store.upsert_instance(doc)
+    store.tombstone_instance(S5)
+    for doc in service_docs():
+        store.upsert_service(doc)
+    store.tombstone_service(V4)
+    with store.engine.begin() as conn:
+        conn.execute(models.index_instances.insert().values(
+            uuid=S7, deleted=0, project_id='p1', display_name='no doc',
+            indexed_at=timeutils.utcnow()))
+        count = conn.execute(sa.select(sa.func.count()).select_from(
+            models.index_instances)).scalar()
+    if count != 7:
+        raise AssertionError('the fixed index has %d rows, not 7' % count)

@@ -1,0 +1,871 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Tests of the query DSL on a SQLite index (nova_search_ext.index.sql.dsl).
+
+Every clause runs against the fixed index of :mod:`.search_fakes`, built by
+the production document code, and the expected hits are spelled out.
+"""
+
+from oslo_db import exception as db_exc
+from oslo_db.sqlalchemy import utils as sqlalchemyutils
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+from sqlalchemy import orm
+
+from nova.db import utils as db_utils
+
+from nova import test
+
+from nova_search_ext.index import base as index_base
+from nova_search_ext.index.sql import dsl
+from nova_search_ext.index.sql import models
+from nova_search_ext.tests.unit.api import search_fakes as sf
+from nova_search_ext.tests.unit import fakes
+
+SERVER = dsl.SERVER_TYPE
+SERVICE = dsl.SERVICE_TYPE
+ALL_DOCS = {'range': {'deleted': {'gte': 0}}}
+
+
+class DSLTestBase(test.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.store = self.useFixture(fakes.StoreFixture()).store
+        sf.fill(self.store)
+        self.searcher = dsl.Searcher(self.store.engine)
+
+    def search(self, query=None, types=(SERVER,), admin=True, project=None,
+               sort=None, after=None, limit=50, offset=0, aggs=None):
+        request = dsl.SearchRequest(
+            types=list(types), query=query, is_admin=admin,
+            project_id=project, offset=offset, limit=limit,
+            sort=dsl.parse_sort(sort), search_after=after,
+            aggregations=dsl.parse_aggregations(aggs) if aggs else {})
+        with orm.Session(self.store.engine) as session:
+            return self.searcher.search(session, request)
+
+    def uuids(self, query=None, **kwargs):
+        return [h.row.uuid for h in self.search(query, **kwargs).hits]
+
+    def assertHits(self, expected, query, **kwargs):
+        self.assertEqual(expected, self.uuids(query, **kwargs), query)
+
+    def assertQueryError(self, fragment, query=None, **kwargs):
+        exc = self.assertRaises(dsl.QueryError, self.search, query,
+                                **kwargs)
+        self.assertIn(fragment, str(exc))
+        return exc
+
+
+class BasicsTestCase(DSLTestBase):
+
+    def test_match_all_leaves_out_tombstones_and_rows_without_doc(self):
+        for query in (None, {}, {'match_all': {}},
+                      {'match_all': {'boost': 2}}):
+            self.assertHits(sf.LIVE, query)
+        result = self.search()
+        self.assertEqual(4, result.total)
+
+    def test_naming_deleted_includes_tombstones_never_docless_rows(self):
+        self.assertHits([sf.S1, sf.S2, sf.S3, sf.S4, sf.S6], ALL_DOCS)
+        self.assertHits([sf.S4], {'term': {'deleted': True}})
+        self.assertHits(sf.LIVE, {'term': {'deleted': 0}})
+        # Deep inside a bool, and inside a must_not, still counts.
+        self.assertHits([sf.S4], {'bool': {'must_not': [
+            {'bool': {'should': [{'term': {'deleted': False}}]}}]}})
+        self.assertHits([sf.S4], {'bool': {'filter': {
+            'exists': {'field': 'deleted'}}, 'must': {
+            'term': {'name': 'vm-4'}}}})
+        # Without naming it, the deleted server is invisible.
+        self.assertHits([], {'term': {'name': 'vm-4'}})
+
+    def test_project_scope(self):
+        self.assertHits([sf.S1, sf.S2, sf.S6], None, project='p1')
+        self.assertHits([sf.S3], None, project='p2')
+        self.assertHits([], {'term': {'project_id': 'p2'}}, project='p1')
+        self.assertEqual(3, self.search(project='p1', limit=0).total)
+
+    def test_match_none_and_type(self):
+        self.assertHits([], {'match_none': {}})
+        self.assertHits(sf.LIVE, {'type': {'value': SERVER}})
+        self.assertHits([], {'type': {'value': SERVICE}})
+
+    def test_constant_score(self):
+        self.assertHits([sf.S3], {'constant_score': {
+            'filter': {'term': {'status': 'error'}}, 'boost': 1.2}})
+
+
+class TermTestCase(DSLTestBase):
+
+    def test_columns_and_aliases(self):
+        self.assertHits([sf.S1], {'term': {'display_name': 'vm-1 Alpha'}})
+        self.assertHits([sf.S1], {'term': {'name': 'vm-1 Alpha'}})
+        self.assertHits([sf.S2], {'term': {'id': sf.S2}})
+        self.assertHits([sf.S2], {'term': {'uuid': sf.S2}})
+        for alias in ('tenant_id', 'owner', 'project_id'):
+            self.assertHits([sf.S3], {'term': {alias: 'p2'}})
+        self.assertHits([sf.S1], {'term': {
+            'description': 'first web server'}})
+        self.assertHits([sf.S2], {'term': {'OS-EXT-STS:vm_state':
+                                           'stopped'}})
+        self.assertHits([sf.S2], {'term': {'OS-EXT-STS:power_state': 4}})
+        self.assertHits([sf.S2], {'term': {'power_state': '4'}})
+        self.assertHits([sf.S1], {'term': {'OS-EXT-SRV-ATTR:host': 'h1'}})
+        self.assertHits([sf.S2], {'term': {
+            'OS-EXT-SRV-ATTR:hypervisor_hostname': 'n2'}})
+        self.assertHits(sf.LIVE, {'term': {
+            'OS-EXT-AZ:availability_zone': 'nova'}})
+        self.assertHits([sf.S1, sf.S2, sf.S3], {'term': {
+            'image.id': fakes.IMAGE}})
+        self.assertHits(sf.LIVE, {'term': {'flavor.id': '42'}})
+        self.assertHits(sf.LIVE, {'term': {'flavor.id': 42}})
+        self.assertHits([sf.S6], {'term': {'locked': True}})
+        self.assertHits([sf.S6], {'term': {'locked': 'true'}})
+        self.assertHits([sf.S6], {'term': {'locked_by': 'owner'}})
+        self.assertHits([sf.S1], {'term': {'key_name': 'key1'}})
+        self.assertHits([sf.S2], {'term': {'created': '2024-05-03T12:00:00Z'}})
+        self.assertHits([sf.S1], {'term': {
+            'updated': '2024-05-02T12:00:00.250000Z'}})
+        self.assertHits([sf.S1], {'term': {
+            'updated_at': '2024-05-02T14:00:00.25+02:00'}})
+        self.assertHits(sf.LIVE, {'term': {'cell_uuid': fakes.CELL1}})
+        self.assertHits([sf.S1, sf.S6], {'term': {'user_id': 'u1'}})
+        self.assertHits([sf.S2], {'term': {'launched_on': 'h2'}})
+
+    def test_status_is_case_insensitive(self):
+        for value in ('active', 'ACTIVE', 'Active'):
+            self.assertHits([sf.S1, sf.S6], {'term': {'status': value}})
+        self.assertHits([sf.S2, sf.S3], {'terms': {'status': [
+            'shutoff', 'ERROR']}})
+        self.assertHits([sf.S1, sf.S6], {'prefix': {'status': 'AcT'}})
+        self.assertHits([sf.S1, sf.S6], {'wildcard': {'status': 'a*E'}})
+        self.assertHits([sf.S2, sf.S3], {'range': {'status': {
+            'gte': 'Error', 'lte': 'shutoff'}}})
+        self.assertHits([sf.S2], {'match': {'status': 'Shut'}})
+
+    def test_terms(self):
+        self.assertHits([sf.S1, sf.S3], {'terms': {'name': [
+            'vm-1 Alpha', 'gamma', 'nothing']}})
+        self.assertHits([], {'terms': {'name': []}})
+        self.assertHits([sf.S2, sf.S3], {'terms': {'power_state': [0, 4]}})
+        self.assertHits([sf.S1, sf.S2, sf.S3, sf.S4, sf.S6],
+                        {'terms': {'deleted': [True, False]}})
+
+    def test_tags(self):
+        self.assertHits([sf.S1], {'term': {'tags': 'a'}})
+        self.assertHits([sf.S1, sf.S2], {'term': {'tags': 'b'}})
+        self.assertHits([sf.S1, sf.S2], {'terms': {'tags': ['a', 'b']}})
+        self.assertHits([sf.S1], {'bool': {'must': [
+            {'term': {'tags': 'a'}}, {'term': {'tags': 'b'}}]}})
+        self.assertHits([sf.S1, sf.S2], {'exists': {'field': 'tags'}})
+        self.assertHits([sf.S3, sf.S6], {'bool': {'must_not': {
+            'exists': {'field': 'tags'}}}})
+        self.assertHits([], {'terms': {'tags': []}})
+
+    def test_metadata(self):
+        self.assertHits([sf.S1], {'term': {'metadata.role': 'web'}})
+        self.assertHits([sf.S2], {'term': {'metadata.role': 'db'}})
+        self.assertHits([sf.S1, sf.S2], {'terms': {'metadata.role': [
+            'db', 'web']}})
+        # A value under another key does not match.
+        self.assertHits([], {'term': {'metadata.role': 'front'}})
+        self.assertHits([sf.S1], {'term': {'metadata.*': 'front'}})
+        self.assertHits([sf.S2], {'term': {'metadata.*': 'db'}})
+        self.assertHits([sf.S1], {'term': {'metadata_keys': 'tier'}})
+        self.assertHits([sf.S1, sf.S2], {'terms': {'metadata_keys': [
+            'tier', 'role']}})
+        self.assertHits([sf.S1, sf.S2], {'exists': {'field':
+                                                    'metadata.role'}})
+        self.assertHits([sf.S1, sf.S2], {'exists': {'field': 'metadata.*'}})
+        self.assertHits([sf.S3, sf.S6], {'missing': {'field':
+                                                     'metadata.role'}})
+        self.assertHits([sf.S1], {'prefix': {'metadata.role': 'we'}})
+        self.assertHits([sf.S2], {'wildcard': {'metadata.role': '?b'}})
+        self.assertHits([sf.S1], {'prefix': {'metadata_keys': 'ti'}})
+
+    def test_system_metadata_is_admin_only(self):
+        self.assertHits([sf.S1], {'term': {
+            'system_metadata.image_os': 'linux'}})
+        self.assertHits([sf.S2, sf.S3, sf.S6], {'term': {
+            'system_metadata.image_os': 'cirros'}})
+        self.assertHits([sf.S1], {'term': {'system_metadata.*': 'linux'}})
+        self.assertHits(sf.LIVE, {'term': {
+            'system_metadata_keys': 'image_os'}})
+        for query in ({'term': {'system_metadata.image_os': 'linux'}},
+                      {'exists': {'field': 'system_metadata_keys'}},
+                      {'terms': {'system_metadata.*': ['linux', 'cirros']}}):
+            self.assertHits([], query, admin=False, project='p1')
+            self.assertHits([sf.S1, sf.S2, sf.S6],
+                            {'bool': {'must_not': query}},
+                            admin=False, project='p1')
+
+    def test_admin_only_columns_match_nothing_for_users(self):
+        for field, value in (('host', 'h1'), ('OS-EXT-SRV-ATTR:host', 'h1'),
+                             ('node', 'n1'), ('cell_uuid', fakes.CELL1),
+                             ('OS-EXT-SRV-ATTR:hypervisor_hostname', 'n1'),
+                             ('launched_on', 'compute1')):
+            self.assertHits([], {'term': {field: value}}, admin=False,
+                            project='p1')
+            self.assertHits([], {'exists': {'field': field}}, admin=False,
+                            project='p1')
+            self.assertHits([sf.S1, sf.S2, sf.S6], {'bool': {
+                'must_not': {'term': {field: value}}}}, admin=False,
+                project='p1')
+        self.assertHits([sf.S1], {'term': {'host': 'h1'}}, project='p1')
+
+    def test_instance_name(self):
+        self.assertHits(sf.LIVE, {'exists': {
+            'field': 'OS-EXT-SRV-ATTR:instance_name'}})
+        self.assertHits([], {'exists': {
+            'field': 'OS-EXT-SRV-ATTR:instance_name'}}, admin=False,
+            project='p1')
+        self.assertQueryError("'term' is not supported on field "
+                              "'OS-EXT-SRV-ATTR:instance_name'",
+                              {'term': {'OS-EXT-SRV-ATTR:instance_name':
+                                        'instance-00000001'}})
+        self.assertQueryError('cannot be used to sort',
+                              sort=['OS-EXT-SRV-ATTR:instance_name'])
+
+    def test_ids(self):
+        self.assertHits([sf.S1, sf.S2], {'ids': {'values': [
+            sf.S1, sf.S2 + '_ADMIN']}})
+        self.assertHits([sf.S3], {'ids': {'values': [sf.S3 + '_USER'],
+                                          'type': SERVER}})
+        self.assertHits([], {'ids': {'values': [sf.S3], 'type': [SERVICE]}})
+        self.assertHits([], {'ids': {'values': []}})
+        self.assertHits([], {'ids': {'values': [sf.S4]}})
+
+
+class BoolTestCase(DSLTestBase):
+
+    def test_must_filter_must_not(self):
+        self.assertHits([sf.S1], {'bool': {
+            'must': {'term': {'project_id': 'p1'}},
+            'filter': [{'term': {'status': 'active'}}],
+            'must_not': [{'term': {'locked': True}}]}})
+        self.assertHits(sf.LIVE, {'bool': {}})
+
+    def test_should_only_needs_one_match(self):
+        self.assertHits([sf.S2, sf.S3], {'bool': {'should': [
+            {'term': {'name': 'gamma'}}, {'term': {'name': 'vm-2 Beta'}}]}})
+        self.assertHits([], {'bool': {'should': [
+            {'term': {'name': 'nope'}}]}})
+
+    def test_should_with_must_is_optional(self):
+        self.assertHits([sf.S1, sf.S2, sf.S6], {'bool': {
+            'must': {'term': {'project_id': 'p1'}},
+            'should': [{'term': {'name': 'nope'}}]}})
+        self.assertHits([sf.S1, sf.S2, sf.S6], {'bool': {
+            'filter': {'term': {'project_id': 'p1'}},
+            'should': [{'term': {'name': 'nope'}}]}})
+
+    def test_minimum_should_match(self):
+        should = [{'term': {'project_id': 'p1'}},
+                  {'term': {'status': 'active'}},
+                  {'term': {'tags': 'b'}}]
+        # S1: 3 of 3; S2: 2; S6: 2; S3: 0.
+        expected = {1: [sf.S1, sf.S2, sf.S6], 2: [sf.S1, sf.S2, sf.S6],
+                    3: [sf.S1], 0: sf.LIVE, 4: [], -1: [sf.S1, sf.S2, sf.S6],
+                    '67%': [sf.S1, sf.S2, sf.S6], '100%': [sf.S1],
+                    '-34%': [sf.S1, sf.S2, sf.S6], '2': [sf.S1, sf.S2, sf.S6]}
+        for msm, hits in expected.items():
+            self.assertHits(hits, {'bool': {
+                'should': should, 'minimum_should_match': msm}})
+        self.assertHits([sf.S1], {'bool': {
+            'must': {'term': {'project_id': 'p1'}}, 'should': should[1:],
+            'minimum_should_match': 2}})
+
+    def test_negation_matches_missing_values(self):
+        # S3 and S6 have no host: SQL's NOT (host = 'h1') would drop them.
+        self.assertHits([sf.S2, sf.S3, sf.S6], {'bool': {'must_not': {
+            'term': {'host': 'h1'}}}})
+        self.assertHits([sf.S3, sf.S6], {'bool': {'must_not': {
+            'exists': {'field': 'host'}}}})
+        self.assertHits([sf.S2, sf.S3, sf.S6], {'bool': {'must_not': {
+            'range': {'key_name': {'gte': 'a'}}}}})
+        self.assertHits([sf.S2, sf.S3, sf.S6], {'bool': {'must_not': {
+            'prefix': {'key_name': 'k'}}}})
+        self.assertHits([sf.S2, sf.S3, sf.S6], {'bool': {'must_not': {
+            'nova_regexp': {'host': '1'}}}})
+
+
+class RangeTestCase(DSLTestBase):
+
+    def test_numbers_strings_and_datetimes(self):
+        self.assertHits([sf.S2], {'range': {'power_state': {'gt': 1}}})
+        self.assertHits([sf.S1, sf.S3, sf.S6], {'range': {
+            'power_state': {'lt': 4}}})
+        self.assertHits([sf.S1, sf.S2], {'range': {
+            'name': {'gte': 'vm-', 'lt': 'vm-3'}}})
+        self.assertHits([sf.S2, sf.S3], {'range': {'created_at': {
+            'gt': '2024-05-02T12:00:00Z', 'lte': '2024-05-04T12:00:00Z'}}})
+        self.assertHits([sf.S2], {'range': {'created_at': {
+            'gt': '2024-05-02T12:00:00Z', 'lte': '2024-05-04'}}})
+        self.assertHits([sf.S3, sf.S6], {'range': {'created': {
+            'gte': '2024-05-04T13:00:00+02:00'}}})
+        self.assertHits([sf.S1], {'range': {'updated_at': {
+            'gt': '2024-05-02T12:00:00.2Z', 'lt': '2024-05-02T12:00:01'}}})
+        self.assertHits([sf.S1, sf.S2], {'range': {'metadata.role': {
+            'gte': 'a'}}})
+        # No bound: the field exists.
+        self.assertHits([sf.S1, sf.S2], {'range': {'host': {}}})
+
+    def test_bad_ranges(self):
+        self.assertQueryError("does not apply to the boolean field",
+                              {'range': {'locked': {'gt': False}}})
+        self.assertQueryError('ISO 8601', {'range': {'created_at': {
+            'gt': 'yesterday'}}})
+        self.assertQueryError('integer value', {'range': {
+            'power_state': {'gt': 'x'}}})
+        self.assertQueryError('does not support from',
+                              {'range': {'power_state': {'from': 1}}})
+        self.assertQueryError("null value", {'range': {
+            'power_state': {'gt': None}}})
+
+
+class TextTestCase(DSLTestBase):
+
+    def test_prefix_is_case_sensitive(self):
+        self.assertHits([sf.S1, sf.S2], {'prefix': {'name': 'vm-'}})
+        self.assertHits([], {'prefix': {'name': 'VM-'}})
+        self.assertHits([sf.S1], {'prefix': {'name': {'value': 'vm-1'}}})
+        self.assertHits([sf.S1], {'prefix': {'name': {'prefix': 'vm-1'}}})
+        self.assertHits(sf.LIVE, {'prefix': {'name': ''}})
+        self.assertQueryError("needs a text field",
+                              {'prefix': {'power_state': '1'}})
+
+    def test_wildcard(self):
+        self.assertHits([sf.S1, sf.S2], {'wildcard': {'name': 'vm-?*'}})
+        self.assertHits([sf.S1, sf.S2, sf.S3], {'wildcard': {'name': '*a'}})
+        self.assertHits([], {'wildcard': {'name': 'VM*'}})
+        # Escaped wildcard characters are literal.
+        self.assertHits([sf.S6], {'wildcard': {'name': 'odd\\*name\\?'}})
+        self.assertHits([sf.S6], {'wildcard': {'name': '*\\**'}})
+        self.assertHits([], {'wildcard': {'name': 'odd\\*'}})
+        # SQL's own wildcards are literal too.
+        self.assertHits([], {'wildcard': {'name': 'vm%'}})
+        self.assertHits([], {'wildcard': {'name': 'vm_1*'}})
+        self.assertHits([], {'wildcard': {'name': '[v]m-1*'}})
+
+    def test_match(self):
+        self.assertHits([sf.S1], {'match': {'name': 'ALPHA'}})
+        self.assertHits([sf.S1, sf.S2], {'match': {'name': 'alpha beta'}})
+        self.assertHits([], {'match': {'name': {
+            'query': 'alpha beta', 'operator': 'and'}}})
+        self.assertHits([sf.S1], {'match': {'name': {
+            'query': 'vm alpha', 'operator': 'AND'}}})
+        self.assertHits([], {'match': {'name': '   '}})
+        self.assertHits([sf.S1, sf.S2], {'match': {'tags': 'b'}})
+        self.assertHits([sf.S2], {'match': {'power_state': '4'}})
+        self.assertHits([sf.S1], {'match': {'description': 'Web'}})
+        self.assertQueryError("'match.operator' must be",
+                              {'match': {'name': {'query': 'a',
+                                                  'operator': 'xor'}}})
+
+
+class NovaRegexpTestCase(DSLTestBase):
+
+    def test_regexp(self):
+        self.assertHits([sf.S1, sf.S2], {'nova_regexp': {'name': '^vm-[12]'}})
+        self.assertHits([sf.S1, sf.S2, sf.S3],
+                        {'nova_regexp': {'name': 'a$'}})
+        self.assertHits([sf.S2], {'nova_regexp': {
+            'OS-EXT-STS:power_state': 4}})
+        self.assertHits([sf.S1, sf.S6], {'nova_regexp': {'status': 'TIV'}})
+
+    def test_same_rows_as_novas_list_filter(self):
+        # The nova-api list path filters with NovaFilterSemantics._regex
+        # on every column it does not match exactly; nova_regexp must
+        # select exactly the same rows (S4 is deleted: both include it when
+        # deleted rows are asked for).  On SQLite a NULL is searched as the
+        # text 'None', in Nova as here.
+        s1, s2, s3, s4, s6 = sf.S1, sf.S2, sf.S3, sf.S4, sf.S6
+        cases = [
+            ('display_name', '^vm-', [s1, s2, s4]),
+            ('display_name', 'a', [s1, s2, s3, s6]),
+            ('key_name', 'key', [s1]),
+            ('hostname', '^vm$', [s1, s2, s3, s4, s6]),
+            ('created_at', '2024-05-0[23]', [s1, s2]),
+            ('power_state', '^[04]$', [s2, s3]),
+            ('launched_on', '2', [s2]),
+            ('display_description', 'None', [s2, s3, s4, s6]),
+            ('node', '^n', [s1, s2]),
+            ('node', 'o', [s3, s4, s6]),
+            ('availability_zone', 'x', []),
+            ('auto_disk_config', '0', [s1, s2, s3, s4, s6]),
+        ]
+        for column, pattern, expected in cases:
+            listed = self.store.list_instances(index_base.ListQuery(
+                filters={column: pattern}, limit=None, marker=None,
+                sort_keys=None, sort_dirs=None, is_admin=True,
+                project_id=None, user_id=None))
+            self.assertEqual(expected, sorted(s.uuid for s in listed),
+                             (column, pattern))
+            got = self.uuids({'bool': {
+                'must': {'nova_regexp': {column: pattern}},
+                'filter': ALL_DOCS}})
+            self.assertEqual(expected, got, (column, pattern))
+
+    def test_errors(self):
+        self.assertQueryError('invalid regular expression',
+                              {'nova_regexp': {'name': '(unclosed'}})
+        self.assertQueryError("applies to instance columns only",
+                              {'nova_regexp': {'tags': 'a'}})
+        self.assertQueryError("null value", {'nova_regexp': {'name': None}})
+        self.assertQueryError("exactly one field", {'nova_regexp': {
+            'name': 'a', 'host': 'b'}})
+
+
+class ErrorTestCase(DSLTestBase):
+
+    def test_malformed_queries(self):
+        cases = [
+            ([], 'must be a JSON object'),
+            ('match_all', 'must be a JSON object'),
+            ({'term': {'name': 'a'}, 'match_all': {}}, 'exactly one key'),
+            ({'nope': {}}, "unknown query clause 'nope'"),
+            ({'query_string': {'query': 'a'}}, "'query_string' queries are "
+                                               "not supported"),
+            ({'regexp': {'name': 'a'}}, 'not supported'),
+            ({'term': {'name': None}}, "use an 'exists' query"),
+            ({'term': {'name': ['a']}}, 'needs a string, number or boolean'),
+            ({'term': {'name': {'val': 'a'}}}, 'does not support val'),
+            ({'term': {'name': {'boost': 1}}}, "needs a 'value'"),
+            ({'term': {}}, 'exactly one field'),
+            ({'term': {'name': 'a', 'host': 'b'}}, 'exactly one field'),
+            ({'term': 'name'}, 'needs a JSON object'),
+            ({'terms': {'name': 'a'}}, 'needs a list'),
+            ({'terms': {'name': [None]}}, 'null value'),
+            ({'term': {'nonexistent': 'a'}}, "unknown field 'nonexistent'"),
+            ({'term': {'metadata': 'a'}}, "unknown field 'metadata'"),
+            ({'term': {'metadata.': 'a'}}, "unknown field 'metadata.'"),
+            ({'term': {'binary': 'nova-compute'}}, "unknown field 'binary'"),
+            ({'term': {'doc': 'x'}}, "unknown field 'doc'"),
+            ({'term': {'power_state': 'on'}}, 'integer value'),
+            ({'term': {'power_state': 2 ** 64}}, 'integer value'),
+            ({'term': {'power_state': 1.5}}, 'integer value'),
+            ({'term': {'locked': 'maybe'}}, 'boolean value'),
+            ({'term': {'name': 'a\x00b'}}, 'NUL'),
+            ({'exists': {}}, "needs a 'field'"),
+            ({'exists': {'field': 3}}, 'non-empty strings'),
+            ({'ids': {'values': 'x'}}, 'list of strings'),
+            ({'ids': {'values': ['x'], 'type': 3}}, 'string or a list'),
+            ({'bool': {'must': 'x'}}, 'list of them'),
+            ({'bool': {'must': ['x']}}, 'must be a JSON object'),
+            ({'bool': {'should': [], 'minimum_should_match': True}},
+             'integer or a percentage'),
+            ({'bool': {'should': [], 'minimum_should_match': 'most'}},
+             'integer or a percentage'),
+            ({'bool': {'musts': []}}, 'does not support musts'),
+            ({'match_all': {'x': 1}}, 'does not support x'),
+            ({'prefix': {'name': 1}}, 'needs a string'),
+            ({'wildcard': {'name': {'value': None}}}, 'needs a string'),
+            ({'type': 'x'}, "'type' needs"),
+            ({'constant_score': {}}, "needs a 'filter'"),
+        ]
+        for query, fragment in cases:
+            exc = self.assertRaises(dsl.QueryError, self.search, query)
+            self.assertIn(fragment, str(exc), query)
+
+    def test_depth_limit(self):
+        query = {'match_all': {}}
+        for _ in range(dsl.MAX_DEPTH - 1):
+            query = {'bool': {'must': query}}
+        self.assertHits(sf.LIVE, query)
+        self.assertQueryError('nested more than',
+                              {'bool': {'must': query}})
+
+
+class MultiTypeTestCase(DSLTestBase):
+    BOTH = (SERVER, SERVICE)
+
+    def test_services(self):
+        self.assertHits([sf.V1, sf.V2, sf.V3], None, types=[SERVICE])
+        self.assertHits([sf.V2], {'term': {'disabled': True}},
+                        types=[SERVICE])
+        self.assertHits([sf.V1, sf.V2], {'term': {'binary': 'nova-compute'}},
+                        types=[SERVICE])
+        self.assertHits([sf.V4], {'term': {'deleted': True}},
+                        types=[SERVICE])
+        self.assertHits([sf.V2], {'term': {'cell_uuid': fakes.CELL2}},
+                        types=[SERVICE])
+        self.assertHits([sf.V3], {'term': {'id': sf.V3}}, types=[SERVICE])
+        self.assertHits([sf.V1, sf.V2, sf.V3], {'range': {'last_seen_up': {
+            'lte': '2024-05-01T12:00:00Z'}}}, types=[SERVICE])
+        # Services are not project-scoped.
+        self.assertHits([sf.V1, sf.V2, sf.V3], None, types=[SERVICE],
+                        project='p1')
+        self.assertQueryError("unknown field 'name'",
+                              {'term': {'name': 'x'}}, types=[SERVICE])
+
+    def test_field_of_one_type_matches_nothing_in_the_other(self):
+        self.assertHits([sf.V1, sf.V2],
+                        {'term': {'binary': 'nova-compute'}},
+                        types=self.BOTH)
+        self.assertHits([sf.S1, sf.V1, sf.V3], {'term': {'host': 'h1'}},
+                        types=self.BOTH)
+        self.assertHits(sf.LIVE + [sf.V1, sf.V2, sf.V3], None,
+                        types=self.BOTH)
+        self.assertEqual(7, self.search(types=self.BOTH, limit=0).total)
+        self.assertQueryError("unknown field 'bogus'",
+                              {'term': {'bogus': 1}}, types=self.BOTH)
+
+    def test_sorted_and_paged_across_types(self):
+        result = self.search(types=self.BOTH, sort=[
+            {'created_at': 'desc'}, {'id': 'asc'}], limit=4, offset=1)
+        self.assertEqual([sf.S3, sf.V3, sf.S2, sf.V2],
+                         [h.row.uuid for h in result.hits])
+        self.assertEqual([SERVER, SERVICE, SERVER, SERVICE],
+                         [h.type for h in result.hits])
+        self.assertEqual(['2024-05-04T12:00:00Z', sf.S3],
+                         result.hits[0].sort)
+        # A field only servers have: services sort as missing values
+        # (NULL, first ascending on SQLite).
+        result = self.search(types=self.BOTH, sort=['name'], limit=5)
+        self.assertEqual([sf.V1, sf.V2, sf.V3, sf.S3, sf.S6],
+                         [h.row.uuid for h in result.hits])
+        self.assertEqual([[None], [None], [None], ['gamma'],
+                          ['odd*name?']], [h.sort for h in result.hits])
+        result = self.search(types=self.BOTH, sort=[
+            {'name': {'order': 'asc', 'missing': '_last'}}], limit=3,
+            offset=3)
+        self.assertEqual([sf.S2, sf.V1, sf.V2],
+                         [h.row.uuid for h in result.hits])
+        self.assertQueryError('exactly one resource', types=self.BOTH,
+                              sort=['id'], after=[sf.S1])
+
+
+class SortTestCase(DSLTestBase):
+
+    def test_sort_values_and_order(self):
+        result = self.search(sort=[{'name': 'desc'}])
+        self.assertEqual([sf.S2, sf.S1, sf.S6, sf.S3],
+                         [h.row.uuid for h in result.hits])
+        self.assertEqual([['vm-2 Beta'], ['vm-1 Alpha'], ['odd*name?'],
+                          ['gamma']], [h.sort for h in result.hits])
+        result = self.search(sort=['status', 'created'])
+        self.assertEqual([['active', '2024-05-02T12:00:00Z'],
+                          ['active', '2024-05-07T12:00:00.000500Z'],
+                          ['error', '2024-05-04T12:00:00Z'],
+                          ['shutoff', '2024-05-03T12:00:00Z']],
+                         [h.sort for h in result.hits])
+        result = self.search(sort=[{'locked': 'desc'}, '_score'])
+        self.assertEqual([[True, 1.0], [False, 1.0], [False, 1.0],
+                          [False, 1.0]], [h.sort for h in result.hits])
+        self.assertEqual(sf.S6, result.hits[0].row.uuid)
+
+    def test_missing_first_and_last(self):
+        last = self.uuids(sort=[{'host': {'order': 'asc',
+                                          'missing': '_last'}}])
+        self.assertEqual([sf.S1, sf.S2, sf.S3, sf.S6], last)
+        first = self.uuids(sort=[{'host': {'order': 'desc',
+                                           'missing': '_first'}}])
+        self.assertEqual([sf.S3, sf.S6, sf.S2, sf.S1], first)
+        # The database's own NULL order (SQLite: NULL is smallest).
+        self.assertEqual([sf.S3, sf.S6, sf.S1, sf.S2],
+                         self.uuids(sort=['host']))
+
+    def test_users_sort_on_admin_fields_as_if_missing(self):
+        result = self.search(sort=[{'host': 'desc'}], admin=False,
+                             project='p1')
+        self.assertEqual([sf.S1, sf.S2, sf.S6],
+                         [h.row.uuid for h in result.hits])
+        self.assertEqual([[None]] * 3, [h.sort for h in result.hits])
+
+    def test_offset_and_limit(self):
+        self.assertEqual([sf.S2, sf.S3], self.uuids(offset=1, limit=2))
+        result = self.search(limit=0)
+        self.assertEqual(([], 4), (result.hits, result.total))
+        result = self.search(offset=10)
+        self.assertEqual(([], 4), (result.hits, result.total))
+
+    def test_bad_sorts(self):
+        for sort, fragment in (
+                (3, "'sort' must be a string, dict or list"),
+                ([3], 'each sort key'),
+                ([{'a': 'asc', 'b': 'asc'}], 'each sort key'),
+                ([{'name': 'up'}], "must be 'asc' or 'desc'"),
+                ([{'name': 3}], "must be 'asc', 'desc' or an object"),
+                ([{'name': {'order': 'asc', 'missing': 'x'}}], "'missing'"),
+                ([{'name': {'mode': 'min'}}], 'does not support mode'),
+                ([''], 'non-empty'),
+                (['bogus'], "unknown sort field 'bogus'"),
+                (['tags'], "field 'tags' cannot be used to sort"),
+                (['metadata.role'], 'cannot be used to sort')):
+            exc = self.assertRaises(dsl.QueryError, self.search, sort=sort)
+            self.assertIn(fragment, str(exc), sort)
+
+
+class SearchAfterTestCase(DSLTestBase):
+    """search_after is paginate_query with a marker of the sort values."""
+
+    def reference(self, keys, dirs, marker_row, limit):
+        """oslo.db's paginate_query on the same rows, marker from a row."""
+        model = models.IndexInstance
+        marker = None
+        if marker_row is not None:
+            marker = type('Marker', (), {k: getattr(marker_row, k)
+                                         for k in keys})()
+        with orm.Session(self.store.engine) as session:
+            q = session.query(model).filter(model.doc.is_not(None),
+                                             model.deleted == 0)
+            q = sqlalchemyutils.paginate_query(q, model, limit, keys,
+                                               marker=marker,
+                                               sort_dirs=dirs)
+            return [row.uuid for row in q]
+
+    def walk(self, sort, keys, dirs, limit):
+        pages, after, marker_row = [], None, None
+        for _ in range(10):
+            result = self.search(sort=sort, after=after, limit=limit)
+            got = [h.row.uuid for h in result.hits]
+            self.assertEqual(self.reference(keys, dirs, marker_row, limit),
+                             got, (sort, after))
+            self.assertEqual(4, result.total)
+            if not got:
+                return pages
+            pages.append(got)
+            after = result.hits[-1].sort
+            marker_row = result.hits[-1].row
+        self.fail('search_after did not terminate')
+
+    def test_round_trips_across_null_values(self):
+        for order in ('asc', 'desc'):
+            for missing in (None, '_first', '_last'):
+                spec = {'order': order}
+                direction = order
+                if missing:
+                    spec['missing'] = missing
+                    direction = '%s-nulls%s' % (order, missing[1:])
+                for limit in (1, 2, 3):
+                    self.walk([{'host': spec}, 'id'], ['host', 'uuid'],
+                              [direction, 'asc'], limit)
+
+    def test_null_marker_value_follows_paginate_query(self):
+        # Page after S3 (host NULL, first ascending): paginate_query skips
+        # the NULL comparison and keeps only uuid > S3, so S1 and S2
+        # (non-NULL hosts, smaller uuids) are not on the next page.
+        pages = self.walk(['host', 'id'], ['host', 'uuid'], ['asc', 'asc'],
+                          1)
+        self.assertEqual([[sf.S3], [sf.S6]], pages)
+        # With NULLs last every row is reached exactly once.
+        pages = self.walk([{'host': {'missing': '_last'}}, 'id'],
+                          ['host', 'uuid'], ['asc-nullslast', 'asc'], 1)
+        self.assertEqual([[sf.S1], [sf.S2], [sf.S3], [sf.S6]], pages)
+
+    def test_datetimes_status_and_booleans_round_trip(self):
+        pages = self.walk([{'updated_at': 'desc'}, 'id'],
+                          ['updated_at', 'uuid'], ['desc', 'asc'], 1)
+        self.assertEqual([[sf.S6], [sf.S3], [sf.S2], [sf.S1]], pages)
+        pages = self.walk(['status', {'name': 'desc'}],
+                          ['status', 'display_name'], ['asc', 'desc'], 1)
+        self.assertEqual([[sf.S1], [sf.S6], [sf.S3], [sf.S2]], pages)
+        pages = self.walk([{'locked': 'desc'}, {'created': 'asc'}],
+                          ['locked', 'created_at'], ['desc', 'asc'], 2)
+        self.assertEqual([[sf.S6, sf.S1], [sf.S2, sf.S3]], pages)
+
+    def test_values_given_by_hand(self):
+        self.assertEqual([sf.S2, sf.S3], self.uuids(
+            sort=['created_at', 'id'], after=['2024-05-02T14:00:00+02:00',
+                                              sf.S1], limit=2))
+        self.assertEqual([sf.S6], self.uuids(
+            sort=['status', 'id'], after=['Active', sf.S1], limit=1))
+        # Users: administrator-only sort values are ignored.
+        self.assertEqual([sf.S2, sf.S6], self.uuids(
+            sort=['host', 'id'], after=['zzz', sf.S1], admin=False,
+            project='p1'))
+        self.assertEqual([sf.S2], self.uuids(
+            sort=['_score', 'id'], after=[1.0, sf.S1], limit=1))
+
+    def test_errors(self):
+        for kwargs, fragment in (
+                (dict(after=[sf.S1]), "needs an explicit 'sort'"),
+                (dict(sort=['id'], after=sf.S1), 'must be a list'),
+                (dict(sort=['id', 'name'], after=[sf.S1]),
+                 "has 1 values but 'sort' has 2"),
+                (dict(sort=['id'], after=[sf.S1], offset=1),
+                 "must be 0 when"),
+                (dict(sort=['created_at'], after=['soon']), 'ISO 8601'),
+                (dict(sort=['created_at'], after=[{'a': 1}]),
+                 'strings, numbers, booleans or null'),
+                (dict(sort=['power_state'], after=['high']),
+                 'integer value'),
+                (dict(sort=['_score'], after=['x']), "'_score' must be")):
+            exc = self.assertRaises(dsl.QueryError, self.search, **kwargs)
+            self.assertIn(fragment, str(exc), kwargs)
+
+
+class AggregationTestCase(DSLTestBase):
+
+    def test_terms(self):
+        result = self.search(limit=0, aggs={
+            'st': {'terms': {'field': 'status'}},
+            'tags': {'terms': {'field': 'tags'}},
+            'role': {'terms': {'field': 'metadata.role', 'size': 1}},
+            'keys': {'terms': {'field': 'metadata_keys',
+                               'order': {'_key': 'desc'}}},
+            'locked': {'terms': {'field': 'locked'}},
+            'created': {'terms': {'field': 'created', 'size': 1,
+                                  'order': {'_term': 'asc'}}}})
+        aggs = result.aggregations
+        self.assertEqual([{'key': 'active', 'doc_count': 2},
+                          {'key': 'error', 'doc_count': 1},
+                          {'key': 'shutoff', 'doc_count': 1}],
+                         aggs['st']['buckets'])
+        self.assertEqual(0, aggs['st']['sum_other_doc_count'])
+        self.assertEqual([{'key': 'b', 'doc_count': 2},
+                          {'key': 'a', 'doc_count': 1}],
+                         aggs['tags']['buckets'])
+        self.assertEqual([{'key': 'db', 'doc_count': 1}],
+                         aggs['role']['buckets'])
+        self.assertEqual(1, aggs['role']['sum_other_doc_count'])
+        self.assertEqual(['tier', 'role'],
+                         [b['key'] for b in aggs['keys']['buckets']])
+        self.assertEqual([{'key': False, 'doc_count': 3},
+                          {'key': True, 'doc_count': 1}],
+                         aggs['locked']['buckets'])
+        self.assertEqual([{'key': '2024-05-02T12:00:00Z', 'doc_count': 1}],
+                         aggs['created']['buckets'])
+        self.assertEqual(3, aggs['created']['sum_other_doc_count'])
+
+    def test_scoped_to_query_and_project(self):
+        result = self.search({'term': {'tags': 'b'}}, limit=0, aggs={
+            'st': {'terms': {'field': 'status'}}})
+        self.assertEqual([{'key': 'active', 'doc_count': 1},
+                          {'key': 'shutoff', 'doc_count': 1}],
+                         result.aggregations['st']['buckets'])
+        result = self.search(project='p2', limit=0, admin=False, aggs={
+            'st': {'terms': {'field': 'status'}},
+            'host': {'terms': {'field': 'host'}}})
+        self.assertEqual([{'key': 'error', 'doc_count': 1}],
+                         result.aggregations['st']['buckets'])
+        self.assertEqual([], result.aggregations['host']['buckets'])
+
+    def test_across_types(self):
+        result = self.search(types=[SERVER, SERVICE], limit=0, aggs={
+            'host': {'terms': {'field': 'host'}},
+            'binary': {'terms': {'field': 'binary'}}})
+        self.assertEqual([{'key': 'h1', 'doc_count': 3},
+                          {'key': 'h2', 'doc_count': 2}],
+                         result.aggregations['host']['buckets'])
+        self.assertEqual([{'key': 'nova-compute', 'doc_count': 2},
+                          {'key': 'nova-scheduler', 'doc_count': 1}],
+                         result.aggregations['binary']['buckets'])
+
+    def test_bad_aggregations(self):
+        for aggs, fragment in (
+                ([], "'aggregations' must be a JSON object"),
+                ({'a': 1}, "aggregation 'a' must be a JSON object"),
+                ({'a': {'avg': {'field': 'vcpus'}}}, "only 'terms'"),
+                ({'a': {'terms': {'field': 'status'}, 'aggs': {}}},
+                 'sub-aggregations'),
+                ({'a': {'terms': 'status'}}, "'terms' must be a JSON"),
+                ({'a': {'terms': {}}}, "needs a 'field'"),
+                ({'a': {'terms': {'field': 'status', 'size': -1}}},
+                 'non-negative integer'),
+                ({'a': {'terms': {'field': 'status', 'size': True}}},
+                 'non-negative integer'),
+                ({'a': {'terms': {'field': 'status', 'script': 'x'}}},
+                 'does not support script'),
+                ({'a': {'terms': {'field': 'status',
+                                  'order': {'_count': 'up'}}}},
+                 "_count or _key"),
+                ({'a': {'terms': {'field': 'status', 'order': 'x'}}},
+                 "must be an object")):
+            exc = self.assertRaises(dsl.QueryError, dsl.parse_aggregations,
+                                    aggs)
+            self.assertIn(fragment, str(exc), aggs)
+        self.assertQueryError("unknown aggregation field 'bogus'", aggs={
+            'a': {'terms': {'field': 'bogus'}}})
+        self.assertQueryError("'terms aggregation' is not supported", aggs={
+            'a': {'terms': {'field': 'OS-EXT-SRV-ATTR:instance_name'}}})
+
+
+class PortabilityTestCase(test.NoDBTestCase):
+    """The SQL the DSL builds for MySQL/MariaDB and PostgreSQL."""
+
+    QUERIES = [
+        {'bool': {'should': [{'term': {'status': 'active'}},
+                             {'terms': {'tags': ['a', 'b']}},
+                             {'range': {'created_at': {'gt': '2024-01-01'}}},
+                             {'prefix': {'metadata.role': 'w'}}],
+                  'minimum_should_match': 2,
+                  'must_not': {'exists': {'field': 'host'}}}},
+        {'match': {'name': {'query': 'a b', 'operator': 'and'}}},
+        {'wildcard': {'metadata_keys': 'a?*'}},
+        {'ids': {'values': ['x_ADMIN']}},
+        {'term': {'deleted': True}},
+        {'nova_regexp': {'display_name': 'a|b'}},
+    ]
+
+    def _sql(self, dialect_name, query):
+        dialects = {'sqlite': sqlite.dialect(), 'mysql': mysql.dialect(),
+                    'postgresql': postgresql.dialect()}
+        schema = dsl.SCHEMAS[SERVER]
+        translator = dsl.Translator(schema, True, dialect_name,
+                                    db_utils.get_regexp_ops(dialect_name))
+        stmt = sa.select(schema.model.uuid).where(
+            translator.translate(query))
+        return str(stmt.compile(dialect=dialects[dialect_name],
+                                compile_kwargs={'literal_binds': True}))
+
+    def test_every_dialect_compiles(self):
+        for dialect in ('sqlite', 'mysql', 'postgresql'):
+            for query in self.QUERIES:
+                self.assertIn('index_instances', self._sql(dialect, query))
+
+    def test_dialect_specific_operators(self):
+        wildcard = {'wildcard': {'name': 'a_*'}}
+        self.assertIn("GLOB 'a_*'", self._sql('sqlite', wildcard))
+        self.assertIn("LIKE 'a!_%%' ESCAPE '!'", self._sql('mysql', wildcard))
+        self.assertIn("LIKE 'a!_%%' ESCAPE '!'",
+                      self._sql('postgresql', wildcard))
+        regexp = {'nova_regexp': {'name': 'a|b'}}
+        # Nova's MySQL filter escapes '|' (nova.db.utils._safe_regex_mysql).
+        self.assertIn("REGEXP 'a\\\\|b'", self._sql('mysql', regexp))
+        self.assertIn("~ 'a|b'", self._sql('postgresql', regexp))
+        self.assertIn("REGEXP 'a|b'", self._sql('sqlite', regexp))
+        exc = self.assertRaises(dsl.QueryError, self._sql, 'postgresql',
+                                {'nova_regexp': {'power_state': '1'}})
+        self.assertIn("needs a text field on this index database", str(exc))
+        self.assertIn('REGEXP', self._sql('mysql', {'nova_regexp': {
+            'power_state': '1'}}))
+
+    def _raise(self, exc):
+        with dsl._database_errors():
+            raise exc
+
+    def test_database_value_errors_become_query_errors(self):
+        class PGError(Exception):
+            def __init__(self, message, pgcode):
+                super().__init__(message)
+                self.pgcode = pgcode
+
+        bad_regex = sa.exc.DBAPIError(
+            'SELECT', {}, PGError('invalid regular expression', '2201B'))
+        for exc in (bad_regex,
+                    db_exc.DBError(inner_exception=bad_regex),
+                    sa.exc.OperationalError(
+                        'SELECT', {}, Exception(1139, 'Regex error')),
+                    db_exc.DBDataError(inner_exception=Exception('x'))):
+            err = self.assertRaises(dsl.QueryError, self._raise, exc)
+            self.assertIn('the index database rejected a value of the '
+                          'query', str(err))
+        for exc in (sa.exc.OperationalError(
+                        'SELECT', {}, PGError('server closed', '08006')),
+                    sa.exc.OperationalError(
+                        'SELECT', {}, Exception(2003, "Can't connect")),
+                    db_exc.DBConnectionError('down')):
+            self.assertRaises(type(exc), self._raise, exc)
