@@ -1,0 +1,39 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""``nova-search-bench``: the index path measured against Nova's cell path.
+
+Everything runs through real Nova code in one process (threading mode, as
+nova-api runs under a WSGI server):
+
+:mod:`~nova_search_ext.bench.deployment`
+    a throwaway Nova deployment: configuration file, API database and
+    N cell databases (plus cell0) migrated with Nova's own ``db_sync``, cell
+    and host mappings, flavors and one ``nova-compute`` service per host;
+:mod:`~nova_search_ext.bench.dataset`
+    the instances: a few representative ones created with Nova's objects,
+    then replicated in bulk through Nova's SQLAlchemy models;
+:mod:`~nova_search_ext.bench.api`
+    Nova's osapi_compute paste application with our filter, driven
+    in-process, and the compute API call the servers controller makes;
+:mod:`~nova_search_ext.bench.measure`
+    timing, cell-database query counting and parity checks;
+:mod:`~nova_search_ext.bench.feed`
+    indexing throughput through the notification endpoint and the
+    notification-to-list lag through ``nova-search-indexer`` on RabbitMQ;
+:mod:`~nova_search_ext.bench.report`
+    the table, the targets and the JSON result;
+:mod:`~nova_search_ext.bench.runner`
+    the order of it all.
+
+Nothing here is imported by the rest of the package; the console script
+(:mod:`nova_search_ext.cmd.bench`) is the only entry point.
+"""

@@ -1,0 +1,509 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Keeping the index fresh: indexing throughput and notification lag.
+
+**Throughput.**  Existing instances are changed in their cell database (new
+display name and ``updated_at``, through Nova's models), then an
+``instance.update`` notification per instance is handed to
+:class:`~nova_search_ext.index.endpoint.NotificationEndpoint`, the object
+``nova-search-indexer`` dispatches to.  The payloads are real
+``InstanceUpdatePayload`` primitives built by Nova's notification objects
+from instances of the data set, with the uuid and display name set for each
+notification.  The endpoint reads every instance back from its cell and
+writes the index, so the figure covers the whole per-notification work of
+the indexer except the message bus; it is measured with one thread and
+with a pool of threads, as the listener's threading executor runs it.
+
+**Lag over RabbitMQ.**  ``nova-search-indexer`` is started as a separate
+process with a configuration file pointing at the benchmark's databases
+and the local RabbitMQ.  The benchmark then changes one instance in its
+cell and publishes its ``instance.update`` with ``oslo_messaging.Notifier``
+(driver ``messagingv2``) at a fixed rate, and polls the index until each
+change is visible.  So that no other consumer of the local broker sees the
+benchmark's messages (or hands it theirs), they go to an exchange and a
+topic of their own, and the queues delete themselves when the indexer
+disconnects.
+"""
+
+import collections
+import concurrent.futures
+import copy
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from oslo_db import exception as db_exc
+from oslo_utils import timeutils
+import sqlalchemy as sa
+
+from nova_search_ext.bench import measure
+
+RABBIT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
+TICK = 0.025
+# How long to wait, after the last notification, for the last change.
+DRAIN_SECONDS = 30
+_DATA = 'nova_object.data'
+
+
+def port_open(port, host='127.0.0.1', timeout=1.0):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class Feeder(object):
+    """Instances to change, their cells, and real-shaped payloads."""
+
+    def __init__(self, deployment, seed=7):
+        self.deployment = deployment
+        self.rng = random.Random(seed)
+        self.cells = {c.mapping.id: c.mapping for c in deployment.cells}
+        self._engines = {}
+        self._payloads = []
+        self._serial = 0
+
+    def sample(self, count):
+        """``count`` random (uuid, CellMapping) of instances in cells."""
+        from nova.db.api import api as api_db
+        from nova.db.api import models as api_models
+
+        t = api_models.InstanceMapping.__table__
+        with api_db.get_engine().connect() as conn:
+            rows = conn.execute(
+                sa.select(t.c.instance_uuid, t.c.cell_id).where(
+                    t.c.cell_id.in_(list(self.cells)))).all()
+        rows = self.rng.sample(rows, min(count, len(rows)))
+        return [(uuid, self.cells[cell_id]) for uuid, cell_id in rows]
+
+    def _engine(self, mapping):
+        from nova import context as nova_context
+        from nova.db.main import api as main_db
+
+        engine = self._engines.get(mapping.uuid)
+        if engine is None:
+            ctxt = nova_context.get_admin_context()
+            with nova_context.target_cell(ctxt, mapping) as cctxt:
+                engine = main_db.get_engine(context=cctxt)
+            self._engines[mapping.uuid] = engine
+        return engine
+
+    def payloads(self, sample, n=8):
+        """Build ``n`` InstanceUpdatePayload primitives with Nova's code."""
+        from nova import context as nova_context
+        from nova.notifications.objects import instance as notif_instance
+        from nova import objects
+
+        ctxt = nova_context.get_admin_context()
+        for uuid, mapping in sample[:n]:
+            with nova_context.target_cell(ctxt, mapping) as cctxt:
+                inst = objects.Instance.get_by_uuid(
+                    cctxt, uuid, expected_attrs=['flavor', 'info_cache',
+                                                 'metadata', 'tags',
+                                                 'system_metadata'])
+                payload = notif_instance.InstanceUpdatePayload(
+                    context=cctxt, instance=inst,
+                    state_update=notif_instance.InstanceStateUpdatePayload(
+                        old_state=inst.vm_state, state=inst.vm_state,
+                        old_task_state=inst.task_state,
+                        new_task_state=inst.task_state),
+                    audit_period=notif_instance.AuditPeriodPayload(
+                        audit_period_beginning=timeutils.utcnow(),
+                        audit_period_ending=timeutils.utcnow()),
+                    old_display_name=inst.display_name)
+                payload.obj_reset_changes(recursive=True)
+                self._payloads.append(payload.obj_to_primitive())
+        return self._payloads
+
+    def payload_for(self, uuid, display_name):
+        prim = copy.deepcopy(
+            self._payloads[self._serial % len(self._payloads)])
+        self._serial += 1
+        prim[_DATA]['uuid'] = uuid
+        prim[_DATA]['display_name'] = display_name
+        return prim
+
+    def change(self, items, label):
+        """Rename instances in their cells; return {uuid: new name}."""
+        from nova.db.main import models
+
+        t = models.Instance.__table__
+        names = {}
+        by_cell = collections.defaultdict(list)
+        for uuid, mapping in items:
+            by_cell[mapping.uuid].append((uuid, mapping))
+        for members in by_cell.values():
+            engine = self._engine(members[0][1])
+            with engine.begin() as conn:
+                for uuid, _mapping in members:
+                    names[uuid] = self.rename(conn, t, uuid, label)
+        return names
+
+    def rename(self, conn, table, uuid, label):
+        self._serial += 1
+        name = '%s-%06d' % (label, self._serial)
+        conn.execute(table.update().where(table.c.uuid == uuid).values(
+            display_name=name, updated_at=timeutils.utcnow()))
+        return name
+
+    def close(self):
+        self._engines.clear()
+
+
+def endpoint_throughput(deployment, store, count, threads, say,
+                        batch_size=None):
+    """Notifications per second through NotificationEndpoint.
+
+    Two ways, as the two feeds use it: one notification at a time (the
+    embedded driver; ``threads`` at once, as the threading executor runs
+    a non-batch listener), and in batches of ``batch_size`` (default
+    ``[search_indexer] batch_size``), as ``nova-search-indexer``'s batch
+    listener hands them over.  Each notification names a different
+    instance, renamed in its cell just before, so no read is shared.
+
+    :returns: dict with one entry per run; ``per_second`` is the
+              indexer's (batched) rate
+    """
+    from nova_search_ext import conf
+    from nova_search_ext.index import endpoint as endpoint_mod
+
+    batch_size = batch_size or conf.CONF.search_indexer.batch_size
+    runs = [('single', n) for n in threads] + [('batch', 1)]
+    feeder = Feeder(deployment)
+    results = {'store': store.dialect, 'notifications': count,
+               'batch_size': batch_size, 'runs': {}}
+    sample = feeder.sample(count * len(runs))
+    if count > len(sample):
+        say('  only %d instances in the cells: %d notifications per run, '
+            'not %d' % (len(sample), len(sample), count))
+        count = len(sample)
+        results['notifications'] = count
+    feeder.payloads(sample)
+    for i, (mode, n_threads) in enumerate(runs):
+        # Distinct instances within a run; runs share instances only when
+        # the cells hold fewer than all runs need.
+        items = [sample[(i * count + j) % len(sample)]
+                 for j in range(count)]
+        label = 'feed%s%d' % (mode[0], n_threads)
+        names = feeder.change(items, label)
+        payloads = [feeder.payload_for(uuid, names[uuid])
+                    for uuid, _m in items]
+        endpoint = endpoint_mod.NotificationEndpoint(store, requeue_delay=0)
+        batch = endpoint_mod.BatchNotificationEndpoint(endpoint)
+
+        def handle(payload):
+            return endpoint.info({}, 'nova-compute:bench', 'instance.update',
+                                 payload, {'message_id': payload[_DATA][
+                                     'uuid']})
+
+        def message(payload):
+            return {'ctxt': {}, 'publisher_id': 'nova-compute:bench',
+                    'event_type': 'instance.update', 'payload': payload,
+                    'metadata': {'message_id': payload[_DATA]['uuid']}}
+
+        started = time.perf_counter()
+        if mode == 'batch':
+            for start in range(0, len(payloads), batch_size):
+                batch.info([message(p) for p in
+                            payloads[start:start + batch_size]])
+        elif n_threads == 1:
+            for payload in payloads:
+                handle(payload)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
+                list(pool.map(handle, payloads))
+        seconds = time.perf_counter() - started
+        stats = endpoint.stats.snapshot()
+        # A requeued (or failed) notification was not indexed: it does not
+        # count towards the rate.
+        indexed = stats['received'] - stats['requeued'] - stats['failed'] \
+            - stats['malformed']
+        rate = indexed / seconds
+        key = '%s-%d' % (mode, n_threads)
+        results['runs'][key] = {
+            'mode': mode, 'threads': n_threads,
+            'batch_size': batch_size if mode == 'batch' else 1,
+            'seconds': round(seconds, 3), 'indexed': indexed,
+            'per_second': round(rate, 1),
+            'outcomes': {k: v for k, v in stats.items() if v}}
+        say('  %d notifications, %s: %.1f s, %.0f indexed/s (%s)' % (
+            len(payloads), _describe_run(results['runs'][key]), seconds,
+            rate, ', '.join('%s=%d' % kv for kv in sorted(stats.items())
+                            if kv[1])))
+        if stats['written'] != len(payloads):
+            say('  WARNING: only %d of %d notifications wrote a document' %
+                (stats['written'], len(payloads)))
+    feeder.close()
+    results['per_second'] = results['runs']['batch-1']['per_second']
+    return results
+
+
+def _describe_run(run):
+    if run['mode'] == 'batch':
+        return 'batches of %d (nova-search-indexer)' % run['batch_size']
+    return 'one at a time, %d thread(s) (embedded driver)' % run['threads']
+
+
+def indexer_command():
+    """How to start nova-search-indexer, or None if it is not installed."""
+    script = os.path.join(os.path.dirname(sys.executable),
+                          'nova-search-indexer')
+    if os.path.exists(script):
+        return [script]
+    found = shutil.which('nova-search-indexer')
+    if found:
+        return [found]
+    try:
+        import importlib.util
+        if importlib.util.find_spec('nova_search_ext.cmd.indexer'):
+            return [sys.executable, '-m', 'nova_search_ext.cmd.indexer']
+    except ImportError:
+        pass
+    return None
+
+
+def _shows(doc, name):
+    """Whether a stored Instance primitive has display name ``name``.
+
+    A substring test rather than decoding kilobytes of JSON per poll: the
+    poller shares the benchmark process with the publisher.  Names are
+    unique per notification, so the test cannot match another change.
+    """
+    if not doc:
+        return False
+    return ('"display_name":"%s"' % name in doc or
+            '"display_name": "%s"' % name in doc)
+
+
+class _Visibility(threading.Thread):
+    """Poll the index until every pending change is visible."""
+
+    def __init__(self, store, interval=0.01):
+        super().__init__(name='lag-poller', daemon=True)
+        self.store = store
+        self.interval = interval
+        self.pending = {}
+        self.lags = []
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.errors = 0
+
+    def expect(self, uuid, name, published):
+        with self.lock:
+            self.pending[uuid] = (name, published)
+
+    def outstanding(self):
+        with self.lock:
+            return len(self.pending)
+
+    def run(self):
+        while not self.done.is_set():
+            with self.lock:
+                pending = dict(self.pending)
+            if pending:
+                try:
+                    found = self.store.get_instances(list(pending))
+                except (db_exc.DBError, sa.exc.SQLAlchemyError):
+                    # The indexer may hold the SQLite write lock a moment.
+                    self.errors += 1
+                    found = {}
+                seen = time.perf_counter()
+                for uuid, (name, published) in pending.items():
+                    stored = found.get(uuid)
+                    if stored is None or not _shows(stored.doc, name):
+                        continue
+                    with self.lock:
+                        if self.pending.get(uuid, (None,))[0] == name:
+                            del self.pending[uuid]
+                            self.lags.append(seen - published)
+            time.sleep(self.interval)
+
+
+class Indexer(object):
+    """nova-search-indexer as a child process of the benchmark."""
+
+    def __init__(self, deployment, exchange, topic):
+        self.deployment = deployment
+        self.exchange = exchange
+        self.topic = topic
+        self.config_file = os.path.join(deployment.workdir, 'indexer.conf')
+        self.log_file = os.path.join(deployment.workdir, 'indexer.log')
+        self.process = None
+
+    def sections(self):
+        sections = self.deployment.config_sections()
+        sections['DEFAULT'].update(
+            transport_url=RABBIT_URL, control_exchange=self.exchange,
+            log_file=self.log_file, use_stderr=False, debug=False)
+        sections['oslo_messaging_notifications'] = {
+            'driver': 'messagingv2', 'transport_url': RABBIT_URL}
+        # Queues and the exchange go away with the indexer's connection.
+        sections['oslo_messaging_rabbit'] = {'amqp_auto_delete': True}
+        sections['search_indexer'] = {
+            'topics': self.topic, 'pool': '', 'stats_interval': 0,
+            'service_refresh_interval': 0}
+        return sections
+
+    def start(self, command):
+        self.deployment.write_config(self.config_file, self.sections())
+        self._out = open(self.log_file + '.out', 'w')
+        self.process = subprocess.Popen(
+            command + ['--config-file', self.config_file],
+            stdout=self._out, stderr=subprocess.STDOUT,
+            env=dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1'))
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self):
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._out.close()
+        return self.process.returncode
+
+    def log_tail(self, lines=20):
+        text = []
+        for path in (self.log_file, self.log_file + '.out'):
+            if os.path.exists(path):
+                with open(path) as f:
+                    text.extend(f.read().splitlines()[-lines:])
+        return text
+
+
+def _notifier(indexer):
+    from oslo_config import cfg
+    import oslo_messaging
+
+    conf = cfg.ConfigOpts()
+    conf(['--config-file', indexer.config_file], project='nse-bench',
+         default_config_files=[])
+    transport = oslo_messaging.get_notification_transport(conf)
+    notifier = oslo_messaging.Notifier(
+        transport, publisher_id='nova-compute:bench', driver='messagingv2',
+        topics=[indexer.topic])
+    return transport, notifier
+
+
+def rabbit_lag(deployment, store, rate, count, say, startup_timeout=90):
+    """p50/p99 notification-to-visible lag through nova-search-indexer."""
+    if not port_open(5672):
+        return {'skipped': 'RabbitMQ is not reachable on 127.0.0.1:5672'}
+    command = indexer_command()
+    if command is None:
+        return {'skipped': 'nova-search-indexer is not installed'}
+    exchange = 'nse_bench_%s' % deployment.run_id
+    topic = 'nse_bench_%s_versioned_notifications' % deployment.run_id
+    indexer = Indexer(deployment, exchange, topic)
+    feeder = Feeder(deployment, seed=11)
+    sample = feeder.sample(count + 1)
+    feeder.payloads(sample)
+    poller = _Visibility(store)
+    result = {'rate': rate, 'notifications': count, 'exchange': exchange,
+              'topic': topic, 'command': ' '.join(command)}
+    indexer.start(command)
+    transport, notifier = _notifier(indexer)
+    try:
+        poller.start()
+        # A first change, not measured: the indexer is up once it shows.
+        # Until its queue exists a notification goes nowhere, so the probe
+        # is published again every two seconds.
+        started = time.perf_counter()
+        next_probe = started
+        while indexer.alive():
+            now = time.perf_counter()
+            if now >= next_probe:
+                _publish(feeder, notifier, poller, sample[0], 'lagprobe')
+                next_probe = now + 2
+            time.sleep(0.02)
+            if not poller.outstanding() or now - started > startup_timeout:
+                break
+        if poller.outstanding():
+            result['error'] = ('the indexer did not index a probe '
+                               'notification within %d s' % startup_timeout)
+            result['indexer_log'] = indexer.log_tail()
+            return result
+        result['startup_seconds'] = round(time.perf_counter() - started, 2)
+        say('  indexer up after %.1f s; publishing %d notifications at '
+            '%d/s' % (result['startup_seconds'], count, rate))
+        with poller.lock:
+            poller.lags.clear()
+        # Every tick: change the tick's instances in their cells (one
+        # transaction per cell), then publish one notification each.
+        per_tick = max(1, int(round(rate * TICK)))
+        items = sample[1:count + 1]
+        t0 = time.perf_counter()
+        for start in range(0, len(items), per_tick):
+            delay = t0 + start / float(rate) - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            batch = items[start:start + per_tick]
+            names = feeder.change(batch, 'lag')
+            for uuid, _mapping in batch:
+                payload = feeder.payload_for(uuid, names[uuid])
+                poller.expect(uuid, names[uuid], time.perf_counter())
+                notifier.info({}, 'instance.update', payload)
+        published = time.perf_counter() - t0
+        deadline = time.perf_counter() + DRAIN_SECONDS
+        while poller.outstanding() and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        lags = sorted(poller.lags)
+        missing = poller.outstanding()
+        # A change never seen counts as slower than any seen one: if it
+        # falls within a percentile, that percentile is "over the drain
+        # time" (None, with p*_over_s set).
+        ranked = lags + [float('inf')] * missing
+        result.update(
+            published_seconds=round(published, 2),
+            achieved_rate=round(count / published, 1),
+            visible=len(lags), not_visible=missing,
+            drain_seconds=DRAIN_SECONDS, poll_errors=poller.errors,
+            max_visible_s=_round(lags[-1] if lags else None))
+        for pct in (50, 90, 99):
+            value = measure.percentile(ranked, pct)
+            if value == float('inf'):
+                result['p%d_s' % pct] = None
+                result['p%d_over_s' % pct] = DRAIN_SECONDS
+            else:
+                result['p%d_s' % pct] = _round(value)
+        return result
+    finally:
+        poller.done.set()
+        rc = indexer.stop()
+        result['indexer_exit_code'] = rc
+        transport.cleanup()
+        feeder.close()
+
+
+def _publish(feeder, notifier, poller, item, label):
+    uuid, _mapping = item
+    name = feeder.change([item], label)[uuid]
+    payload = feeder.payload_for(uuid, name)
+    poller.expect(uuid, name, time.perf_counter())
+    notifier.info({}, 'instance.update', payload)
+
+
+def _round(value):
+    return round(value, 4) if value is not None else None

@@ -1,0 +1,192 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Timing, database query counting and parity checks.
+
+Queries are counted the way the functional tests count them: a listener on
+SQLAlchemy's ``before_cursor_execute`` event for every engine of the
+process, each engine labelled by the database its URL names (``api``, a
+cell name, ``index`` or ``other``).  Statements run in the scatter-gather
+threads are counted too, because requests are measured one at a time.
+
+Latency is wall-clock time (``time.perf_counter``) around one call, with
+the query listener active on both paths.
+"""
+
+import collections
+import json
+import statistics
+import threading
+
+import sqlalchemy as sa
+
+from nova_search_ext.bench import deployment as deployment_mod
+
+
+class QueryCounter(object):
+    """Count SQL statements per database while a window is open.
+
+    :param labels: ``{(backend, database): label}``
+    """
+
+    def __init__(self, labels):
+        self.labels = labels
+        self._by_engine = {}
+        self._lock = threading.Lock()
+        self._counts = None
+
+    def _label(self, engine):
+        label = self._by_engine.get(id(engine))
+        if label is None:
+            try:
+                key = deployment_mod.database_key(
+                    engine.url.render_as_string(hide_password=False))
+            except sa.exc.ArgumentError:
+                key = None
+            label = self.labels.get(key, 'other')
+            self._by_engine[id(engine)] = label
+        return label
+
+    def _on_execute(self, conn, cursor, statement, parameters, context,
+                    executemany):
+        counts = self._counts
+        if counts is None:
+            return
+        label = self._label(conn.engine)
+        with self._lock:
+            counts[label] += 1
+
+    def install(self):
+        sa.event.listen(sa.engine.Engine, 'before_cursor_execute',
+                        self._on_execute)
+        return self
+
+    def remove(self):
+        sa.event.remove(sa.engine.Engine, 'before_cursor_execute',
+                        self._on_execute)
+
+    def start(self):
+        self._counts = collections.Counter()
+
+    def stop(self):
+        counts, self._counts = self._counts, None
+        return dict(counts or {})
+
+
+def cell_queries(counts, cell_names):
+    return sum(n for label, n in counts.items() if label in cell_names)
+
+
+def summarize(seconds):
+    """Median, p90, min and max in milliseconds of a list of seconds."""
+    ms = sorted(s * 1000.0 for s in seconds)
+    if not ms:
+        return {'runs': 0}
+    if len(ms) >= 2:
+        p90 = statistics.quantiles(ms, n=10, method='inclusive')[8]
+    else:
+        p90 = ms[0]
+    return {'runs': len(ms),
+            'median_ms': round(statistics.median(ms), 2),
+            'p90_ms': round(p90, 2),
+            'min_ms': round(ms[0], 2),
+            'max_ms': round(ms[-1], 2)}
+
+
+def percentile(values, pct):
+    """The ``pct`` percentile (an integer, 1-99) of ``values``."""
+    values = sorted(values)
+    if len(values) < 2:
+        return values[0] if values else None
+    return statistics.quantiles(values, n=100, method='inclusive')[pct - 1]
+
+
+def counts_summary(per_request):
+    """One figure per request kind: the value, or 'min-max' if it varied."""
+    values = sorted(set(per_request))
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return '%d-%d' % (values[0], values[-1])
+
+
+# Parity ----------------------------------------------------------------------
+
+def uuid_difference(expected, actual):
+    """Describe how two uuid lists differ, or None when they are equal."""
+    if expected == actual:
+        return None
+    lines = ['cell path %d rows, index path %d rows' % (len(expected),
+                                                        len(actual))]
+    for i, (e, a) in enumerate(zip(expected, actual)):
+        if e != a:
+            lines.append('first difference at row %d: cell path %s, index '
+                         'path %s' % (i, e, a))
+            break
+    missing = set(expected) - set(actual)
+    extra = set(actual) - set(expected)
+    if missing:
+        lines.append('only on the cell path: %s' % sorted(missing)[:5])
+    if extra:
+        lines.append('only on the index path: %s' % sorted(extra)[:5])
+    return '; '.join(lines)
+
+
+def _first_json_difference(expected, actual, where=''):
+    if type(expected) is not type(actual):
+        return '%s: %r != %r' % (where or '/', expected, actual)
+    if isinstance(expected, dict):
+        for key in sorted(set(expected) | set(actual)):
+            if key not in actual:
+                return '%s/%s: only on the cell path' % (where, key)
+            if key not in expected:
+                return '%s/%s: only on the index path' % (where, key)
+            diff = _first_json_difference(expected[key], actual[key],
+                                          '%s/%s' % (where, key))
+            if diff:
+                return diff
+        return None
+    if isinstance(expected, list):
+        if len(expected) != len(actual):
+            return '%s: %d items on the cell path, %d on the index path' % (
+                where or '/', len(expected), len(actual))
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            diff = _first_json_difference(e, a, '%s[%d]' % (where, i))
+            if diff:
+                return diff
+        return None
+    if expected != actual:
+        return '%s: cell path %r, index path %r' % (where or '/', expected,
+                                                     actual)
+    return None
+
+
+def body_difference(expected, actual):
+    """Describe how two response bodies differ, or None if byte-equal."""
+    if expected == actual:
+        return None
+    try:
+        diff = _first_json_difference(json.loads(expected),
+                                      json.loads(actual))
+    except ValueError:
+        diff = None
+    if diff is None:
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            if e != a:
+                diff = 'bytes differ from offset %d: %r vs %r' % (
+                    i, expected[max(0, i - 40):i + 40],
+                    actual[max(0, i - 40):i + 40])
+                break
+        else:
+            diff = 'lengths differ: %d vs %d bytes' % (len(expected),
+                                                       len(actual))
+    return diff

@@ -1,0 +1,383 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""One benchmark run, start to finish.
+
+1. deployment and data set (:mod:`deployment`, :mod:`dataset`);
+2. ``nova_search_ext.index.sync.sync`` into the index store, timed;
+3. the scenarios at the compute API and WSGI levels, both paths, with
+   parity checks and query counts, and the floor for the 50- and 1000-row
+   pages (:mod:`scenarios`);
+4. indexing throughput and RabbitMQ lag (:mod:`feed`);
+5. with a one-cell baseline (``--full``), the same scenarios on one cell
+   holding as many instances, in a child process (Nova's database
+   configuration is process-wide), for the scaling ratio;
+6. table, targets and JSON (:mod:`report`).
+
+A Nova deployment is process-global state (configuration, database
+engines, cell caches), so one process runs one deployment.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from sqlalchemy.engine import url as sa_url
+
+from nova_search_ext.bench import api
+from nova_search_ext.bench import dataset as dataset_mod
+from nova_search_ext.bench import deployment as deployment_mod
+from nova_search_ext.bench import feed
+from nova_search_ext.bench import measure
+from nova_search_ext.bench import report
+from nova_search_ext.bench import scenarios as scenarios_mod
+
+EXIT_OK = 0
+EXIT_PARITY = 1
+EXIT_ERROR = 2
+
+
+class Output(object):
+    """Progress lines on stdout, flushed at once, timestamped."""
+
+    def __init__(self, prefix=''):
+        self.prefix = prefix
+        self.started = time.monotonic()
+
+    def __call__(self, line):
+        for text in str(line).splitlines() or ['']:
+            sys.stdout.write('[%6.1fs] %s%s\n' % (
+                time.monotonic() - self.started, self.prefix, text))
+        sys.stdout.flush()
+
+    def raw(self, text):
+        sys.stdout.write(text + '\n')
+        sys.stdout.flush()
+
+
+def parameters(args):
+    return {
+        'cells': args.cells,
+        'instances_per_cell': args.instances,
+        'hosts_per_cell': args.hosts,
+        'projects': args.projects,
+        'cell_db': args.cell_db,
+        'store': _safe_url(args.store) if args.store else 'sqlite (temp file)',
+        'repeat': args.repeat,
+        'warmup': args.warmup,
+        'wsgi_warmup': args.wsgi_warmup,
+        'min_repeat': args.min_repeat,
+        'wsgi_min_repeat': args.wsgi_min_repeat,
+        'budget_seconds': args.budget,
+        'scenarios': args.scenarios,
+        'levels': args.levels,
+        'microversion': 'latest',
+        'notifications': args.notifications,
+        'feed_threads': args.feed_threads,
+        'lag_rate': args.lag_rate,
+        'lag_count': args.lag_count,
+        'seed': args.seed,
+        'one_cell_baseline': args.one_cell_baseline,
+    }
+
+
+def _safe_url(url):
+    return sa_url.make_url(url).render_as_string(hide_password=True)
+
+
+def _sync(store, say):
+    from nova import context as nova_context
+
+    from nova_search_ext.index import sync
+
+    ctxt = nova_context.get_admin_context()
+    state = {'last': time.monotonic(), 'done': 0}
+
+    def progress(cell, done, total):
+        now = time.monotonic()
+        if now - state['last'] > 5 or done == total:
+            state['last'] = now
+            say('  %s: %d/%s instances indexed' % (
+                cell.name, done, total if total is not None else '?'))
+
+    say('Syncing the index (nova_search_ext.index.sync.sync)')
+    result = sync.sync(ctxt, store, progress=progress)
+    rate = result.instances / result.seconds if result.seconds else 0.0
+    say('Synced %d instances and %d services from %d cells in %.1f s '
+        '(%.0f instances/s)' % (result.instances, result.services,
+                                result.cells, result.seconds, rate))
+    return {'cells': result.cells, 'instances': result.instances,
+            'written': result.written, 'services': result.services,
+            'seconds': round(result.seconds, 2),
+            'instances_per_second': round(rate, 1)}
+
+
+def _line(key, level, measured):
+    cells, index = measured['cells'], measured['index']
+    return ('  %s %-11s cells %8.1f ms (p90 %.1f, %s runs, %s cell queries) '
+            '| index %7.1f ms (p90 %.1f, %s cell queries) | %sx | %d rows | '
+            'parity %s' % (
+                key, level, cells['median_ms'], cells['p90_ms'],
+                cells['runs'], cells['cell_queries'], index['median_ms'],
+                index['p90_ms'], index['cell_queries'], measured['ratio'],
+                index['rows'] or 0, 'ok' if measured['parity'] else 'FAILED'))
+
+
+def run_scenarios(args, dep, ds, app, store, counter, say):
+    from nova.compute import api as compute_api_mod
+
+    compute_api = compute_api_mod.API()
+    client = api.ApiClient(app)
+    admin = api.Identity('bench-admin', 'bench-admin-project',
+                         ('admin', 'member', 'reader'))
+    tenant = api.Identity(ds.users[ds.tenant], ds.tenant,
+                          ('member', 'reader'))
+    cell_names = [m.name for m in dep.all_cell_mappings()]
+    measurement = scenarios_mod.Measurement(
+        counter, cell_names, args.repeat, args.warmup, args.min_repeat,
+        args.budget, say)
+    results = {}
+    for scenario in scenarios_mod.SCENARIOS:
+        if scenario.key not in args.scenarios:
+            continue
+        identity = admin if scenario.admin else tenant
+        path = scenarios_mod.url(scenario)
+        say('Scenario %s: %s -- GET %s as %s' % (
+            scenario.key, scenario.title, path,
+            'admin' if scenario.admin else 'a member of the benchmark '
+            'tenant'))
+        scenarios_mod.set_index_path(False)
+        record = api.record_get_all(client, path, identity)
+        entry = {'title': scenario.title, 'request': 'GET ' + path,
+                 'admin': scenario.admin,
+                 'get_all_arguments': record.describe()}
+        if 'compute_api' in args.levels:
+            entry['compute_api'] = measurement.run(
+                scenario, 'compute_api',
+                *scenarios_mod.compute_level(record, compute_api))
+            say(_line(scenario.key, 'compute API', entry['compute_api']))
+        if 'wsgi' in args.levels:
+            entry['wsgi'] = measurement.run(
+                scenario, 'wsgi',
+                *scenarios_mod.wsgi_level(client, path, identity),
+                warmup=args.wsgi_warmup, min_repeat=args.wsgi_min_repeat)
+            say(_line(scenario.key, 'WSGI', entry['wsgi']))
+        if scenario.floor and 'compute_api' in args.levels:
+            # Cheap next to a request, and bimodal with the garbage
+            # collector at 1000 rows: at least five rounds.
+            floor = scenarios_mod.measure_floor(
+                record, compute_api, store, max(args.repeat, 5),
+                min_repeat=max(args.min_repeat, 5), budget=args.budget)
+            index_ms = entry['compute_api']['index']['median_ms']
+            floor['index_ms'] = index_ms
+            floor['index_vs_floor'] = round(
+                index_ms / floor['decode']['median_ms'], 2)
+            entry['floor'] = floor
+            say('  %s floor: instance_from_stored over %d hits %.1f ms, '
+                'store query %.1f ms; index path = %.2fx the floor' % (
+                    scenario.key, floor['rows'],
+                    floor['decode']['median_ms'],
+                    floor['store_query']['median_ms'],
+                    floor['index_vs_floor']))
+        results[scenario.key] = entry
+    scenarios_mod.set_index_path(False)
+    return results, measurement.failures
+
+
+def measure_deployment(args, say, results):
+    """Steps 1-4 in this process; fills ``results``; returns failures."""
+    from nova_search_ext.compute import list_branch
+    from nova_search_ext import hooks
+    from nova_search_ext.index import api as index_api
+
+    workdir = tempfile.mkdtemp(prefix='nse-bench-', dir=args.workdir)
+    dep = deployment_mod.Deployment(
+        workdir, args.cells, args.hosts, cell_db=args.cell_db,
+        store_url=args.store, say=say, seed=args.seed)
+    results['workdir'] = workdir
+    failures = []
+    try:
+        say('Deployment: %d cells (+ cell0) x %d instances, %d compute '
+            'hosts per cell, cell databases on %s, index store %s' % (
+                args.cells, args.instances, args.hosts, args.cell_db,
+                _safe_url(dep.store_url)))
+        dep.start()
+        ds = dataset_mod.DataSet(dep, args.instances, projects=args.projects,
+                                 seed=args.seed, say=say).build()
+        results['dataset'] = ds.describe()
+        api.write_paste_ini(dep.paste_file)
+        with api.NeutronStub():
+            hooks.install()
+            list_branch.reset()
+            app = api.load_app()
+            store = index_api.get_store()
+            results['sync'] = _sync(store, say)
+            counter = measure.QueryCounter(dep.database_labels()).install()
+            try:
+                results['scenarios'], failures = run_scenarios(
+                    args, dep, ds, app, store, counter, say)
+            finally:
+                counter.remove()
+            if args.notifications:
+                say('Indexing throughput: instance.update notifications '
+                    'through NotificationEndpoint')
+                results['indexing'] = feed.endpoint_throughput(
+                    dep, store, args.notifications, args.feed_threads, say)
+            if args.lag_count:
+                say('Notification-to-list lag through nova-search-indexer '
+                    'on RabbitMQ')
+                dep.share_with_other_processes()
+                results['lag'] = feed.rabbit_lag(
+                    dep, store, args.lag_rate, args.lag_count, say)
+                if results['lag'].get('skipped'):
+                    say('  skipped: %s' % results['lag']['skipped'])
+                elif results['lag'].get('error'):
+                    say('  failed: %s' % results['lag']['error'])
+                    for line in results['lag'].get('indexer_log', []):
+                        say('    | %s' % line)
+    finally:
+        index_api.reset()
+        hooks.uninstall()
+        dep.close()
+        if args.keep:
+            say('Kept the work directory %s' % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return failures
+
+
+def one_cell_baseline(args, say):
+    """Run the scenarios on one cell with as many instances, in a child."""
+    total = args.cells * args.instances
+    fd, output = tempfile.mkstemp(prefix='nse-bench-1cell-', suffix='.json')
+    os.close(fd)
+    command = [sys.executable, '-m', 'nova_search_ext.cmd.bench',
+               '--cells', '1', '--instances', str(total),
+               '--hosts', str(args.hosts), '--projects', str(args.projects),
+               '--cell-db', args.cell_db, '--repeat', str(args.repeat),
+               '--warmup', str(args.warmup),
+               '--wsgi-warmup', str(args.wsgi_warmup),
+               '--min-repeat', str(args.min_repeat),
+               '--wsgi-min-repeat', str(args.wsgi_min_repeat),
+               '--scenarios', ','.join(args.scenarios),
+               '--levels', ','.join(args.levels),
+               '--notifications', '0', '--lag-count', '0',
+               '--seed', str(args.seed), '--output', output]
+    command += ['--budget', str(args.budget or 0)]
+    if args.store:
+        parsed = sa_url.make_url(args.store)
+        if parsed.get_backend_name() != 'sqlite':
+            command += ['--store', parsed.set(
+                database=parsed.database + '_1cell').render_as_string(
+                    hide_password=False)]
+    say('One-cell baseline: 1 cell x %d instances (child process)' % total)
+    child = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    for line in child.stdout:
+        say('[1 cell] ' + line.rstrip('\n'))
+    rc = child.wait()
+    try:
+        with open(output) as f:
+            baseline = json.load(f)
+    except (OSError, ValueError):
+        baseline = None
+    finally:
+        os.unlink(output)
+    return rc, baseline
+
+
+def scaling(results, baseline):
+    out = {'cells': results['parameters']['cells'],
+           'one_cell_instances': (baseline or {}).get('dataset', {}).get(
+               'instances'),
+           'scenarios': {}}
+    for key, scenario in results['scenarios'].items():
+        mine = scenario.get('compute_api')
+        theirs = ((baseline or {}).get('scenarios', {}).get(key) or {}).get(
+            'compute_api')
+        if not mine or not theirs:
+            continue
+        out['scenarios'][key] = {
+            'index_ms': mine['index']['median_ms'],
+            'one_cell_index_ms': theirs['index']['median_ms'],
+            'ratio': round(mine['index']['median_ms'] /
+                           theirs['index']['median_ms'], 2),
+            # Less sensitive to other load on the machine than the median.
+            'ratio_of_minimums': round(mine['index']['min_ms'] /
+                                       theirs['index']['min_ms'], 2),
+            'cells_ms': mine['cells']['median_ms'],
+            'one_cell_cells_ms': theirs['cells']['median_ms'],
+        }
+    # The target is about the 50- and 1000-row pages.
+    out['scenarios'] = {k: v for k, v in out['scenarios'].items()
+                        if k in ('a', 'b')}
+    out['one_cell'] = {k: {level: {p: {f: v[level][p].get(f) for f in
+                                       ('median_ms', 'p90_ms', 'rows',
+                                        'cell_queries')}
+                                   for p in ('cells', 'index')}
+                           for level in ('compute_api', 'wsgi')
+                           if level in v}
+                       for k, v in (baseline or {}).get('scenarios',
+                                                        {}).items()}
+    return out
+
+
+def run(args):
+    """Run the benchmark; return the exit code."""
+    say = Output()
+    results = {'parameters': parameters(args), 'machine': report.machine()}
+    say('nova-search-bench: nova %(nova)s, python %(python)s, %(cpus)d '
+        'CPUs' % results['machine'])
+    started = time.monotonic()
+    failures = measure_deployment(args, say, results)
+    if args.one_cell_baseline:
+        rc, baseline = one_cell_baseline(args, say)
+        results['scaling'] = scaling(results, baseline)
+        if baseline is None:
+            results['scaling']['skipped'] = \
+                'the one-cell baseline failed (exit %d)' % rc
+        failures.extend(
+            scenarios_mod.Failure(f['scenario'], f['level'],
+                                  '1-cell ' + f['path'], f['run'],
+                                  f['reason'])
+            for f in (baseline or {}).get('parity_failures', []))
+    results['seconds'] = round(time.monotonic() - started, 1)
+    results['machine']['loadavg_end'] = [round(x, 2)
+                                         for x in os.getloadavg()]
+    results['parity_failures'] = [f.as_dict() for f in failures]
+    results['parity_ok'] = not failures
+    results['targets'] = report.evaluate_targets(results)
+    report.write_json(results, args.output)
+
+    say.raw('')
+    say.raw(report.table(results))
+    say.raw('')
+    for line in report.extra_lines(results):
+        say.raw(line)
+    say.raw('')
+    say.raw('Targets:')
+    for line in report.target_lines(results):
+        say.raw('  ' + line)
+    say.raw('')
+    if failures:
+        say.raw('PARITY FAILED in %d request(s):' % len(failures))
+        for f in failures[:20]:
+            say.raw('  %s' % f)
+    else:
+        say.raw('Parity: every measured index-path answer equals the cell '
+                'path answer.')
+    say.raw('Results written to %s (%.0f s in all)' % (
+        os.path.abspath(args.output), results['seconds']))
+    return EXIT_PARITY if failures else EXIT_OK

@@ -1,0 +1,120 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Smoke test of ``nova-search-bench`` at a tiny size.
+
+The benchmark runs as its own process (it hosts a whole Nova deployment,
+which is process-wide state), exactly as ``tools/run-demo.sh`` runs it, on
+2 cells x 30 instances with one measured round.  Only the structure of the
+result is checked: every scenario at both levels, parity, no cell-database
+query on the index path, the floor, the sync and the feed figures.  No
+timing is asserted; speed is what the benchmark's own output shows.
+"""
+
+from nova.tests.functional import integrated_helpers  # noqa: first import
+
+import json
+import os
+import subprocess
+import sys
+
+import fixtures
+import testtools
+
+from nova_search_ext.tests import services
+
+SCENARIOS = ('a', 'b', 'c', 'd', 'e')
+LEVELS = ('compute_api', 'wsgi')
+
+
+def run_bench(directory, *extra):
+    output = os.path.join(directory, 'result.json')
+    command = [sys.executable, '-m', 'nova_search_ext.cmd.bench',
+               '--cells', '2', '--instances', '30', '--hosts', '3',
+               '--repeat', '1', '--warmup', '0', '--min-repeat', '1',
+               '--budget', '0', '--workdir', directory, '--output', output]
+    command.extend(extra)
+    env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
+    proc = subprocess.run(command, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env,
+                          timeout=600)
+    result = None
+    if os.path.exists(output):
+        with open(output) as f:
+            result = json.load(f)
+    return proc, result
+
+
+class BenchSmokeTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+
+    def test_demo_structure(self):
+        proc, result = run_bench(self.tmp, '--notifications', '20',
+                                 '--feed-threads', '1', '--lag-count', '0')
+        self.assertIsNotNone(result, proc.stdout[-4000:])
+        self.assertEqual([], result['parity_failures'], proc.stdout[-4000:])
+        self.assertTrue(result['parity_ok'])
+        self.assertEqual(0, proc.returncode, proc.stdout[-4000:])
+
+        self.assertEqual(2 * 30 + 1, result['dataset']['instances'])
+        self.assertEqual(result['dataset']['instances'],
+                         result['sync']['instances'])
+        self.assertEqual(set(SCENARIOS), set(result['scenarios']))
+        for key in SCENARIOS:
+            scenario = result['scenarios'][key]
+            for level in LEVELS:
+                measured = scenario[level]
+                where = '%s/%s' % (key, level)
+                self.assertTrue(measured['parity'], where)
+                cells, index = measured['cells'], measured['index']
+                self.assertEqual(0, index['cell_queries'], where)
+                self.assertGreater(cells['cell_queries'], 0, where)
+                self.assertEqual(cells['rows'], index['rows'], where)
+                self.assertEqual(1, index['runs'], where)
+                self.assertIsNotNone(measured['ratio'], where)
+            self.assertIn('get_all_arguments', scenario)
+        self.assertEqual(50, result['scenarios']['a']['compute_api'][
+            'index']['rows'])
+        for key in ('a', 'b'):
+            floor = result['scenarios'][key]['floor']
+            self.assertEqual(
+                result['scenarios'][key]['compute_api']['index']['rows'],
+                floor['rows'])
+            self.assertGreater(floor['index_vs_floor'], 0)
+        feed = result['indexing']
+        self.assertEqual('sqlite', feed['store'])
+        # One at a time (the embedded driver) and in batches (the indexer).
+        for key in ('single-1', 'batch-1'):
+            run = feed['runs'][key]
+            self.assertEqual(20, run['outcomes']['received'], key)
+            self.assertEqual(20, run['outcomes']['written'], key)
+        self.assertEqual(feed['runs']['batch-1']['per_second'],
+                         feed['per_second'])
+        self.assertEqual({t['name'] for t in result['targets']}, {
+            'speedup_50', 'speedup_1000', 'scaling', 'floor_50',
+            'floor_1000', 'indexer_rate', 'lag_p99'})
+
+    def test_rabbitmq_lag(self):
+        services.require(self, 'rabbitmq')
+        proc, result = run_bench(self.tmp, '--scenarios', 'a',
+                                 '--levels', 'compute_api',
+                                 '--notifications', '0',
+                                 '--lag-count', '20', '--lag-rate', '50')
+        self.assertIsNotNone(result, proc.stdout[-4000:])
+        lag = result['lag']
+        self.assertNotIn('error', lag, proc.stdout[-4000:])
+        self.assertNotIn('skipped', lag)
+        self.assertEqual(20, lag['notifications'])
+        self.assertGreater(lag['visible'], 0, lag)
+        self.assertEqual(0, lag['indexer_exit_code'], lag)
