@@ -60,11 +60,10 @@ class Indexer(object):
             oslo_messaging.get_notification_transport(cfg)
         targets = [oslo_messaging.Target(topic=topic)
                    for topic in cfg.search_indexer.topics]
-        self.listener = oslo_messaging.get_batch_notification_listener(
-            self.transport, targets,
-            [endpoint_mod.BatchNotificationEndpoint(self.endpoint)],
-            executor='threading', pool=cfg.search_indexer.pool or None,
-            allow_requeue=True, batch_size=cfg.search_indexer.batch_size,
+        self.listener = endpoint_mod.get_batch_listener(
+            self.transport, targets, self.endpoint, executor='threading',
+            pool=cfg.search_indexer.pool or None,
+            batch_size=cfg.search_indexer.batch_size,
             batch_timeout=cfg.search_indexer.batch_timeout)
         self._stop = threading.Event()
         self._threads = []

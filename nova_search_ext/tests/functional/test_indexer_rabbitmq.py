@@ -24,6 +24,17 @@ Three processes and the broker: a Nova deployment on disk
   notification, so a lost message would be a missing document (the indexer
   reads the cell at processing time, so a later notification cannot hide a
   lost one here).
+* Issue 9, poison notifications: a stream of randomly mutated copies of
+  Nova's notifications (:mod:`nova_search_ext.tests.notification_fuzz`),
+  each instance of the cells announced only by one good copy among broken
+  ones, plus the original reports (a payload class name that is a list, a
+  100 KB uuid): each broken one is counted once as malformed on a short
+  log line, every good one is indexed, the receipts equal what was sent (no
+  redelivery loop), no exception leaves the endpoint and nothing is left in
+  the queue.  Then what oslo.messaging itself chokes on (priorities that
+  are not strings or unknown, bodies that are not JSON objects): counted
+  as malformed or rejected once by the driver, never looping.  The second
+  needs the indexer to use ``endpoint.get_batch_listener``.
 """
 
 import json
@@ -35,12 +46,21 @@ import time
 import uuid
 
 import fixtures
+import kombu
+import sqlalchemy as sa
 import testtools
 
 from nova_search_ext.index.sql import store as sql_store
+from nova_search_ext.tests import notification_fuzz
 from nova_search_ext.tests import services
 
 WORLD = 'nova_search_ext.tests.functional.e2e_world'
+PRIORITIES = ('audit', 'debug', 'info', 'warn', 'error', 'critical',
+              'sample')
+# The same broker, as kombu spells it.
+AMQP_URL = services.RABBIT_URL.replace('rabbit://', 'amqp://', 1)
+OUTCOMES = ('written', 'unchanged', 'stale', 'tombstoned', 'pending',
+            'ignored', 'malformed', 'failed', 'requeued')
 
 
 def write_config(path, workdir, transport_url, topic, index_url):
@@ -69,7 +89,7 @@ def write_config(path, workdir, transport_url, topic, index_url):
                    'index': index_url})
 
 
-class IndexerRabbitMQTestCase(testtools.TestCase):
+class _IndexerTestBase(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
@@ -77,6 +97,7 @@ class IndexerRabbitMQTestCase(testtools.TestCase):
         self.useFixture(fixtures.Timeout(300, gentle=True))
         self.workdir = self.useFixture(fixtures.TempDir()).path
         self.topic = 'nse_e2e_%s' % uuid.uuid4().hex[:10]
+        self.addCleanup(self._delete_queues)
         index_url = 'sqlite:///%s/index.sqlite' % self.workdir
         self.conf = os.path.join(self.workdir, 'nova.conf')
         write_config(self.conf, self.workdir, services.RABBIT_URL,
@@ -86,6 +107,20 @@ class IndexerRabbitMQTestCase(testtools.TestCase):
         self._run(WORLD, 'setup')
         self.indexers = []
         self.addCleanup(self._stop_all)
+
+    def _queues(self):
+        """The queues the indexer and Nova's notifier declare."""
+        return ['%s-pool' % self.topic] + [
+            '%s.%s' % (self.topic, p) for p in PRIORITIES]
+
+    def _delete_queues(self):
+        with kombu.Connection(AMQP_URL) as conn:
+            channel = conn.channel()
+            for queue in self._queues():
+                try:
+                    channel.queue_delete(queue)
+                except Exception:  # noqa: not there; the channel is closed
+                    channel = conn.channel()
 
     def _env(self):
         env = dict(os.environ)
@@ -159,6 +194,9 @@ class IndexerRabbitMQTestCase(testtools.TestCase):
         except ValueError:
             self.fail('verify printed no JSON report:\n%s' % out[-3000:])
 
+
+class IndexerRabbitMQTestCase(_IndexerTestBase):
+
     def test_index_follows_the_bus(self):
         proc, log = self._start_indexer()
         self._run(WORLD, 'create', '40')
@@ -206,3 +244,249 @@ class IndexerRabbitMQTestCase(testtools.TestCase):
         self.addDetail('sigkill', testtools.content.text_content(
             'indexed %d of %d before SIGKILL, %d after restart' % (
                 at_kill, total, self._indexed())))
+
+
+def read_cells(workdir):
+    """(instance uuids, [(uuid, host, binary)] of services) of the cells."""
+    instances, found = [], []
+    for name in ('cell1', 'cell2'):
+        engine = sa.create_engine('sqlite:///%s/%s.sqlite' % (workdir, name))
+        with engine.connect() as conn:
+            instances += [row[0] for row in conn.execute(sa.text(
+                'SELECT uuid FROM instances WHERE deleted = 0'))]
+            found += [tuple(row) for row in conn.execute(sa.text(
+                'SELECT uuid, host, "binary" FROM services '
+                'WHERE deleted = 0'))]
+        engine.dispose()
+    return instances, found
+
+
+class Publisher(object):
+    """Publish on the bus as oslo.messaging's notifier does, or worse."""
+
+    def __init__(self, test, topic):
+        self.topic = topic
+        self.conn = kombu.Connection(AMQP_URL)
+        test.addCleanup(self.conn.release)
+        # Declared by the indexer (nova's control exchange); not redeclared
+        # here, so its settings stay the indexer's.
+        self.producer = kombu.Producer(
+            self.conn.channel(),
+            exchange=kombu.Exchange('nova', type='topic', durable=False),
+            auto_declare=False)
+
+    def notify(self, body):
+        """Send ``body`` (any value) in oslo.messaging's 2.0 envelope."""
+        priority = body.get('priority') if isinstance(body, dict) else None
+        if not (isinstance(priority, str) and priority.lower() in PRIORITIES):
+            priority = 'info'
+        if isinstance(body, dict):
+            body = dict(body, _unique_id=uuid.uuid4().hex)
+        self.raw({'oslo.version': '2.0', 'oslo.message': json.dumps(body)},
+                 priority.lower())
+
+    def raw(self, body, priority='info'):
+        """Send ``body`` as is (a str is sent unserialised)."""
+        if isinstance(body, str):
+            self.producer.publish(body, routing_key='%s.%s' % (
+                self.topic, priority), content_type='application/json',
+                content_encoding='utf-8')
+        else:
+            self.producer.publish(body, routing_key='%s.%s' % (
+                self.topic, priority), serializer='json')
+
+
+class PoisonNotificationTestCase(notification_fuzz.SeededTest,
+                                 _IndexerTestBase):
+    """Issue 9: hostile notifications on the real bus, real indexer.
+
+    The cells' instances are created without notifications; each is then
+    announced by exactly one good (harmlessly mutated) copy of a Nova
+    notification in a stream of broken ones, so a lost good one is a
+    missing document and a redelivery loop is a receipt too many.  The
+    stream comes from :mod:`nova_search_ext.tests.notification_fuzz`; the
+    seed is in every failure message and ``NSE_FUZZ_SEED`` replays it.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.use_seed()
+
+    def _create_silently(self, count):
+        """Create instances in the cells, announcing none of them."""
+        silent = os.path.join(self.workdir, 'silent.conf')
+        with open(self.conf) as f:
+            text = f.read()
+        with open(silent, 'w') as f:
+            f.write(text.replace('driver = messagingv2', 'driver = noop'))
+        conf, self.conf = self.conf, silent
+        try:
+            self._run(WORLD, 'create', str(count))
+        finally:
+            self.conf = conf
+        instances, found = read_cells(self.workdir)
+        self.assertEqual(count, len(instances))
+        return instances, found
+
+    @staticmethod
+    def _stats(output):
+        lines = [line for line in output.splitlines()
+                 if 'Notifications: received=' in line]
+        if not lines:
+            return {}
+        text = lines[-1].split('Notifications: ', 1)[1]
+        return {k: int(v) for k, v in
+                (item.split('=') for item in text.split(', '))}
+
+    def _drain(self, proc, log, expected):
+        """Wait for ``expected`` receipts and no more; stop the indexer."""
+        try:
+            self._wait(lambda: self._stats(self._log(log)).get(
+                'received', 0) >= expected, 120, '%d receipts' % expected)
+        except AssertionError as e:
+            output = self._log(log)
+            self.fail(self.msg('%s, got %s; the indexer logged:\n%s', e,
+                               self._stats(output), output[-3000:]))
+        # A redelivery loop would keep counting.
+        time.sleep(4)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(0, proc.wait(timeout=60))
+        output = self._log(log)
+        self.assertIn('Stopped', output)
+        stats = self._stats(output)
+        self.assertEqual(expected, stats['received'], self.msg('%s', stats))
+        self.assertEqual(stats['received'],
+                         sum(stats[k] for k in OUTCOMES),
+                         self.msg('counters do not add up: %s', stats))
+        # Nothing left behind: every message was acknowledged (or
+        # rejected), none is waiting for redelivery.
+        with kombu.Connection(AMQP_URL) as conn:
+            _name, waiting, _consumers = conn.channel().queue_declare(
+                '%s-pool' % self.topic, passive=True)
+        self.assertEqual(0, waiting, self.msg('messages left in the queue'))
+        return stats, output
+
+    def assertLogClean(self, output, malformed, rejected=0):
+        lines = output.splitlines()
+        longest = max(lines, key=len)
+        self.assertLessEqual(len(longest), 1000,
+                             self.msg('long log line: %s', longest[:300]))
+        # oslo.messaging's dispatcher and listener: an exception from the
+        # endpoint (then a requeue), a message dropped uncounted.
+        for text in ('Callback raised an exception',
+                     'Exception during messages handling',
+                     'Unknown priority', 'Unexpected error', 'Giving up'):
+            self.assertNotIn(text, output, self.msg(text))
+        self.assertEqual([], [line for line in lines if 'File "' in line and
+                              'nova_search_ext' in line],
+                         self.msg('a traceback from our code'))
+        # The only errors: the driver rejecting what it cannot decode, once
+        # per message.
+        self.assertEqual([], [line[:300] for line in lines
+                              if ' ERROR ' in line and
+                              'oslo.messaging._drivers.impl_rabbit' not in
+                              line])
+        self.assertEqual(rejected, output.count('Failed to process message'))
+        warnings = [line for line in lines
+                    if 'Skipping malformed notification' in line]
+        self.assertEqual(malformed, len(warnings))
+        for line in warnings:
+            self.assertLessEqual(len(line), 600, self.msg(line[:1000]))
+        return warnings
+
+    def assertConverged(self, count):
+        self.assertEqual(count, self._indexed())
+        report = self._verify()
+        self.assertEqual(count, report['checked'], report)
+        self.assertEqual((0, 0, 0), (report['missing'], report['stale'],
+                                     report['orphaned']), report)
+
+    def test_mutated_stream_is_counted_once_and_indexed(self):
+        instances, found = self._create_silently(40)
+        ids = notification_fuzz.KnownIdentities(self.rng, instances, found)
+        mutator = notification_fuzz.Mutator(
+            self.rng, notification_fuzz.samples(), wire=True,
+            json_safe=True, envelope_damage=False, priority_damage=False,
+            identities=ids)
+        cases = []
+        while ids.instances or len(cases) < 800:
+            cases.append(mutator.case())
+        proc, log = self._start_indexer()
+        publisher = Publisher(self, self.topic)
+        stream = [(c.wire_body(), c) for c in cases]
+        # The original reports, in the middle of the stream.
+        for n, (label, body) in enumerate(
+                notification_fuzz.repro_cases()):
+            body['message_id'] = 'repro-%s' % label
+            stream.insert(len(stream) // 2 + n, (body, None))
+        for body, _case in stream:
+            publisher.notify(body)
+
+        seen = [c for c in cases if not c.filtered]
+        bad = sum(c.bad for c in seen) + 2
+        stats, output = self._drain(proc, log, len(seen) + 2)
+        verdicts = {v: sum(c.verdict == v for c in seen)
+                    for v in ('bad', 'instance', 'service', 'service10',
+                              'ignored')}
+        self.addDetail('stream', testtools.content.text_content(self.msg(
+            '%d published, %d for the endpoint (%s + 2 reports); '
+            'counters %s', len(stream), len(seen) + 2, verdicts, stats)))
+        self.assertEqual(bad, stats['malformed'], self.msg('%s', stats))
+        self.assertEqual(verdicts['ignored'], stats['ignored'])
+        for name in ('failed', 'requeued'):
+            self.assertEqual(0, stats[name], self.msg('%s', stats))
+        warnings = self.assertLogClean(output, bad)
+        for label in ('repro-name-is-a-list', 'repro-uuid-100kb'):
+            (line,) = [w for w in warnings if label in w]
+            self.assertLessEqual(len(line), 600, line[:1000])
+        self.assertConverged(len(instances))
+
+    def test_broken_envelopes_do_not_loop(self):
+        instances, found = self._create_silently(10)
+        proc, log = self._start_indexer()
+        publisher = Publisher(self, self.topic)
+        template = {'message_id': 'x', 'publisher_id': 'nova-compute:h',
+                    'event_type': 'instance.update', 'priority': 'INFO',
+                    'timestamp': '2026-01-01 00:00:00.000000',
+                    'payload': {'nova_object.name': 'InstanceUpdatePayload',
+                                'nova_object.namespace': 'nova',
+                                'nova_object.version': '2.1',
+                                'nova_object.data': {}}}
+
+        def body(uuid_, **updates):
+            result = json.loads(json.dumps(template))
+            result['payload']['nova_object.data']['uuid'] = uuid_
+            result.update(updates)
+            return result
+
+        fresh = str(uuid.uuid4())
+        # What oslo.messaging's dispatcher raises on (and the listener
+        # requeued forever) or drops uncounted, and what the endpoint
+        # must count: each is malformed.
+        malformed = [body(fresh, priority=p) for p in
+                     (42, None, ['info'], {'p': 'info'}, 'bogus', '',
+                      'info\ud800', True)]
+        missing = body(fresh)
+        del missing['priority']
+        malformed += [missing, body(fresh, event_type=None),
+                      body(fresh, event_type=['instance.update']),
+                      body(fresh, payload=['x']), {}]
+        # What the driver cannot decode: rejected before any dispatcher.
+        undecodable = ['not json{', '[1, 2]', '"a string"', '42',
+                       {'oslo.version': '2.0', 'oslo.message': 'not json'},
+                       {'oslo.version': '2.0', 'oslo.message': '[1, 2]'},
+                       {'oslo.version': '3.0', 'oslo.message': '{}'}]
+        good = [body(u, message_id='good-%d' % n)
+                for n, u in enumerate(instances)]
+        stream = ([('notify', b) for b in malformed + good] +
+                  [('raw', b) for b in undecodable])
+        self.rng.shuffle(stream)
+        for how, item in stream:
+            getattr(publisher, how)(item)
+
+        stats, output = self._drain(proc, log, len(malformed) + len(good))
+        self.assertEqual(len(malformed), stats['malformed'], stats)
+        self.assertEqual(len(good), stats['written'], stats)
+        self.assertLogClean(output, len(malformed),
+                            rejected=len(undecodable))
+        self.assertConverged(len(instances))

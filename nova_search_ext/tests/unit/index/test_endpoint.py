@@ -22,9 +22,12 @@ import copy
 import logging
 
 import fixtures
+from oslo_config import cfg
 from oslo_db import exception as db_exc
 import oslo_messaging
+from oslo_messaging.notify import listener as notify_listener
 from oslo_utils import uuidutils
+import sqlalchemy as sa
 
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import endpoint
@@ -152,6 +155,14 @@ class MalformedTestCase(EndpointTestCase):
             p[key] = value
             return p
 
+        def with_data(payload, **data):
+            payload['nova_object.data'].update(data)
+            return payload
+
+        def without_field(payload, key):
+            del payload['nova_object.data'][key]
+            return payload
+
         svc_doc = fakes.service_doc()
         compute_task = instance_payload(None, name='ComputeTaskPayload',
                                         version='1.0', instance_uuid='nope')
@@ -172,7 +183,7 @@ class MalformedTestCase(EndpointTestCase):
             ('instance.update', without('nova_object.namespace'),
              'payload namespace is None, not nova'),
             ('instance.update', with_('nova_object.data', ['uuid', uuid]),
-             'payload data is not an object'),
+             'payload data is a list, not an object'),
             ('instance.update', with_('nova_object.version', 'two'),
              "bad payload version 'two'"),
             ('instance.update', with_('nova_object.version', None),
@@ -180,7 +191,22 @@ class MalformedTestCase(EndpointTestCase):
             ('instance.update', with_('nova_object.version', 2.0),
              'bad payload version 2.0'),
             ('instance.update', with_('nova_object.name', 'NoSuchPayload'),
-             'unknown payload class NoSuchPayload'),
+             "unknown payload class 'NoSuchPayload'"),
+            # Issue 9: a list raised TypeError and looped forever.
+            ('instance.update', with_('nova_object.name',
+                                      ['InstanceUpdatePayload']),
+             'payload class name is a list, not a string'),
+            ('instance.update', with_('nova_object.name', {'a': 1}),
+             'payload class name is a dict, not a string'),
+            ('instance.update', with_('nova_object.name', 'FlavorPayload'),
+             'FlavorPayload is not an instance payload'),
+            ('instance.update', with_('nova_object.version', '2.0.1'),
+             "bad payload version '2.0.1'"),
+            ('instance.update', with_('nova_object.version', '\uff12.0'),
+             "bad payload version '\uff12.0'"),
+            ('instance.update', with_('nova_object.version',
+                                      '2.' + '1' * 5000),
+             "bad payload version '2.1111"),
             ('instance.update', with_('nova_object.version', '3.0'),
              'InstanceUpdatePayload major version 3 is not supported '
              '(Nova emits 2)'),
@@ -195,16 +221,65 @@ class MalformedTestCase(EndpointTestCase):
              "carries no valid instance uuid ('not-a-uuid')"),
             ('instance.update', instance_payload(42),
              'carries no valid instance uuid (42)'),
+            ('instance.update', instance_payload(uuid.upper()),
+             'carries no valid instance uuid'),
+            ('instance.update', instance_payload('{%s}' % uuid),
+             'carries no valid instance uuid'),
+            ('instance.update', instance_payload([uuid]),
+             'carries no valid instance uuid (['),
+            ('instance.update', instance_payload(uuid + '\ud800'),
+             "carries no valid instance uuid ('%s\\ud800')" % uuid),
+            ('instance.update', instance_payload('u' * 102400),
+             "carries no valid instance uuid ('uuuuuuu"),
+            ('instance.', good, "event type 'instance.' is not a Nova event "
+             "type"),
+            ('instance.Update', good, 'is not a Nova event type'),
+            ('instance.update.end.x', good, 'is not a Nova event type'),
+            ('instance.upd\x00ate', good, "'instance.upd\\x00ate' is not "
+             "a Nova event type"),
+            ('instance.' + 'a' * 300, good, 'is not a Nova event type'),
             ('compute_task.build_instances.error', compute_task,
              "ComputeTaskPayload carries no valid instance uuid ('nope')"),
             ('service.create', service_payload(svc_doc, version='2.0'),
-             'Version 2.0 of ServiceStatusPayload is not supported, '
-             'supported version is 1.1'),
+             'ServiceStatusPayload version 2.0 is not supported (major '
+             'version 1)'),
+            ('service.create', service_payload(svc_doc, uuid=svc_doc.uuid +
+                                               'x' * 102400),
+             "ServiceStatusPayload field uuid '%s" % svc_doc.uuid[:18]),
+            ('service.create', service_payload(svc_doc, uuid=None),
+             'ServiceStatusPayload field uuid is null'),
+            ('service.create', service_payload(svc_doc, host=''),
+             'ServiceStatusPayload field host is empty'),
+            ('service.create', service_payload(svc_doc, host='h' * 256),
+             'ServiceStatusPayload field host is 256 characters long'),
+            ('service.create', service_payload(svc_doc, host='h\ud800'),
+             "ServiceStatusPayload field host 'h\\ud800' is not valid "
+             "Unicode"),
+            ('service.create', service_payload(svc_doc, binary='nova\x00'),
+             'contains NUL'),
+            ('service.create', service_payload(svc_doc, disabled='no'),
+             'ServiceStatusPayload field disabled is a str, not a boolean'),
+            ('service.create', service_payload(svc_doc, last_seen_up=1),
+             'field last_seen_up is a int, not a string'),
+            ('service.create', service_payload(svc_doc,
+                                               last_seen_up='yesterday'),
+             'not a valid ServiceStatusPayload'),
+            ('service.create', with_data(service_payload(svc_doc),
+                                         version=True),
+             'ServiceStatusPayload field version is a bool, not an integer'),
+            ('service.create', service_payload(svc_doc, forced_down=None),
+             'ServiceStatusPayload field forced_down is null'),
+            ('service.create', without_field(service_payload(svc_doc),
+                                             'topic'),
+             'ServiceStatusPayload 1.1 has no topic'),
+            ('service.create', service_payload(svc_doc, version='1.0',
+                                               host=None),
+             'ServiceStatusPayload 1.0 names no service (host None'),
             ('service.update', instance_payload(uuid),
              'not a ServiceStatusPayload'),
             ('service.update', service_payload(svc_doc,
                                                report_count='many'),
-             'not a ServiceStatusPayload'),
+             'field report_count is a str, not an integer'),
             ('service.delete', 'nope', 'payload is a str'),
             (None, good, 'event type None is not a string'),
             (42, good, 'event type 42 is not a string'),
@@ -263,9 +338,102 @@ class MalformedTestCase(EndpointTestCase):
                                      ('compute.instance.update', False),
                                      ('flavor.create', False),
                                      ('scheduler.select_destinations.end',
-                                      False)):
+                                      False),
+                                     ('', False),
+                                     # Not strings: the endpoint counts
+                                     # them as malformed.
+                                     (None, True), (42, True),
+                                     (['instance.update'], True),
+                                     ({'a': 1}, True), (b'flavor', True)):
             self.assertIs(expected, bool(rule.match(
                 {}, 'nova-compute:host1', event_type, {}, {})), event_type)
+            self.assertIs(expected, bool(rule.match(
+                None, ['x'], event_type, 'not-a-dict', ['payload'])),
+                event_type)
+        self.assertIs(rule, endpoint.BatchNotificationEndpoint.filter_rule)
+
+    def test_envelope_damage(self):
+        good = {'event_type': 'instance.update', 'priority': 'info',
+                'payload': instance_payload(uuidutils.generate_uuid()),
+                'metadata': {'message_id': 'm'}}
+        cases = [
+            (['instance.update'], 'message is a list, not a dict'),
+            ('instance.update', 'message is a str, not a dict'),
+            (None, 'message is a NoneType, not a dict'),
+            (dict(good, metadata=['message_id']),
+             'metadata is a list, not a dict'),
+            (dict(good, metadata='m'), 'metadata is a str, not a dict'),
+            (dict(good, priority=42), 'priority 42 is not a string'),
+            (dict(good, priority=None), 'priority None is not a string'),
+            (dict(good, priority=['info']),
+             "priority ['info'] is not a string"),
+            (dict(good, priority='bogus'), "unknown priority 'bogus'"),
+            (dict(good, priority=''), "unknown priority ''"),
+            (dict(good, priority='info\x00'),
+             "unknown priority 'info\\x00'"),
+        ]
+        results = self.endpoint.process_each([m for m, _r in cases])
+        self.assertEqual([HANDLED] * len(cases), results)
+        warnings = self.logs.at(logging.WARNING)
+        self.assertEqual([r for _m, r in cases],
+                         [w.args['reason'] for w in warnings])
+        self.assertEqual({'received': len(cases), 'malformed': len(cases)},
+                         self.stats())
+        # A valid priority, in any case, is fine.
+        for priority in ('INFO', 'warn', 'Error', 'sample'):
+            self.endpoint.process_each([dict(good, priority=priority)])
+        self.assertEqual(len(cases), self.endpoint.stats['malformed'])
+        self.assertEqual([], self.logs.at(logging.ERROR))
+
+    def test_log_lines_are_short_and_printable(self):
+        uuid = uuidutils.generate_uuid()
+        huge = 'x' * 102400
+        for message_id, event_type, payload in (
+                (huge, 'instance.update', instance_payload(huge)),
+                ('\ud800' * 5000, 'instance.' + huge, {}),
+                (10 ** 5000, 'instance.update',
+                 instance_payload(uuid, version='1.' + '9' * 102400)),
+                ({'a': [huge] * 100}, 'instance.\u202e\x00' * 1000, None),
+                ('m', 'service.update',
+                 service_payload(fakes.service_doc(), host=huge)),
+                ('m', 'service.update',
+                 instance_payload(uuid, name=['\ud800' * 10000])),
+                ('m', 'instance.update',
+                 instance_payload(uuid, name='\U0001F4A9' * 10000))):
+            self.logs.records[:] = []
+            self.assertEqual(HANDLED, self.endpoint.process(
+                event_type, payload, {'message_id': message_id}))
+            (warning,) = self.logs.at(logging.WARNING)
+            line = warning.getMessage()
+            self.assertLessEqual(len(line), 400, line[:1000])
+            self.assertTrue(line.isprintable(), ascii(line[:1000]))
+            line.encode('utf-8')
+        self.assertEqual(7, self.endpoint.stats['malformed'])
+
+    def test_safety_net_counts_what_the_checks_miss(self):
+        self.useFixture(fixtures.MockPatchObject(
+            self.endpoint, '_instance_uuid',
+            side_effect=TypeError("unhashable type: 'list'")))
+        self.assertEqual(HANDLED, self.endpoint.process(
+            'instance.update', instance_payload(uuidutils.generate_uuid()),
+            {'message_id': 'm-1'}))
+        self.assertEqual({'received': 1, 'malformed': 1}, self.stats())
+        (warning,) = self.logs.at(logging.WARNING)
+        self.assertIn("unexpected TypeError at ", warning.args['reason'])
+        self.assertIn("unhashable type: 'list'", warning.args['reason'])
+        self.assertEqual([], self.source.calls)
+
+    def test_newer_minor_versions_are_read(self):
+        doc = fakes.service_doc()
+        self.source.services[doc.uuid] = (source.FOUND, doc)
+        payload = service_payload(doc, version='1.7', new_field=[1, 2])
+        self.assertEqual(HANDLED, self.endpoint.process('service.update',
+                                                        payload))
+        inst = fakes.doc()
+        self.source.instances[inst.uuid] = (source.FOUND, inst)
+        self.assertEqual(HANDLED, self.endpoint.process(
+            'instance.update', instance_payload(inst.uuid, version='2.99')))
+        self.assertEqual({'received': 2, 'written': 2}, self.stats())
 
 
 class TransientAndFailureTestCase(EndpointTestCase):
@@ -515,3 +683,290 @@ class ServiceByHostTestCase(EndpointTestCase):
         self.assertEqual(
             [('service_uuid_by_host', 'compute9', 'nova-compute')],
             self.source.calls)
+
+
+class PoisonStore(object):
+    """Make the store's writes fail for some documents (or all)."""
+
+    def __init__(self, test, store):
+        self.poison = {}
+        self.down = False
+        self.upsert_calls = []
+        real_upsert = store.upsert_instances
+        real_health = store.health
+
+        def upsert_instances(docs, force=False):
+            uuids = [d.uuid for d in docs]
+            self.upsert_calls.append(uuids)
+            for uuid in uuids:
+                if uuid in self.poison:
+                    raise self.poison[uuid]
+            return real_upsert(docs, force=force)
+
+        def health():
+            if self.down:
+                raise index_base.StoreError('index down')
+            return real_health()
+
+        test.useFixture(fixtures.MockPatchObject(
+            store, 'upsert_instances', side_effect=upsert_instances))
+        test.useFixture(fixtures.MockPatchObject(
+            store, 'health', side_effect=health))
+
+
+def operational_error(text='database is locked'):
+    return sa.exc.OperationalError('UPDATE index_instances', {},
+                                   Exception(text))
+
+
+class FailurePolicyTestCase(EndpointTestCase):
+    """Only an unavailable database requeues; nothing loops."""
+
+    def setUp(self):
+        super().setUp()
+        self.docs = [fakes.doc() for _ in range(4)]
+        for doc in self.docs:
+            self.source.instances[doc.uuid] = (source.FOUND, doc)
+        self.poison = PoisonStore(self, self.store)
+        self.batch = endpoint.BatchNotificationEndpoint(self.endpoint)
+
+    def messages(self):
+        return [{'ctxt': {}, 'publisher_id': 'nova-compute:compute1',
+                 'event_type': 'instance.update',
+                 'payload': instance_payload(doc.uuid),
+                 'metadata': {'message_id': 'msg-%d' % n}}
+                for n, doc in enumerate(self.docs)]
+
+    def indexed(self):
+        return set(self.store.get_instances([d.uuid for d in self.docs]))
+
+    def test_a_value_the_store_rejects_fails_only_its_message(self):
+        bad = self.docs[2].uuid
+        for n, error in enumerate([
+                db_exc.DBDataError('Data too long for column'),
+                db_exc.DBInvalidUnicodeParameter(),
+                db_exc.DBDuplicateEntry(['uuid']),
+                db_exc.DBReferenceError('t', 'c', 'k', 'k2'),
+                db_exc.DBError('something the store refuses'),
+                ValueError('a bug')]):
+            self.logs.records[:] = []
+            self.poison.poison = {bad: error}
+            self.assertEqual(HANDLED, self.batch.info(self.messages()),
+                             error)
+            stats = self.endpoint.stats.snapshot()
+            self.assertEqual(n + 1, stats['failed'], (error, stats))
+            self.assertEqual(0, stats['requeued'], (error, stats))
+            self.assertEqual({d.uuid for d in self.docs} - {bad},
+                             self.indexed(), error)
+            (logged,) = self.logs.at(logging.ERROR)
+            self.assertIn('msg-2', logged.getMessage())
+            self.assertIn('index verify --repair', logged.getMessage())
+            self.assertIs(type(error), logged.exc_info[0])
+        self.assertCountersAddUp()
+        # The batch, then each message alone.
+        self.assertEqual([d.uuid for d in self.docs],
+                         self.poison.upsert_calls[0])
+        self.assertEqual([[d.uuid] for d in self.docs],
+                         self.poison.upsert_calls[1:5])
+
+    def test_a_message_failing_transiently_is_retried_a_bounded_time(self):
+        bad = self.docs[1].uuid
+        self.poison.poison = {bad: operational_error()}
+        for attempt in range(1, endpoint.MAX_ATTEMPTS):
+            self.assertEqual(REQUEUE, self.batch.info(self.messages()))
+            self.assertEqual(attempt, self.endpoint.stats['requeued'])
+            self.assertEqual([], self.logs.at(logging.ERROR))
+        # The others were written the first time, and are unchanged since.
+        self.assertEqual({d.uuid for d in self.docs} - {bad},
+                         self.indexed())
+        self.assertEqual(HANDLED, self.batch.info(self.messages()))
+        stats = self.endpoint.stats.snapshot()
+        self.assertEqual(1, stats['failed'], stats)
+        self.assertEqual(endpoint.MAX_ATTEMPTS - 1, stats['requeued'])
+        (logged,) = self.logs.at(logging.ERROR)
+        self.assertIn('Giving up on notification msg-1', logged.getMessage())
+        self.assertIn('after %d attempts' % endpoint.MAX_ATTEMPTS,
+                      logged.getMessage())
+        self.assertCountersAddUp()
+        # A later notification of the same instance gets its own attempts,
+        # and once the store takes it the count is gone.
+        self.assertEqual(REQUEUE, self.batch.info(self.messages()[1:2]))
+        self.poison.poison = {}
+        self.assertEqual(HANDLED, self.batch.info(self.messages()[1:2]))
+        self.assertEqual({d.uuid for d in self.docs}, self.indexed())
+        self.assertEqual({}, dict(self.endpoint._attempts._counts))
+
+    def test_a_store_that_is_down_is_waited_for(self):
+        self.poison.poison = {d.uuid: operational_error('unable to open')
+                              for d in self.docs}
+        self.poison.down = True
+        rounds = 2 * endpoint.MAX_ATTEMPTS
+        for _ in range(rounds):
+            self.assertEqual(REQUEUE, self.batch.info(self.messages()))
+        stats = self.endpoint.stats.snapshot()
+        self.assertEqual(rounds * len(self.docs), stats['requeued'])
+        self.assertEqual(0, stats['failed'])
+        # Nothing was held against the messages: no one-by-one writes.
+        self.assertEqual([len(self.docs)] * rounds,
+                         [len(c) for c in self.poison.upsert_calls])
+        self.poison.poison = {}
+        self.poison.down = False
+        self.assertEqual(HANDLED, self.batch.info(self.messages()))
+        self.assertEqual({d.uuid for d in self.docs}, self.indexed())
+        self.assertEqual(len(self.docs), self.endpoint.stats['written'])
+        self.assertCountersAddUp()
+
+    def test_an_unreachable_database_is_waited_for(self):
+        for error in (db_exc.DBConnectionError('cell down'),
+                      ConnectionRefusedError('refused'),
+                      oslo_messaging.MessagingTimeout('conductor')):
+            self.source.error = error
+            self.source.calls[:] = []
+            for _ in range(2 * endpoint.MAX_ATTEMPTS):
+                self.assertEqual(REQUEUE, self.batch.info(self.messages()))
+            # One read per delivery: the batch is handed back whole.
+            self.assertEqual(2 * endpoint.MAX_ATTEMPTS,
+                             len(self.source.calls), error)
+        self.assertEqual(0, self.endpoint.stats['failed'])
+        self.assertEqual([], self.logs.at(logging.ERROR))
+        self.source.error = None
+        self.assertEqual(HANDLED, self.batch.info(self.messages()))
+        self.assertEqual({d.uuid for d in self.docs}, self.indexed())
+
+    def test_a_batch_deadlock_is_retried_one_by_one(self):
+        real = self.store.upsert_instances.side_effect
+        calls = []
+
+        def deadlock_once(docs, force=False):
+            calls.append(len(docs))
+            if len(calls) == 1:
+                raise db_exc.DBDeadlock()
+            return real(docs, force=force)
+
+        self.store.upsert_instances.side_effect = deadlock_once
+        self.assertEqual(HANDLED, self.batch.info(self.messages()))
+        self.assertEqual([4, 1, 1, 1, 1], calls)
+        self.assertEqual({'received': 4, 'written': 4}, self.stats())
+
+    def test_a_service_write_error_fails_only_its_message(self):
+        svc = fakes.service_doc()
+        self.source.services[svc.uuid] = (source.FOUND, svc)
+        self.useFixture(fixtures.MockPatchObject(
+            self.store, 'upsert_service',
+            side_effect=db_exc.DBDataError('too long')))
+        messages = self.messages()
+        messages.insert(1, {'event_type': 'service.update',
+                            'payload': service_payload(svc),
+                            'metadata': {'message_id': 'svc'}})
+        self.assertEqual(HANDLED, self.batch.info(messages))
+        self.assertEqual({'received': 5, 'written': 4, 'failed': 1},
+                         self.stats())
+        self.assertIn('svc', self.logs.at(logging.ERROR)[0].getMessage())
+
+    def test_a_bug_in_the_failure_handling_is_contained(self):
+        self.poison.poison = {self.docs[0].uuid: db_exc.DBDataError('x')}
+        self.useFixture(fixtures.MockPatchObject(
+            self.endpoint, '_recover', side_effect=RuntimeError('bug')))
+        self.assertEqual(HANDLED, self.batch.info(self.messages()))
+        self.assertEqual({'received': 4, 'failed': 4}, self.stats())
+        (logged,) = self.logs.at(logging.ERROR)
+        self.assertIs(RuntimeError, logged.exc_info[0])
+
+    def test_transient_errors_exclude_value_errors(self):
+        for error in (db_exc.DBDataError, db_exc.DBInvalidUnicodeParameter,
+                      db_exc.DBDuplicateEntry, db_exc.DBReferenceError,
+                      db_exc.DBConstraintError, db_exc.DBError,
+                      ValueError, TypeError):
+            self.assertFalse(issubclass(error, endpoint.TRANSIENT_ERRORS),
+                             error)
+        for error in (db_exc.DBConnectionError, db_exc.DBDeadlock,
+                      sa.exc.OperationalError, index_base.StoreError,
+                      oslo_messaging.MessagingTimeout, ConnectionError,
+                      TimeoutError):
+            self.assertTrue(issubclass(error, endpoint.TRANSIENT_ERRORS),
+                            error)
+
+
+class _Incoming(object):
+    """What oslo.messaging's listener hands a dispatcher for a message."""
+
+    def __init__(self, message, ctxt=None):
+        self.message = message
+        self.ctxt = ctxt or {}
+
+
+class DispatcherTestCase(EndpointTestCase):
+    """What nova-search-indexer's listener does before the endpoint."""
+
+    def setUp(self):
+        super().setUp()
+        self.dispatcher = endpoint.BatchNotificationDispatcher(self.endpoint)
+        self.doc = fakes.doc()
+        self.source.instances[self.doc.uuid] = (source.FOUND, self.doc)
+
+    def body(self, **updates):
+        body = {'message_id': 'msg', 'publisher_id': 'nova-compute:c1',
+                'event_type': 'instance.update', 'priority': 'INFO',
+                'payload': instance_payload(self.doc.uuid),
+                'timestamp': '2026-01-01 00:00:00.000000'}
+        body.update(updates)
+        return body
+
+    def test_every_priority_queue_is_listened_to(self):
+        self.assertEqual(set(endpoint.PRIORITIES),
+                         set(self.dispatcher.supported_priorities))
+
+    def test_what_oslo_messaging_would_loop_on_or_drop(self):
+        bodies = [self.body(priority=42), self.body(priority=None),
+                  self.body(priority=['info']), self.body(priority='bogus'),
+                  self.body(priority=''), self.body(event_type=None),
+                  self.body(event_type=7), ['not', 'a', 'dict']]
+        del bodies[4]['priority']
+        self.assertEqual(set(), self.dispatcher.dispatch(
+            [_Incoming(b) for b in bodies]))
+        self.assertEqual({'received': 8, 'malformed': 8}, self.stats())
+        self.assertEqual([], self.source.calls)
+
+    def test_filtered_event_types_are_acknowledged_uncounted(self):
+        incoming = [_Incoming(self.body(event_type='flavor.create')),
+                    _Incoming(self.body(event_type='compute.instance.x')),
+                    _Incoming(self.body())]
+        self.assertEqual(set(), self.dispatcher.dispatch(incoming))
+        self.assertEqual({'received': 1, 'written': 1}, self.stats())
+
+    def test_only_the_messages_that_need_it_are_requeued(self):
+        others = [fakes.doc() for _ in range(3)]
+        for doc in others:
+            self.source.instances[doc.uuid] = (source.FOUND, doc)
+        poison = PoisonStore(self, self.store)
+        poison.poison = {self.doc.uuid: operational_error()}
+        incoming = [_Incoming(self.body(payload=instance_payload(d.uuid)))
+                    for d in others[:2]]
+        incoming.insert(1, _Incoming(self.body()))
+        incoming.append(_Incoming(self.body(priority=3)))
+        self.assertEqual({incoming[1]}, self.dispatcher.dispatch(incoming))
+        self.assertEqual({'received': 4, 'written': 2, 'requeued': 1,
+                          'malformed': 1}, self.stats())
+        # A database that cannot be reached: the whole batch waits.
+        self.source.error = db_exc.DBConnectionError('down')
+        self.assertEqual(set(incoming[:3]),
+                         self.dispatcher.dispatch(incoming))
+
+    def test_get_batch_listener(self):
+        conf = cfg.ConfigOpts()
+        conf([])
+        transport = oslo_messaging.get_notification_transport(
+            conf, url='fake:/')
+        targets = [oslo_messaging.Target(topic='versioned_notifications')]
+        listener = endpoint.get_batch_listener(
+            transport, targets, self.endpoint, pool='nse', batch_size=7,
+            batch_timeout=0.5)
+        self.assertIsInstance(listener,
+                              notify_listener.BatchNotificationServer)
+        self.assertIsInstance(listener.dispatcher,
+                              endpoint.BatchNotificationDispatcher)
+        self.assertIs(self.endpoint, listener.dispatcher.endpoint)
+        self.assertTrue(listener._allow_requeue)
+        self.assertEqual(('nse', 7, 0.5), (listener._pool,
+                                           listener._batch_size,
+                                           listener._batch_timeout))
