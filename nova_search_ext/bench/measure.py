@@ -23,6 +23,7 @@ the query listener active on both paths.
 
 import collections
 import json
+import os
 import statistics
 import threading
 
@@ -99,6 +100,24 @@ def summarize(seconds):
             'p90_ms': round(p90, 2),
             'min_ms': round(ms[0], 2),
             'max_ms': round(ms[-1], 2)}
+
+
+def children(pid):
+    """Pids of the live (not zombie) children of process ``pid``."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        state, ppid = stat.rsplit(')', 1)[1].split()[:2]
+        if int(ppid) == pid and state != 'Z':
+            found.append(int(entry))
+    return sorted(found)
 
 
 def percentile(values, pct):

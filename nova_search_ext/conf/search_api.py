@@ -11,12 +11,14 @@
 #    under the License.
 """The ``[search_api]`` group: the ``nova-search-api`` service.
 
-This group owns the listening address, the authentication strategy and the
-request limits of the Searchlight v1 compatible search API.  It does not own
-the index location (``[search_index] connection``, shared with the indexer
-and nova-api), the keystonemiddleware options (``[keystone_authtoken]``, as
-for every OpenStack API) or the policy file (``[oslo_policy]``, shared with
-Nova so that ``context_is_admin`` means the same thing in both services).
+This group owns the listening address, the processes, threads and
+connection limits of the standalone server, the authentication strategy and
+the request limits of the Searchlight v1 compatible search API.  It does not
+own the index location (``[search_index] connection``, shared with the
+indexer and nova-api), the keystonemiddleware options
+(``[keystone_authtoken]``, as for every OpenStack API) or the policy file
+(``[oslo_policy]``, shared with Nova so that ``context_is_admin`` means the
+same thing in both services).
 """
 
 from oslo_config import cfg
@@ -65,6 +67,96 @@ working.
 Related options:
 
 * ``[search_api] bind_host``
+"""),
+    cfg.IntOpt('workers',
+        min=1,
+        sample_default='<number of CPUs>',
+        help="""
+Number of worker processes of the standalone ``nova-search-api`` server.
+
+Each worker process serves requests on the same listening socket with its
+own threads (``[search_api] threads``) and its own connections to the index
+database, so that searches run on several CPUs at once.  The parent process
+only starts the workers, restarts a worker that dies and stops them all on
+SIGTERM.  With 1 the server runs in a single process and starts no worker.
+
+Not used when the API runs under uWSGI or mod_wsgi
+(``nova_search_ext.wsgi.search_api:application``): set ``processes`` and
+``threads`` of the web server instead.
+
+Possible values:
+
+* Unset (the default): the number of CPUs of the host.
+* 1: serve in the ``nova-search-api`` process itself.
+* An integer above 1: that many worker processes.
+
+Related options:
+
+* ``[search_api] threads``
+* ``[search_api] max_connections``
+"""),
+    cfg.IntOpt('threads',
+        default=8,
+        min=1,
+        help="""
+Number of threads answering requests in each process of the standalone
+``nova-search-api`` server.
+
+The server reads every request in full, body included, before handing it to
+one of these threads, so a slow or stalled client never holds one.  Requests
+arriving while every thread is busy wait, in arrival order, for the next
+free thread.  More threads rarely help: the searches of one process share one
+CPU, so add worker processes instead.
+
+Possible values:
+
+* A positive integer.
+
+Related options:
+
+* ``[search_api] workers``
+* ``[search_api] max_connections``
+"""),
+    cfg.IntOpt('client_socket_timeout',
+        default=60,
+        min=1,
+        help="""
+Seconds a client connection to the standalone ``nova-search-api`` server may
+stay idle, or stall in the middle of sending a request, before the server
+closes it.
+
+The clock restarts whenever the client sends data, and stops while the
+server is answering a request of the connection.  Closing stalled and idle
+connections frees their place under ``[search_api] max_connections``.
+
+Possible values:
+
+* A positive number of seconds.
+
+Related options:
+
+* ``[search_api] max_connections``
+"""),
+    cfg.IntOpt('max_connections',
+        default=100,
+        min=1,
+        help="""
+Largest number of client connections each process of the standalone
+``nova-search-api`` server keeps open at once.
+
+At the limit the process stops accepting connections until one closes; new
+connections then wait in the listening socket's backlog (or are taken by
+another worker process).  Keep-alive connections count until the client
+closes them or ``[search_api] client_socket_timeout`` expires.
+
+Possible values:
+
+* A positive integer.
+
+Related options:
+
+* ``[search_api] workers``
+* ``[search_api] client_socket_timeout``
 """),
     cfg.StrOpt('auth_strategy',
         default='keystone',
@@ -115,8 +207,13 @@ Related options:
 Largest request body, in bytes, the search API reads.
 
 Larger requests are rejected with HTTP 413 before the body is parsed.  The
-default is oslo.middleware's default request size limit (110 KiB), far above
-what any search query needs.
+limit applies to the body as sent with ``Content-Length`` or, for a body
+sent with ``Transfer-Encoding: chunked``, to the body once its chunks are
+joined.  The default is oslo.middleware's default request size limit
+(110 KiB), far above what any search query needs.
+
+The standalone ``nova-search-api`` server stops reading a body, and answers
+413, once it has received twice this many bytes, chunk framing included.
 """),
     cfg.URIOpt('public_endpoint',
         help="""

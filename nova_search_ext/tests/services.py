@@ -36,6 +36,13 @@ ADMIN_URLS = {
 }
 
 
+def free_port():
+    """A loopback TCP port nobody listens on (at the time of asking)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 def in_ci():
     return os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 

@@ -21,6 +21,7 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,18 +35,15 @@ from keystoneauth1 import session as ks_session
 from searchlightclient import client as sl_client
 import testtools
 
+from nova_search_ext.bench import measure
+from nova_search_ext.tests import services
 from nova_search_ext.tests.unit.api import search_fakes
 from nova_search_ext.tests.unit import fakes
 
 SERVER = 'OS::Nova::Server'
 
 
-def _free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
+WORKER_STARTED = re.compile(r'nova-search-api worker process (\d+) starting')
 
 
 class SearchAPIServiceTestCase(testtools.TestCase):
@@ -55,9 +53,15 @@ class SearchAPIServiceTestCase(testtools.TestCase):
         self.tmp = self.useFixture(fixtures.TempDir()).path
         store = self.useFixture(fakes.StoreFixture())
         search_fakes.fill(store.store)
-        self.port = _free_port()
-        self.conf_path = os.path.join(self.tmp, 'nova.conf')
-        with open(self.conf_path, 'w') as f:
+        self.port = services.free_port()
+        self.connection = store.connection
+        self.conf_path = self._write_conf(workers=1)
+        self.env = dict(os.environ)
+        self.env.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
+
+    def _write_conf(self, workers):
+        path = os.path.join(self.tmp, 'nova.conf')
+        with open(path, 'w') as f:
             f.write(textwrap.dedent("""\
                 [DEFAULT]
                 state_path = %(tmp)s
@@ -65,12 +69,12 @@ class SearchAPIServiceTestCase(testtools.TestCase):
                 bind_host = 127.0.0.1
                 bind_port = %(port)d
                 auth_strategy = noauth
+                workers = %(workers)d
                 [search_index]
                 connection = %(connection)s
                 """) % {'tmp': self.tmp, 'port': self.port,
-                        'connection': store.connection})
-        self.env = dict(os.environ)
-        self.env.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
+                        'workers': workers, 'connection': self.connection})
+        return path
 
     def _client(self):
         session = ks_session.Session(auth=noauth.NoAuth(), additional_headers={
@@ -79,12 +83,12 @@ class SearchAPIServiceTestCase(testtools.TestCase):
             '1', session=session,
             endpoint_override='http://127.0.0.1:%d' % self.port)
 
-    def _wait_for_port(self, proc, timeout=30):
+    def _wait_for_port(self, proc, timeout=30, output=None):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 self.fail('nova-search-api exited early: %s'
-                          % proc.stdout.read())
+                          % (output() if output else proc.stdout.read()))
             try:
                 socket.create_connection(('127.0.0.1', self.port), 1).close()
                 return
@@ -117,6 +121,80 @@ class SearchAPIServiceTestCase(testtools.TestCase):
                       % self.port, output)
         self.assertIn('nova-search-api stopped', output)
         self.assertIn('POST /v1/search', output)
+
+    def _kill_group(self, proc):
+        # The launcher makes its process a session (and group) leader.
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
+            proc.wait()
+
+    def _wait_for(self, predicate, what, output, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        self.fail('Timed out waiting for %s: %s' % (what, output()))
+
+    def test_console_script_runs_workers_and_stops_them_on_sigterm(self):
+        self._write_conf(workers=2)
+        log_path = os.path.join(self.tmp, 'nova-search-api.log')
+        with open(log_path, 'w') as log:
+            proc = subprocess.Popen(
+                [sys.executable, '-m', 'nova_search_ext.cmd.api',
+                 '--config-file', self.conf_path],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        self.addCleanup(self._kill_group, proc)
+
+        def output():
+            with open(log_path) as f:
+                return f.read()
+
+        def workers(count):
+            # The logged workers that are children of the parent, alive.
+            logged = set(int(p) for p in WORKER_STARTED.findall(output()))
+            children = set(measure.children(proc.pid))
+            if len(children) == count and children <= logged:
+                return children
+
+        self._wait_for_port(proc, output=output)
+        first = self._wait_for(lambda: workers(2), '2 workers', output)
+        self.assertIn('nova-search-api starting 2 worker processes on '
+                      '127.0.0.1:%d' % self.port, output())
+        client = self._client()
+        for _ in range(4):
+            result = client.search.search(type=SERVER, all_projects=True,
+                                          sort='name')
+            self.assertEqual(4, result.hits['total'])
+
+        # A worker that dies is replaced.
+        dead = min(first)
+        os.kill(dead, signal.SIGKILL)
+
+        def replaced():
+            now = workers(2)
+            if now and now != first:
+                return now
+
+        second = self._wait_for(replaced, 'a new worker', output)
+        self.assertNotIn(dead, second)
+        self.assertEqual(1, len(second - first))
+        result = client.search.search(type=SERVER, all_projects=True)
+        self.assertEqual(4, result.hits['total'])
+
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(0, proc.wait(timeout=60), output())
+        self.assertEqual(set(), set(measure.children(proc.pid)))
+        for pid in first | second:
+            self.assertFalse(os.path.exists('/proc/%d' % pid), output())
+        self.assertIn('POST /v1/search', output())
+        self.assertEqual(3, output().count('nova-search-api listening on '
+                                           '127.0.0.1:%d' % self.port))
+        self.assertEqual(3, output().count('nova-search-api stopped'))
 
     def test_wsgi_application_reads_nova_config_dir(self):
         script = textwrap.dedent("""\

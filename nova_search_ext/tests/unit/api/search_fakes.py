@@ -32,9 +32,13 @@ and services V1 (h1, nova-compute), V2 (h2, nova-compute, disabled), V3
 
 import datetime
 
+import fixtures
 from oslo_utils import timeutils
 import sqlalchemy as sa
 
+from nova_search_ext.api.search import policy
+from nova_search_ext import conf
+from nova_search_ext.index import api as index_api
 from nova_search_ext.index.sql import models
 from nova_search_ext.tests.unit import fakes
 
@@ -122,3 +126,25 @@ def fill(store):
             models.index_instances)).scalar()
     if count != 7:
         raise AssertionError('the fixed index has %d rows, not 7' % count)
+
+
+class SearchAPIFixture(fixtures.Fixture):
+    """The search API's configuration over this fixed index (``noauth``).
+
+    :param test: a ``nova.test.NoDBTestCase`` (its ``flags``)
+    """
+
+    def __init__(self, test):
+        self.test = test
+
+    def _setUp(self):
+        conf.register_opts()
+        store = self.useFixture(fakes.StoreFixture())
+        fill(store.store)
+        self.store = store
+        self.test.flags(connection=store.connection, group='search_index')
+        self.test.flags(auth_strategy='noauth', group='search_api')
+        index_api.reset()
+        self.addCleanup(index_api.reset)
+        policy.reset()
+        self.addCleanup(policy.reset)
