@@ -46,6 +46,7 @@ from oslo_service import service
 
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import server as server_mod
+from nova_search_ext.cmd import common
 from nova_search_ext.index import api as index_api
 
 LOG = logging.getLogger(__name__)
@@ -156,7 +157,10 @@ def quiet_waitress_queue(conf=CONF):
 
 
 def main(argv=None):
-    argv = sys.argv if argv is None else argv
+    return common.run(_main, argv, prog='nova-search-api')
+
+
+def _main(argv):
     search_app.parse_config(argv)
     quiet_waitress_queue()
     host, port = CONF.search_api.bind_host, CONF.search_api.bind_port

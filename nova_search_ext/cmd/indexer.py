@@ -42,6 +42,7 @@ import oslo_messaging
 from nova import config
 from nova import objects
 
+from nova_search_ext.cmd import common
 from nova_search_ext import conf
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import endpoint as endpoint_mod
@@ -118,7 +119,10 @@ class Indexer(object):
 
 
 def main(argv=None):
-    argv = sys.argv if argv is None else argv
+    return common.run(_main, argv, prog='nova-search-indexer')
+
+
+def _main(argv):
     conf.register_opts()
     config.parse_args(argv, init_rpc=False)
     logging.setup(conf.CONF, 'nova')

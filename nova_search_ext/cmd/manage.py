@@ -48,6 +48,7 @@ from nova import context as nova_context
 from nova import objects
 
 from nova_search_ext.api import paste_config
+from nova_search_ext.cmd import common
 from nova_search_ext import conf
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index.sql import migration
@@ -87,6 +88,13 @@ class Progress(object):
             self.stream.write('\n')
 
 
+def _store():
+    """The index store, checked first: its errors name its option."""
+    store = index_api.get_store()
+    store.health()
+    return store
+
+
 def _cells(ctxt, names):
     cells = sync.source.cells(ctxt)
     if not names:
@@ -101,7 +109,7 @@ def _cells(ctxt, names):
 def index_sync():
     args = conf.CONF.command
     ctxt = nova_context.get_admin_context()
-    store = index_api.get_store()
+    store = _store()
     progress = Progress() if not args.quiet else None
     result = sync.sync(ctxt, store, cells=_cells(ctxt, args.cell),
                        batch_size=args.batch_size, resume=not args.restart,
@@ -117,7 +125,7 @@ def index_sync():
 def index_verify():
     args = conf.CONF.command
     ctxt = nova_context.get_admin_context()
-    store = index_api.get_store()
+    store = _store()
     progress = Progress() if not (args.quiet or args.json) else None
     report = sync.verify(ctxt, store, repair=args.repair,
                          cells=_cells(ctxt, args.cell), progress=progress)
@@ -139,7 +147,7 @@ def index_verify():
 
 def index_purge():
     args = conf.CONF.command
-    store = index_api.get_store()
+    store = _store()
     older_than = args.older_than
     if older_than is None:
         older_than = conf.CONF.search_index.tombstone_retention
@@ -151,7 +159,7 @@ def index_purge():
 
 
 def index_status():
-    store = index_api.get_store()
+    store = _store()
     ctxt = nova_context.get_admin_context()
     print('Schema version: %s' % migration.current_version(store.engine))
     for table, label in (('index_instances', 'instances'),
@@ -227,7 +235,10 @@ command_opt = cfg.SubCommandOpt('command', title='Commands',
 
 
 def main(argv=None):
-    argv = sys.argv if argv is None else argv
+    return common.run(_main, argv, prog='nova-search-manage')
+
+
+def _main(argv):
     conf.register_opts()
     conf.CONF.register_cli_opt(command_opt)
     # As nova-manage: the RPC set-up registers [DEFAULT] transport_url, which

@@ -77,6 +77,33 @@ MariaDB/MySQL, as the connect timeout and ``statement_timeout`` on
 PostgreSQL, and as the busy timeout on SQLite (how long a writer waits for
 another writer's lock).
 """),
+    cfg.FloatOpt('regex_timeout',
+        default=2.0,
+        min=0.01,
+        help="""
+Seconds the regular-expression filters of one search may take on an SQLite
+index.
+
+Nova applies ``name`` and every other non-exact server filter as a regular
+expression.  On an SQLite index this process evaluates them (with the
+``regex`` library, with the meaning Python's ``re`` gives the pattern, as
+Nova does on SQLite); a deadline keeps one hostile pattern, such as
+``(a|a)+$`` against a long server name, from taking more than this much time
+of one request.  A list request whose filters do not finish in time is
+answered from the cells instead (Nova's own answer, one DEBUG line);
+nova-search-api answers HTTP 400.  Patterns longer than 1024 characters,
+patterns whose repeat counts unroll to more than 10000 elements and verbose
+patterns (``(?x)``) are never evaluated by the index and take the same
+path.
+
+MariaDB/MySQL and PostgreSQL indexes evaluate regular expressions in the
+database server, bounded by the server's own engine and by
+``[search_index] timeout``; this option does not apply to them.
+
+Related options:
+
+* ``[search_index] timeout``
+"""),
     cfg.IntOpt('sync_batch_size',
         default=250,
         min=1,

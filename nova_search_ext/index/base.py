@@ -56,8 +56,25 @@ class InvalidQuery(Exception):
     """
 
 
+class UnsupportedQuery(InvalidQuery):
+    """A valid request the index does not evaluate within its bounds.
+
+    For example a regular expression that would take longer than
+    ``[search_index] regex_timeout`` on an SQLite index.  Declined like
+    :class:`InvalidQuery`: the cell path answers with Nova's semantics.
+    """
+
+
 class StoreError(Exception):
     """The store could not answer (connection, timeout, corruption)."""
+
+
+class ConfigError(StoreError):
+    """The store's configuration cannot work (e.g. a bad connection URL).
+
+    Services refuse to start with it; nova-api's list branch falls back.
+    The message names the option.
+    """
 
 
 class Store(metaclass=abc.ABCMeta):

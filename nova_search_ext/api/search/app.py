@@ -34,6 +34,7 @@ from nova import objects
 
 from nova_search_ext.api.search import router
 from nova_search_ext import conf as nse_conf
+from nova_search_ext.index import api as index_api
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -98,8 +99,15 @@ def find_paste_file(conf=CONF):
 
 
 def load_app(conf=CONF):
-    """The search API application, for a parsed ``conf``."""
+    """The search API application, for a parsed ``conf``.
+
+    :raises: nova_search_ext.index.base.ConfigError when ``[search_index]
+             connection`` cannot work: the service refuses to start rather
+             than answer 500 to every request.
+    """
     nse_conf.register_opts(conf)
+    # Builds the store (it does not connect) to check the URL now.
+    index_api.get_store()
     path = find_paste_file(conf)
     LOG.info('Loading the search API from %s (auth_strategy %s)', path,
              conf.search_api.auth_strategy)

@@ -79,6 +79,22 @@ def _read_body(req):
     return body
 
 
+def _check_text(body):
+    """400 unless every string of the body is valid Unicode text.
+
+    JSON lets a ``\\ud800`` escape (or the raw bytes of one) stand for a
+    lone UTF-16 surrogate, which no database, log or response can encode;
+    it is rejected here, once, wherever it is in the body.
+    """
+    try:
+        json.dumps(body, ensure_ascii=False).encode('utf-8')
+    except UnicodeEncodeError as e:
+        raise _bad_request('The request body contains text that is not '
+                           'valid Unicode (a lone UTF-16 surrogate, %s, at '
+                           'character %d of the re-encoded body).'
+                           % (ascii(e.object[e.start:e.end]), e.start))
+
+
 def _as_int(value, name):
     if isinstance(value, bool):
         raise _bad_request('%s param must be an integer' % name)
@@ -173,7 +189,8 @@ class SearchController(object):
                           e)
                 raise webob.exc.HTTPServiceUnavailable(
                     explanation='The search index is unavailable.')
-            self._searcher = (store, dsl.Searcher(store.engine))
+            self._searcher = (store, dsl.Searcher(
+                store.engine, regex_timeout=store.regex_timeout))
         return self._searcher
 
     def _run(self, func):
@@ -222,6 +239,7 @@ class SearchController(object):
         started = time.monotonic()
         ctx = req.environ[middleware.CONTEXT_KEY]
         body = _read_body(req)
+        _check_text(body)
         for key in _RESERVED:
             if key in body:
                 raise _forbidden("Attribute '%s' is read-only." % key)

@@ -45,7 +45,15 @@ class Router(object):
 
     @webob.dec.wsgify
     def __call__(self, req):
-        path = req.path_info
+        try:
+            # WebOb decodes the path and the query string as UTF-8 when
+            # they are first read; text that is not UTF-8 (a lone
+            # surrogate among others) is the caller's error.
+            path = req.path_info
+            req.GET
+        except UnicodeDecodeError:
+            return webob.exc.HTTPBadRequest(
+                explanation='The request URL is not valid UTF-8 text.')
         if len(path) > 1 and path.endswith('/'):
             path = path[:-1]
         route = ROUTES.get(path)

@@ -129,6 +129,7 @@ import sqlalchemy as sa
 
 from nova.db import utils as db_utils
 
+from nova_search_ext.index.sql import bounded_regex
 from nova_search_ext.index.sql import models
 
 LOG = logging.getLogger(__name__)
@@ -1045,12 +1046,16 @@ class Translator(object):
         if field is None:
             return sa.false()
         if self.regexp_op == 'REGEXP' and self.dialect == 'sqlite':
-            # SQLite runs Python's re (oslo.db registers it); a pattern it
-            # cannot compile would fail inside the database.
+            # This process evaluates the pattern (bounded_regex); one it
+            # cannot compile or bound would fail inside the database.
             try:
-                re.compile(self.safe_regex(str(value)))
+                bounded_regex.check(self.safe_regex(str(value)))
             except (re.error, OverflowError, RecursionError) as e:
                 raise QueryError("invalid regular expression for '%s': %s"
+                                 % (name, e))
+            except bounded_regex.Unsupported as e:
+                raise QueryError("the regular expression for '%s' is not "
+                                 "supported by this search API: %s"
                                  % (name, e))
         return field.nova_regexp(value, self.safe_regex, self.regexp_op)
 
@@ -1344,9 +1349,10 @@ class Searcher(object):
     :param engine: the index store's SQLAlchemy engine
     """
 
-    def __init__(self, engine):
+    def __init__(self, engine, regex_timeout=2.0):
         self.dialect = engine.dialect.name
         self.regexp_ops = db_utils.get_regexp_ops(engine.url.drivername)
+        self.regex_timeout = regex_timeout
 
     def where(self, schema, request, others=()):
         """The complete WHERE condition of ``request`` for ``schema``."""
@@ -1367,8 +1373,18 @@ class Searcher(object):
 
         :raises: QueryError when the request is invalid
         """
-        with _database_errors():
-            return self._search(session, request)
+        with bounded_regex.deadline(self.regex_timeout) as budget:
+            try:
+                with _database_errors():
+                    return self._search(session, request)
+            except (db_exc.DBError, sa.exc.DBAPIError):
+                if budget.exceeded:
+                    raise QueryError(
+                        "the regular expressions of the query did not "
+                        "finish within %s seconds ([search_index] "
+                        "regex_timeout); simplify the 'nova_regexp' "
+                        "patterns" % self.regex_timeout)
+                raise
 
     def _search(self, session, request):
         schemas = [SCHEMAS[t] for t in request.types]

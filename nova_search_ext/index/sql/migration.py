@@ -77,17 +77,25 @@ def current_version(engine):
 
 
 def upgrade(engine):
-    """Create or upgrade the index schema; safe to run concurrently."""
+    """Create or upgrade the index schema; safe to run concurrently.
+
+    A failure to reach the database is raised at once: retrying would only
+    multiply the connect and statement timeouts a caller waits for.
+    """
     for attempt in range(3):
+        connected = False
         try:
             with engine.begin() as conn:
+                connected = True
                 _upgrade(conn)
             return
         except (db_exc.DBError, sa.exc.OperationalError,
-                sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                sa.exc.ProgrammingError, sa.exc.IntegrityError) as e:
             # Another process created the tables between our check and our
             # CREATE; look again.
-            if attempt == 2:
+            if (attempt == 2 or not connected or
+                    isinstance(e, db_exc.DBConnectionError) or
+                    getattr(e, 'connection_invalidated', False)):
                 raise
 
 

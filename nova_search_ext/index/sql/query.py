@@ -33,6 +33,7 @@ Keys that do not name an instance column are ignored, as Nova ignores them
 """
 
 import copy
+import re
 
 from oslo_db import exception as db_exc
 from oslo_db.sqlalchemy import utils as sqlalchemyutils
@@ -45,6 +46,7 @@ from nova.db import utils as db_utils
 from nova import exception as nova_exception
 
 from nova_search_ext.index import base
+from nova_search_ext.index.sql import bounded_regex
 from nova_search_ext.index.sql import models
 
 M = models.IndexInstance
@@ -94,12 +96,26 @@ def sort_params(sort_keys, sort_dirs):
         raise base.InvalidQuery(str(e)) from e
 
 
+def _check_bounded(name, pattern):
+    """Decline a pattern the bounded SQLite engine does not evaluate."""
+    try:
+        bounded_regex.check(pattern)
+    except re.error as e:
+        raise base.InvalidQuery('invalid regular expression for %s: %s'
+                                % (name, e)) from e
+    except bounded_regex.Unsupported as e:
+        raise base.UnsupportedQuery('regular expression for %s: %s'
+                                    % (name, e)) from e
+
+
 class NovaFilterSemantics(object):
     """Build index queries for server list requests."""
 
     def __init__(self, engine):
         self.safe_regex, self.regexp_op = db_utils.get_regexp_ops(
             engine.url.drivername)
+        # On SQLite this process evaluates REGEXP (bounded_regex).
+        self.bounded = engine.dialect.name == 'sqlite'
 
     def build(self, session, query):
         """Return an ORM query for ``query`` (a ListQuery), or None.
@@ -200,9 +216,10 @@ class NovaFilterSemantics(object):
                 value = str(value)
             if self.regexp_op == 'LIKE':
                 q = q.filter(column.op('LIKE')('%' + value + '%'))
-            else:
-                q = q.filter(column.op(self.regexp_op)(
-                    self.safe_regex(value)))
+                continue
+            if self.bounded:
+                _check_bounded(name, value)
+            q = q.filter(column.op(self.regexp_op)(self.safe_regex(value)))
         return q
 
     @staticmethod

@@ -39,6 +39,7 @@ from sqlalchemy import orm
 
 from nova_search_ext.index import base
 from nova_search_ext.index import document
+from nova_search_ext.index.sql import bounded_regex
 from nova_search_ext.index.sql import migration
 from nova_search_ext.index.sql import models
 from nova_search_ext.index.sql import query as sql_query
@@ -84,24 +85,40 @@ def _timeout_parameters(url, timeout):
     return urllib.parse.urlencode(params) or None
 
 
-def create_engine(connection, timeout=10.0):
+def create_engine(connection, timeout=10.0, regex_timeout=2.0):
     """Create the engine for ``connection`` the way oslo.db creates Nova's.
 
     :param timeout: seconds for connecting and for each statement
+    :param regex_timeout: seconds one SQLite ``REGEXP`` evaluation may take
+                          outside a :func:`bounded_regex.deadline`
     """
-    url = sa.engine.make_url(connection)
-    engine = engines.create_engine(
-        connection,
-        mysql_sql_mode='TRADITIONAL',
-        sqlite_fk=False,
-        # Connect lazily: nova-api must not block at start-up, or retry for
-        # minutes, when the index database is down; the breaker handles it.
-        max_retries=0,
-        retry_interval=0,
-        connection_parameters=_timeout_parameters(url, timeout),
-        logging_name='nova_search_index')
+    try:
+        url = sa.engine.make_url(connection)
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        # The URL may hold a password: do not repeat it.
+        raise base.ConfigError('[search_index] connection is not an '
+                               'SQLAlchemy database URL') from None
+    try:
+        engine = engines.create_engine(
+            connection,
+            mysql_sql_mode='TRADITIONAL',
+            sqlite_fk=False,
+            # Connect lazily: nova-api must not block at start-up, or retry
+            # for minutes, when the index database is down; the breaker
+            # handles it.
+            max_retries=0,
+            retry_interval=0,
+            connection_parameters=_timeout_parameters(url, timeout),
+            logging_name='nova_search_index')
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError,
+            ValueError, TypeError) as e:
+        raise base.ConfigError(
+            '[search_index] connection %s cannot be used: %s' % (
+                url.render_as_string(hide_password=True),
+                str(e).splitlines()[0])) from e
     if engine.dialect.name == 'sqlite':
         sa.event.listen(engine, 'connect', _sqlite_pragmas(timeout))
+        bounded_regex.install(engine, regex_timeout)
     return engine
 
 
@@ -146,12 +163,18 @@ def _is_bad_regex(exc):
 class SQLStore(base.Store):
     """Index store on a relational database reached through SQLAlchemy."""
 
-    def __init__(self, connection, engine=None, migrate=True, timeout=None):
+    def __init__(self, connection, engine=None, migrate=True, timeout=None,
+                 regex_timeout=None):
         self.connection = connection
-        if timeout is None:
+        if timeout is None or regex_timeout is None:
             from nova_search_ext import conf
-            timeout = conf.register_opts().search_index.timeout
-        self.engine = engine or create_engine(connection, timeout=timeout)
+            group = conf.register_opts().search_index
+            timeout = group.timeout if timeout is None else timeout
+            regex_timeout = group.regex_timeout if regex_timeout is None \
+                else regex_timeout
+        self.regex_timeout = regex_timeout
+        self.engine = engine or create_engine(
+            connection, timeout=timeout, regex_timeout=regex_timeout)
         self._filters = sql_query.NovaFilterSemantics(self.engine)
         self._migrated = not migrate
         self._migrate_lock = threading.Lock()
@@ -437,22 +460,34 @@ class SQLStore(base.Store):
     def list_instances(self, query):
         if query.limit == 0:
             return []
-        try:
-            with self._session() as session:
-                q = self._filters.build(session, query)
-                if q is None:
-                    return []
-                return [document.StoredInstance(*row) for row in q.all()]
-        except (base.MarkerNotFound, base.InvalidQuery):
-            raise
-        except (db_exc.DBError, sa.exc.SQLAlchemyError) as e:
-            if _is_bad_regex(e):
-                # An admin may pass any column filter, and Nova applies it
-                # as a regular expression without validating it.  That is
-                # the caller's error, not the index's.
-                raise base.InvalidQuery('invalid regular expression: %s'
-                                        % e) from e
-            raise base.StoreError(str(e)) from e
+        with bounded_regex.deadline(self.regex_timeout) as budget:
+            try:
+                with self._session() as session:
+                    q = self._filters.build(session, query)
+                    if q is None:
+                        return []
+                    return [document.StoredInstance(*row)
+                            for row in q.all()]
+            except (base.MarkerNotFound, base.InvalidQuery):
+                raise
+            except (db_exc.DBInvalidUnicodeParameter, UnicodeError) as e:
+                # A filter value no database can store (a lone surrogate):
+                # the request's fault, declined like Nova's own rejects.
+                raise base.InvalidQuery('a filter value is not valid '
+                                        'Unicode text: %s' % e) from e
+            except (db_exc.DBError, sa.exc.SQLAlchemyError) as e:
+                if budget.exceeded:
+                    raise base.UnsupportedQuery(
+                        'the regular expression filters did not finish '
+                        'within [search_index] regex_timeout (%s s)'
+                        % self.regex_timeout) from e
+                if _is_bad_regex(e):
+                    # An admin may pass any column filter, and Nova applies
+                    # it as a regular expression without validating it.
+                    # That is the caller's error, not the index's.
+                    raise base.InvalidQuery('invalid regular expression: '
+                                            '%s' % e) from e
+                raise base.StoreError(str(e)) from e
 
     def get_services(self, hosts, binary='nova-compute'):
         hosts = [h for h in set(hosts) if h]
