@@ -263,8 +263,9 @@ class SearchController(object):
             sort = dsl.parse_sort(body.get('sort'))
         except dsl.QueryError as e:
             raise _bad_request(str(e))
+        visible = policy.visible_fields(ctx)
         request = dsl.SearchRequest(
-            types=types, query=body.get('query'), is_admin=ctx.is_admin,
+            types=types, query=body.get('query'), visible=visible,
             project_id=self._project_scope(ctx, all_projects),
             offset=offset, limit=limit, sort=sort,
             search_after=body.get('search_after'),
@@ -272,7 +273,7 @@ class SearchController(object):
 
         def _search(session, searcher):
             result = searcher.search(session, request)
-            return result, [self._hit(h, ctx, source, bool(sort))
+            return result, [self._hit(h, ctx, visible, source, bool(sort))
                             for h in result.hits]
 
         result, hits = self._run(_search)
@@ -313,14 +314,14 @@ class SearchController(object):
             raise _bad_request(str(e))
 
     @staticmethod
-    def _hit(hit, ctx, source, sorted_):
+    def _hit(hit, ctx, visible, source, sorted_):
         build = serializers.SOURCES[hit.type]
         result = {
             '_index': resources.INDEX_NAME,
             '_type': hit.type,
             '_id': resources.hit_id(hit.type, hit.row.uuid, ctx.is_admin),
             '_score': None if sorted_ else 1.0,
-            '_source': build(hit.row, ctx.is_admin, source),
+            '_source': build(hit.row, visible, source),
         }
         if sorted_:
             result['sort'] = hit.sort
@@ -349,7 +350,7 @@ class SearchController(object):
                                                             'limit_terms')
         types = self._types(ctx, req.GET.getall('type') or None)
         request = dsl.SearchRequest(
-            types=types, query=None, is_admin=ctx.is_admin,
+            types=types, query=None, visible=policy.visible_fields(ctx),
             project_id=self._project_scope(ctx, all_projects), offset=0,
             limit=0, sort=[], search_after=None, aggregations={})
 
@@ -375,7 +376,7 @@ class SearchController(object):
             return result
         facets = []
         for facet in resources.FACETS[rtype]:
-            if facet.admin_only and not request.is_admin:
+            if facet.visibility not in request.visible:
                 continue
             entry = {'name': facet.name, 'type': facet.type}
             if facet.options and with_options:
@@ -383,7 +384,7 @@ class SearchController(object):
                                            [('_count', 'desc')], 1)
                 buckets = searcher.terms(session, [schema],
                                          {rtype: where}, agg,
-                                         request.is_admin)['buckets']
+                                         request.visible)['buckets']
                 entry['options'] = buckets
             facets.append(entry)
         result['facets'] = facets

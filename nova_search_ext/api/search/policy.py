@@ -25,7 +25,15 @@ keeps its meaning:
   resource type.  A type the caller may not search is silently left out of
   multi-type searches, plugin lists and facets; asking for it alone is 403.
 
-This module owns the rules and the enforcer, not the decisions made with
+Which fields a caller sees is Nova's decision, not ours:
+:func:`visible_fields` asks Nova's own policy enforcer (Nova's in-code
+defaults plus the operator's Nova policy file) whether the caller may see
+the extended server attributes (``os_compute_api:os-extended-server-
+attributes``), with the target Nova's server detail list uses, and gives
+administrators (``context_is_admin``) the fields Nova's API shows nobody.
+Change Nova's policy and the search API follows.
+
+This module owns the rules and the enforcers, not the decisions made with
 them (:mod:`nova_search_ext.api.search.controller`).
 """
 
@@ -34,6 +42,12 @@ import threading
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_policy import policy
+
+from nova import context as nova_context
+from nova.policies import extended_server_attributes as esa_policies
+from nova import policy as nova_policy
+
+from nova_search_ext.index.sql import dsl
 
 LOG = logging.getLogger(__name__)
 
@@ -102,10 +116,14 @@ def get_enforcer(conf=None):
 
 
 def reset():
-    """Drop the enforcer (tests, configuration reloads)."""
+    """Drop the enforcers (tests, configuration reloads).
+
+    Nova's own enforcer too: both read ``[oslo_policy] policy_file``.
+    """
     global _ENFORCER
     with _LOCK:
         _ENFORCER = None
+    nova_policy.reset()
 
 
 def _target(context):
@@ -119,3 +137,29 @@ def check(context, rule, target=None):
 
 def is_admin(context):
     return check(context, ADMIN, {})
+
+
+def nova_can(context, rule):
+    """Whether Nova's policy ``rule`` allows the caller (never raises).
+
+    The target is Nova's default, the caller's own project and user: what
+    ``GET /servers/detail`` checks once per request.
+    """
+    nova_ctx = nova_context.RequestContext(
+        user_id=context.user_id, project_id=context.project_id,
+        roles=list(context.roles), is_admin=context.is_admin,
+        system_scope=context.system_scope,
+        user_domain_id=context.user_domain_id,
+        project_domain_id=context.project_domain_id,
+        overwrite=False)
+    return bool(nova_policy.authorize(nova_ctx, rule, do_raise=False))
+
+
+def visible_fields(context):
+    """The field visibility classes (``dsl.PUBLIC``, ...) of the caller."""
+    classes = {dsl.PUBLIC}
+    if context.is_admin:
+        classes.add(dsl.ADMIN)
+    if nova_can(context, esa_policies.BASE_POLICY_NAME):
+        classes.add(dsl.EXTENDED)
+    return frozenset(classes)

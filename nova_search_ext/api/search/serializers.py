@@ -28,11 +28,14 @@ and the stored ``Instance`` primitive:
   ``OS-SRV-USG:launched_at``, ``OS-SRV-USG:terminated_at``, ``config_drive``
   and ``fault`` (``{"code", "message", "created"}``, when the index holds
   one);
-* administrators only: ``OS-EXT-SRV-ATTR:host``,
+* callers Nova shows extended server attributes (its
+  ``os_compute_api:os-extended-server-attributes`` policy, administrators
+  by default): ``OS-EXT-SRV-ATTR:host``,
   ``OS-EXT-SRV-ATTR:hypervisor_hostname``, ``OS-EXT-SRV-ATTR:instance_name``,
-  ``host``, ``node``, ``cell_uuid``;
-* administrators only, and only when ``_source`` names them exactly (they
-  are large): ``nova_object`` (the stored ``Instance`` primitive),
+  ``host``, ``node``;
+* administrators only (``context_is_admin``): ``cell_uuid``, and, only when
+  ``_source`` names them exactly (they are large and hold every field):
+  ``nova_object`` (the stored ``Instance`` primitive),
   ``nova_fault`` (the stored ``InstanceFault`` primitive or null) and
   ``nova_bdms`` (the stored ``BlockDeviceMapping`` primitives).
 
@@ -139,11 +142,11 @@ def instance_name(prim):
     return objects.Instance.obj_from_primitive(scalar).name
 
 
-def server_source(row, is_admin, wanted):
+def server_source(row, visible, wanted):
     """The ``_source`` of an OS::Nova::Server hit.
 
     :param row: IndexInstance row
-    :param is_admin: whether administrator-only fields are shown
+    :param visible: the field visibility classes of the caller
     :param wanted: SourceFilter of the request
     """
     prim = json.loads(row.doc)
@@ -186,16 +189,17 @@ def server_source(row, is_admin, wanted):
     fault = _fault(row.fault)
     if fault:
         source['fault'] = fault
-    if is_admin:
+    if dsl.EXTENDED in visible:
         source.update({
             'OS-EXT-SRV-ATTR:host': row.host,
             'OS-EXT-SRV-ATTR:hypervisor_hostname': row.node,
             'host': row.host,
             'node': row.node,
-            'cell_uuid': row.cell_uuid,
         })
         if wanted.includes_path(dsl.INSTANCE_NAME_FIELD):
             source[dsl.INSTANCE_NAME_FIELD] = instance_name(prim)
+    if dsl.ADMIN in visible:
+        source['cell_uuid'] = row.cell_uuid
         if wanted.raw('nova_object'):
             source['nova_object'] = prim
         if wanted.raw('nova_fault'):
@@ -206,7 +210,7 @@ def server_source(row, is_admin, wanted):
     return wanted.apply(source, RAW_FIELDS[dsl.SERVER_TYPE])
 
 
-def service_source(row, is_admin, wanted):
+def service_source(row, visible, wanted):
     """The ``_source`` of an OS::Nova::Service hit."""
     prim = json.loads(row.doc)
     data = prim.get(_DATA, {})
@@ -223,7 +227,7 @@ def service_source(row, is_admin, wanted):
         'updated_at': _api_time(row.updated_at),
         'cell_uuid': row.cell_uuid,
     }
-    if is_admin and wanted.raw('nova_object'):
+    if dsl.ADMIN in visible and wanted.raw('nova_object'):
         source['nova_object'] = prim
     return wanted.apply(source, RAW_FIELDS[dsl.SERVICE_TYPE])
 

@@ -38,11 +38,17 @@ integer ``id`` column, which is therefore not searchable), and:
   (it can be neither compared nor sorted in SQL).
 
 ``status`` is compared case-insensitively (Searchlight stored ``active``,
-Nova shows ``ACTIVE``); its sort values are lower case.  Administrator-only
-server fields are :data:`ADMIN_ONLY_COLUMNS` and everything
-``system_metadata``: for other callers a clause on one of them matches
-nothing, as in Searchlight, whose ``_USER`` documents lacked them, and a sort
-on one of them sorts as if every value were missing.
+Nova shows ``ACTIVE``); its sort values are lower case.
+
+Field visibility: every field belongs to one class, :data:`PUBLIC` (what
+Nova's server detail shows to whoever sees the server), :data:`EXTENDED`
+(Nova's extended server attributes, :data:`EXTENDED_COLUMNS`, shown under
+Nova's ``os_compute_api:os-extended-server-attributes`` policy) or
+:data:`ADMIN` (what Nova's API never shows, :data:`ADMIN_COLUMNS`, and all of
+``system_metadata``).  A search names the classes its caller sees (the
+API layer decides them from policy); a clause on a field of another class
+matches nothing, as in Searchlight, whose ``_USER`` documents lacked such
+fields, and a sort on one sorts as if every value were missing.
 
 ``OS::Nova::Service`` (table ``index_services``): ``id`` (the service uuid),
 ``uuid``, ``host``, ``binary``, ``topic``, ``disabled``, ``forced_down``,
@@ -180,10 +186,35 @@ SERVER_ALIASES = {
     'OS-SRV-USG:terminated_at': 'terminated_at',
 }
 INSTANCE_NAME_FIELD = 'OS-EXT-SRV-ATTR:instance_name'
-# Columns of index_instances only administrators may see or search: where
-# an instance runs (Searchlight's OS-EXT-SRV-ATTR fields) and its user data.
-ADMIN_ONLY_COLUMNS = frozenset(
-    ['host', 'node', 'launched_on', 'compute_id', 'cell_uuid', 'user_data'])
+
+# Visibility classes of fields (see the module docstring).
+PUBLIC = 'public'
+EXTENDED = 'extended'
+ADMIN = 'admin'
+EVERYTHING = frozenset([PUBLIC, EXTENDED, ADMIN])
+# Columns Nova shows as extended server attributes (``OS-EXT-SRV-ATTR:*``;
+# ``hostname`` is public since microversion 2.90).
+EXTENDED_COLUMNS = frozenset([
+    'host', 'node', 'kernel_id', 'ramdisk_id', 'launch_index',
+    'reservation_id', 'root_device_name', 'user_data'])
+# Columns Nova's API shows to nobody: administrators of the search API only.
+ADMIN_COLUMNS = frozenset([
+    'launched_on', 'compute_id', 'cell_uuid', 'cell_name', 'key_data',
+    'ephemeral_key_uuid', 'locked_by', 'instance_type_id', 'os_type',
+    'architecture', 'vm_mode', 'default_ephemeral_device',
+    'default_swap_device', 'shutdown_terminate', 'disable_terminate',
+    'cleaned', 'hidden', 'read_at', 'children_digest'])
+
+
+def column_visibility(column):
+    """The visibility class of an ``index_instances`` column."""
+    if column in EXTENDED_COLUMNS:
+        return EXTENDED
+    if column in ADMIN_COLUMNS:
+        return ADMIN
+    return PUBLIC
+
+
 # Columns of index_instances that hold stored forms, not searchable values.
 _UNSEARCHABLE_COLUMNS = frozenset(['doc', 'fault', 'bdms', 'indexed_at'])
 # Case-insensitive columns: stored upper case, shown lower case.
@@ -450,10 +481,10 @@ class Field(object):
     sortable = False
     column_name = None
 
-    def __init__(self, name, vtype, admin_only=False):
+    def __init__(self, name, vtype, visibility=PUBLIC):
         self.name = name
         self.vtype = vtype
-        self.admin_only = admin_only
+        self.visibility = visibility
 
     def _unsupported(self, what):
         raise QueryError("'%s' is not supported on field '%s'"
@@ -497,9 +528,9 @@ class ColumnField(Field):
 
     sortable = True
 
-    def __init__(self, name, model, column_name, admin_only=False):
+    def __init__(self, name, model, column_name, visibility=PUBLIC):
         column = getattr(model, column_name)
-        super().__init__(name, value_type(column.type), admin_only)
+        super().__init__(name, value_type(column.type), visibility)
         self.column_name = column_name
         self.column = column
         self.values = Values(name, column, self.vtype,
@@ -571,8 +602,8 @@ class ChildField(Field):
     """Values of a child table of index_instances (tags, metadata)."""
 
     def __init__(self, name, model, table, value_column, key=None,
-                 admin_only=False):
-        super().__init__(name, STRING, admin_only)
+                 visibility=PUBLIC):
+        super().__init__(name, STRING, visibility)
         self.model = model
         self.table = table
         self.key = key
@@ -633,7 +664,7 @@ class InstanceNameField(Field):
     """``OS-EXT-SRV-ATTR:instance_name``, computed from the template."""
 
     def __init__(self, model):
-        super().__init__(INSTANCE_NAME_FIELD, STRING, admin_only=True)
+        super().__init__(INSTANCE_NAME_FIELD, STRING, visibility=EXTENDED)
         self.model = model
 
     def exists(self):
@@ -643,19 +674,20 @@ class InstanceNameField(Field):
 class Schema(object):
     """The searchable fields of one resource type."""
 
-    def __init__(self, name, model, aliases, columns, admin_only_columns=(),
+    def __init__(self, name, model, aliases, columns, visibility=None,
                  project_column=None):
         self.name = name
         self.model = model
         self.table = model.__table__
         self.project_column = project_column
         self._fields = {}
+        visibility = visibility or (lambda column: PUBLIC)
         for column in columns:
             self._fields[column] = ColumnField(
-                column, model, column, column in admin_only_columns)
+                column, model, column, visibility(column))
         for alias, column in aliases.items():
             self._fields[alias] = ColumnField(
-                alias, model, column, column in admin_only_columns)
+                alias, model, column, visibility(column))
 
     def resolve(self, name):
         """The Field called ``name``, or None."""
@@ -669,8 +701,8 @@ class ServerSchema(Schema):
     """OS::Nova::Server: index_instances and its child tables."""
 
     _CHILDREN = (
-        ('metadata', models.index_instance_metadata, False),
-        ('system_metadata', models.index_instance_system_metadata, True),
+        ('metadata', models.index_instance_metadata, PUBLIC),
+        ('system_metadata', models.index_instance_system_metadata, ADMIN),
     )
 
     def __init__(self):
@@ -678,25 +710,25 @@ class ServerSchema(Schema):
         columns = [c.name for c in models.index_instances.columns
                    if c.name not in _UNSEARCHABLE_COLUMNS]
         super().__init__(SERVER_TYPE, model, SERVER_ALIASES, columns,
-                         ADMIN_ONLY_COLUMNS, project_column='project_id')
+                         column_visibility, project_column='project_id')
         self._fields['tags'] = ChildField(
             'tags', model, models.index_instance_tags, 'tag')
         self._fields[INSTANCE_NAME_FIELD] = InstanceNameField(model)
-        for prefix, table, admin_only in self._CHILDREN:
+        for prefix, table, visibility in self._CHILDREN:
             self._fields[prefix + '.*'] = ChildField(
-                prefix + '.*', model, table, 'value', admin_only=admin_only)
+                prefix + '.*', model, table, 'value', visibility=visibility)
             self._fields[prefix + '_keys'] = ChildField(
-                prefix + '_keys', model, table, 'key', admin_only=admin_only)
+                prefix + '_keys', model, table, 'key', visibility=visibility)
 
     def resolve(self, name):
         field = super().resolve(name)
         if field is not None or not isinstance(name, str):
             return field
-        for prefix, table, admin_only in self._CHILDREN:
+        for prefix, table, visibility in self._CHILDREN:
             if name.startswith(prefix + '.') and len(name) > len(prefix) + 1:
                 return ChildField(name, self.model, table, 'value',
                                   key=name[len(prefix) + 1:],
-                                  admin_only=admin_only)
+                                  visibility=visibility)
         return None
 
 
@@ -774,15 +806,15 @@ class Translator(object):
     """Translate one query into a WHERE condition for one resource type.
 
     :param schema: the Schema of the resource type
-    :param is_admin: whether administrator-only fields are visible
+    :param visible: the visibility classes of fields the caller sees
     :param dialect: name of the index database's SQLAlchemy dialect
     :param regexp_ops: ``nova.db.utils.get_regexp_ops`` for the index
     :param others: Schemas of the other resource types searched
     """
 
-    def __init__(self, schema, is_admin, dialect, regexp_ops, others=()):
+    def __init__(self, schema, visible, dialect, regexp_ops, others=()):
         self.schema = schema
-        self.is_admin = is_admin
+        self.visible = visible
         self.dialect = dialect
         self.safe_regex, self.regexp_op = regexp_ops
         self.others = [o for o in others if o is not schema]
@@ -813,7 +845,7 @@ class Translator(object):
                                  [self.schema.name] +
                                  [o.name for o in self.others])))
         self.referenced.add(field.column_name or field.name)
-        if field.admin_only and not self.is_admin:
+        if field.visibility not in self.visible:
             return None
         return field
 
@@ -1122,7 +1154,7 @@ def _sort_dir(key):
 class _ResolvedSort(object):
     """The sort of one search for one resource type."""
 
-    def __init__(self, schema, keys, is_admin, others):
+    def __init__(self, schema, keys, visible, others):
         self.keys = keys
         # One of: SCORE, a ColumnField, or None (no value in this type).
         self.fields = []
@@ -1140,7 +1172,7 @@ class _ResolvedSort(object):
             if not field.sortable:
                 raise QueryError("field '%s' cannot be used to sort"
                                  % key.field)
-            if field.admin_only and not is_admin:
+            if field.visibility not in visible:
                 field = None
             self.fields.append(field)
 
@@ -1293,13 +1325,14 @@ def _json_key(field, key):
 # Running a search ------------------------------------------------------------
 
 SearchRequest = collections.namedtuple('SearchRequest', [
-    'types', 'query', 'is_admin', 'project_id', 'offset', 'limit', 'sort',
+    'types', 'query', 'visible', 'project_id', 'offset', 'limit', 'sort',
     'search_after', 'aggregations'])
 SearchRequest.__doc__ = """A validated search.
 
 :param types: resource type names (keys of SCHEMAS), at least one
 :param query: the query clause (a dict) or None for everything
-:param is_admin: whether the caller sees administrator-only fields
+:param visible: the visibility classes of fields the caller sees (a
+               frozenset of PUBLIC, EXTENDED, ADMIN)
 :param project_id: restrict project-scoped types to this project, or None
 :param offset, limit: paging (limit 0: totals and aggregations only)
 :param sort: list of SortKey (empty: uuid order)
@@ -1356,7 +1389,7 @@ class Searcher(object):
 
     def where(self, schema, request, others=()):
         """The complete WHERE condition of ``request`` for ``schema``."""
-        translator = Translator(schema, request.is_admin, self.dialect,
+        translator = Translator(schema, request.visible, self.dialect,
                                 self.regexp_ops, others)
         condition = translator.translate(request.query)
         model = schema.model
@@ -1392,7 +1425,7 @@ class Searcher(object):
             self._check_search_after(request, schemas)
         wheres = collections.OrderedDict(
             (s.name, self.where(s, request, schemas)) for s in schemas)
-        sorts = {s.name: _ResolvedSort(s, request.sort, request.is_admin,
+        sorts = {s.name: _ResolvedSort(s, request.sort, request.visible,
                                        [o for o in schemas if o is not s])
                  for s in schemas}
         total = 0
@@ -1409,7 +1442,7 @@ class Searcher(object):
                 hits = self._union_page(session, schemas, wheres, sorts,
                                         request)
         aggregations = collections.OrderedDict(
-            (name, self.terms(session, schemas, wheres, agg, request.is_admin))
+            (name, self.terms(session, schemas, wheres, agg, request.visible))
             for name, agg in (request.aggregations or {}).items())
         return SearchResult(total, hits, aggregations)
 
@@ -1506,7 +1539,7 @@ class Searcher(object):
             hits.append(Hit(rtype, row, sorts[rtype].values(row)))
         return hits
 
-    def terms(self, session, schemas, wheres, agg, is_admin):
+    def terms(self, session, schemas, wheres, agg, visible):
         """Run one terms aggregation over the matches of every type."""
         counts = collections.Counter()
         known = False
@@ -1515,7 +1548,7 @@ class Searcher(object):
             if field is None:
                 continue
             known = True
-            if field.admin_only and not is_admin:
+            if field.visibility not in visible:
                 continue
             stmt = field.terms_aggregation(schema.model, wheres[schema.name])
             for key, count in session.execute(stmt):

@@ -48,8 +48,9 @@ class DSLTestBase(test.NoDBTestCase):
 
     def search(self, query=None, types=(SERVER,), admin=True, project=None,
                sort=None, after=None, limit=50, offset=0, aggs=None):
+        visible = dsl.EVERYTHING if admin else frozenset([dsl.PUBLIC])
         request = dsl.SearchRequest(
-            types=list(types), query=query, is_admin=admin,
+            types=list(types), query=query, visible=visible,
             project_id=project, offset=offset, limit=limit,
             sort=dsl.parse_sort(sort), search_after=after,
             aggregations=dsl.parse_aggregations(aggs) if aggs else {})
@@ -814,7 +815,7 @@ class PortabilityTestCase(test.NoDBTestCase):
         dialects = {'sqlite': sqlite.dialect(), 'mysql': mysql.dialect(),
                     'postgresql': postgresql.dialect()}
         schema = dsl.SCHEMAS[SERVER]
-        translator = dsl.Translator(schema, True, dialect_name,
+        translator = dsl.Translator(schema, dsl.EVERYTHING, dialect_name,
                                     db_utils.get_regexp_ops(dialect_name))
         stmt = sa.select(schema.model.uuid).where(
             translator.translate(query))

@@ -28,11 +28,10 @@ from oslo_config import cfg
 import webob
 
 from nova import test
+from nova.tests import fixtures as nova_fixtures
 
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import policy
-from nova_search_ext import conf
-from nova_search_ext.index import api as index_api
 from nova_search_ext.index.sql import dsl
 from nova_search_ext.tests.unit.api import search_fakes as sf
 from nova_search_ext.tests.unit import fakes
@@ -51,15 +50,10 @@ class SearchAPITestBase(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
-        conf.register_opts()
-        store = self.useFixture(fakes.StoreFixture())
-        sf.fill(store.store)
-        self.flags(connection=store.connection, group='search_index')
-        self.flags(auth_strategy='noauth', group='search_api')
-        index_api.reset()
-        self.addCleanup(index_api.reset)
-        policy.reset()
-        self.addCleanup(policy.reset)
+        # Nova's shipped policy defaults, not its permissive unit-test
+        # policy: field visibility follows Nova's policy.
+        self.policy = self.useFixture(nova_fixtures.RealPolicyFixture())
+        self.useFixture(sf.SearchAPIFixture(self))
         self.app = search_app.load_app(CONF)
 
     def request(self, method, path, body=None, raw=None, roles='admin',
@@ -104,6 +98,14 @@ class SearchAPITestBase(test.NoDBTestCase):
         self.assertEqual(resp.status, body['code'])
         self.assertIn(fragment, body['message'])
         return body
+
+    def _policy_file(self, text):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'policy.yaml')
+        with open(path, 'w') as f:
+            f.write(text)
+        self.flags(policy_file=path, group='oslo_policy')
+        policy.reset()
 
 
 class VersionsAndRoutingTestCase(SearchAPITestBase):
@@ -495,14 +497,6 @@ class ScopeTestCase(SearchAPITestBase):
         self.assertEqual(7, self.search({'all_projects': True, 'limit': 0,
                                          'type': []})['hits']['total'])
 
-    def _policy_file(self, text):
-        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
-                            'policy.yaml')
-        with open(path, 'w') as f:
-            f.write(text)
-        self.flags(policy_file=path, group='oslo_policy')
-        policy.reset()
-
     def test_policy_file_overrides(self):
         self._policy_file('"context_is_admin": "role:cloud-admin"\n'
                           '"resource:OS::Nova::Service": "role:ops"\n'
@@ -742,3 +736,90 @@ class PluginsAndFacetsTestCase(SearchAPITestBase):
             self.assertError(status, fragment, method='GET',
                              path='/v1/search/facets' + query,
                              roles='member')
+
+
+class FieldVisibilityTestCase(SearchAPITestBase):
+    """What a caller may see, search, sort, aggregate: Nova's policy."""
+
+    ESA = 'os_compute_api:os-extended-server-attributes'
+    # (field, value of S1) for Nova's extended server attributes.
+    EXTENDED = (('host', 'h1'), ('OS-EXT-SRV-ATTR:host', 'h1'),
+                ('node', 'n1'), ('OS-EXT-SRV-ATTR:hypervisor_hostname', 'n1'),
+                ('reservation_id', 'r-00000001'),
+                ('root_device_name', '/dev/vda'), ('launch_index', 0),
+                ('kernel_id', ''), ('ramdisk_id', ''))
+    # Columns Nova's API shows to nobody.
+    INTERNAL = (('launched_on', 'compute1'), ('cell_uuid', fakes.CELL1),
+                ('instance_type_id', 1), ('locked_by', 'owner'),
+                ('system_metadata.image_os', 'linux'))
+
+    def _sees(self, field, value, roles):
+        """Whether term, sort, aggregation and exists all see the field."""
+        term = self.hits({'query': {'term': {field: value}}}, roles=roles)
+        exists = self.hits({'query': {'exists': {'field': field}}},
+                           roles=roles)
+        body = self.search({'aggs': {'f': {'terms': {'field': field}}}},
+                           roles=roles)
+        seen = [bool(term), bool(exists),
+                bool(body['aggregations']['f']['buckets'])]
+        if '.' not in field:
+            # Metadata values cannot be sort keys.
+            body = self.search({'sort': [{field: 'asc'}, 'id']},
+                               roles=roles)
+            seen.append(any(h['sort'][0] is not None
+                            for h in body['hits']['hits']))
+        self.assertIn(seen, ([True] * len(seen), [False] * len(seen)),
+                      (field, seen))
+        return seen[0]
+
+    def _source_keys(self, roles):
+        hit = self.search({'query': {'ids': {'values': [sf.S1]}},
+                           '_source': {'include': ['*'] + list(RAW)}},
+                          roles=roles)['hits']['hits'][0]
+        return set(hit['_source'])
+
+    def _facets(self, roles):
+        body = self.request('GET', '/v1/search/facets?type=%s' % SERVER,
+                            roles=roles).json
+        return {f['name'] for f in body[SERVER]['facets']}
+
+    def test_nova_defaults(self):
+        for field, value in self.EXTENDED + self.INTERNAL:
+            self.assertTrue(self._sees(field, value, 'admin'), field)
+            self.assertFalse(self._sees(field, value, 'member'), field)
+        # Public since Nova's microversion 2.90.
+        self.assertTrue(self._sees('hostname', 'vm', 'member'))
+        self.assertTrue(self._sees('name', 'vm-1 Alpha', 'member'))
+        member = self._source_keys('member')
+        for key in ADMIN_ONLY + RAW:
+            self.assertNotIn(key, member)
+        self.assertEqual(set(), set(ADMIN_ONLY) - self._source_keys('admin'))
+        self.assertNotIn('OS-EXT-SRV-ATTR:host', self._facets('member'))
+        self.assertIn('OS-EXT-SRV-ATTR:host', self._facets('admin'))
+
+    def test_operator_grants_extended_attributes_to_members(self):
+        self._policy_file('"%s": "rule:context_is_admin or role:member"\n'
+                          % self.ESA)
+        for field, value in self.EXTENDED:
+            self.assertTrue(self._sees(field, value, 'member'), field)
+        for field, value in self.INTERNAL:
+            self.assertFalse(self._sees(field, value, 'member'), field)
+        member = self._source_keys('member')
+        self.assertEqual({'OS-EXT-SRV-ATTR:host', 'host', 'node',
+                          'OS-EXT-SRV-ATTR:hypervisor_hostname',
+                          'OS-EXT-SRV-ATTR:instance_name'},
+                         set(ADMIN_ONLY) & member)
+        self.assertFalse(set(RAW) & member)
+        self.assertIn('OS-EXT-SRV-ATTR:host', self._facets('member'))
+        # A reader, whom the rule does not name, still sees none of it.
+        self.assertFalse(self._sees('host', 'h1', 'reader'))
+
+    def test_operator_hides_extended_attributes_from_admins(self):
+        self._policy_file('"%s": "!"\n' % self.ESA)
+        for field, value in self.EXTENDED:
+            self.assertFalse(self._sees(field, value, 'admin'), field)
+        for field, value in self.INTERNAL:
+            self.assertTrue(self._sees(field, value, 'admin'), field)
+        admin = self._source_keys('admin')
+        self.assertEqual({'cell_uuid'}, set(ADMIN_ONLY) & admin)
+        self.assertNotIn('OS-EXT-SRV-ATTR:host', self._facets('admin'))
