@@ -206,13 +206,14 @@ class SearchlightClient(base.SearchClient):
 
     def list_instances(self, context, query):
         clause = to_dsl(query)
-        if clause is None or query.limit == 0:
-            return []
         keys, dirs = sql_query.sort_params(query.sort_keys, query.sort_dirs)
         sort = [{key: direction} for key, direction in zip(keys, dirs)]
         search_after = None
         if query.marker is not None:
+            # Nova rejects an unknown marker even for an empty page.
             search_after = self._marker_values(query, sort)
+        if clause is None or query.limit == 0:
+            return []
         results = []
         while query.limit is None or len(results) < query.limit:
             size = PAGE if query.limit is None else min(

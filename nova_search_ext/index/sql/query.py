@@ -83,6 +83,20 @@ def _meta_exists(table, column, value):
                              getattr(table.c, column) == value)
 
 
+def marker_row(session, marker, keys=('uuid',)):
+    """The marker instance's sort values; MarkerNotFound if not indexed.
+
+    Nova looks the marker up before anything else, so an unknown marker is
+    a 400 even when the page would be empty (``limit=0``, a filter no
+    instance can match).
+    """
+    row = session.query(*[getattr(M, k) for k in keys]).filter(
+        M.uuid == marker, M.doc.is_not(None)).first()
+    if row is None:
+        raise base.MarkerNotFound(marker)
+    return row
+
+
 def sort_params(sort_keys, sort_dirs):
     """The complete (keys, dirs) a cell query orders a global list by.
 
@@ -234,10 +248,7 @@ class NovaFilterSemantics(object):
             keys, dirs = keys[:cut], dirs[:cut]
         marker = None
         if query.marker is not None:
-            marker = session.query(*[getattr(M, k) for k in keys]).filter(
-                M.uuid == query.marker, M.doc.is_not(None)).first()
-            if marker is None:
-                raise base.MarkerNotFound(query.marker)
+            marker = marker_row(session, query.marker, keys)
         try:
             return sqlalchemyutils.paginate_query(
                 q, M, query.limit, keys, marker=marker, sort_dirs=dirs)

@@ -122,6 +122,12 @@ def create_engine(connection, timeout=10.0, regex_timeout=2.0):
     return engine
 
 
+def _fields(row):
+    """A current row (a database row or a namespace) as a dict."""
+    mapping = getattr(row, '_mapping', None)
+    return dict(mapping) if mapping is not None else dict(vars(row))
+
+
 def _children_digest(doc):
     """What the tag and metadata rows of a document hold, as a digest."""
     if doc.deleted:
@@ -285,7 +291,7 @@ class SQLStore(base.Store):
         t = models.index_instances
         current = self._current_rows(conn, sorted({d.uuid for d in docs}))
         inserted, inserts, updates, outcomes = set(), [], [], []
-        children = []
+        children, newer_reads = [], {}
         for doc, row in zip(docs, rows):
             cur = current.get(doc.uuid)
             if cur is not None and row['cell_uuid'] is None:
@@ -293,10 +299,18 @@ class SQLStore(base.Store):
                 # keep the one we know.
                 row['cell_uuid'] = cur.cell_uuid
             outcome = self._instance_write_decision(cur, doc, row)
+            if outcome == base.UNCHANGED and self._is_newer_read(cur, doc):
+                # Same content, read later: remember when, or a read taken
+                # between the two (a tag added, then removed, without
+                # updated_at moving) would look newer than what we hold.
+                newer_reads[doc.uuid] = doc.read_at
+                current[doc.uuid] = types.SimpleNamespace(
+                    **dict(_fields(cur), read_at=doc.read_at))
             if outcome != base.WRITTEN and not (
                     force and outcome != base.UNCHANGED):
                 outcomes.append(outcome)
                 continue
+            newer_reads.pop(doc.uuid, None)
             if cur is None and doc.uuid not in inserted:
                 inserts.append(row)
                 inserted.add(doc.uuid)
@@ -311,8 +325,21 @@ class SQLStore(base.Store):
         if updates:
             conn.execute(t.update().where(
                 t.c.uuid == sa.bindparam('key_uuid')), updates)
+        if newer_reads:
+            conn.execute(t.update().where(
+                t.c.uuid == sa.bindparam('key_uuid')).values(
+                    read_at=sa.bindparam('new_read_at')),
+                [{'key_uuid': uuid, 'new_read_at': read_at}
+                 for uuid, read_at in sorted(newer_reads.items())])
         self._replace_children(conn, children)
         return outcomes
+
+    @staticmethod
+    def _is_newer_read(current, doc):
+        """Whether doc was read after current, with the same updated_at."""
+        return (current is not None and doc.read_at is not None and
+                current.updated_at == doc.updated_at and
+                (current.read_at is None or doc.read_at > current.read_at))
 
     @staticmethod
     def _is_older(current, updated_at, read_at):
@@ -413,6 +440,11 @@ class SQLStore(base.Store):
                                           doc.read_at):
                             return base.STALE
                         if current.doc == row['doc']:
+                            if self._is_newer_read(current, doc):
+                                # As for instances: remember the later read.
+                                conn.execute(t.update().where(
+                                    t.c.uuid == doc.uuid).values(
+                                        read_at=doc.read_at))
                             return base.UNCHANGED
                         if row['cell_uuid'] is None:
                             # A heartbeat seen by a cell conductor does not
@@ -458,13 +490,17 @@ class SQLStore(base.Store):
     # Reads ------------------------------------------------------------------
 
     def list_instances(self, query):
-        if query.limit == 0:
-            return []
         with bounded_regex.deadline(self.regex_timeout) as budget:
             try:
                 with self._session() as session:
-                    q = self._filters.build(session, query)
+                    q = None
+                    if query.limit != 0:
+                        q = self._filters.build(session, query)
                     if q is None:
+                        # An empty page; Nova still rejects an unknown
+                        # marker first.
+                        if query.marker is not None:
+                            sql_query.marker_row(session, query.marker)
                         return []
                     return [document.StoredInstance(*row)
                             for row in q.all()]

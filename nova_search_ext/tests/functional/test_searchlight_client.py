@@ -27,6 +27,7 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import time
 
+from oslo_utils import uuidutils
 import webob
 
 from nova_search_ext.api.search import app as search_app
@@ -183,3 +184,36 @@ class HTTPFailureTestCase(SearchlightHTTPMixin, base.MultiCellTestCase):
         self._get()
         self.assertEqual(breaker.CLOSED, list_branch.get_breaker().state)
         self.assertEqual(1, list_branch.STATS['index'])
+
+
+class LocalEmptyPageMarkerTestCase(base.MultiCellTestCase):
+    """An unknown marker is Nova's 400 even for an empty page."""
+
+    ADMIN_API = True
+
+    def test_unknown_marker_with_limit_zero(self):
+        self._unknown_marker_with_limit_zero()
+
+    def _unknown_marker_with_limit_zero(self):
+        self.boot('a', host='host1')
+        url = '/servers?limit=0&marker=%s' % uuidutils.generate_uuid()
+        self.flags(enabled=False, group='searchlight')
+        cells = self.api.api_get(url, check_response_status=False)
+        self.assertEqual(400, cells.status)
+        self.flags(enabled=True, group='searchlight')
+        list_branch.reset()
+        index = self.api.api_get(url, check_response_status=False)
+        self.assertEqual((cells.status, cells.content),
+                         (index.status, index.content))
+        # The index was asked, and declined the request on the marker.
+        self.assertEqual(1, list_branch.STATS['declined'], list_branch.STATS)
+
+
+class EmptyPageMarkerTestCase(SearchlightHTTPMixin,
+                              LocalEmptyPageMarkerTestCase):
+    """The same over HTTP, through the Searchlight client."""
+
+    def test_unknown_marker_with_limit_zero(self):
+        before = self.wrapper.requests
+        self._unknown_marker_with_limit_zero()
+        self.assertGreater(self.wrapper.requests, before)

@@ -285,9 +285,12 @@ class ListSemanticsTestCase(test_store.StoreTestCase):
         self.assertEqual('fec', self.names_of(limit=3))
         self.assertEqual('fecbag', self.names_of(limit=100))
         self.assertEqual('', self.names_of(limit=0))
-        # Nova answers limit 0 before it looks at the marker.
-        self.assertEqual('', self.names_of(limit=0,
-                                           marker=fakes.doc().uuid))
+        self.assertEqual('', self.names_of(limit=0, marker=self.uuids['c']))
+        # Nova's cell path looks the marker up before it lists anything, so
+        # an unknown marker is its 400 even for limit 0 (compared with the
+        # cell path in test_searchlight_client.EmptyPageMarkerTestCase).
+        self.assertRaises(index_base.MarkerNotFound, self.names_of,
+                          limit=0, marker=fakes.doc().uuid)
 
 
 class DefaultSortTiesTestCase(test_store.StoreTestCase):

@@ -145,6 +145,29 @@ class InstanceOrderingTestCase(StoreTestCase):
         self.assertEqual(STALE, self.store.upsert_instance(before))
         self.assertEqual('b', self.row(self.uuid).display_name)
 
+    def test_unchanged_newer_read_is_remembered(self):
+        # Nova does not bump updated_at for a tag change: a tag added and
+        # removed again gives reads a, b, a'.  a' equals what the index
+        # holds, but it is newer than b, which must not win when late.
+        first = self.doc(display_name='a', updated_at=at(2))
+        between = self.doc(display_name='b', updated_at=at(2))
+        last = self.doc(display_name='a', updated_at=at(2))
+        self.assertLess(first.read_at, between.read_at)
+        self.assertLess(between.read_at, last.read_at)
+        self.assertEqual(WRITTEN, self.store.upsert_instance(first))
+        self.assertEqual(UNCHANGED, self.store.upsert_instance(last))
+        self.assertEqual(STALE, self.store.upsert_instance(between))
+        self.assertEqual('a', self.row(self.uuid).display_name)
+
+    def test_unchanged_newer_read_is_remembered_in_a_batch(self):
+        first = self.doc(display_name='a', updated_at=at(2))
+        between = self.doc(display_name='b', updated_at=at(2))
+        last = self.doc(display_name='a', updated_at=at(2))
+        self.assertEqual([WRITTEN, UNCHANGED, STALE],
+                         self.store.upsert_instances([first, last, between]))
+        self.assertEqual('a', self.row(self.uuid).display_name)
+        self.assertEqual(STALE, self.store.upsert_instance(between))
+
     def test_newer_read_is_written(self):
         self.store.upsert_instance(self.doc(display_name='a',
                                             updated_at=at(2)))
@@ -366,6 +389,19 @@ class ServiceTestCase(StoreTestCase):
         self.assertIs(True, self.row(svc.uuid, models.index_services)
                       .disabled)
 
+    def test_unchanged_newer_read_is_remembered(self):
+        first = fakes.service_doc(updated_at=at(2), disabled=False)
+        between = fakes.service_doc(uuid=first.uuid, updated_at=at(2),
+                                    disabled=True)
+        last = fakes.service_doc(uuid=first.uuid, updated_at=at(2),
+                                 disabled=False)
+        self.assertLess(between.read_at, last.read_at)
+        self.assertEqual(WRITTEN, self.store.upsert_service(first))
+        self.assertEqual(UNCHANGED, self.store.upsert_service(last))
+        self.assertEqual(STALE, self.store.upsert_service(between))
+        self.assertIs(False, self.row(first.uuid, models.index_services)
+                      .disabled)
+
     def test_tombstone_service(self):
         svc = fakes.service_doc(updated_at=at(2))
         self.store.upsert_service(svc)
@@ -518,3 +554,30 @@ class FailureTestCase(base.TestCase):
             conn.execute(sa.text('DROP TABLE index_instance_tags'))
         self.assertRaises(index_base.StoreError, store.list_instances,
                           admin_query(filters={'tags': ['x']}))
+
+
+class EmptyPageMarkerTestCase(StoreTestCase):
+    """Nova rejects an unknown marker even when the page would be empty."""
+
+    def setUp(self):
+        super().setUp()
+        self.uuid = fakes.doc(updated_at=at(1)).uuid
+        self.assertEqual(WRITTEN, self.store.upsert_instance(
+            fakes.doc(uuid=self.uuid, updated_at=at(1))))
+        self.unknown = fakes.doc(updated_at=at(1)).uuid
+
+    def test_limit_zero(self):
+        self.assertEqual([], self.store.list_instances(admin_query(limit=0)))
+        self.assertEqual([], self.store.list_instances(
+            admin_query(limit=0, marker=self.uuid)))
+        self.assertRaises(index_base.MarkerNotFound,
+                          self.store.list_instances,
+                          admin_query(limit=0, marker=self.unknown))
+
+    def test_filter_no_instance_matches(self):
+        query = admin_query(filters={'uuid': []}, marker=self.uuid)
+        self.assertEqual([], self.store.list_instances(query))
+        self.assertRaises(index_base.MarkerNotFound,
+                          self.store.list_instances,
+                          admin_query(filters={'uuid': []},
+                                      marker=self.unknown))
