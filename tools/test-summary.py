@@ -1,40 +1,112 @@
 #!/usr/bin/env python3
-"""Read a subunit v2 stream on stdin; print 'N passed, N failed, N skipped'.
+"""Print 'N passed, N failed, N skipped' for this test run, and only it.
 
 stestr's own summary is not a format CI reads, so tools/run-tests.sh ends
 with this line, preceded by the ids of the tests that failed (CI often keeps
-only the tail of the output).  Errors count as failed; a run that recorded
-nothing counts as one failure.
+only the tail of the output).  Errors count as failed.
+
+Usage::
+
+    test-summary.py --repo DIR --mark        # before "stestr run"
+    test-summary.py --repo DIR --since MARK  # after it
+    test-summary.py < stream.subunit         # summarise a subunit stream
+
+``--mark`` prints the id the next run stored in the stestr repository under
+DIR will get; ``--since`` summarises the runs stored from that id on.  A run
+that stored nothing (test discovery failed, a module did not import, a
+filter matched no test) is one failure, never the result of an earlier run;
+so is a stored run in which no test ran.
 """
 
+import argparse
+import io
 import sys
 
+from stestr.repository import abstract
+from stestr.repository import file as file_repo
 import subunit
 import testtools
 
+SUCCESS = ('success', 'xfail')
 
-def main():
-    results = {}
 
+def read(stream, results):
+    """Add {test id: status} from a subunit v2 byte stream to results."""
     def on_test(test):
         results[test['id']] = test['status']
 
-    stream = subunit.ByteStreamToStreamResult(
-        sys.stdin.buffer, non_subunit_name='stdout')
+    parsed = subunit.ByteStreamToStreamResult(
+        stream, non_subunit_name='stdout')
     summary = testtools.StreamToDict(on_test)
     summary.startTestRun()
-    stream.run(summary)
+    parsed.run(summary)
     summary.stopTestRun()
-    passed = sum(1 for s in results.values() if s in ('success', 'xfail'))
+    return results
+
+
+def report(results, problems=(), out=sys.stdout):
+    """Print the failed ids and the summary line; return the exit status."""
+    passed = sum(1 for s in results.values() if s in SUCCESS)
     skipped = sum(1 for s in results.values() if s == 'skip')
     failed = len(results) - passed - skipped
     for test_id, status in sorted(results.items()):
-        if status not in ('success', 'xfail', 'skip'):
-            print('FAILED (%s): %s' % (status, test_id))
-    if not results:
-        failed = 1
-    print('%d passed, %d failed, %d skipped' % (passed, failed, skipped))
+        if status not in SUCCESS + ('skip',):
+            print('FAILED (%s): %s' % (status, test_id), file=out)
+    for problem in problems:
+        print('FAILED: %s' % problem, file=out)
+    failed += len(problems)
+    if not results and not problems:
+        print('FAILED: no test ran', file=out)
+        failed += 1
+    print('%d passed, %d failed, %d skipped' % (passed, failed, skipped),
+          file=out)
     return 0 if failed == 0 else 1
+
+
+def _open(directory):
+    try:
+        return file_repo.RepositoryFactory().open(directory)
+    except abstract.RepositoryNotFound:
+        return None
+
+
+def mark(directory):
+    repo = _open(directory)
+    return 0 if repo is None else repo.count()
+
+
+def since(directory, first):
+    """({test id: status}, problems) of the runs stored from id first on."""
+    repo = _open(directory)
+    ids = [] if repo is None else [
+        int(i) for i in repo.get_run_ids() if int(i) >= first]
+    if not ids:
+        return {}, ['no test run was recorded (test discovery or import '
+                    'failed, or the filter matched no test): see the '
+                    'output above']
+    results = {}
+    for run_id in sorted(ids):
+        stream = repo.get_test_run(run_id).get_subunit_stream()
+        read(io.BytesIO(stream.read()), results)
+    return results, []
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--repo', help='directory holding .stestr')
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--mark', action='store_true',
+                       help='print the id of the next stored run')
+    group.add_argument('--since', type=int,
+                       help='summarise the runs stored from this id on')
+    args = parser.parse_args(argv)
+    if args.mark:
+        print(mark(args.repo or '.'))
+        return 0
+    if args.since is not None:
+        results, problems = since(args.repo or '.', args.since)
+        return report(results, problems)
+    return report(read(sys.stdin.buffer, {}))
 
 
 if __name__ == '__main__':

@@ -39,9 +39,10 @@ usual suspects: every JSON type, deep nesting, 100 KB strings, lone
 surrogates, NUL, right-to-left marks and overrides, emoji, and (outside
 ``json_safe``) bytes, NaN and integers too long to print.
 
-The randomness comes from one seed; :func:`make_rng` prints nothing but
-returns the seed, which the tests show in every failure message and which
-``NSE_FUZZ_SEED`` overrides to replay a run.
+The randomness comes from one seed per test (:class:`SeededTest`, from
+:mod:`nova_search_ext.tests.seeds`): printed on the test's output and in
+every failure message; ``NSE_SEED``, or the fuzz tests' own
+``NSE_FUZZ_SEED``, replays a run.
 """
 
 import copy
@@ -52,11 +53,10 @@ import random
 import reprlib
 import uuid as uuid_lib
 
-import testtools
-
 from nova.tests import json_ref
 
 from nova_search_ext.tests import nova_sdist
+from nova_search_ext.tests import seeds
 
 SEED_ENV = 'NSE_FUZZ_SEED'
 OUR_SAMPLES = os.path.join(
@@ -79,24 +79,16 @@ def short(value, limit=300):
 
 
 def make_rng():
-    """(seed, random.Random): the seed from $NSE_FUZZ_SEED or fresh."""
-    seed = os.environ.get(SEED_ENV)
-    seed = int(seed) if seed else random.SystemRandom().randrange(2 ** 32)
+    """(seed, random.Random): $NSE_SEED, then $NSE_FUZZ_SEED, else fresh."""
+    seed = seeds.choose(env=SEED_ENV)
     return seed, random.Random(seed)
 
 
-class SeededTest(object):
-    """Mixin for a fuzz test case: a seeded generator, shown on failure."""
+class SeededTest(seeds.SeededTest):
+    """:class:`seeds.SeededTest` with the fuzz tests' ``NSE_FUZZ_SEED``."""
 
-    def use_seed(self):
-        self.seed, self.rng = make_rng()
-        self.addDetail('seed', testtools.content.text_content(
-            '%s=%d' % (SEED_ENV, self.seed)))
-
-    def msg(self, text, *args):
-        """A failure message carrying the seed that replays the run."""
-        return '%s=%d: %s' % (SEED_ENV, self.seed,
-                              text % args if args else text)
+    def use_seed(self, env=SEED_ENV, default=None):
+        return super().use_seed(env=env, default=default)
 
 
 def _load(directory):

@@ -120,9 +120,21 @@ class IndexFixture(fixtures.Fixture):
 class QueryCounter(fixtures.Fixture):
     """Count SQL statements per database with SQLAlchemy engine events.
 
+    Every thread of the process counts: Nova reads the cells from its
+    scatter-gather worker threads (``fill_faults``, the detail view's block
+    device mappings), so a counter that only looked at the request's thread
+    could not see those reads.  A test that wants a count of its request
+    alone stops Nova's background work instead (see :func:`quiesce`).
+
     ``counts`` maps a label ('api', a cell name, 'index', 'other') to the
-    number of statements, ``tables`` the label to the set of statement
-    prefixes seen (for failure messages).
+    number of statements, ``statements`` the label to the statements seen,
+    each prefixed with the name and id of the thread (green thread under
+    eventlet) that ran it, for failure messages.
+
+    The benchmark's counter (:class:`nova_search_ext.bench.measure
+    .QueryCounter`) counts the same way but labels engines by the database
+    their URL names; here the cell databases are Nova's in-process test
+    databases, so engines are labelled by identity instead.
     """
 
     def __init__(self, cell_mappings, index_store=None):
@@ -131,7 +143,7 @@ class QueryCounter(fixtures.Fixture):
         self.counts = collections.Counter()
         self.statements = collections.defaultdict(list)
         self.active = False
-        self.owner = None
+        self._lock = threading.Lock()
 
     def _labels(self):
         labels = {}
@@ -152,34 +164,58 @@ class QueryCounter(fixtures.Fixture):
                            executemany):
             if not self.active:
                 return
-            if (self.owner is not None and
-                    threading.get_ident() != self.owner):
-                return
             label = labels.get(id(conn.engine), 'other')
-            self.counts[label] += 1
-            self.statements[label].append(' '.join(statement.split())[:160])
+            line = '[%s %x] %s' % (threading.current_thread().name,
+                                   threading.get_ident(),
+                                   ' '.join(statement.split())[:160])
+            with self._lock:
+                self.counts[label] += 1
+                self.statements[label].append(line)
 
         sa.event.listen(sa.engine.Engine, 'before_cursor_execute',
                         before_execute)
         self.addCleanup(sa.event.remove, sa.engine.Engine,
                         'before_cursor_execute', before_execute)
 
-    def start(self, own_thread=False):
-        """Count from now on.
-
-        :param own_thread: count only the statements of the calling thread
-            (green thread under eventlet); the request runs in it, Nova's
-            background work (periodic tasks, heartbeats) does not.
-        """
-        self.counts.clear()
-        self.statements.clear()
-        self.owner = threading.get_ident() if own_thread else None
-        self.active = True
+    def start(self):
+        """Count every thread's statements from now on."""
+        with self._lock:
+            self.counts.clear()
+            self.statements.clear()
+            self.active = True
 
     def stop(self):
-        self.active = False
-        return dict(self.counts)
+        with self._lock:
+            self.active = False
+            return dict(self.counts)
 
     def cell_queries(self):
         return {label: n for label, n in self.counts.items()
                 if label in self.cell_mappings}
+
+
+def quiesce(test, services, timeout=60):
+    """Stop Nova's background database work, for counting a request's own.
+
+    * the timers of ``services`` are stopped, and a run in progress waited
+      for: the service heartbeat (``DbDriver._report_state``, which writes
+      the service row in its cell every ``report_interval`` from a thread
+      of its own) and the periodic tasks (off in Nova's test configuration
+      anyway);
+    * the tasks their managers run in threads of their own are waited for:
+      an instance build, for one, goes on after the API has answered, and
+      each instance notification it sends re-reads the instance from its
+      cell for the index.
+
+    :param test: the running test case
+    :param services: the nova.service.Service objects to quiet
+    :param timeout: seconds to wait for their tasks
+    """
+    for service in services:
+        service.tg.stop_timers(wait=True)
+        manager = service.manager
+        with manager._in_progress_task_cond:
+            done = manager._in_progress_task_cond.wait_for(
+                lambda: not manager._in_progress_tasks, timeout)
+            test.assertTrue(done, '%s still busy: %s' % (
+                service.host, manager._summarize_in_progress_tasks()))

@@ -19,10 +19,15 @@ clients for members, readers and admins of each project.
 API accepts at a random microversion between 2.1 and 2.104: every filter
 (valid and invalid values, admin-only ones), sort keys and directions,
 limits and markers.  :func:`compare` sends one request twice, index path
-and cell path, and returns the verdict; :func:`validate_schema` checks a
-200 body against tempest's compute response schema for its microversion.
+and cell path, and returns the outcome; :func:`verify_difference` judges an
+index answer that is not byte-identical (full bodies always, the order the
+index promises where Nova's is undefined, the links);
+:func:`check_links` checks ``servers_links`` against Nova's rule;
+:func:`validate_schema` checks a 200 body against tempest's compute
+response schema for its microversion.
 """
 
+import collections
 import json
 import random
 import urllib.parse
@@ -187,8 +192,10 @@ class RequestGenerator(object):
     """Random list requests, reproducible from the seed."""
 
     def __init__(self, world, seed, clients=None):
+        """``seed``: an int, or a ``random.Random`` to draw from."""
         self.world = world
-        self.rng = random.Random(seed)
+        self.rng = (seed if isinstance(seed, random.Random)
+                    else random.Random(seed))
         self.markers = list(world.servers) + world.deleted
         self.clients = clients or world.clients
 
@@ -290,11 +297,17 @@ class QuerySpy(object):
 
     def __init__(self, test):
         self.last = None
+        self.error = None
         original = list_branch.list_from_index
 
         def spy(ctx, query, expected_attrs):
             self.last = query
-            return original(ctx, query, expected_attrs)
+            try:
+                return original(ctx, query, expected_attrs)
+            except Exception as e:
+                # Why the index declined (or failed), for the summary.
+                self.error = e
+                raise
 
         test.stub_out('nova_search_ext.compute.list_branch.list_from_index',
                       spy)
@@ -310,7 +323,7 @@ def compare(test, client, mv, url, spy=None):
     before = dict(list_branch.STATS)
     test.flags(enabled=True, group='searchlight')
     if spy is not None:
-        spy.last = None
+        spy.last = spy.error = None
     idx = _get(client, mv, url)
     served = {k: list_branch.STATS[k] - before[k] for k in before}
     test.flags(enabled=False, group='searchlight')
@@ -326,18 +339,42 @@ def compare(test, client, mv, url, spy=None):
                    'cells' if served['cells'] else 'none'),
         'index': idx, 'cells': cells,
         'query': spy.last if spy is not None else None,
+        'error': spy.error if spy is not None else None,
         'world': None,
     }
 
 
-# The oracle: what one database holding every cell's instances answers.
-# Nova's cross-cell merge sort is only defined when the sort keys it
-# compares are never NULL (it compares with Python's '<', which raises
-# TypeError for None), and its per-cell marker search ignores NULLs
-# differently from oslo.db's paginate_query.  For those requests the cell
-# path fails or varies with the cell layout, so the index path is checked
-# against single-database semantics instead: SQL ordering (NULL first when
-# ascending) and paginate_query's keyset rule.
+# The order the index promises, and the oracle.
+#
+# The index orders a page as Nova's cell query orders one cell
+# (nova_search_ext.index.sql.query.sort_params and
+# NovaFilterSemantics._paginate; the Searchlight client sends the same sort
+# to the search API, whose DSL orders and pages the same way):
+#
+# * by the complete sort of a cell query: the requested sort keys (Nova's
+#   API defaults to created_at desc), then ``uuid`` (InstanceSortContext
+#   appends it, with 'asc' appended after the requested directions), then
+#   created_at and id; process_sort_params gives every key left without a
+#   direction the first requested direction.  With one direction per key,
+#   uuid is ascending; with fewer directions than keys they shift (keys
+#   a, b with dirs desc: a desc, b asc, uuid desc).  effective_sort()
+#   computes this with Nova's own functions;
+# * uuid is unique, so it breaks every tie of the requested keys, in its
+#   direction, and the keys after it never matter;
+# * NULL is below every value: first ascending, last descending (SQLite's
+#   and MySQL's rule; these tests' index is SQLite); booleans are 0 and 1;
+# * after a marker, the page is oslo.db paginate_query's keyset page: the
+#   rows after the marker's sort values, where a NULL marker value does not
+#   constrain the page; the limit then cuts it.
+#
+# oracle_page() applies exactly this to the servers the cell path lists.
+#
+# Nova's own order is undefined for some requests.  Its cross-cell merge
+# sort compares with Python's '<', which raises TypeError for None (a 500),
+# and its per-cell marker search treats NULLs differently from
+# paginate_query, so with NULL sort values the cell path fails or varies
+# with the cell layout.  verify_difference() checks the index answer to
+# such a request against the cell path's bodies and the order above.
 
 def _sql_cmp(a, b):
     if a is None and b is None:
@@ -369,7 +406,7 @@ def _value(instance, key):
 
 
 def oracle_page(instances, keys, dirs, marker, limit):
-    """Expected uuids for one page.
+    """Expected uuids for one page, in the order the index promises.
 
     :param instances: the Instance objects the request can see, any order
     :param keys, dirs: the complete sort (sort_params of the query)
@@ -434,67 +471,314 @@ def effective_sort(sort_keys, sort_dirs):
                                         default_dir='desc')
 
 
-def check_with_oracle(test, result):
-    """For a request the cell path cannot answer consistently.
+def has_null_sort_values(instances, keys):
+    return any(_value(inst, key) is None
+               for inst in instances for key in keys)
 
-    :returns: a reason string if the index answer matches single-database
-              semantics for a request with NULL sort values, else None.
-    """
-    query = result['query']
-    idx, cells = result['index'], result['cells']
-    if query is None or idx.status != 200:
-        return None
-    parts = urllib.parse.urlsplit(result['url'])
-    params = [(k, v) for k, v in urllib.parse.parse_qsl(
-        parts.query, keep_blank_values=True)
-        if k not in ('sort_key', 'sort_dir', 'limit', 'marker')]
-    visible_url = parts.path + ('?' + urllib.parse.urlencode(params)
-                                if params else '')
+
+_ABSENT = object()
+
+
+def _show(value):
+    if value is _ABSENT:
+        return '(absent)'
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 160 else text[:157] + '...'
+
+
+def body_differences(index_server, cells_server):
+    """'field: index X / cells Y' for every top-level field that differs."""
+    out = []
+    for key in sorted(set(index_server) | set(cells_server)):
+        a = index_server.get(key, _ABSENT)
+        b = cells_server.get(key, _ABSENT)
+        if a != b:
+            out.append('%s: index %s / cells %s' % (key, _show(a), _show(b)))
+    return out
+
+
+PAGING = ('sort_key', 'sort_dir', 'limit', 'marker')
+
+
+def _params(url):
+    return urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query,
+                                  keep_blank_values=True)
+
+
+def _cells_get(test, result, url):
+    """GET ``url`` on the cell path as the client of ``result``."""
     client = [c for c in result['world'].clients
               if c.name == result['client']][0]
     test.flags(enabled=False, group='searchlight')
-    visible = _get(client, result['microversion'], visible_url)
-    test.flags(enabled=True, group='searchlight')
+    try:
+        return _get(client, result['microversion'], url)
+    finally:
+        test.flags(enabled=True, group='searchlight')
+
+
+def _request_limit(url):
+    from nova import conf as nova_conf
+
+    max_limit = nova_conf.CONF.api.max_limit
+    values = [v for k, v in _params(url) if k == 'limit']
+    # The query string's last value is the one the request uses.
+    return min(int(values[-1]), max_limit) if values else max_limit
+
+
+def expected_next_query(params, last_id):
+    """The query string of the next link Nova builds from ``params``.
+
+    The parameters sorted by (name, value), one per name (the last after
+    sorting, at the position of the first), with ``marker`` set to the
+    last server's id (appended if there was none).
+    """
+    out = {}
+    for key, value in sorted(params):
+        out[key] = value
+    out['marker'] = last_id
+    return urllib.parse.urlencode(list(out.items()))
+
+
+def _link_reference(test, result):
+    """(scheme, host, path) and filter parameters of Nova's next links.
+
+    Nova's links carry the request's parameters as its query schema left
+    them (before 2.75 it drops the ones it does not know).  They are read
+    off the cell path's next link for the same filters with ``limit=1``.
+    """
+    path = urllib.parse.urlsplit(result['url']).path
+    filters = [(k, v) for k, v in _params(result['url']) if k not in PAGING]
+    resp = _cells_get(test, result, path + '?' + urllib.parse.urlencode(
+        filters + [('limit', '1')]))
+    links = [link for link in (resp.body or {}).get('servers_links', [])
+             if link.get('rel') == 'next'] if resp.status == 200 else []
+    if not links:
+        return None, None
+    href = urllib.parse.urlsplit(links[0]['href'])
+    return href[:3], [(k, v) for k, v in _params(links[0]['href'])
+                      if k not in ('limit', 'marker')]
+
+
+def check_links(test, result):
+    """Problems with the ``servers_links`` of the index's 200 answer.
+
+    Nova's rule: there is a next link exactly when the page holds
+    min(limit, [api] max_limit) servers (max_limit without a limit), at
+    least one.  Its href is the cell path's link prefix with the request's
+    parameters as Nova keeps them (_link_reference(), plus the request's
+    sort_key, sort_dir, limit and marker) in the order of
+    expected_next_query(), marker set to the page's last server.  When the
+    cell path's answer has a next link, the index's must equal it with
+    the marker replaced by the index page's last server.
+
+    :returns: list of problem strings (empty: the links are right)
+    """
+    problems = []
+    url = result['url']
+    body = result['index'].body
+    servers = body.get('servers', [])
+    links = body.get('servers_links')
+    try:
+        max_items = _request_limit(url)
+    except ValueError:
+        return ['a 200 answer to a request with an invalid limit']
+    if not (max_items and max_items == len(servers)):
+        if links is not None:
+            problems.append('servers_links %s where the page has %d of at '
+                            'most %d servers' % (_show(links), len(servers),
+                                                 max_items))
+        return problems
+    if (not isinstance(links, list) or len(links) != 1 or
+            not isinstance(links[0], dict) or
+            set(links[0]) != {'rel', 'href'} or links[0]['rel'] != 'next'):
+        return ['expected one next link after a full page of %d, got %s' % (
+            len(servers), _show(links if links is not None else _ABSENT))]
+    href = urllib.parse.urlsplit(links[0]['href'])
+    last_id = servers[-1]['id']
+    prefix, kept = _link_reference(test, result)
+    if prefix is None:
+        return ['the cell path gives no next link for the same filters '
+                'with limit=1']
+    want = expected_next_query(
+        kept + [(k, v) for k, v in _params(url) if k in PAGING], last_id)
+    if href[:3] != prefix or href.query != want:
+        problems.append('next link %r, expected %r' % (
+            links[0]['href'], urllib.parse.urlunsplit(prefix + (want, ''))))
+    cells = result['cells']
+    cells_next = [link for link in (cells.body or {}).get('servers_links',
+                                                          [])
+                  if link.get('rel') == 'next'] if cells.status == 200 else []
+    if cells_next:
+        theirs = urllib.parse.urlsplit(cells_next[0]['href'])
+        query = urllib.parse.urlencode(
+            [(k, last_id if k == 'marker' else v)
+             for k, v in _params(cells_next[0]['href'])])
+        if href[:3] != theirs[:3] or href.query != query:
+            problems.append('next link %r, cell path %r (marker aside)' % (
+                links[0]['href'], cells_next[0]['href']))
+    return problems
+
+
+Verdict = collections.namedtuple('Verdict',
+                                 ['reason', 'problems', 'set_compared'])
+Verdict.__doc__ = """How an index answer differing from the cells' was judged.
+
+:param reason: why Nova's own order is undefined for the request (the
+               verdict's case), or None
+:param problems: list of strings; empty when the index answer is verified
+:param set_compared: what the index page was compared with as a set of
+                     full bodies: 'cell page' (the cell path's answer),
+                     'cells unpaginated' (the cell path failed; its answer
+                     to the same filters), or None for a page cut by a
+                     marker or the limit (checked against oracle_page())
+"""
+
+
+def _visible(test, result):
+    """The cell path's unpaginated answer to the request's filters."""
+    path = urllib.parse.urlsplit(result['url']).path
+    filters = [(k, v) for k, v in _params(result['url']) if k not in PAGING]
+    return _cells_get(test, result, path + (
+        '?' + urllib.parse.urlencode(filters) if filters else ''))
+
+
+def verify_difference(test, result):
+    """Judge an index answer that is not byte-identical to the cells'.
+
+    The difference is accepted only where Nova's own order is undefined
+    (NULL sort values among the servers the request can see; the cell
+    path's merge sort failing with a TypeError; ``limit=0`` with a marker,
+    where every other cell still yields its marker row; fewer sort_dir than
+    sort_key, where the merge never compares uuid and cross-cell ties come
+    out in cell order), and then only if every one of these holds:
+
+    * the index served the request (a declined request is answered by the
+      cells both times, so a difference there is a mismatch);
+    * both paths answer with the same status, except the cell path's 500
+      from its merge sort, where the index must answer 200;
+    * every server in the index's page has the full body, every field
+      equal, that the cell path gives the same id: in the cell path's page
+      when it is there, and in the cell path's unpaginated answer to the
+      same filters (which also holds the servers the cell page left out);
+    * the index's page is exactly oracle_page(): the cell path's
+      unpaginated answer in the order the index promises (see above), cut
+      by the marker and the limit.  When the page is not cut (no marker,
+      no more servers than the limit) it must moreover hold the same set
+      of servers, by full body, as the cell path's page (or, where that
+      is a 500, as its unpaginated answer);
+    * the top-level keys match and ``servers_links`` follows Nova's rule
+      (check_links()).
+
+    :returns: Verdict
+    """
+    idx, cells = result['index'], result['cells']
+    query = result['query']
+    problems = []
+
+    def verdict(reason=None, set_compared=None):
+        return Verdict(reason, problems, set_compared)
+
+    if result['served'] != 'index' or query is None:
+        problems.append('the responses differ on a request the index did '
+                        'not serve (%s)' % result['served'])
+        return verdict()
+    merge_error = (cells.status == 500 and b'TypeError' in cells.content)
+    if idx.status != 200 or not (idx.status == cells.status or
+                                 merge_error):
+        problems.append('status: index %d / cells %d' % (idx.status,
+                                                         cells.status))
+        return verdict()
+    visible = _visible(test, result)
     if visible.status != 200:
-        return None
-    uuids = [s['id'] for s in visible.body['servers']]
-    if query.marker:
-        uuids.append(query.marker)
-    instances = load_instances(test, uuids)
+        problems.append('the cell path answers %d to the same filters '
+                        'unpaginated' % visible.status)
+        return verdict()
+    seen = visible.body['servers']
+    seen_by_id = {s['id']: s for s in seen}
+    index_servers = idx.body['servers']
+    cells_servers = cells.body['servers'] if cells.status == 200 else []
+    cells_by_id = {s['id']: s for s in cells_servers}
+
+    # Bodies, always.
+    for server in index_servers:
+        sid = server['id']
+        if sid not in seen_by_id:
+            problems.append('server %s is in the index answer but not in '
+                            'the cell path answer to the same filters' % sid)
+            continue
+        for ref, what in ((cells_by_id.get(sid), 'page'),
+                          (seen_by_id[sid], 'unpaginated')):
+            if ref is not None:
+                problems.extend('server %s (cell %s): %s' % (sid, what, d)
+                                for d in body_differences(server, ref))
+    if cells.status == 200:
+        others = sorted((set(cells.body) ^ set(idx.body)) -
+                        {'servers_links'})
+        if others:
+            problems.append('top-level keys differ: %s' % others)
+    problems.extend(check_links(test, result))
+
+    # Why the two answers may differ at all.
+    uuids = [s['id'] for s in seen]
+    instances = load_instances(test, uuids + ([query.marker]
+                                              if query.marker else []))
     marker = instances.get(query.marker) if query.marker else None
-    shown = [instances[u] for u in uuids if u != query.marker or
-             u in [s['id'] for s in visible.body['servers']]]
+    if query.marker and marker is None:
+        problems.append('the marker %s is in no cell' % query.marker)
+        return verdict()
+    shown = [instances[u] for u in uuids]
     keys, dirs = effective_sort(query.sort_keys, query.sort_dirs)
     user_keys = [k for k in keys if k not in ('uuid', 'id')]
     nulls = has_null_sort_values(shown + ([marker] if marker else []),
                                  user_keys)
-    merge_error = (cells.status == 500 and b'TypeError' in cells.content)
-    # With limit=0 and a marker, every cell but the marker's still yields
-    # its "local marker" row before its (empty) page, and the merge does
-    # not cut the result to 0.
     zero_limit_prefix = query.limit == 0 and query.marker is not None
-    # With fewer directions than keys, InstanceSortContext appends 'asc'
-    # for uuid at the wrong position, so the merge never compares uuid and
-    # cross-cell ties come out in cell order.
     short_dirs = len(query.sort_dirs or ()) < len(query.sort_keys or ())
-    if not (nulls or merge_error or zero_limit_prefix or short_dirs):
-        return None
-    expected = oracle_page(shown, keys, dirs, marker, query.limit)
-    got = [s['id'] for s in idx.body['servers']]
-    if expected != got:
-        return None
     if merge_error:
-        return 'cell path 500 (merge sort on NULLs)'
-    if zero_limit_prefix:
-        return 'cell path returns marker rows for limit=0'
-    if nulls:
-        return 'NULL sort values across cells'
-    return 'fewer sort_dir than sort_key: ties in cell order'
+        reason = 'cell path 500 (merge sort on NULLs)'
+    elif zero_limit_prefix:
+        reason = 'cell path returns marker rows for limit=0'
+    elif nulls:
+        reason = 'NULL sort values across cells'
+    elif short_dirs:
+        reason = 'fewer sort_dir than sort_key: ties in cell order'
+    else:
+        problems.append('the responses differ where Nova\'s order is '
+                        'defined: index %s / cells %s' % (
+                            [s['id'] for s in index_servers],
+                            [s['id'] for s in cells_servers]))
+        return verdict()
 
+    # The set, then the order the index promises.
+    expected = oracle_page(shown, keys, dirs, marker, query.limit)
+    got = [s['id'] for s in index_servers]
+    if got != expected:
+        problems.append('%s: the index page %s is not the promised page %s '
+                        '(sort %s)' % (reason, got, expected,
+                                       list(zip(keys, dirs))))
+    if query.marker is not None or (query.limit is not None and
+                                    len(seen) > query.limit):
+        # A cut page: which servers it holds depends on the order, so it
+        # is only the promised page above.
+        return verdict(reason, None)
 
-def has_null_sort_values(instances, keys):
-    return any(_value(inst, key) is None
-               for inst in instances for key in keys)
+    def as_set(servers):
+        return {s['id']: json.dumps(s, sort_keys=True) for s in servers}
+
+    if cells.status == 200:
+        compared, ref = 'cell page', cells_servers
+    else:
+        compared, ref = 'cells unpaginated', seen
+    ours, theirs = as_set(index_servers), as_set(ref)
+    if ours != theirs:
+        problems.append(
+            '%s: the index page and the %s are different sets of servers '
+            '(full bodies): only in the index %s, only in the cells %s, '
+            'different bodies %s' % (
+                reason, compared, sorted(set(ours) - set(theirs)),
+                sorted(set(theirs) - set(ours)),
+                sorted(k for k in set(ours) & set(theirs)
+                       if ours[k] != theirs[k])))
+    return verdict(reason, compared)
 
 
 def _schema_module(mv):

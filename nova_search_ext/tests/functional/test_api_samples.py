@@ -22,23 +22,36 @@ runs here unchanged, with three additions:
 * every ``GET /servers`` and ``GET /servers/detail`` the test makes is
   checked: the index must have answered it (requests the spec keeps on the
   cell path -- ``changes-since``, ``changes-before``, ``deleted`` -- must
-  have been answered by the cells, and are counted separately).
+  have been answered by the cells, and are counted separately);
+* Nova's two 2.69 tests of listing with every cell database down become
+  tests of the documented difference: the cells answer Nova's minimal
+  down-cell records (Nova's own sample), the index answers the records as
+  they were with the cells up.
 
-``INDEX_ANSWERED`` collects, per test, the list requests and the path that
-answered them, so a run can report the parity count.
+Nova's sample tests request relative URLs with query strings
+(``'servers/detail?limit=1'``); :func:`is_list_url` is what recognises
+them, and :class:`ServedByIndexCheckTestCase` shows the check fails when
+a list is answered by the cells.  ``INDEX_ANSWERED`` collects, per test,
+the list requests and the path that answered them.
 """
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
+import contextlib
+import unittest
 import urllib.parse
 
 import fixtures
+import testtools
 
+from nova.tests import fixtures as nova_fixtures
 from nova.tests.functional.api_sample_tests import test_servers as \
     nova_samples
 from nova.tests.functional import api_samples_test_base
+from oslo_serialization import jsonutils
 
 from nova_search_ext.compute import list_branch
+from nova_search_ext.index import base as index_base
 from nova_search_ext.tests.functional import nse_fixtures
 from nova_search_ext.tests import nova_sdist
 
@@ -51,17 +64,26 @@ INDEX_ANSWERED = {}
 # (DownCellFixture): the cell path answers minimal UNKNOWN records, built
 # from what the request could not read.  The index path reads no cell, so
 # it keeps answering the records as last indexed -- by design, see
-# doc/source/admin/listing.rst and test_list_branch's
-# test_down_cell_microversion_serves_index_records, which pins it.
+# doc/source/admin/listing.rst.  These tests are replaced by
+# IndexedSamplesMixin._down_cell_list, which shows both answers.
 DOWN_CELL_LISTS = {
-    'ServersSampleJson269Test': ('test_servers_list_from_down_cells',
-                                 'test_servers_details_from_down_cells'),
+    'ServersSampleJson269Test': {
+        'test_servers_list_from_down_cells': ('servers', 'servers-list-resp'),
+        'test_servers_details_from_down_cells': ('servers/detail',
+                                                 'servers-details-resp'),
+    },
 }
 
 
-def _is_list_url(url):
-    path = urllib.parse.urlsplit(url).path.rstrip('/')
-    return path.endswith('/servers') or path.endswith('/servers/detail')
+def is_list_url(url):
+    """Whether a URL a sample test requests is GET /servers[/detail].
+
+    Nova's sample tests pass URLs relative to the versioned endpoint, with
+    query strings (``'servers?limit=1'``); the fixture's client may also be
+    handed absolute paths (``'/servers/detail'``).
+    """
+    path = urllib.parse.urlsplit(url).path.strip('/')
+    return path in ('servers', 'servers/detail')
 
 
 class IndexedSamplesMixin(object):
@@ -92,31 +114,72 @@ class IndexedSamplesMixin(object):
         self.flags(notify_on_state_change='vm_and_task_state',
                    group='notifications')
         self.list_calls = INDEX_ANSWERED.setdefault(self.id(), [])
+        self._expected_path = None
         super().setUp()
 
+    @contextlib.contextmanager
+    def answered_by(self, path):
+        """Expect the list requests made inside to be answered by path."""
+        self._expected_path = path
+        try:
+            yield
+        finally:
+            self._expected_path = None
+
     def _do_get(self, url, *args, **kwargs):
-        if not _is_list_url(url):
+        if not is_list_url(url):
             return super()._do_get(url, *args, **kwargs)
         before = dict(list_branch.STATS)
         response = super()._do_get(url, *args, **kwargs)
         delta = {k: list_branch.STATS[k] - before[k] for k in before}
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
-        expect_cells = any(p in query for p in CELL_PATH_PARAMS)
-        if expect_cells:
-            self.assertEqual(1, delta['cells'], (url, delta))
-            self.list_calls.append((url, 'cells'))
-        else:
-            self.assertEqual({'index': 1, 'cells': 0, 'declined': 0,
-                              'fallback': 0}, delta,
-                             'the index did not answer %s' % url)
-            self.list_calls.append((url, 'index'))
+        expected = self._expected_path
+        if expected is None:
+            expected = ('cells' if any(p in query for p in CELL_PATH_PARAMS)
+                        else 'index')
+        self.assertEqual(
+            {'index': int(expected == 'index'),
+             'cells': int(expected == 'cells'), 'declined': 0,
+             'fallback': 0}, delta,
+            'the %s did not answer %s' % (
+                'index' if expected == 'index' else 'cells', url))
+        self.list_calls.append((url, expected))
         return response
 
+    def _down_cell_list(self, url, template):
+        """Nova's down-cell list test, on both paths.
 
-def _skip_down_cell_list(self):
-    self.skipTest('lists with every cell database down: the index path '
-                  'serves the indexed records instead of the minimal '
-                  'down-cell records (documented difference)')
+        The cells answer Nova's minimal records (checked against Nova's own
+        2.69 sample); the index, with the same cells down, answers exactly
+        what the cells answered while they were up.
+        """
+        uuid = self._post_server(use_common_server_api_samples=False)
+        self.flags(enabled=False, group='searchlight')
+        with self.answered_by('cells'):
+            healthy = self._do_get(url)
+            with nova_fixtures.DownCellFixture():
+                down = self._do_get(url)
+        self._verify_response(template, {'id': uuid}, down, 200)
+        self.flags(enabled=True, group='searchlight')
+        with nova_fixtures.DownCellFixture():
+            indexed = self._do_get(url)
+        self.assertEqual(200, indexed.status_code)
+        healthy = jsonutils.loads(healthy.content)
+        indexed = jsonutils.loads(indexed.content)
+        self.assertEqual(healthy, indexed)
+        self.assertEqual([uuid], [s['id'] for s in indexed['servers']])
+        self.assertNotIn('UNKNOWN',
+                         [s.get('status') for s in indexed['servers']])
+        self.assertNotEqual(jsonutils.loads(down.content), indexed)
+
+
+def _down_cell_test(url, template):
+    def test(self):
+        self._down_cell_list(url, template)
+    test.__doc__ = ('GET %s with every cell down: Nova\'s minimal records '
+                    'from the cells, the indexed records from the index' %
+                    url)
+    return test
 
 
 def _generate(module):
@@ -131,8 +194,9 @@ def _generate(module):
         attrs = {'__module__': __name__,
                  '__doc__': 'nova %s with the list served by the index' %
                  name}
-        for test_name in DOWN_CELL_LISTS.get(name, ()):
-            attrs[test_name] = _skip_down_cell_list
+        for test_name, (url, template) in DOWN_CELL_LISTS.get(
+                name, {}).items():
+            attrs[test_name] = _down_cell_test(url, template)
         new = type(name, (IndexedSamplesMixin, cls), attrs)
         generated.append(new)
     return generated
@@ -140,6 +204,71 @@ def _generate(module):
 
 for _cls in _generate(nova_samples):
     globals()[_cls.__name__] = _cls
+# Nova's two list samples, for ServedByIndexCheckTestCase.
+NOVA_LIST = nova_samples.ServersSampleJsonTest.test_servers_list
+NOVA_DETAILS = nova_samples.ServersSampleJsonTest.test_servers_details
 # Leave no Nova class in this module's namespace: the loader would run it
 # a second time, without the index.
 del _cls, nova_samples
+
+
+def _index_raises(error):
+    def list_from_index(*args, **kwargs):
+        raise error
+    return list_from_index
+
+
+class ServedByIndexCheckTestCase(globals()['ServersSampleJsonTest']):
+    """The served-by-index check runs, and fails when the cells answer.
+
+    Nova's own ``test_servers_list`` and ``test_servers_details``, run with
+    the list forced to the cell path three ways (the branch disabled, the
+    index declining, the index failing): each must fail the check that
+    every other sample test in this module passes.
+    """
+
+    scenarios = [('v2_1', {'api_major_version': 'v2.1'})]
+
+    def _run_forced(self, nova_test):
+        error = self.assertRaises(AssertionError, nova_test, self)
+        self.assertIn('the index did not answer servers', str(error))
+        self.assertEqual([], self.list_calls)
+
+    def test_check_sees_index_list(self):
+        NOVA_LIST(self)
+        self.assertEqual([('servers?limit=1', 'index')], self.list_calls)
+
+    def test_check_sees_index_details(self):
+        NOVA_DETAILS(self)
+        self.assertEqual([('servers/detail?limit=1', 'index')],
+                         self.list_calls)
+
+    def test_check_fails_when_disabled(self):
+        self.flags(enabled=False, group='searchlight')
+        self._run_forced(NOVA_LIST)
+
+    def test_check_fails_when_index_declines(self):
+        self.stub_out('nova_search_ext.compute.list_branch.list_from_index',
+                      _index_raises(index_base.InvalidQuery('declined')))
+        self._run_forced(NOVA_DETAILS)
+
+    def test_check_fails_when_index_fails(self):
+        self.stub_out('nova_search_ext.compute.list_branch.list_from_index',
+                      _index_raises(RuntimeError('index down')))
+        self._run_forced(NOVA_LIST)
+
+
+def load_tests(loader, tests, pattern):
+    """Run only ServedByIndexCheckTestCase's own tests from that class.
+
+    It inherits Nova's tests (which call each other, so they must stay
+    methods); the generated ServersSampleJsonTest already runs them.
+    """
+    own = ServedByIndexCheckTestCase.__dict__
+    suite = unittest.TestSuite()
+    for test in testtools.iterate_tests(tests):
+        if (isinstance(test, ServedByIndexCheckTestCase) and
+                test._testMethodName not in own):
+            continue
+        suite.addTest(test)
+    return suite

@@ -18,7 +18,8 @@ cells are real, and so is the index store (SQLite): each server is
 announced to a fresh index only by one harmlessly mutated copy, among
 broken ones, and the index must end up equal to the cells
 (``index.sync.verify``: no drift), with every broken copy counted once as
-malformed.  ``NSE_FUZZ_SEED`` replays a run.
+malformed.  The seed is printed and in every failure message;
+``NSE_SEED`` (or ``NSE_FUZZ_SEED``) replays a run.
 """
 
 from nova.tests.functional import integrated_helpers  # noqa: first import

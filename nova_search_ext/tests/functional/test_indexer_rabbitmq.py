@@ -32,8 +32,9 @@ Three processes and the broker: a Nova deployment on disk
   log line, every good one is indexed, the receipts equal what was sent (no
   redelivery loop), no exception leaves the endpoint and nothing is left in
   the queue.  Then what oslo.messaging itself chokes on (priorities that
-  are not strings or unknown, bodies that are not JSON objects): counted
-  as malformed or rejected once by the driver, never looping.  The second
+  are not strings or unknown, bodies that are not JSON objects), published
+  while another process fills the cells: counted as malformed or rejected
+  once by the driver, never looping.  The second
   needs the indexer to use ``endpoint.get_batch_listener``.
 """
 
@@ -305,27 +306,44 @@ class PoisonNotificationTestCase(notification_fuzz.SeededTest,
     notification in a stream of broken ones, so a lost good one is a
     missing document and a redelivery loop is a receipt too many.  The
     stream comes from :mod:`nova_search_ext.tests.notification_fuzz`; the
-    seed is in every failure message and ``NSE_FUZZ_SEED`` replays it.
+    seed is printed and in every failure message, and ``NSE_SEED`` (or
+    ``NSE_FUZZ_SEED``) replays it.
     """
 
     def setUp(self):
         super().setUp()
         self.use_seed()
 
-    def _create_silently(self, count):
-        """Create instances in the cells, announcing none of them."""
+    def _create_silently(self, count, while_running=None):
+        """Create ``count`` more instances in the cells, announcing none.
+
+        :param while_running: called again and again while another process
+                              creates them
+        :returns: (every instance uuid of the cells, their services)
+        """
         silent = os.path.join(self.workdir, 'silent.conf')
         with open(self.conf) as f:
             text = f.read()
         with open(silent, 'w') as f:
             f.write(text.replace('driver = messagingv2', 'driver = noop'))
-        conf, self.conf = self.conf, silent
-        try:
-            self._run(WORLD, 'create', str(count))
-        finally:
-            self.conf = conf
+        before, _found = read_cells(self.workdir)
+        with open(os.path.join(self.workdir, 'world.err'), 'w+') as err:
+            world = subprocess.Popen(
+                [sys.executable, '-m', WORLD, '--config-file', silent,
+                 'create', str(count)],
+                stdout=subprocess.DEVNULL, stderr=err, env=self._env())
+            deadline = time.monotonic() + 240
+            while world.poll() is None and time.monotonic() < deadline:
+                if while_running is not None:
+                    while_running()
+                time.sleep(0.05)
+            if world.poll() is None:
+                world.kill()
+            world.wait()
+            err.seek(0)
+            self.assertEqual(0, world.returncode, err.read()[-4000:])
         instances, found = read_cells(self.workdir)
-        self.assertEqual(count, len(instances))
+        self.assertEqual(len(before) + count, len(instances))
         return instances, found
 
     @staticmethod
@@ -442,7 +460,6 @@ class PoisonNotificationTestCase(notification_fuzz.SeededTest,
         self.assertConverged(len(instances))
 
     def test_broken_envelopes_do_not_loop(self):
-        instances, found = self._create_silently(10)
         proc, log = self._start_indexer()
         publisher = Publisher(self, self.topic)
         template = {'message_id': 'x', 'publisher_id': 'nova-compute:h',
@@ -476,13 +493,33 @@ class PoisonNotificationTestCase(notification_fuzz.SeededTest,
                        {'oslo.version': '2.0', 'oslo.message': 'not json'},
                        {'oslo.version': '2.0', 'oslo.message': '[1, 2]'},
                        {'oslo.version': '3.0', 'oslo.message': '{}'}]
-        good = [body(u, message_id='good-%d' % n)
-                for n, u in enumerate(instances)]
-        stream = ([('notify', b) for b in malformed + good] +
-                  [('raw', b) for b in undecodable])
-        self.rng.shuffle(stream)
-        for how, item in stream:
-            getattr(publisher, how)(item)
+        # Published while another process fills the cells, in two
+        # rounds: the broken ones at any time, each good one once its
+        # instance is in a cell (as Nova announces it), a random few at a
+        # time, the rest at the end.
+        waiting = ([('notify', b) for b in malformed] +
+                   [('raw', b) for b in undecodable])
+        rng = self.rng
+
+        def publish(final=False):
+            rng.shuffle(waiting)
+            cut = len(waiting) if final else rng.randint(
+                0, min(3, len(waiting)))
+            for how, item in waiting[:cut]:
+                getattr(publisher, how)(item)
+            del waiting[:cut]
+
+        instances, good = [], []
+        for count in (5, 5):
+            cells, _found = self._create_silently(count,
+                                                  while_running=publish)
+            new = [u for u in cells if u not in instances]
+            instances += new
+            for u in new:
+                good.append(body(u, message_id='good-%d' % len(good)))
+                waiting.append(('notify', good[-1]))
+            publish()
+        publish(final=True)
 
         stats, output = self._drain(proc, log, len(malformed) + len(good))
         self.assertEqual(len(malformed), stats['malformed'], stats)

@@ -21,6 +21,9 @@ from nova_search_ext.compute import list_branch
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests.functional import nse_fixtures
 
+# Any volume: Nova's CinderFixture accepts an unknown id.
+VOLUME = '8c4a3e36-0f1b-4c59-9a2e-5f3d6b7c8e91'
+
 
 class ListBranchTestCase(base.MultiCellTestCase):
     ADMIN_API = True
@@ -30,24 +33,46 @@ class ListBranchTestCase(base.MultiCellTestCase):
         self.servers = [self.boot('vm-%d' % i, host=host)
                         for i, host in enumerate(
                             ['host1', 'host2', 'host1', 'host2'])]
-        # Service heartbeats write to the cell databases from their own
-        # threads at any moment; the counts are about the list request.
-        self.stub_out('nova.servicegroup.drivers.db.DbDriver._report_state',
-                      lambda *args, **kwargs: None)
+        # What the index path must serve without a cell: a server in ERROR
+        # with its fault (shown at any microversion), in a cell and in
+        # cell0, and one with a volume attached
+        # (os-extended-volumes:volumes_attached).
+        self.broken = self._boot_failing('broken', 'host2')
+        self.nowhere = self.boot('nowhere', host='no-such-host',
+                                 expected_state='ERROR')
+        self.servers += [self.broken, self.nowhere]
+        self.attached = self.servers[2]
+        self._attach_volume(self.attached, VOLUME)
+        # No database work but the request's while counting.
+        nse_fixtures.quiesce(self, [self.conductor, self.scheduler] +
+                             list(self.computes.values()))
         self.counter = self.useFixture(nse_fixtures.QueryCounter(
             self.cell_mappings, self.store))
+        self.statements = {}
+
+    def _boot_failing(self, name, host):
+        from nova.virt import fake as fake_virt
+
+        original = fake_virt.FakeDriver.spawn
+
+        def spawn(driver, context, instance, *args, **kwargs):
+            if instance.display_name == name:
+                raise Exception('injected spawn failure')
+            return original(driver, context, instance, *args, **kwargs)
+
+        self.stub_out('nova.virt.fake.FakeDriver.spawn', spawn)
+        return self.boot(name, host=host, expected_state='ERROR')
 
     def _get(self, url, enabled):
         self.flags(enabled=enabled, group='searchlight')
-        # The index path runs in the calling thread (it starts none; the
-        # served_by_index counter proves the index answered), so only that
-        # thread's statements count there: compute services read instances
-        # from their own threads at any moment, as a slow CI run showed.
-        # The cell path queries the cells from Nova's scatter-gather
-        # threads, so every thread counts there.
-        self.counter.start(own_thread=enabled)
+        # Every thread counts, the request's and Nova's scatter-gather
+        # workers (faults and block device mappings are read from those on
+        # the cell path); setUp stopped Nova's background work.
+        self.counter.start()
         resp = self.api.api_get(url, check_response_status=False)
         counts = self.counter.stop()
+        # For failure messages: the statements of each path's last request.
+        self.statements[enabled] = dict(self.counter.statements)
         return resp, counts
 
     def _compare(self, url):
@@ -67,7 +92,7 @@ class ListBranchTestCase(base.MultiCellTestCase):
                 {}, {k: v for k, v in idx_counts.items()
                      if k in self.cell_mappings},
                 'cell database queries on the index path for %s: %s' % (
-                    url, self.counter.statements))
+                    url, self.statements[True]))
             self.assertTrue(any(k in self.cell_mappings
                                 for k in cell_counts), cell_counts)
             report = os.environ.get('NSE_QUERY_REPORT')
@@ -77,7 +102,38 @@ class ListBranchTestCase(base.MultiCellTestCase):
                                         'index_path': idx_counts,
                                         'cell_path': cell_counts},
                                        sort_keys=True) + '\n')
-        self.assertEqual(4, len(idx.body['servers']))
+        self.assertEqual(len(self.servers), len(idx.body['servers']))
+
+    def test_detail_faults_and_volumes_without_a_cell(self):
+        # The faults and the block device mappings of index-served
+        # instances come with them from the index; on the cell path Nova
+        # reads them from every cell in its scatter-gather threads.
+        for microversion in ('2.1', 'latest'):
+            self.api.microversion = microversion
+            idx, idx_counts, cell_counts = self._compare('/servers/detail')
+            self.assertEqual(
+                {}, {k: v for k, v in idx_counts.items()
+                     if k in self.cell_mappings},
+                'cell database queries on the index path at %s: %s' % (
+                    microversion, self.statements[True]))
+            servers = {s['id']: s for s in idx.body['servers']}
+            for error in (self.broken, self.nowhere):
+                self.assertEqual('ERROR', servers[error['id']]['status'])
+                self.assertIn('fault', servers[error['id']], microversion)
+            self.assertEqual(
+                'injected spawn failure',
+                servers[self.broken['id']]['fault']['message'])
+            volumes = 'os-extended-volumes:volumes_attached'
+            self.assertEqual(
+                [VOLUME], [v['id'] for v in servers[self.attached['id']][
+                    volumes]], microversion)
+            self.assertEqual(
+                [], [s['id'] for s in idx.body['servers']
+                     if s['id'] != self.attached['id'] and s[volumes]])
+            # Nova's own path reads every cell, cell0 included.
+            self.assertEqual(set(self.cell_mappings),
+                             set(cell_counts) & set(self.cell_mappings),
+                             cell_counts)
 
     def test_invalid_regex_from_admin_is_nova_s_answer(self):
         # Nova's query schema lets any string through for launch_index and

@@ -29,7 +29,10 @@ from oslo_config import cfg
 from searchlightclient import client as sl_client
 import sqlalchemy as sa
 
+from nova import context as nova_context
+from nova import objects
 from nova.tests.functional.api import client as api_client
+from nova import utils as nova_utils
 
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import policy
@@ -43,6 +46,63 @@ SERVICE = 'OS::Nova::Service'
 OTHER_PROJECT = 'b0b5c0ffee0000000000000000000000'
 ADMIN_ONLY = ('OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
               'OS-EXT-SRV-ATTR:instance_name', 'host', 'node', 'cell_uuid')
+
+
+def searchlight_networks(addresses):
+    """Searchlight's ``networks``: one entry per address of ``addresses``."""
+    return [{'name': label, 'version': a['version'],
+             'ipv%d_addr' % a['version']: a['addr'],
+             'OS-EXT-IPS-MAC:mac_addr': a['OS-EXT-IPS-MAC:mac_addr'],
+             'OS-EXT-IPS:type': a['OS-EXT-IPS:type']}
+            for label, entries in addresses.items() for a in entries]
+
+
+def source_from_nova(server, flavor_id, cell_uuid=None, admin=False):
+    """The ``_source`` a hit must carry, from Nova's GET /servers/{id}.
+
+    :param server: the server as GET /servers/{id} (latest) shows it to
+                   the caller the hit is for
+    :param flavor_id: the flavor id GET /servers/{id} shows at 2.46
+    :param cell_uuid: the cell of the instance mapping (admin only)
+    """
+    project = server['tenant_id']
+    source = {
+        'id': server['id'], 'name': server['name'],
+        'description': server['description'], 'tenant_id': project,
+        'project_id': project, 'owner': project,
+        'user_id': server['user_id'],
+        # Searchlight stored the status in lower case.
+        'status': server['status'].lower(),
+        'created': server['created'], 'updated': server['updated'],
+        'created_at': server['created'], 'updated_at': server['updated'],
+        'flavor': {'id': flavor_id},
+        'tags': sorted(server['tags']),
+        # Nova leaves the key out when neutron has no port for the server.
+        'security_groups': server.get('security_groups', []),
+        'networks': searchlight_networks(server['addresses']),
+    }
+    for key in ('OS-EXT-STS:vm_state', 'OS-EXT-STS:task_state',
+                'OS-EXT-STS:power_state', 'OS-EXT-AZ:availability_zone',
+                'key_name', 'locked', 'metadata', 'addresses', 'accessIPv4',
+                'accessIPv6', 'OS-SRV-USG:launched_at',
+                'OS-SRV-USG:terminated_at', 'config_drive'):
+        source[key] = server[key]
+    if server['image']:
+        source['image'] = {'id': server['image']['id']}
+    if 'fault' in server:
+        source['fault'] = {k: server['fault'][k]
+                           for k in ('code', 'message', 'created')}
+    if admin:
+        source.update({
+            'OS-EXT-SRV-ATTR:host': server['OS-EXT-SRV-ATTR:host'],
+            'OS-EXT-SRV-ATTR:hypervisor_hostname': server[
+                'OS-EXT-SRV-ATTR:hypervisor_hostname'],
+            'OS-EXT-SRV-ATTR:instance_name': server[
+                'OS-EXT-SRV-ATTR:instance_name'],
+            'host': server['OS-EXT-SRV-ATTR:host'],
+            'node': server['OS-EXT-SRV-ATTR:hypervisor_hostname'],
+            'cell_uuid': cell_uuid})
+    return source
 
 
 class SearchAPITestCase(base.MultiCellTestCase):
@@ -119,6 +179,128 @@ class SearchAPITestCase(base.MultiCellTestCase):
                           if r.host == 'host2')
         self.assertIn('vm-b', on_host2)
         self.assertEqual(on_host2, [s['name'] for s in simplified])
+
+    def _nova_view(self, api, uuid):
+        """GET /servers/{id} as ``api`` sees it, and the 2.46 flavor id."""
+        server = api.get_server(uuid)
+        with nova_utils.temporary_mutation(api, microversion='2.46'):
+            flavor_id = api.get_server(uuid)['flavor']['id']
+        return server, flavor_id
+
+    def test_hits_match_nova_server_show(self):
+        # More than setUp's plain servers: a port, metadata, tags, a
+        # description, a lock with a reason, a stopped server, a resized
+        # one, and a scheduling failure buried in cell0 with a fault.
+        body = self._build_server(
+            name='web', networks=[{'uuid': self.neutron.network_1['id']}])
+        body.update({'description': 'front end', 'metadata': {'role': 'web'},
+                     'tags': ['blue', 'green'], 'accessIPv4': '192.0.2.10'})
+        web = self._wait_for_state_change(
+            self.api.post_server({'server': body}), 'ACTIVE')
+        self.api.post_server_metadata(web['id'], {'owner': 'ops'})
+        self.api.post_server_action(
+            web['id'], {'lock': {'locked_reason': 'maintenance'}})
+        self._stop_server(self.servers[1])
+        self.flags(allow_resize_to_same_host=True)
+        self._resize_server(self.servers[0],
+                            self.api.get_flavors()[1]['id'])
+        self._confirm_resize(self.servers[0])
+        broken = self._create_server(
+            name='broken', networks='none', az='nova:no-such-host',
+            api=self.admin_api, expected_state='ERROR')
+
+        # Every live server of every cell, as Nova lists them (the cells,
+        # not the index).
+        self.flags(enabled=False, group='searchlight')
+        listed = self.admin_api.get_servers(
+            search_opts={'all_tenants': '1'})
+        self.flags(enabled=True, group='searchlight')
+        uuids = sorted(s['id'] for s in listed)
+        self.assertEqual(sorted([s['id'] for s in self.servers] +
+                                [web['id'], broken['id']]), uuids)
+        ctxt = nova_context.get_admin_context()
+        cells = {m.instance_uuid: m.cell_mapping.uuid for m in
+                 objects.InstanceMappingList.get_by_instance_uuids(
+                     ctxt, uuids)}
+
+        # Administrator, every project: through the client and raw POST.
+        by_client = self.client().search.search(
+            type=SERVER, all_projects=True, limit=100, sort=[{'id': 'asc'}])
+        raw = self.client().http_client.post('/v1/search', json={
+            'type': SERVER, 'all_projects': True, 'limit': 100,
+            'sort': [{'id': 'asc'}]}).json()
+        self.assertEqual(by_client.hits, raw['hits'])
+        hits = raw['hits']['hits']
+        self.assertEqual(uuids, [h['_source']['id'] for h in hits])
+        seen = set()
+        for hit in hits:
+            uuid = hit['_source']['id']
+            server, flavor_id = self._nova_view(self.admin_api, uuid)
+            expected = source_from_nova(server, flavor_id, cells[uuid],
+                                        admin=True)
+            source = dict(hit['_source'])
+            # Known to differ: test_hit_security_groups_match_nova.
+            self.assertIn('security_groups', source)
+            expected.pop('security_groups')
+            source.pop('security_groups')
+            self.assertEqual(expected, source, uuid)
+            seen.update(k for k, v in source.items() if v)
+        # The comparisons covered the interesting values.
+        for key in ('addresses', 'networks', 'metadata', 'tags', 'fault',
+                    'image', 'locked', 'description', 'accessIPv4',
+                    'OS-SRV-USG:launched_at', 'OS-EXT-SRV-ATTR:host'):
+            self.assertIn(key, seen)
+        self.assertEqual({'active', 'shutoff', 'error'},
+                         {h['_source']['status'] for h in hits})
+        self.assertEqual(3, len(set(cells.values())))
+
+        # Members, each project: what Nova shows them.
+        for project, api in ((self.project, self.api),
+                             (OTHER_PROJECT, None)):
+            if api is None:
+                api = api_client.TestOpenStackClient(
+                    'other', self.api.base_url, project_id=OTHER_PROJECT,
+                    roles=['reader', 'member'])
+                api.microversion = 'latest'
+            hits = self.client('member', project).search.search(
+                type=SERVER, sort=[{'id': 'asc'}]).hits['hits']
+            mine = sorted(s['id'] for s in api.get_servers(detail=False))
+            self.assertEqual(mine, [h['_source']['id'] for h in hits])
+            for hit in hits:
+                server, flavor_id = self._nova_view(api, hit['_source']['id'])
+                expected = source_from_nova(server, flavor_id)
+                source = dict(hit['_source'])
+                self.assertIn('security_groups', source)
+                expected.pop('security_groups')
+                source.pop('security_groups')
+                self.assertEqual(expected, source)
+
+    def test_hit_security_groups_match_nova(self):
+        # A server with a port: Nova shows the port's security groups
+        # (from neutron); the hit's come from the instance's own
+        # security group records, which Nova no longer fills with neutron.
+        body = self._build_server(
+            name='web', networks=[{'uuid': self.neutron.network_1['id']}])
+        web = self._wait_for_state_change(
+            self.api.post_server({'server': body}), 'ACTIVE')
+        self.assertEqual([{'name': 'default'}],
+                         self.admin_api.get_server(web['id'])[
+                             'security_groups'])
+        hits = self.client().search.search(
+            type=SERVER, all_projects=True, sort=[{'id': 'asc'}],
+            _source=['id', 'security_groups']).hits['hits']
+        self.assertEqual(4, len(hits))
+        expected = {h['_source']['id']: self.admin_api.get_server(
+            h['_source']['id']).get('security_groups', []) for h in hits}
+        actual = {h['_source']['id']: h['_source']['security_groups']
+                  for h in hits}
+        # KNOWN PRODUCT BUG (reported): the hits show [] for the server
+        # with a port.  Remove expectFailure once the index carries the
+        # port security groups; it turns into an unexpected success then.
+        self.expectFailure(
+            'hit security_groups come from Nova\'s instance records, not '
+            'from neutron as GET /servers/{id} shows them',
+            self.assertEqual, expected, actual)
 
     def test_admin_without_all_projects_sees_its_project(self):
         result = self.client().search.search(type=SERVER, limit=100)

@@ -16,20 +16,22 @@ projects, with random microversions and every filter (including the
 admin-only ones a non-admin might try: ``project_id``, ``tenant_id``,
 ``all_tenants``, ``host``, ``uuid`` of another project's server, markers
 from other projects): every server the index path returns belongs to the
-caller's project, and no admin-only field appears.
+caller's project, and no admin-only field appears.  The seed is printed
+and in the failure messages (:mod:`nova_search_ext.tests.seeds`);
+``NSE_SEED`` or ``NSE_SECURITY_SEED`` replays a run.
 """
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import collections
 import json
-import os
 
 import testtools
 
 from nova_search_ext.compute import list_branch
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests.functional import parity
+from nova_search_ext.tests import seeds
 
 # Fields Nova's default policy shows to admins only (os-extended-server-
 # attributes, host_status); from 2.90 the hostname is shown to everyone.
@@ -41,15 +43,15 @@ ADMIN_ONLY = ('OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
               'host_status')
 
 
-class ProjectScopingTestCase(base.MultiCellTestCase):
+class ProjectScopingTestCase(seeds.SeededTest, base.MultiCellTestCase):
     ADMIN_API = True
 
     def test_no_cross_project_results_no_admin_fields(self):
-        seed = int(os.environ.get('NSE_SECURITY_SEED', 4242))
+        self.use_seed(env='NSE_SECURITY_SEED', default=4242)
         world = parity.World(self)
         world.build()
         members = [c for c in world.clients if not c.admin]
-        generator = parity.RequestGenerator(world, seed, clients=members)
+        generator = parity.RequestGenerator(world, self.rng, clients=members)
         counts = collections.Counter()
         leaks = []
         served_before = list_branch.STATS['index']
@@ -76,11 +78,14 @@ class ProjectScopingTestCase(base.MultiCellTestCase):
         counts['served_by_index'] = (list_branch.STATS['index'] -
                                      served_before)
         self.addDetail('security-summary', testtools.content.text_content(
-            json.dumps(dict(counts, seed=seed), sort_keys=True)))
-        self.assertEqual([], leaks, 'seed %d' % seed)
-        self.assertGreater(counts['servers_seen'], 100, counts)
+            json.dumps(dict(counts, seed=self.seed), sort_keys=True)))
+        self.assertEqual([], leaks, self.msg('%d leaks', len(leaks)))
+        self.assertGreater(counts['servers_seen'], 100,
+                           self.msg('too few servers seen: %s', counts))
         # The property is about the index path: it answered the requests.
-        self.assertGreater(counts['served_by_index'], 150, counts)
+        self.assertGreater(counts['served_by_index'], 150,
+                           self.msg('too few requests served by the index: '
+                                    '%s', counts))
 
     def _get(self, client, mv, url):
         client.api.microversion = mv

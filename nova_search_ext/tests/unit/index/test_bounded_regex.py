@@ -19,12 +19,11 @@
   SQLite query of the index store, and the list path declines them;
 * what is never evaluated (too long, unrolling too far, verbose) is said.
 
-The random patterns come from a seed printed in every failure message; set
-``NSE_REGEX_SEED`` to replay one.
+The random patterns come from a seed printed on the test's output and in
+every failure message (:mod:`nova_search_ext.tests.seeds`); set
+``NSE_SEED`` (or this module's own ``NSE_REGEX_SEED``) to replay a run.
 """
 
-import os
-import random
 import re
 import time
 import warnings
@@ -35,6 +34,7 @@ import sqlalchemy as sa
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index.sql import bounded_regex
 from nova_search_ext.index.sql import store as sql_store
+from nova_search_ext.tests import seeds
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
 from nova_search_ext.tests.unit.index import test_store
@@ -62,16 +62,14 @@ TOKENS = [
 SUBJECT_CHARS = 'abAB.1_é ßİK:{}[]-=\nxyzaaE'
 
 
-class DifferentialTestCase(base.TestCase):
+class DifferentialTestCase(seeds.SeededTest, base.TestCase):
     """The bounded engine gives re's answer for every pattern re accepts."""
 
     PATTERNS = 30000
     SUBJECTS = 3
 
     def test_same_answers_as_re(self):
-        seed = os.environ.get(SEED_ENV)
-        seed = int(seed) if seed else random.SystemRandom().randrange(2 ** 32)
-        rng = random.Random(seed)
+        rng = self.use_seed(env=SEED_ENV)
         compared = unsupported = 0
         mismatches = []
         with warnings.catch_warnings():
@@ -102,14 +100,14 @@ class DifferentialTestCase(base.TestCase):
                     compared += 1
                     if got != want:
                         mismatches.append((pattern, subject, want, got))
-        self.assertEqual([], mismatches[:20], '%s=%d: %d mismatches' % (
-            SEED_ENV, seed, len(mismatches)))
+        self.assertEqual([], mismatches[:20], self.msg(
+            '%d mismatches', len(mismatches)))
         # About half the random patterns are invalid; the test proves
         # something only if many valid ones were compared.
         self.assertGreater(compared, self.PATTERNS // 2,
-                           '%s=%d' % (SEED_ENV, seed))
+                           self.msg('%d compared', compared))
         self.assertLess(unsupported, self.PATTERNS // 100,
-                        '%s=%d' % (SEED_ENV, seed))
+                        self.msg('%d unsupported', unsupported))
 
     def test_constructs_re_reads_as_text(self):
         # (pattern, subject, what re answers)

@@ -30,8 +30,8 @@ read and written, no bad one reached the cells, and every malformed one was
 logged once, on a short line, by an explicit check.
 
 The cells and the store are fakes, so this stays a unit test (a few
-seconds).  The seed is in every failure message; ``NSE_FUZZ_SEED`` replays
-a run.
+seconds).  The seed is printed and in every failure message; ``NSE_SEED``
+(or ``NSE_FUZZ_SEED``) replays a run.
 """
 
 import collections
@@ -229,10 +229,10 @@ class EndpointFuzzTestCase(notification_fuzz.SeededTest, base.TestCase):
         self.assertCountersAddUp(delivered)
         self.assertGoodOnesIndexed(delivered)
         verdicts = collections.Counter(c.verdict for c in delivered)
-        self.addDetail('fuzz', testtools.content.text_content(
-            '%s=%d: %d cases, %d delivered to the endpoint: %s; counters %s'
-            % (notification_fuzz.SEED_ENV, self.seed, done, len(delivered),
-               dict(verdicts), self.endpoint.stats.snapshot())))
+        self.addDetail('fuzz', testtools.content.text_content(self.msg(
+            '%d cases, %d delivered to the endpoint: %s; counters %s',
+            done, len(delivered), dict(verdicts),
+            self.endpoint.stats.snapshot())))
         # Every kind of case came up.
         for verdict in ('bad', 'instance', 'service', 'service10',
                         'ignored'):
