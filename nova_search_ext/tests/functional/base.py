@@ -24,6 +24,8 @@
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
+from nova import utils as nova_utils
+
 from nova_search_ext.compute import list_branch
 from nova_search_ext.tests.functional import nse_fixtures
 
@@ -66,6 +68,18 @@ class MultiCellTestCase(integrated_helpers._IntegratedTestBase):
     def served_by_cells(self):
         return (list_branch.STATS['cells'] + list_branch.STATS['declined'] +
                 list_branch.STATS['fallback'])
+
+    def nova_server(self, uuid, api=None):
+        """Nova's GET /servers/{id} (as ``api`` sees it), and its flavor id.
+
+        The server at the client's microversion, and the flavor id, which
+        Nova shows only up to microversion 2.46.
+        """
+        api = api or self.api
+        server = api.get_server(uuid)
+        with nova_utils.temporary_mutation(api, microversion='2.46'):
+            flavor_id = api.get_server(uuid)['flavor']['id']
+        return server, flavor_id
 
     def boot(self, name, host=None, api=None, **kwargs):
         """Boot a server, on ``host`` if given, and wait for it."""

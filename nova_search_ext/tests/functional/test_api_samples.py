@@ -141,8 +141,7 @@ class IndexedSamplesMixin(object):
             {'index': int(expected == 'index'),
              'cells': int(expected == 'cells'), 'declined': 0,
              'fallback': 0}, delta,
-            'the %s did not answer %s' % (
-                'index' if expected == 'index' else 'cells', url))
+            'the %s did not answer %s' % (expected, url))
         self.list_calls.append((url, expected))
         return response
 

@@ -233,10 +233,8 @@ class IndexMatchesNovaTestCase(base.MultiCellTestCase):
     def _nova(self, uuid):
         """What Nova says about an instance: API, objects, raw rows."""
         cell = self._cell(uuid)
-        nova = {'cell_uuid': cell.uuid,
-                'api': self.api.get_server(uuid)}
-        with nova_utils.temporary_mutation(self.api, microversion='2.46'):
-            nova['flavor_id'] = self.api.get_server(uuid)['flavor']['id']
+        server, flavor_id = self.nova_server(uuid)
+        nova = {'cell_uuid': cell.uuid, 'api': server, 'flavor_id': flavor_id}
         with nova_context.target_cell(self.ctxt, cell) as cctxt:
             nova['instance'] = objects.Instance.get_by_uuid(
                 cctxt, uuid, expected_attrs=NOVA_ATTRS)

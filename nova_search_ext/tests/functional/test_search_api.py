@@ -32,7 +32,6 @@ import sqlalchemy as sa
 from nova import context as nova_context
 from nova import objects
 from nova.tests.functional.api import client as api_client
-from nova import utils as nova_utils
 
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import policy
@@ -180,13 +179,6 @@ class SearchAPITestCase(base.MultiCellTestCase):
         self.assertIn('vm-b', on_host2)
         self.assertEqual(on_host2, [s['name'] for s in simplified])
 
-    def _nova_view(self, api, uuid):
-        """GET /servers/{id} as ``api`` sees it, and the 2.46 flavor id."""
-        server = api.get_server(uuid)
-        with nova_utils.temporary_mutation(api, microversion='2.46'):
-            flavor_id = api.get_server(uuid)['flavor']['id']
-        return server, flavor_id
-
     def test_hits_match_nova_server_show(self):
         # More than setUp's plain servers: a port, metadata, tags, a
         # description, a lock with a reason, a stopped server, a resized
@@ -235,7 +227,7 @@ class SearchAPITestCase(base.MultiCellTestCase):
         seen = set()
         for hit in hits:
             uuid = hit['_source']['id']
-            server, flavor_id = self._nova_view(self.admin_api, uuid)
+            server, flavor_id = self.nova_server(uuid, self.admin_api)
             expected = source_from_nova(server, flavor_id, cells[uuid],
                                         admin=True)
             source = dict(hit['_source'])
@@ -267,7 +259,7 @@ class SearchAPITestCase(base.MultiCellTestCase):
             mine = sorted(s['id'] for s in api.get_servers(detail=False))
             self.assertEqual(mine, [h['_source']['id'] for h in hits])
             for hit in hits:
-                server, flavor_id = self._nova_view(api, hit['_source']['id'])
+                server, flavor_id = self.nova_server(hit['_source']['id'], api)
                 expected = source_from_nova(server, flavor_id)
                 source = dict(hit['_source'])
                 self.assertIn('security_groups', source)
