@@ -33,8 +33,8 @@ What :func:`install` overlays:
 ``nova.objects.Service.save``
     After Nova's database write, report the service (heartbeats included)
     to this process's embedded index writer, if there is one
-    (:mod:`nova_search_ext.index.embedded`): Nova sends no notification for
-    a heartbeat, and ``host_status`` depends on it.
+    (:mod:`nova_search_ext.index.feed.embedded`): Nova sends no
+    notification for a heartbeat, and ``host_status`` depends on it.
 ``nova.objects.Service.create`` and ``Service.destroy``
     Only on a Nova that does not emit ``service.create`` and
     ``service.delete`` itself (Nova 17.0.0 and later does): after the
@@ -51,7 +51,6 @@ import threading
 
 from oslo_log import log as logging
 
-from nova_search_ext import conf
 
 LOG = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ def _send_service(service, action):
 def _install_service_liveness():
     from nova.objects import service as service_obj
 
-    from nova_search_ext.index import embedded
+    from nova_search_ext.index.feed import embedded
 
     _patch(service_obj.Service, 'save',
            _after_service_write('save', embedded.service_saved))
@@ -142,6 +141,7 @@ def _install_list_branch():
     from nova import objects
 
     from nova_search_ext.compute import list_branch
+    from nova_search_ext.index import served
 
     original_sorted = instance_list.get_instance_objects_sorted
 
@@ -157,11 +157,11 @@ def _install_list_branch():
 
     @functools.wraps(original_fill_faults)
     def fill_faults(self):
-        others = [i for i in self if not list_branch.is_index_served(i)]
+        others = [i for i in self if not served.is_served(i)]
         if len(others) == len(self):
             return original_fill_faults(self)
         found = [i.uuid for i in self
-                 if list_branch.is_index_served(i) and i.fault is not None]
+                 if served.is_served(i) and i.fault is not None]
         if others:
             rest = objects.InstanceList(objects=others)
             rest._context = self._context
@@ -174,8 +174,8 @@ def _install_list_branch():
 
     @functools.wraps(original_detail)
     def detail(self, request, instances, *args, **kwargs):
-        prefetched = {i.uuid: i._search_bdms for i in instances
-                      if list_branch.is_index_served(i)}
+        prefetched = {i.uuid: served.bdms(i) for i in instances
+                      if served.is_served(i)}
         if not prefetched:
             return original_detail(self, request, instances, *args,
                                    **kwargs)
@@ -208,7 +208,6 @@ def _install_list_branch():
 
 def install():
     """Overlay Nova (idempotent).  Returns True if it changed anything."""
-    conf.register_opts()
     with _LOCK:
         if _PATCHES:
             return False

@@ -24,7 +24,7 @@ by kind and the service's resident memory before and after::
     A SQLite index (the default store) of ``--docs`` server documents over
     ``--projects`` projects and ``--hosts`` compute hosts (states, tags,
     faults and locks in the benchmark's proportions, see
-    :mod:`nova_search_ext.bench.dataset`) plus their compute services;
+    :mod:`nova_search_ext.bench.harness.dataset`) plus their compute services;
     ``nova-search-api`` (``auth_strategy = noauth``) with ``--workers``
     processes of ``--threads`` threads; then a warm-up, a single-client
     phase and a concurrent phase of ``--clients`` clients, each on its own
@@ -77,7 +77,7 @@ import uuid  # noqa: E402
 
 from oslo_concurrency import processutils  # noqa: E402
 
-from nova_search_ext.bench import dataset  # noqa: E402
+from nova_search_ext.bench.harness import dataset  # noqa: E402
 from nova_search_ext.bench import measure  # noqa: E402
 from nova_search_ext.bench import report  # noqa: E402
 
@@ -622,13 +622,14 @@ def _fuzz_cases(seed, count):
 def run_indexer(args):
     from nova import context as nova_context
 
-    from nova_search_ext.bench import dataset as dataset_mod
-    from nova_search_ext.bench import deployment as deployment_mod
     from nova_search_ext.bench import feed
+    from nova_search_ext.bench.harness import dataset as dataset_mod
+    from nova_search_ext.bench.harness import deployment as deployment_mod
+    from nova_search_ext.bench.harness import services
     from nova_search_ext.index import api as index_api
     from nova_search_ext.index import sync as sync_mod
 
-    if not feed.port_open(5672):
+    if not services.port_open(5672):
         raise SystemExit('RabbitMQ is not reachable on 127.0.0.1:5672')
     workdir = args.workdir or tempfile.mkdtemp(prefix='nse-soak-')
     os.makedirs(workdir, exist_ok=True)

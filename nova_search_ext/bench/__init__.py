@@ -14,18 +14,21 @@
 Everything runs through real Nova code in one process (threading mode, as
 nova-api runs under a WSGI server):
 
-:mod:`~nova_search_ext.bench.deployment`
-    a throwaway Nova deployment: configuration file, API database and
-    N cell databases (plus cell0) migrated with Nova's own ``db_sync``, cell
-    and host mappings, flavors and one ``nova-compute`` service per host;
-:mod:`~nova_search_ext.bench.dataset`
-    the instances: a few representative ones created with Nova's objects,
-    then replicated in bulk through Nova's SQLAlchemy models;
+:mod:`~nova_search_ext.bench.harness`
+    the world it measures, shared with the functional tests: a throwaway
+    Nova deployment (configuration file, API database and N cell
+    databases plus cell0 migrated with Nova's own ``db_sync``, cell and
+    host mappings, flavors and one ``nova-compute`` service per host), the
+    instances (a few representative ones created with Nova's objects, then
+    replicated in bulk through Nova's SQLAlchemy models), the SQL query
+    counter and the stand-ins for Neutron and keystonemiddleware;
 :mod:`~nova_search_ext.bench.api`
     Nova's osapi_compute paste application with our filter, driven
     in-process, and the compute API call the servers controller makes;
 :mod:`~nova_search_ext.bench.measure`
-    timing, cell-database query counting and parity checks;
+    timing figures and parity checks;
+:mod:`~nova_search_ext.bench.scenarios`
+    the list requests measured, and how one is measured;
 :mod:`~nova_search_ext.bench.feed`
     indexing throughput through the notification endpoint and the
     notification-to-list lag through ``nova-search-indexer`` on RabbitMQ;
@@ -35,5 +38,7 @@ nova-api runs under a WSGI server):
     the order of it all.
 
 Nothing here is imported by the rest of the package; the console script
-(:mod:`nova_search_ext.cmd.bench`) is the only entry point.
+(:mod:`nova_search_ext.cmd.bench`) is the only entry point, and the tests
+import the harness.  ``deployment`` and ``dataset`` here only name the
+harness's modules for ``tools/soak.py``.
 """

@@ -12,27 +12,24 @@
 """Nova's compute API, in process, at the two levels the benchmark measures.
 
 **WSGI level.**  Nova's own ``osapi_compute`` paste application, loaded by
-``nova.api.wsgi.Loader`` from the api-paste.ini installed with Nova, with
-our ``searchindex`` filter added (:mod:`nova_search_ext.api.paste_config`)
-exactly as an operator adds it.  One more change, as Nova's ``OSAPIFixture``
-makes it: keystonemiddleware's ``authtoken`` cannot validate tokens without
-a Keystone, so it is replaced by a pass-through and the request carries the
-identity headers authtoken would have set (``X-User-Id``,
-``X-Project-Id``, ``X-Roles``); Nova's own ``NovaKeystoneContext`` builds
-the request context from them.  Requests are ``webob`` requests handed to
-the application in process; the response body is the byte string a client
-would receive.
+``nova.api.wsgi.Loader`` from the deployment's api-paste.ini: the one
+installed with Nova, with our ``searchindex`` filter added exactly as an
+operator adds it, and keystonemiddleware's ``authtoken`` replaced by the
+harness's pass-through
+(:func:`nova_search_ext.bench.harness.deployment.write_paste_ini`).  The
+request carries the identity headers authtoken would have set
+(``X-User-Id``, ``X-Project-Id``, ``X-Roles``); Nova's own
+``NovaKeystoneContext`` builds the request context from them.  Requests
+are ``webob`` requests handed to the application in process; the response
+body is the byte string a client would receive.
 
 **Compute API level.**  ``nova.compute.api.API().get_all`` called with the
 arguments the servers controller passes for the same request.  Rather than
 re-deriving them from the query string, the benchmark records them from the
 controller itself (:func:`record_get_all`) and replays them.
 
-**Neutron.**  The detail view asks Neutron for the security groups of the
-listed instances.  :class:`FakeNeutron` answers those two calls from
-memory (one port per instance in the ``default`` security group), the way
-Nova's ``NeutronFixture`` does in Nova's own functional tests; it is the
-same on both paths.
+Neutron is the harness's stand-in on both paths
+(:class:`nova_search_ext.bench.harness.standins.NeutronStandIn`).
 """
 
 import collections
@@ -42,70 +39,8 @@ import time
 import fixtures
 import webob
 
-from nova_search_ext.api import paste_config
-
 Identity = collections.namedtuple('Identity', ['user_id', 'project_id',
                                                'roles'])
-
-SECURITY_GROUP_ID = 'aec9df91-db1f-4e04-8ac6-e761d8461c53'
-_AUTHTOKEN = 'keystonemiddleware.auth_token:filter_factory'
-_VALIDATED = 'nova_search_ext.bench.api:validated_token_filter_factory'
-
-
-class FakeNeutron(object):
-    """The two Neutron calls the servers detail view makes."""
-
-    def __init__(self):
-        self.calls = collections.Counter()
-
-    def list_ports(self, device_id=(), fields=None, **kwargs):
-        self.calls['list_ports'] += 1
-        return {'ports': [{'device_id': uuid,
-                           'security_groups': [SECURITY_GROUP_ID]}
-                          for uuid in device_id]}
-
-    def list_security_groups(self, id=(), fields=None, **kwargs):
-        self.calls['list_security_groups'] += 1
-        groups = []
-        if SECURITY_GROUP_ID in id:
-            groups.append({'id': SECURITY_GROUP_ID, 'name': 'default'})
-        return {'security_groups': groups}
-
-    def list_extensions(self, **kwargs):
-        self.calls['list_extensions'] += 1
-        return {'extensions': []}
-
-
-class NeutronStub(fixtures.Fixture):
-    """Make ``nova.network.neutron.get_client`` return a FakeNeutron."""
-
-    def _setUp(self):
-        self.client = FakeNeutron()
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.network.neutron.get_client',
-            lambda context, admin=False: self.client))
-
-
-def validated_token_filter_factory(global_conf, **local_conf):
-    """Stands in for keystonemiddleware's ``authtoken`` filter.
-
-    The request already carries what authtoken sets after validating a
-    token; passing it through is all there is to do.
-    """
-    def passthrough(app):
-        return app
-    return passthrough
-
-
-def write_paste_ini(path):
-    """Write Nova's installed api-paste.ini, plus our filter, to ``path``."""
-    with open(paste_config.nova_paste_ini()) as f:
-        text = paste_config.add_filter(f.read())
-    if _AUTHTOKEN not in text:
-        raise RuntimeError('api-paste.ini has no %s' % _AUTHTOKEN)
-    with open(path, 'w') as f:
-        f.write(text.replace(_AUTHTOKEN, _VALIDATED))
-    return path
 
 
 def load_app():

@@ -41,7 +41,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -51,21 +50,15 @@ from oslo_db import exception as db_exc
 from oslo_utils import timeutils
 import sqlalchemy as sa
 
+from nova_search_ext.bench.harness import deployment as deployment_mod
+from nova_search_ext.bench.harness import services
 from nova_search_ext.bench import measure
 
-RABBIT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
+RABBIT_URL = services.RABBIT_URL
 TICK = 0.025
 # How long to wait, after the last notification, for the last change.
 DRAIN_SECONDS = 30
 _DATA = 'nova_object.data'
-
-
-def port_open(port, host='127.0.0.1', timeout=1.0):
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 class Feeder(object):
@@ -366,7 +359,7 @@ class Indexer(object):
         self.process = subprocess.Popen(
             command + ['--config-file', self.config_file],
             stdout=self._out, stderr=subprocess.STDOUT,
-            env=dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1'))
+            env=deployment_mod.command_env())
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
@@ -409,7 +402,7 @@ def _notifier(indexer):
 
 def rabbit_lag(deployment, store, rate, count, say, startup_timeout=90):
     """p50/p99 notification-to-visible lag through nova-search-indexer."""
-    if not port_open(5672):
+    if not services.port_open(5672):
         return {'skipped': 'RabbitMQ is not reachable on 127.0.0.1:5672'}
     command = indexer_command()
     if command is None:

@@ -9,81 +9,20 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Timing, database query counting and parity checks.
-
-Queries are counted the way the functional tests count them: a listener on
-SQLAlchemy's ``before_cursor_execute`` event for every engine of the
-process, each engine labelled by the database its URL names (``api``, a
-cell name, ``index`` or ``other``).  Statements run in the scatter-gather
-threads are counted too, because requests are measured one at a time.
+"""Timing figures and parity checks.
 
 Latency is wall-clock time (``time.perf_counter``) around one call, with
-the query listener active on both paths.
+the query listener active on both paths.  Queries are counted with the
+harness's counter, the one the functional tests count with
+(:mod:`nova_search_ext.bench.harness.querycount`), each engine labelled by
+the database its URL names (``api``, a cell name, ``index`` or
+``other``); statements run in Nova's scatter-gather threads count too,
+because requests are measured one at a time.
 """
 
-import collections
 import json
 import os
 import statistics
-import threading
-
-import sqlalchemy as sa
-
-from nova_search_ext.bench import deployment as deployment_mod
-
-
-class QueryCounter(object):
-    """Count SQL statements per database while a window is open.
-
-    :param labels: ``{(backend, database): label}``
-    """
-
-    def __init__(self, labels):
-        self.labels = labels
-        self._by_engine = {}
-        self._lock = threading.Lock()
-        self._counts = None
-
-    def _label(self, engine):
-        label = self._by_engine.get(id(engine))
-        if label is None:
-            try:
-                key = deployment_mod.database_key(
-                    engine.url.render_as_string(hide_password=False))
-            except sa.exc.ArgumentError:
-                key = None
-            label = self.labels.get(key, 'other')
-            self._by_engine[id(engine)] = label
-        return label
-
-    def _on_execute(self, conn, cursor, statement, parameters, context,
-                    executemany):
-        counts = self._counts
-        if counts is None:
-            return
-        label = self._label(conn.engine)
-        with self._lock:
-            counts[label] += 1
-
-    def install(self):
-        sa.event.listen(sa.engine.Engine, 'before_cursor_execute',
-                        self._on_execute)
-        return self
-
-    def remove(self):
-        sa.event.remove(sa.engine.Engine, 'before_cursor_execute',
-                        self._on_execute)
-
-    def start(self):
-        self._counts = collections.Counter()
-
-    def stop(self):
-        counts, self._counts = self._counts, None
-        return dict(counts or {})
-
-
-def cell_queries(counts, cell_names):
-    return sum(n for label, n in counts.items() if label in cell_names)
 
 
 def summarize(seconds):

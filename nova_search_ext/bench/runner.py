@@ -11,7 +11,9 @@
 #    under the License.
 """One benchmark run, start to finish.
 
-1. deployment and data set (:mod:`deployment`, :mod:`dataset`);
+1. deployment and data set (:mod:`harness.deployment`,
+   :mod:`harness.dataset`), with the harness's stand-ins for Neutron and
+   keystonemiddleware (:mod:`harness.standins`);
 2. ``nova_search_ext.index.sync.sync`` into the index store, timed;
 3. the scenarios at the compute API and WSGI levels, both paths, with
    parity checks and query counts, and the floor for the 50- and 1000-row
@@ -37,10 +39,11 @@ import time
 from sqlalchemy.engine import url as sa_url
 
 from nova_search_ext.bench import api
-from nova_search_ext.bench import dataset as dataset_mod
-from nova_search_ext.bench import deployment as deployment_mod
 from nova_search_ext.bench import feed
-from nova_search_ext.bench import measure
+from nova_search_ext.bench.harness import dataset as dataset_mod
+from nova_search_ext.bench.harness import deployment as deployment_mod
+from nova_search_ext.bench.harness import querycount
+from nova_search_ext.bench.harness import standins
 from nova_search_ext.bench import report
 from nova_search_ext.bench import scenarios as scenarios_mod
 
@@ -217,14 +220,16 @@ def measure_deployment(args, say, results):
         ds = dataset_mod.DataSet(dep, args.instances, projects=args.projects,
                                  seed=args.seed, say=say).build()
         results['dataset'] = ds.describe()
-        api.write_paste_ini(dep.paste_file)
-        with api.NeutronStub():
+        deployment_mod.write_paste_ini(dep.paste_file,
+                                       stand_in_authtoken=True)
+        with standins.NeutronStandIn(), standins.AuthtokenStandIn():
             hooks.install()
             list_branch.reset()
             app = api.load_app()
             store = index_api.get_store()
             results['sync'] = _sync(store, say)
-            counter = measure.QueryCounter(dep.database_labels()).install()
+            counter = querycount.QueryCounter(
+                by_database=dep.database_labels()).install()
             try:
                 results['scenarios'], failures = run_scenarios(
                     args, dep, ds, app, store, counter, say)

@@ -36,6 +36,7 @@ from urllib import parse
 
 import fixtures
 
+from nova_search_ext.bench.harness import querycount
 from nova_search_ext.bench import measure
 from nova_search_ext.compute import list_branch
 from nova_search_ext.index import document
@@ -179,8 +180,8 @@ class Measurement(object):
                 if measured >= 0:
                     samples[path].append(seconds)
                     q = queries[path]
-                    q['cell'].append(measure.cell_queries(counts,
-                                                          self.cell_names))
+                    q['cell'].append(querycount.cell_queries(
+                        counts, self.cell_names))
                     q['api'].append(counts.get('api', 0))
                     q['index'].append(counts.get('index', 0))
                     q['other'].append(counts.get('other', 0))

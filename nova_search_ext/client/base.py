@@ -51,7 +51,7 @@ _CLIENT = {}
 
 def get_client():
     """The client configured by ``[searchlight] client`` (cached)."""
-    name = conf.register_opts().searchlight.client
+    name = conf.CONF.searchlight.client
     client = _CLIENT.get(name)
     if client is None:
         with _LOCK:

@@ -17,18 +17,19 @@ from keystoneauth's own options in ``[searchlight]`` (auth plugin, session
 timeouts and TLS, service type ``search``, interface, region, endpoint
 override), as Nova builds its placement client from ``[placement]``.
 
-A server list request becomes one Searchlight v1 search for
-``OS::Nova::Server`` with ``all_projects`` (Nova, not the search service,
-decides what the caller may see, exactly as it does on the cell path):
+A server list request becomes the search request every index client runs
+(:func:`nova_search_ext.index.list_request.build`), which this client
+serialises as Searchlight v1 searches for ``OS::Nova::Server`` with
+``all_projects`` (Nova, not the search service, decides what the caller may
+see, exactly as it does on the cell path):
 
-* Nova's filter semantics are expressed with standard clauses (``term``,
-  ``terms``, ``range``, ``exists``, ``bool``) on the index's field names,
-  and ``nova_regexp`` -- the search API's extension for Nova's own
-  regular-expression filter, which depends on the database engine and is
-  not Elasticsearch's anchored ``regexp``;
-* the sort is the complete one a cell query uses; the marker becomes
-  ``search_after`` with the marker's sort values (looked up first with an
-  ``ids`` query), pages of at most the server's page size are chained;
+* the query clause goes as it is: standard clauses (``term``, ``terms``,
+  ``range``, ``exists``, ``bool``) on the index's field names, and
+  ``nova_regexp``, the search API's extension for Nova's own
+  regular-expression filter;
+* the sort keys go as ``sort``; a marker becomes ``search_after`` with the
+  marker's sort values (looked up first with an ``ids`` query); pages of at
+  most the server's page size are chained;
 * the hits carry the stored forms (``nova_object``, ``nova_fault``,
   ``nova_bdms``), which go through the same conversion as the local
   client's.
@@ -37,139 +38,95 @@ Any failure (missing endpoint, connection error, timeout, HTTP error,
 malformed answer) raises, and the list branch's breaker takes over.
 """
 
-import copy
-
 from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import loading as ks_loading
 from oslo_log import log as logging
-from oslo_utils import timeutils
 from searchlightclient import client as sl_client
-
-from nova.compute import vm_states
 
 from nova_search_ext.client import base
 from nova_search_ext import conf
+from nova_search_ext.conf import searchlight as searchlight_conf
 from nova_search_ext.index import base as index_base
+from nova_search_ext.index import catalog
 from nova_search_ext.index import document
-from nova_search_ext.index.sql import models
-from nova_search_ext.index.sql import query as sql_query
+from nova_search_ext.index import list_request
+from nova_search_ext.index import request as request_mod
 
 LOG = logging.getLogger(__name__)
 
-SERVER = 'OS::Nova::Server'
-SERVICE = 'OS::Nova::Service'
+SERVER = catalog.SERVER_TYPE
+SERVICE = catalog.SERVICE_TYPE
 # The server's default page limit (Searchlight's max, our [search_api]
 # max_limit default); longer lists are fetched page by page.
 PAGE = 1000
-_COLUMNS = frozenset(models.MIRRORED_COLUMNS)
-_RAW = ['id', 'cell_uuid', 'host', 'nova_object', 'nova_fault', 'nova_bdms']
 
 
 class MalformedAnswer(Exception):
     """The search API answered something that is not a search result."""
 
 
-def _term(field, value):
-    return {'term': {field: value}}
+def _sort(key):
+    if key.missing is None:
+        return {key.field: key.order}
+    return {key.field: {'order': key.order, 'missing': key.missing}}
 
 
-def _not(clause):
-    return {'bool': {'must_not': [clause]}}
+def search_body(request, limit=None, search_after=None):
+    """The Searchlight v1 body of one page of a SearchRequest.
 
-
-def _has_tag(tag):
-    return _term('tags', tag)
-
-
-def _json_value(value):
-    if hasattr(value, 'isoformat'):
-        return timeutils.normalize_time(value).isoformat()
-    return value
-
-
-def to_dsl(query):
-    """Translate a ListQuery's filters into a bool query.
-
-    :returns: the query clause, or None when nothing can match (an empty
-              list for an exact-match key, as Nova short-circuits it)
+    :param limit: the page size (default: the request's limit)
+    :param search_after: sort values the page starts after (default: the
+                         request's)
     """
-    filters = copy.deepcopy(query.filters or {})
-    must = []
-    for key, op in (('changes-since', 'gte'), ('changes-before', 'lte')):
-        if filters.get(key):
-            must.append({'range': {'updated_at': {
-                op: _json_value(filters[key])}}})
-    if 'deleted' in filters:
-        if filters.pop('deleted'):
-            # Never served from the index (see list_branch.index_serves).
-            raise index_base.InvalidQuery('listing deleted instances')
-        must.append(_term('deleted', 0))
-        if not filters.pop('soft_deleted', False):
-            must.append(_not(_term('vm_state', vm_states.SOFT_DELETED)))
-    if 'cleaned' in filters:
-        must.append(_term('cleaned', 1 if filters.pop('cleaned') else 0))
-    if 'tags' in filters:
-        must.extend(_has_tag(t) for t in sql_query._as_list(
-            filters.pop('tags')))
-    if 'tags-any' in filters:
-        must.append({'terms': {'tags': sql_query._as_list(
-            filters.pop('tags-any'))}})
-    if 'not-tags' in filters:
-        must.append(_not({'bool': {'must': [
-            _has_tag(t) for t in sql_query._as_list(
-                filters.pop('not-tags'))]}}))
-    if 'not-tags-any' in filters:
-        must.append(_not({'terms': {'tags': sql_query._as_list(
-            filters.pop('not-tags-any'))}}))
-    if not query.is_admin:
-        if query.project_id:
-            filters['project_id'] = query.project_id
-        else:
-            filters['user_id'] = query.user_id
-    if filters.pop('hidden', False):
-        must.append(_term('hidden', True))
-    else:
-        must.append({'bool': {'should': [
-            _term('hidden', False),
-            _not({'exists': {'field': 'hidden'}})]}})
-    for key in sql_query.EXACT_MATCH_KEYS:
-        if key not in filters:
-            continue
-        value = filters.pop(key)
-        if key in ('metadata', 'system_metadata'):
-            for item in (value if isinstance(value, list) else [value]):
-                for k, v in item.items():
-                    must.append(_term('%s_keys' % key, k))
-                    must.append(_term('%s.*' % key, v))
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            if not value:
-                return None
-            must.append({'terms': {key: [_json_value(v) for v in value]}})
-        elif value is None:
-            must.append(_not({'exists': {'field': key}}))
-        else:
-            must.append(_term(key, _json_value(value)))
-    for name, value in filters.items():
-        if name in _COLUMNS:
-            must.append({'nova_regexp': {
-                name: value if isinstance(value, str) else str(value)}})
-    return {'bool': {'must': must}} if must else {'match_all': {}}
+    if request.marker is not None and search_after is None:
+        raise ValueError('a marker is sent as search_after: look its sort '
+                         'values up first (marker_body)')
+    body = {'type': list(request.types),
+            'all_projects': request.project_id is None,
+            'sort': [_sort(k) for k in request.sort],
+            'limit': request.limit if limit is None else limit}
+    if request.query is not None:
+        body['query'] = request.query
+    if request.offset:
+        body['from'] = request.offset
+    if search_after is None:
+        search_after = request.search_after
+    if search_after is not None:
+        body['search_after'] = search_after
+    if request.fields is not None:
+        body['_source'] = list(request.fields)
+    if request.aggregations:
+        body['aggregations'] = {
+            name: {'terms': {'field': agg.field, 'size': agg.size,
+                             'order': [{k: d} for k, d in agg.order],
+                             'min_doc_count': agg.min_doc_count}}
+            for name, agg in request.aggregations.items()}
+    return body
+
+
+def marker_body(request):
+    """The body that finds the sort values of a request's marker."""
+    return {'type': list(request.types), 'all_projects': True, 'limit': 1,
+            # Mentioning 'deleted' includes tombstones: a deleted instance
+            # is a valid marker, as on the cell path.
+            'query': {'bool': {'must': [
+                {'ids': {'values': [request.marker]}},
+                {'range': {'deleted': {'gte': 0}}}]}},
+            'sort': [_sort(k) for k in request.sort], '_source': ['id']}
 
 
 class SearchlightClient(base.SearchClient):
     """Searchlight v1 over a keystoneauth1 session."""
 
     def __init__(self):
-        cfg = conf.register_opts()
-        group = cfg.searchlight
-        auth = ks_loading.load_auth_from_conf_options(cfg, 'searchlight')
-        session = ks_loading.load_session_from_conf_options(
-            cfg, 'searchlight', auth=auth)
-        interfaces = group.valid_interfaces or ['internal', 'public']
+        adapter = searchlight_conf.get_adapter(conf.CONF)
+        # python-searchlightclient wraps the session it is given in its own
+        # adapter, whose interface ('public') and service type would win
+        # over ours: the empty endpoint_type and our adapter's service type
+        # leave the choice (valid_interfaces in order, region, endpoint
+        # override, retries) to the Adapter built from [searchlight].
         self.client = sl_client.Client(
-            '1', session=session, service_type=group.service_type,
-            endpoint_type=interfaces[0], region_name=group.region_name,
-            endpoint_override=group.endpoint_override, timeout=group.timeout)
+            '1', session=adapter, service_type=adapter.service_type,
+            endpoint_type='')
 
     def _search(self, body):
         try:
@@ -188,49 +145,39 @@ class SearchlightClient(base.SearchClient):
             raise MalformedAnswer('hits is not a list')
         return hits
 
-    def _marker_values(self, query, sort):
-        body = {'type': SERVER, 'all_projects': True, 'limit': 1,
-                # Mentioning 'deleted' includes tombstones: a deleted
-                # instance is a valid marker, as on the cell path.
-                'query': {'bool': {'must': [
-                    {'ids': {'values': [query.marker]}},
-                    {'range': {'deleted': {'gte': 0}}}]}},
-                'sort': sort, '_source': ['id']}
-        hits = self._search(body)
+    def _marker_values(self, request):
+        hits = self._search(marker_body(request))
         if not hits:
-            raise index_base.MarkerNotFound(query.marker)
+            raise index_base.MarkerNotFound(request.marker)
         values = hits[0].get('sort')
-        if not isinstance(values, list) or len(values) != len(sort):
+        if not isinstance(values, list) or len(values) != len(request.sort):
             raise MalformedAnswer('marker hit has no sort values')
         return values
 
-    def list_instances(self, context, query):
-        clause = to_dsl(query)
-        keys, dirs = sql_query.sort_params(query.sort_keys, query.sort_dirs)
-        sort = [{key: direction} for key, direction in zip(keys, dirs)]
-        search_after = None
-        if query.marker is not None:
+    def search(self, request):
+        """The hits of a SearchRequest, every page of it chained."""
+        search_after = request.search_after
+        if request.marker is not None:
             # Nova rejects an unknown marker even for an empty page.
-            search_after = self._marker_values(query, sort)
-        if clause is None or query.limit == 0:
+            search_after = self._marker_values(request)
+        if request.limit == 0:
             return []
         results = []
-        while query.limit is None or len(results) < query.limit:
-            size = PAGE if query.limit is None else min(
-                PAGE, query.limit - len(results))
-            body = {'type': SERVER, 'all_projects': True, 'query': clause,
-                    'sort': sort, 'limit': size, '_source': _RAW}
-            if search_after is not None:
-                body['search_after'] = search_after
-            hits = self._search(body)
-            for hit in hits:
-                results.append(self._stored(hit))
+        while request.limit is None or len(results) < request.limit:
+            size = PAGE if request.limit is None else min(
+                PAGE, request.limit - len(results))
+            hits = self._search(search_body(request, size, search_after))
+            results.extend(hits)
             if len(hits) < size:
                 break
             search_after = hits[-1].get('sort')
             if not isinstance(search_after, list):
                 raise MalformedAnswer('hit has no sort values')
         return results
+
+    def list_instances(self, context, query):
+        return [self._stored(hit)
+                for hit in self.search(list_request.build(query))]
 
     @staticmethod
     def _stored(hit):
@@ -250,14 +197,17 @@ class SearchlightClient(base.SearchClient):
         hosts = sorted(h for h in set(hosts) if h)
         if not hosts:
             return {}
-        body = {'type': SERVICE, 'all_projects': True, 'limit': PAGE,
-                'query': {'bool': {'must': [
-                    {'terms': {'host': hosts}},
-                    _term('binary', 'nova-compute')]}},
-                'sort': [{'created_at': 'asc'}, {'id': 'asc'}],
-                '_source': ['host', 'nova_object']}
+        request = request_mod.SearchRequest(
+            types=[SERVICE], visible=catalog.EVERYTHING, project_id=None,
+            query={'bool': {'must': [
+                {'terms': {'host': hosts}},
+                {'term': {'binary': 'nova-compute'}}]}},
+            sort=[request_mod.SortKey('created_at', 'asc'),
+                  request_mod.SortKey('id', 'asc')],
+            offset=0, limit=None, search_after=None, aggregations=None,
+            fields=['host', 'nova_object'])
         result = {}
-        for hit in self._search(body):
+        for hit in self.search(request):
             try:
                 src = hit['_source']
                 result.setdefault(src['host'], []).append(src['nova_object'])

@@ -40,17 +40,19 @@ import sys
 import threading
 
 from oslo_concurrency import processutils
-from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_service import service
 
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import server as server_mod
 from nova_search_ext.cmd import common
+from nova_search_ext import conf as nse_conf
 from nova_search_ext.index import api as index_api
 
 LOG = logging.getLogger(__name__)
-CONF = cfg.CONF
+# A console script, not a library module: its options are registered when
+# it is imported, before the command line is parsed.
+CONF = nse_conf.CONF
 
 
 def server_options(conf=CONF):

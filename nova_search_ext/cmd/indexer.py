@@ -123,7 +123,6 @@ def main(argv=None):
 
 
 def _main(argv):
-    conf.register_opts()
     config.parse_args(argv, init_rpc=False)
     logging.setup(conf.CONF, 'nova')
     objects.register_all()

@@ -51,7 +51,7 @@ from nova_search_ext.api import paste_config
 from nova_search_ext.cmd import common
 from nova_search_ext import conf
 from nova_search_ext.index import api as index_api
-from nova_search_ext.index.sql import migration
+from nova_search_ext.index import catalog
 from nova_search_ext.index import sync
 
 LOG = logging.getLogger(__name__)
@@ -161,11 +161,11 @@ def index_purge():
 def index_status():
     store = _store()
     ctxt = nova_context.get_admin_context()
-    print('Schema version: %s' % migration.current_version(store.engine))
-    for table, label in (('index_instances', 'instances'),
-                         ('index_services', 'services')):
-        live = store.count(table)
-        total = store.count(table, include_deleted=True)
+    print('Schema version: %s' % store.schema_version())
+    for rtype, label in ((catalog.SERVER_TYPE, 'instances'),
+                         (catalog.SERVICE_TYPE, 'services')):
+        live = store.count(rtype)
+        total = store.count(rtype, include_deleted=True)
         print('%s: %d live, %d tombstones' % (label, live, total - live))
     for cell in sync.source.cells(ctxt):
         state = store.get_sync_state(cell.uuid)
@@ -239,7 +239,6 @@ def main(argv=None):
 
 
 def _main(argv):
-    conf.register_opts()
     conf.CONF.register_cli_opt(command_opt)
     # As nova-manage: the RPC set-up registers [DEFAULT] transport_url, which
     # cell mappings need; nothing connects to the bus.

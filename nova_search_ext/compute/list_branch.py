@@ -39,6 +39,7 @@ from nova_search_ext.compute import breaker as breaker_mod
 from nova_search_ext import conf
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import document
+from nova_search_ext.index import served
 
 LOG = logging.getLogger(__name__)
 
@@ -153,4 +154,4 @@ def get_instance_objects_sorted(original, ctx, filters, limit, marker,
 
 def is_index_served(instance):
     """True for an Instance rebuilt from the index by this module."""
-    return '_search_bdms' in instance.__dict__
+    return served.is_served(instance)

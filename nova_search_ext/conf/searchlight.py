@@ -14,7 +14,13 @@
 The group name follows the Nova spec "list instances using Searchlight", so
 that ``[searchlight] enabled`` is the switch the spec describes.  It also
 carries keystoneauth's own session, auth and adapter options for the
-``searchlight`` client, as ``[placement]`` does in Nova.
+``searchlight`` client, the set Nova registers for ``[placement]``, and
+:func:`get_adapter` turns them into the client's keystoneauth1 Adapter, as
+``nova.utils.get_ksa_adapter`` does for Nova's own clients.
+
+This module does not build the Searchlight client (that is
+:mod:`nova_search_ext.client.searchlight`) and does not decide when the
+options are registered (that is :mod:`nova_search_ext.conf`).
 """
 
 from keystoneauth1 import loading as ks_loading
@@ -89,8 +95,8 @@ Possible values:
 Related options:
 
 * ``[search_index] connection`` (``local``)
-* ``[searchlight] endpoint_override``, ``auth_type``, ``timeout``
-  (``searchlight``)
+* ``[searchlight] auth_type``, ``valid_interfaces``, ``region_name``,
+  ``endpoint_override``, ``timeout`` (``searchlight``)
 """),
     cfg.IntOpt('retry_interval',
         default=0,
@@ -115,24 +121,56 @@ Possible values:
 
 
 def _session_opts():
+    """keystoneauth's session options, with our ``timeout`` default.
+
+    Every call builds new option objects with the same definitions, which
+    oslo.config registers once however often :func:`register_opts` runs;
+    the default is set on these copies only, never on keystoneauth's.
+    """
     opts = ks_loading.get_session_conf_options()
-    # A hung search backend must not hang the list request that would fall
-    # back to the cells; keystoneauth's own default is no timeout at all.
+    # A hung search API must not hang the list request that would fall back
+    # to the cells; keystoneauth's own default is no timeout at all.
     cfg.set_defaults(opts, timeout=DEFAULT_TIMEOUT)
     return opts
 
 
+def _adapter_opts():
+    """Nova's adapter options, with service type ``search``.
+
+    As for Nova's own clients: ``valid_interfaces`` defaults to
+    ``internal,public``, and keystoneauth's version options are left out.
+    """
+    return confutils.get_ksa_adapter_opts(DEFAULT_SERVICE_TYPE)
+
+
+def _no_value(value):
+    return None
+
+
+# keystoneauth's Adapter loader reads these three from the group.  The API
+# version is the client's business, not the operator's (Nova leaves them out
+# of [placement] for the same reason): they exist so that the loader finds
+# them, they never take a value, and the sample does not show them.
+_ADAPTER_VERSION_OPTS = [
+    cfg.Opt(name, type=_no_value,
+            help='Not used: the search API version is fixed by the client.')
+    for name in ('version', 'min_version', 'max_version')]
+
+
 def register_opts(conf):
     conf.register_group(searchlight_group)
-    conf.register_opts(searchlight_opts, group=searchlight_group)
-    conf.register_opts(_session_opts(), group=searchlight_group)
+    conf.register_opts(searchlight_opts + _session_opts(),
+                       group=searchlight_group)
     ks_loading.register_auth_conf_options(conf, searchlight_group.name)
-    conf.register_opts(
-        confutils.get_ksa_adapter_opts(DEFAULT_SERVICE_TYPE),
-        group=searchlight_group)
+    conf.register_opts(_adapter_opts() + _ADAPTER_VERSION_OPTS,
+                       group=searchlight_group)
 
 
 def list_opts():
+    # What register_opts registers, in Nova's [placement] order, plus the
+    # options of keystoneauth's password plugins for the sample (a plugin's
+    # options are registered when ``auth_type`` loads it); without
+    # _ADAPTER_VERSION_OPTS, which no operator sets.
     return {
         searchlight_group: (
             searchlight_opts +
@@ -140,5 +178,40 @@ def list_opts():
             ks_loading.get_auth_common_conf_options() +
             ks_loading.get_auth_plugin_conf_options('password') +
             ks_loading.get_auth_plugin_conf_options('v3password') +
-            confutils.get_ksa_adapter_opts(DEFAULT_SERVICE_TYPE))
+            _adapter_opts())
     }
+
+
+def get_adapter(conf, auth=None, session=None, **kwargs):
+    """A keystoneauth1 Adapter for the search API, from ``[searchlight]``.
+
+    The Adapter carries every adapter option of the group: requests go to
+    ``endpoint_override`` when it is set, otherwise to the catalog endpoint
+    of ``service_type`` in ``region_name`` for the first interface of
+    ``valid_interfaces`` that the catalog has (keystoneauth tries them in
+    order); ``connect_retries`` and the ``status_code_retr*`` options apply
+    to every request.  Nothing is sent until the first request.
+
+    :param conf: the ConfigOpts holding ``[searchlight]``, normally
+                 ``nova_search_ext.conf.CONF``
+    :param auth: the keystoneauth1 auth plugin to use; by default the one
+                 ``auth_type`` and its options describe, or the session's
+    :param session: the keystoneauth1 Session to use; by default a new one
+                    from the session options (``timeout``, ``cafile``,
+                    ``insecure``, ...) and ``auth``
+    :param kwargs: more keystoneauth1.adapter.Adapter arguments
+                   (``user_agent``, ``logger``, ...); they win over the
+                   options
+    :returns: keystoneauth1.adapter.Adapter
+    :raises: TypeError when ``valid_interfaces`` names an unknown interface
+    :raises: keystoneauth1.exceptions.auth_plugins.NoMatchingPlugin for an
+             unknown ``auth_type``
+    """
+    group = searchlight_group.name
+    if session is None:
+        if auth is None:
+            auth = ks_loading.load_auth_from_conf_options(conf, group)
+        session = ks_loading.load_session_from_conf_options(
+            conf, group, auth=auth)
+    return ks_loading.load_adapter_from_conf_options(
+        conf, group, session=session, auth=auth, **kwargs)

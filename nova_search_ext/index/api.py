@@ -37,8 +37,8 @@ def load_store(driver_name, connection):
 
 def get_store():
     """Return the store configured by ``[search_index]``."""
-    cfg = conf.register_opts()
-    key = (cfg.search_index.driver, cfg.search_index.connection)
+    group = conf.CONF.search_index
+    key = (group.driver, group.connection)
     store = _STORES.get(key)
     if store is None:
         with _LOCK:

@@ -139,5 +139,40 @@ class Store(metaclass=abc.ABCMeta):
         """Yield ``(uuid, cell_uuid, updated_at, deleted)`` of every doc."""
 
     @abc.abstractmethod
+    def search(self, request):
+        """Run a search (the search API's, or a translated list request).
+
+        :param request: nova_search_ext.index.request.SearchRequest
+        :returns: a result with ``total`` (None unless
+                  ``request.track_total``), ``hits`` (each with ``type``,
+                  ``row`` -- the document's stored fields as attributes --
+                  and ``sort``, its sort values) and ``aggregations``
+        :raises: InvalidQuery for a request the index rejects
+        :raises: MarkerNotFound if the request's marker is unknown
+        :raises: StoreError if the store cannot answer
+        """
+
+    @abc.abstractmethod
+    def count(self, rtype, include_deleted=False):
+        """The number of documents of a resource type (catalog name)."""
+
+    @abc.abstractmethod
+    def purge_tombstones(self, before):
+        """Delete tombstones deleted before ``before``; return the count."""
+
+    @abc.abstractmethod
+    def get_sync_state(self, cell_uuid):
+        """The bulk sync's bookkeeping for a cell (a dict), or None."""
+
+    @abc.abstractmethod
+    def set_sync_state(self, cell_uuid, run_id, marker, synced, started_at,
+                       completed_at=None):
+        """Record how far a bulk sync of a cell has come."""
+
+    @abc.abstractmethod
+    def schema_version(self):
+        """The version of the index schema the store holds, or None."""
+
+    @abc.abstractmethod
     def health(self):
         """Raise StoreError unless the store answers a trivial query."""

@@ -29,8 +29,8 @@ A service document is the ``Service`` primitive of a compute service; the
 list view joins it by host for ``host_status``, as Nova's database join
 does.
 
-Nothing here reads a database: :mod:`nova_search_ext.index.source` reads the
-truth from the cells, the stores persist documents.
+Nothing here reads a database: :mod:`nova_search_ext.index.feed.source`
+reads the truth from the cells, the stores persist documents.
 """
 
 import datetime
@@ -40,10 +40,10 @@ import time
 from oslo_utils import timeutils
 from oslo_versionedobjects import fields as ovo_fields
 
-from nova.api.openstack import common as api_common
 from nova import objects
 
-from nova_search_ext.index.sql import models
+from nova_search_ext.index import catalog
+from nova_search_ext.index import served
 
 # Joined attributes stored in an instance document.  'flavor' also loads
 # old_flavor and new_flavor, as it does on the cell path.
@@ -146,24 +146,15 @@ def _column_value(instance, name):
     return value
 
 
-def _status(instance):
-    vm_state = instance.get('vm_state')
-    if vm_state is None:
-        return None
-    return api_common.status_from_state(vm_state,
-                                        instance.get('task_state'))
-
-
 class InstanceDocument(object):
     """One instance of one cell, as the index stores it."""
 
     __slots__ = ('uuid', 'cell_uuid', 'columns', 'instance', 'fault',
                  'bdms', 'tags', 'metadata', 'system_metadata',
-                 'flavor_id', 'status', 'read_at')
+                 'flavor_id', 'read_at')
 
     def __init__(self, uuid, cell_uuid, columns, instance, fault, bdms,
-                 tags, metadata, system_metadata, flavor_id, status,
-                 read_at=None):
+                 tags, metadata, system_metadata, flavor_id, read_at=None):
         self.uuid = uuid
         self.cell_uuid = cell_uuid
         self.columns = columns
@@ -174,7 +165,6 @@ class InstanceDocument(object):
         self.metadata = metadata
         self.system_metadata = system_metadata
         self.flavor_id = flavor_id
-        self.status = status
         self.read_at = read_at if read_at is not None else read_clock()
 
     @classmethod
@@ -189,7 +179,7 @@ class InstanceDocument(object):
         bdm_prims = [_primitive(bdm, drop=('connection_info', 'instance'))
                      for bdm in bdms or []]
         columns = {name: _column_value(instance, name)
-                   for name in models.MIRRORED_COLUMNS}
+                   for name in catalog.INSTANCE_COLUMNS}
         flavor = instance.flavor if 'flavor' in instance else None
         return cls(
             uuid=instance.uuid,
@@ -204,8 +194,7 @@ class InstanceDocument(object):
             else {},
             system_metadata=dict(instance.system_metadata)
             if 'system_metadata' in instance else {},
-            flavor_id=flavor.flavorid if flavor is not None else None,
-            status=_status(instance))
+            flavor_id=flavor.flavorid if flavor is not None else None)
 
     @property
     def updated_at(self):
@@ -283,7 +272,8 @@ def instance_from_stored(context, stored, expected_attrs, services=None):
     The object gets exactly the joined attributes the caller asked for (as
     the cell path's query does), its latest fault (as ``fill_faults`` would
     set it) and, when asked for, the compute services of its host.  The
-    block device mappings ride along as ``_search_bdms`` for the detail view.
+    block device mappings ride along for the detail view, and mark it
+    (:mod:`nova_search_ext.index.served`).
 
     :param context: RequestContext to attach to the object
     :param stored: StoredInstance
@@ -311,9 +301,9 @@ def instance_from_stored(context, stored, expected_attrs, services=None):
                 for svc in (services or [])])
     bdms = loads(stored.bdms) if isinstance(stored.bdms, str) \
         else stored.bdms
-    instance._search_bdms = objects.BlockDeviceMappingList(
+    served.mark(instance, objects.BlockDeviceMappingList(
         context, objects=[
             objects.BlockDeviceMapping.obj_from_primitive(b, context)
-            for b in (bdms or [])])
+            for b in (bdms or [])]))
     instance.obj_reset_changes()
     return instance

@@ -40,7 +40,7 @@ from nova import objects
 from nova_search_ext import conf
 from nova_search_ext.index import base
 from nova_search_ext.index import document
-from nova_search_ext.index import source
+from nova_search_ext.index.feed import source
 
 LOG = logging.getLogger(__name__)
 

@@ -14,7 +14,10 @@
 :func:`require` makes a test skip, with the reason, when the service is not
 reachable on a developer's machine, and fail when ``CI`` is true: CI must
 run these tests, never skip them.  Throwaway databases are created and
-dropped with :func:`temp_database`.
+dropped with :func:`temp_database`.  The addresses, the reachability check
+and the creation of databases are the harness's
+(:mod:`nova_search_ext.bench.harness.services`), which ``nova-search-bench``
+uses too.
 """
 
 import contextlib
@@ -22,18 +25,14 @@ import os
 import socket
 import uuid
 
-import sqlalchemy as sa
+from nova_search_ext.bench.harness import services as harness
 
 SERVICES = {
     'rabbitmq': ('127.0.0.1', 5672),
     'mysql': ('127.0.0.1', 3306),
     'postgresql': ('127.0.0.1', 5432),
 }
-RABBIT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
-ADMIN_URLS = {
-    'mysql': 'mysql+pymysql://root@127.0.0.1:3306/',
-    'postgresql': 'postgresql+psycopg2://postgres@127.0.0.1:5432/postgres',
-}
+RABBIT_URL = harness.RABBIT_URL
 
 
 def free_port():
@@ -49,11 +48,7 @@ def in_ci():
 
 def reachable(name, timeout=2.0):
     host, port = SERVICES[name]
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return harness.port_open(port, host, timeout)
 
 
 def require(test, name):
@@ -70,24 +65,9 @@ def require(test, name):
 @contextlib.contextmanager
 def temp_database(kind):
     """Create a throwaway database; yield its SQLAlchemy URL; drop it."""
-    name = 'nse_test_%s' % uuid.uuid4().hex[:12]
-    admin = sa.create_engine(ADMIN_URLS[kind], isolation_level='AUTOCOMMIT')
+    url = '%s/nse_test_%s' % (harness.SERVERS[kind], uuid.uuid4().hex[:12])
     try:
-        with admin.connect() as conn:
-            if kind == 'mysql':
-                conn.execute(sa.text(
-                    'CREATE DATABASE %s CHARACTER SET utf8mb4' % name))
-                url = 'mysql+pymysql://root@127.0.0.1:3306/%s' % name
-            else:
-                conn.execute(sa.text('CREATE DATABASE %s' % name))
-                url = ('postgresql+psycopg2://postgres@127.0.0.1:5432/%s'
-                       % name)
+        harness.create_database(url, charset='utf8mb4')
         yield url
     finally:
-        with admin.connect() as conn:
-            if kind == 'postgresql':
-                conn.execute(sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = '%s'" % name))
-            conn.execute(sa.text('DROP DATABASE IF EXISTS %s' % name))
-        admin.dispose()
+        harness.drop_database(url)

@@ -12,7 +12,7 @@
 """``nova-search-api``: a Searchlight v1 compatible API over the index.
 
 The package owns the HTTP side of the search service; the query language is
-:mod:`nova_search_ext.index.sql.dsl`.  python-searchlightclient 2.1.1 on a
+:mod:`nova_search_ext.index.sql.search`.  python-searchlightclient 2.1.1 on a
 keystoneauth1 session works against it, and nova-api's ``searchlight``
 search client relies on the contract below.
 
@@ -33,17 +33,19 @@ Endpoints (:mod:`.router`)
 
 Search body (:mod:`.controller`)
     ``query`` (a clause object, default match_all; see
-    :mod:`~nova_search_ext.index.sql.dsl` for clauses and fields),
+    :mod:`~nova_search_ext.index.sql.search` for clauses and fields),
     ``type`` (string or list; default: every type the caller may search;
     unknown: 400; types policy forbids are dropped, 403 when none is left),
     ``index`` (only ``searchlight-search``), ``offset``/``from`` (default 0),
     ``limit``/``size`` (default 25, at most ``[search_api] max_limit``, 0 for
     totals and aggregations only; both synonyms: 400; non-integer or
-    negative: 400 with Searchlight's messages), ``sort``, ``search_after``
-    (extension, see the dsl module), ``_source`` (string, list or
+    negative: 400 with Searchlight's messages), ``sort`` and
+    ``aggregations``/``aggs`` (parsed by :mod:`.parsing`; ``terms``
+    aggregations only, no sub-aggregations; a top-level ``global``: 403;
+    both keys: 400), ``search_after`` (extension, see
+    :mod:`~nova_search_ext.index.sql.search`), ``_source`` (string, list or
     ``{include(s), exclude(s)}``; booleans: 400), ``all_projects`` (boolean,
-    honoured for administrators only), ``aggregations``/``aggs`` (``terms``
-    only, no sub-aggregations; a top-level ``global``: 403; both keys: 400).
+    honoured for administrators only).
     ``self``/``schema``: 403.  Ignored: ``highlight`` (no highlighting is
     returned), ``version`` (no ``_version``) and every unknown key.
 

@@ -37,7 +37,6 @@ from nova_search_ext import conf as nse_conf
 from nova_search_ext.index import api as index_api
 
 LOG = logging.getLogger(__name__)
-CONF = cfg.CONF
 
 APP_NAME = 'search_api'
 PROG = 'nova-search-api'
@@ -61,7 +60,7 @@ def pipeline_factory(loader, global_conf, **local_conf):
     ...``, ``noauth = ...``); the last word of each is the application, the
     others are filters applied outermost first.
     """
-    strategy = CONF.search_api.auth_strategy
+    strategy = nse_conf.CONF.search_api.auth_strategy
     if strategy not in local_conf:
         raise ValueError('%s has no pipeline for [search_api] '
                          'auth_strategy = %s' % (APP_NAME, strategy))
@@ -83,8 +82,9 @@ def _installed_paste_files(name):
     ]
 
 
-def find_paste_file(conf=CONF):
+def find_paste_file(conf=None):
     """Absolute path of the paste file ``[search_api] api_paste_config``."""
+    conf = nse_conf.CONF if conf is None else conf
     name = conf.search_api.api_paste_config
     if os.path.isabs(name):
         candidates = [name]
@@ -98,14 +98,14 @@ def find_paste_file(conf=CONF):
     raise cfg.ConfigFilesNotFoundError([name])
 
 
-def load_app(conf=CONF):
+def load_app(conf=None):
     """The search API application, for a parsed ``conf``.
 
     :raises: nova_search_ext.index.base.ConfigError when ``[search_index]
              connection`` cannot work: the service refuses to start rather
              than answer 500 to every request.
     """
-    nse_conf.register_opts(conf)
+    conf = nse_conf.CONF if conf is None else conf
     # Builds the store (it does not connect) to check the URL now.
     index_api.get_store()
     path = find_paste_file(conf)
@@ -131,13 +131,12 @@ def config_files(env=None):
 
 def parse_config(argv, default_config_files=None):
     """Parse nova.conf-style configuration into Nova's CONF."""
-    nse_conf.register_opts(CONF)
     nova_config.parse_args(argv, default_config_files=default_config_files,
                            configure_db=False, init_rpc=False, prog=PROG)
-    logging.setup(CONF, 'nova')
+    logging.setup(nse_conf.CONF, 'nova')
 
 
 def init_application():
     """Configuration, logging and the application, for a WSGI server."""
     parse_config(sys.argv, default_config_files=config_files())
-    return load_app(CONF)
+    return load_app()

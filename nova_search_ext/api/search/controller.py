@@ -14,8 +14,9 @@
 This module owns the validation of requests (the body keys of a search and
 the query parameters of facets, with Searchlight's error messages), the
 policy decisions and project scoping, and the shape of the answers.  The
-query language is :mod:`nova_search_ext.index.sql.dsl`; its errors become
-400s here.  Every error is a WebOb error page (400, 403, 413, 503), never a
+query language is :mod:`nova_search_ext.index.sql.search`, ``sort`` and
+``aggregations`` are parsed by :mod:`.parsing`; their errors become 400s
+here.  Every error is a WebOb error page (400, 403, 413, 503), never a
 500 for bad input.
 """
 
@@ -25,20 +26,18 @@ import time
 
 from oslo_config import cfg
 from oslo_log import log as logging
-import sqlalchemy as sa
-from sqlalchemy import orm
 import webob
 import webob.exc
 import webob.request
 
 from nova_search_ext.api.search import middleware
+from nova_search_ext.api.search import parsing
 from nova_search_ext.api.search import policy
 from nova_search_ext.api.search import resources
 from nova_search_ext.api.search import serializers
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import base as index_base
-from nova_search_ext.index.sql import dsl
-from nova_search_ext.index.sql import store as sql_store
+from nova_search_ext.index import request as request_mod
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -169,37 +168,20 @@ class SearchController(object):
 
     def __init__(self, store=None):
         self._store = store
-        self._searcher = None
 
     # Plumbing.
 
-    def _get_searcher(self):
+    def _search(self, request):
+        """Run a SearchRequest on the index store."""
         store = self._store or index_api.get_store()
-        if not isinstance(store, sql_store.SQLStore):
-            LOG.error('The search API needs the sql index store driver, '
-                      'not %s', type(store).__name__)
-            raise webob.exc.HTTPInternalServerError()
-        if self._searcher is None or self._searcher[0] is not store:
-            try:
-                # Creates or upgrades the index schema on first use, as
-                # every other user of the store does.
-                store.health()
-            except index_base.StoreError as e:
-                LOG.error('The search index database cannot be reached: %s',
-                          e)
-                raise webob.exc.HTTPServiceUnavailable(
-                    explanation='The search index is unavailable.')
-            self._searcher = (store, dsl.Searcher(
-                store.engine, regex_timeout=store.regex_timeout))
-        return self._searcher
-
-    def _run(self, func):
-        store, searcher = self._get_searcher()
         try:
-            with orm.Session(store.engine) as session:
-                return func(session, searcher)
-        except dsl.QueryError as e:
+            return store.search(request)
+        except index_base.InvalidQuery as e:
             raise _bad_request(str(e))
+        except index_base.StoreError as e:
+            LOG.error('The search index database cannot be reached: %s', e)
+            raise webob.exc.HTTPServiceUnavailable(
+                explanation='The search index is unavailable.')
 
     @staticmethod
     def _authorize(ctx, rule):
@@ -247,7 +229,8 @@ class SearchController(object):
         types = self._types(ctx, body.get('type'))
         if body.get('index') is not None:
             _check_index(_strings(body['index'], 'index'))
-        offset = _int_param(body, 'offset', 'from', 0, dsl.MAX_OFFSET, '')
+        offset = _int_param(body, 'offset', 'from', 0, parsing.MAX_OFFSET,
+                            '')
         max_limit = CONF.search_api.max_limit
         limit = _int_param(body, 'limit', 'size', min(DEFAULT_LIMIT,
                                                       max_limit),
@@ -260,23 +243,20 @@ class SearchController(object):
         if 'query' in body and not isinstance(body['query'], dict):
             raise _bad_request("'query' must be a JSON object")
         try:
-            sort = dsl.parse_sort(body.get('sort'))
-        except dsl.QueryError as e:
+            sort = parsing.parse_sort(body.get('sort'))
+        except parsing.ParseError as e:
             raise _bad_request(str(e))
         visible = policy.visible_fields(ctx)
-        request = dsl.SearchRequest(
+        request = request_mod.SearchRequest(
             types=types, query=body.get('query'), visible=visible,
             project_id=self._project_scope(ctx, all_projects),
             offset=offset, limit=limit, sort=sort,
             search_after=body.get('search_after'),
             aggregations=aggregations)
 
-        def _search(session, searcher):
-            result = searcher.search(session, request)
-            return result, [self._hit(h, ctx, visible, source, bool(sort))
-                            for h in result.hits]
-
-        result, hits = self._run(_search)
+        result = self._search(request)
+        hits = [self._hit(h, ctx, visible, source, bool(sort))
+                for h in result.hits]
         if sort:
             max_score = None
         elif limit == 0:
@@ -309,8 +289,8 @@ class SearchController(object):
                 raise _forbidden("Aggregation '%s' contains the 'global' "
                                  "aggregation which is not allowed" % name)
         try:
-            return dsl.parse_aggregations(value)
-        except dsl.QueryError as e:
+            return parsing.parse_aggregations(value)
+        except parsing.ParseError as e:
             raise _bad_request(str(e))
 
     @staticmethod
@@ -349,43 +329,35 @@ class SearchController(object):
         limit_terms = 0 if limit_terms is None else _as_int(limit_terms,
                                                             'limit_terms')
         types = self._types(ctx, req.GET.getall('type') or None)
-        request = dsl.SearchRequest(
-            types=types, query=None, visible=policy.visible_fields(ctx),
-            project_id=self._project_scope(ctx, all_projects), offset=0,
-            limit=0, sort=[], search_after=None, aggregations={})
+        visible = policy.visible_fields(ctx)
+        project_id = self._project_scope(ctx, all_projects)
+        return json_response({
+            rtype: self._type_facets(rtype, visible, project_id,
+                                     include_fields, not exclude_options,
+                                     limit_terms)
+            for rtype in types})
 
-        def _facets(session, searcher):
-            answer = {}
-            for rtype in types:
-                answer[rtype] = self._type_facets(
-                    session, searcher, rtype, request, include_fields,
-                    not exclude_options, limit_terms)
-            return answer
-
-        return json_response(self._run(_facets))
-
-    @staticmethod
-    def _type_facets(session, searcher, rtype, request, include_fields,
+    def _type_facets(self, rtype, visible, project_id, include_fields,
                      with_options, limit_terms):
-        schema = dsl.SCHEMAS[rtype]
-        where = searcher.where(schema, request)
-        count = session.execute(sa.select(sa.func.count()).select_from(
-            schema.model).where(where)).scalar()
-        result = {'doc_count': count}
+        facets = [f for f in resources.FACETS[rtype]
+                  if include_fields and f.visibility in visible]
+        aggregations = {}
+        if with_options:
+            aggregations = {
+                f.name: request_mod.TermsAggregation(
+                    f.name, limit_terms, [('_count', 'desc')], 1)
+                for f in facets if f.options}
+        result = self._search(request_mod.SearchRequest(
+            types=[rtype], query=None, visible=visible,
+            project_id=project_id, offset=0, limit=0, sort=[],
+            search_after=None, aggregations=aggregations))
+        answer = {'doc_count': result.total}
         if not include_fields:
-            return result
-        facets = []
-        for facet in resources.FACETS[rtype]:
-            if facet.visibility not in request.visible:
-                continue
+            return answer
+        answer['facets'] = []
+        for facet in facets:
             entry = {'name': facet.name, 'type': facet.type}
-            if facet.options and with_options:
-                agg = dsl.TermsAggregation(facet.name, limit_terms,
-                                           [('_count', 'desc')], 1)
-                buckets = searcher.terms(session, [schema],
-                                         {rtype: where}, agg,
-                                         request.visible)['buckets']
-                entry['options'] = buckets
-            facets.append(entry)
-        result['facets'] = facets
-        return result
+            if facet.name in aggregations:
+                entry['options'] = result.aggregations[facet.name]['buckets']
+            answer['facets'].append(entry)
+        return answer

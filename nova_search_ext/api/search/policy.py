@@ -47,7 +47,7 @@ from nova import context as nova_context
 from nova.policies import extended_server_attributes as esa_policies
 from nova import policy as nova_policy
 
-from nova_search_ext.index.sql import dsl
+from nova_search_ext.index import catalog
 
 LOG = logging.getLogger(__name__)
 
@@ -156,10 +156,10 @@ def nova_can(context, rule):
 
 
 def visible_fields(context):
-    """The field visibility classes (``dsl.PUBLIC``, ...) of the caller."""
-    classes = {dsl.PUBLIC}
+    """The field visibility classes (``catalog.PUBLIC``, ...) of a caller."""
+    classes = {catalog.PUBLIC}
     if context.is_admin:
-        classes.add(dsl.ADMIN)
+        classes.add(catalog.ADMIN)
     if nova_can(context, esa_policies.BASE_POLICY_NAME):
-        classes.add(dsl.EXTENDED)
+        classes.add(catalog.EXTENDED)
     return frozenset(classes)

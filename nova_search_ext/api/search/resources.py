@@ -14,13 +14,14 @@
 This module owns what the API says about each type: the index and alias
 names, hit ids, the ``/v1/search/plugins`` entries and the ``/v1/search/
 facets`` field lists.  The searchable fields themselves belong to
-:mod:`nova_search_ext.index.sql.dsl`, the ``_source`` shapes to
-:mod:`nova_search_ext.api.search.serializers`.
+:mod:`nova_search_ext.index.catalog` (their names) and
+:mod:`nova_search_ext.index.sql.search` (how they are searched), the
+``_source`` shapes to :mod:`nova_search_ext.api.search.serializers`.
 """
 
 import collections
 
-from nova_search_ext.index.sql import dsl
+from nova_search_ext.index import catalog
 
 # Searchlight's resource group "searchlight": one search alias for all
 # types.  Hits name a concrete index, as Elasticsearch's did.
@@ -28,20 +29,20 @@ SEARCH_ALIAS = 'searchlight-search'
 LISTENER_ALIAS = 'searchlight-listener'
 INDEX_NAME = 'searchlight-nova-search-index'
 
-TYPES = tuple(dsl.SCHEMAS)
+TYPES = (catalog.SERVER_TYPE, catalog.SERVICE_TYPE)
 
 # Types whose documents Searchlight stored twice (admin and user copies),
 # so that hit ids carry the role suffix.
-_ROLE_SEPARATED = frozenset([dsl.SERVER_TYPE])
+_ROLE_SEPARATED = frozenset([catalog.SERVER_TYPE])
 
 Facet = collections.namedtuple('Facet', ['name', 'type', 'options',
                                          'visibility'])
 
-_P, _E, _A = dsl.PUBLIC, dsl.EXTENDED, dsl.ADMIN
+_P, _E, _A = catalog.PUBLIC, catalog.EXTENDED, catalog.ADMIN
 # (name, Elasticsearch 2 mapping type, options listed, visibility class;
 # a project's own id is of no use to its members as a facet)
 FACETS = {
-    dsl.SERVER_TYPE: [Facet(*f) for f in (
+    catalog.SERVER_TYPE: [Facet(*f) for f in (
         ('id', 'string', False, _P),
         ('name', 'string', False, _P),
         ('description', 'string', False, _P),
@@ -65,7 +66,7 @@ FACETS = {
         ('created_at', 'date', False, _P),
         ('updated_at', 'date', False, _P),
     )],
-    dsl.SERVICE_TYPE: [Facet(*f) for f in (
+    catalog.SERVICE_TYPE: [Facet(*f) for f in (
         ('id', 'string', False, _P),
         ('host', 'string', False, _P),
         ('binary', 'string', True, _P),

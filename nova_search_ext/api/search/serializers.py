@@ -61,14 +61,14 @@ from nova.api.openstack.compute.views import ips as ips_view
 from nova.network import model as network_model
 from nova import objects
 
-from nova_search_ext.index.sql import dsl
+from nova_search_ext.index import catalog
 
 LOG = logging.getLogger(__name__)
 
 _DATA = 'nova_object.data'
 RAW_FIELDS = {
-    dsl.SERVER_TYPE: ('nova_object', 'nova_fault', 'nova_bdms'),
-    dsl.SERVICE_TYPE: ('nova_object',),
+    catalog.SERVER_TYPE: ('nova_object', 'nova_fault', 'nova_bdms'),
+    catalog.SERVICE_TYPE: ('nova_object',),
 }
 
 
@@ -189,16 +189,16 @@ def server_source(row, visible, wanted):
     fault = _fault(row.fault)
     if fault:
         source['fault'] = fault
-    if dsl.EXTENDED in visible:
+    if catalog.EXTENDED in visible:
         source.update({
             'OS-EXT-SRV-ATTR:host': row.host,
             'OS-EXT-SRV-ATTR:hypervisor_hostname': row.node,
             'host': row.host,
             'node': row.node,
         })
-        if wanted.includes_path(dsl.INSTANCE_NAME_FIELD):
-            source[dsl.INSTANCE_NAME_FIELD] = instance_name(prim)
-    if dsl.ADMIN in visible:
+        if wanted.includes_path(catalog.INSTANCE_NAME_FIELD):
+            source[catalog.INSTANCE_NAME_FIELD] = instance_name(prim)
+    if catalog.ADMIN in visible:
         source['cell_uuid'] = row.cell_uuid
         if wanted.raw('nova_object'):
             source['nova_object'] = prim
@@ -207,7 +207,7 @@ def server_source(row, visible, wanted):
                 else None
         if wanted.raw('nova_bdms'):
             source['nova_bdms'] = json.loads(row.bdms) if row.bdms else []
-    return wanted.apply(source, RAW_FIELDS[dsl.SERVER_TYPE])
+    return wanted.apply(source, RAW_FIELDS[catalog.SERVER_TYPE])
 
 
 def service_source(row, visible, wanted):
@@ -227,12 +227,13 @@ def service_source(row, visible, wanted):
         'updated_at': _api_time(row.updated_at),
         'cell_uuid': row.cell_uuid,
     }
-    if dsl.ADMIN in visible and wanted.raw('nova_object'):
+    if catalog.ADMIN in visible and wanted.raw('nova_object'):
         source['nova_object'] = prim
-    return wanted.apply(source, RAW_FIELDS[dsl.SERVICE_TYPE])
+    return wanted.apply(source, RAW_FIELDS[catalog.SERVICE_TYPE])
 
 
-SOURCES = {dsl.SERVER_TYPE: server_source, dsl.SERVICE_TYPE: service_source}
+SOURCES = {catalog.SERVER_TYPE: server_source,
+           catalog.SERVICE_TYPE: service_source}
 
 
 def _segments(pattern):

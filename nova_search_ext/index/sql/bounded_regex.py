@@ -43,7 +43,7 @@ What this module owns:
 What it does not own: what a caller does when a pattern cannot be evaluated.
 The list path declines (the cells answer with Nova's own semantics), the
 search API answers 400 (see :mod:`nova_search_ext.index.sql.store` and
-:mod:`nova_search_ext.index.sql.dsl`).
+:mod:`nova_search_ext.index.sql.search`).
 """
 
 import contextlib

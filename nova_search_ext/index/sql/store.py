@@ -13,9 +13,10 @@
 
 Engines come from oslo.db, as Nova's own do, so the index connection behaves
 like a cell database connection: same SQLite ``REGEXP`` function, same MySQL
-SQL mode, same exception translation.  Listing applies Nova's semantics
-(:mod:`nova_search_ext.index.sql.query`) and Nova's pagination
-(``oslo_db.sqlalchemy.utils.paginate_query``).
+SQL mode, same exception translation.  A server list request becomes a
+search request (:mod:`nova_search_ext.index.list_request`, Nova's
+semantics), which :mod:`nova_search_ext.index.sql.search` executes with
+Nova's pagination (``oslo_db.sqlalchemy.utils.paginate_query``).
 
 Writes are idempotent and ordered: a document is only replaced by a read of
 the instance that is at least as recent (``updated_at``), and a deleted
@@ -38,11 +39,14 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from nova_search_ext.index import base
+from nova_search_ext.index import catalog
 from nova_search_ext.index import document
+from nova_search_ext.index import list_request
 from nova_search_ext.index.sql import bounded_regex
+from nova_search_ext.index.sql import errors
 from nova_search_ext.index.sql import migration
 from nova_search_ext.index.sql import models
-from nova_search_ext.index.sql import query as sql_query
+from nova_search_ext.index.sql.search import searcher
 
 LOG = logging.getLogger(__name__)
 
@@ -136,36 +140,6 @@ def _children_digest(doc):
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
-# MariaDB: ER_REGEXP_ERROR; MySQL 8: the ER_REGEXP_* range.
-_MYSQL_REGEX_ERRORS = {1139} | set(range(3684, 3700))
-
-
-def _is_bad_regex(exc):
-    """Whether a database error comes from the regex filter's input.
-
-    A malformed expression, or one the engine cannot apply to the column.
-    """
-    orig = getattr(exc, 'orig', None) or getattr(
-        getattr(exc, 'inner_exception', None), 'orig', None) or \
-        getattr(exc, 'inner_exception', None)
-    if orig is None:
-        return False
-    module = type(orig).__module__
-    if module.startswith('sqlite3'):
-        # The only user function on an oslo.db SQLite connection is the
-        # REGEXP implementation (Python's re).
-        return 'user-defined function raised exception' in str(orig)
-    if module.startswith('pymysql'):
-        return bool(orig.args) and orig.args[0] in _MYSQL_REGEX_ERRORS
-    if module.startswith('psycopg2'):
-        code = getattr(orig, 'pgcode', None)
-        # 2201B: invalid regular expression; 42883: no '~' operator for
-        # the column's type (Nova's filter on a PostgreSQL cell fails the
-        # same way).
-        return code == '2201B' or (code == '42883' and '~' in str(orig))
-    return False
-
-
 class SQLStore(base.Store):
     """Index store on a relational database reached through SQLAlchemy."""
 
@@ -174,14 +148,15 @@ class SQLStore(base.Store):
         self.connection = connection
         if timeout is None or regex_timeout is None:
             from nova_search_ext import conf
-            group = conf.register_opts().search_index
+            group = conf.CONF.search_index
             timeout = group.timeout if timeout is None else timeout
             regex_timeout = group.regex_timeout if regex_timeout is None \
                 else regex_timeout
         self.regex_timeout = regex_timeout
         self.engine = engine or create_engine(
             connection, timeout=timeout, regex_timeout=regex_timeout)
-        self._filters = sql_query.NovaFilterSemantics(self.engine)
+        self._searcher = searcher.Searcher(self.engine,
+                                           regex_timeout=regex_timeout)
         self._migrated = not migrate
         self._migrate_lock = threading.Lock()
 
@@ -264,7 +239,8 @@ class SQLStore(base.Store):
             uuid=doc.uuid,
             cell_uuid=doc.cell_uuid,
             flavor_id=doc.flavor_id,
-            status=doc.status,
+            status=catalog.server_status(doc.columns.get('vm_state'),
+                                         doc.columns.get('task_state')),
             doc=document.dumps(doc.instance),
             fault=document.dumps(doc.fault) if doc.fault else None,
             bdms=document.dumps(doc.bdms),
@@ -489,41 +465,22 @@ class SQLStore(base.Store):
 
     # Reads ------------------------------------------------------------------
 
+    def search(self, request):
+        """Run a SearchRequest; return a searcher.SearchResult.
+
+        :raises: InvalidQuery (errors.QueryError) for a request the index
+                 rejects, MarkerNotFound, StoreError
+        """
+        with errors.store_errors(), self._session() as session:
+            return self._searcher.search(session, request)
+
     def list_instances(self, query):
-        with bounded_regex.deadline(self.regex_timeout) as budget:
-            try:
-                with self._session() as session:
-                    q = None
-                    if query.limit != 0:
-                        q = self._filters.build(session, query)
-                    if q is None:
-                        # An empty page; Nova still rejects an unknown
-                        # marker first.
-                        if query.marker is not None:
-                            sql_query.marker_row(session, query.marker)
-                        return []
-                    return [document.StoredInstance(*row)
-                            for row in q.all()]
-            except (base.MarkerNotFound, base.InvalidQuery):
-                raise
-            except (db_exc.DBInvalidUnicodeParameter, UnicodeError) as e:
-                # A filter value no database can store (a lone surrogate):
-                # the request's fault, declined like Nova's own rejects.
-                raise base.InvalidQuery('a filter value is not valid '
-                                        'Unicode text: %s' % e) from e
-            except (db_exc.DBError, sa.exc.SQLAlchemyError) as e:
-                if budget.exceeded:
-                    raise base.UnsupportedQuery(
-                        'the regular expression filters did not finish '
-                        'within [search_index] regex_timeout (%s s)'
-                        % self.regex_timeout) from e
-                if _is_bad_regex(e):
-                    # An admin may pass any column filter, and Nova applies
-                    # it as a regular expression without validating it.
-                    # That is the caller's error, not the index's.
-                    raise base.InvalidQuery('invalid regular expression: '
-                                            '%s' % e) from e
-                raise base.StoreError(str(e)) from e
+        request = list_request.build(query)
+        # The rows start with the columns of request.fields, in order:
+        # uuid, cell_uuid, host, doc, fault, bdms.
+        width = len(request.fields)
+        return [document.StoredInstance(*hit.row[:width])
+                for hit in self.search(request).hits]
 
     def get_services(self, hosts, binary='nova-compute'):
         hosts = [h for h in set(hosts) if h]
@@ -567,20 +524,24 @@ class SQLStore(base.Store):
                 yield row.uuid, row.cell_uuid, row.updated_at, \
                     bool(row.deleted)
 
-    def count(self, table_name='index_instances', include_deleted=False):
-        table = models.Base.metadata.tables[table_name]
+    _TABLES = {catalog.SERVER_TYPE: models.index_instances,
+               catalog.SERVICE_TYPE: models.index_services}
+
+    def count(self, rtype=catalog.SERVER_TYPE, include_deleted=False):
+        table = self._TABLES[rtype]
         stmt = sa.select(sa.func.count()).select_from(table)
         if not include_deleted:
             stmt = stmt.where(table.c.deleted == 0)
-        with self._session() as session:
+        with errors.store_errors(), self._session() as session:
             return session.execute(stmt).scalar()
 
+    def schema_version(self):
+        with errors.store_errors():
+            return migration.current_version(self.engine)
+
     def health(self):
-        try:
-            with self._session() as session:
-                session.execute(sa.text('SELECT 1'))
-        except (db_exc.DBError, sa.exc.SQLAlchemyError) as e:
-            raise base.StoreError(str(e)) from e
+        with errors.store_errors(), self._session() as session:
+            session.execute(sa.text('SELECT 1'))
 
     # Sync bookkeeping ------------------------------------------------------
 

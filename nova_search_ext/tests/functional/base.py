@@ -9,7 +9,10 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Base class: Nova 34 in process, two cells, our package activated.
+"""Base classes of the functional tests.
+
+``MultiCellTestCase``: Nova 34 in process, two cells, our package
+activated:
 
 * nova-api is Nova's own WSGI app (OSAPIFixture) built from the installed
   Nova's api-paste.ini with our ``searchindex`` filter added, so the package
@@ -20,14 +23,35 @@
 * ``[searchlight] enabled`` is on unless a class says otherwise;
 * ``[notifications] notify_on_state_change = vm_and_task_state``, as the
   deployment guide requires.
+
+``FallbackTestBase``: a ``MultiCellTestCase`` with a server in each cell
+and the cells' answer to ``GET /servers/detail``, for the tests that break
+the index and check that Nova answers from the cells instead.
+
+``ProcessTestCase``: for the tests of what runs outside Nova's in-process
+fixtures: the package's console scripts (or ``nova-search-bench``, or
+``e2e_world``) as separate processes, each with Nova's global state to
+itself, and the local database servers and RabbitMQ.
 """
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
+import time
+
+import fixtures
+import testtools
+
+from nova import context as nova_context
 from nova import utils as nova_utils
 
+from nova_search_ext.bench.harness import deployment as harness_deployment
+from nova_search_ext.compute import breaker
 from nova_search_ext.compute import list_branch
 from nova_search_ext.tests.functional import nse_fixtures
+
+# What the list branch logs, once, when the cells answer instead.
+FALLBACK_WARNING = ('Listing instances from the cells instead of the search '
+                    'index')
 
 
 class MultiCellTestCase(integrated_helpers._IntegratedTestBase):
@@ -89,3 +113,98 @@ class MultiCellTestCase(integrated_helpers._IntegratedTestBase):
             api = api or self.admin_api
         return self._create_server(name=name, networks='none',
                                    api=api or self.api, **kwargs)
+
+    def boot_failing(self, name, host):
+        """Boot a server whose spawn fails on ``host``: ERROR, a fault."""
+        nse_fixtures.fail_spawn(self, name)
+        return self.boot(name, host=host, expected_state='ERROR')
+
+    def cell_context(self, cell_name, ctxt=None):
+        """``ctxt`` (default: an admin context) targeted at a cell."""
+        return harness_deployment.cell_context(
+            ctxt or nova_context.get_admin_context(),
+            self.cell_mappings[cell_name])
+
+
+class FallbackTestBase(MultiCellTestCase):
+    """Servers ``a`` (cell1) and ``b`` (cell2), and the cells' answer.
+
+    ``expected`` is the body of ``GET /servers/detail`` from the cells,
+    which every request must get whoever answers it.
+    """
+
+    ADMIN_API = True
+
+    def setUp(self):
+        super().setUp()
+        self.boot('a', host='host1')
+        self.boot('b', host='host2')
+        # What the cells say, for comparison.
+        self.flags(enabled=False, group='searchlight')
+        self.expected = self.api.api_get('/servers/detail').content
+        self.flags(enabled=True, group='searchlight')
+
+    def fallback_warnings(self):
+        """How many times the list branch has warned that it fell back."""
+        return self.stdlog.logger.output.count(FALLBACK_WARNING)
+
+    def get_detail(self):
+        """``GET /servers/detail``: 200 and the cells' body, or fail."""
+        resp = self.api.api_get('/servers/detail',
+                                check_response_status=False)
+        self.assertEqual(200, resp.status, resp.content)
+        self.assertEqual(self.expected, resp.content)
+        return resp
+
+    def assert_falls_back_once(self, kept_out, later):
+        """The index fails once, with one warning; then the breaker holds.
+
+        The first request falls back to the cells with one warning and
+        opens the breaker; ``later`` more requests, made inside
+        ``kept_out()`` (a context manager that fails unless the index was
+        left alone), go straight to the cells without a warning.
+        """
+        list_branch.reset()
+        warnings = self.fallback_warnings()
+        self.get_detail()
+        self.assertEqual(warnings + 1, self.fallback_warnings())
+        self.assertEqual(1, list_branch.STATS['fallback'])
+        self.assertEqual(breaker.OPEN, list_branch.get_breaker().state)
+        with kept_out():
+            for _ in range(later):
+                self.get_detail()
+        self.assertEqual(warnings + 1, self.fallback_warnings())
+        self.assertEqual(1 + later, list_branch.STATS['fallback'])
+        self.assertEqual(0, list_branch.STATS['index'])
+
+
+class ProcessTestCase(testtools.TestCase):
+    """Tests of console scripts as processes, and of real servers.
+
+    * ``self.tmp``: a temporary directory;
+    * ``self.env``: the scripts' environment: Nova in native threading
+      mode, as nova-search-indexer, nova-search-manage and
+      nova-search-bench run it, or, with ``NATIVE_THREADS = False``, in
+      Nova's default mode (nova-search-api);
+    * with ``TIMEOUT``, the test fails after that many seconds.
+    """
+
+    TIMEOUT = None
+    NATIVE_THREADS = True
+
+    def setUp(self):
+        super().setUp()
+        if self.TIMEOUT:
+            self.useFixture(fixtures.Timeout(self.TIMEOUT, gentle=True))
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.env = harness_deployment.command_env(self.NATIVE_THREADS)
+
+    @staticmethod
+    def wait_for(predicate, timeout, what, interval=0.2):
+        """Poll ``predicate`` until it holds; fail after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(interval)
+        raise AssertionError('timed out waiting for %s' % what)

@@ -13,16 +13,21 @@
 
 Run as a separate process (``python -m
 nova_search_ext.tests.functional.e2e_world <command> --config-file F``) so
-that it has Nova's global database and RPC state to itself:
+that it has Nova's global database and RPC state to itself.  The
+deployment and its instances are the harness's, the ones
+``nova-search-bench`` builds (:mod:`nova_search_ext.bench.harness`):
 
 ``setup``
-    Create the API database and two cell databases (SQLite files, migrated
-    by Nova's own ``db_sync``), cell0, the cell mappings, a flavor and a
-    nova-compute service per cell.
+    Create the API database and two cell databases (SQLite files in
+    ``[DEFAULT] state_path``, migrated by Nova's own ``db_sync``), cell0,
+    the cell mappings, the flavors and a nova-compute service per cell
+    (:class:`~nova_search_ext.bench.harness.deployment.Deployment`).
 ``create N``
-    Create N instances spread over the cells (Nova objects, with instance
-    mappings), each announced by Nova's own ``instance.create.end``
-    versioned notification on the message bus configured in the file.
+    Create N instances spread over the cells
+    (:func:`~nova_search_ext.bench.harness.dataset.new_instance`, with
+    instance mappings), each announced by Nova's own
+    ``instance.create.end`` versioned notification on the message bus
+    configured in the file.
 ``rename ROUND``
     Rename every instance to ``<name>-r<ROUND>`` and announce it with Nova's
     ``instance.update`` notification.
@@ -43,53 +48,28 @@ from oslo_utils import timeutils
 from oslo_utils import uuidutils
 
 from nova.compute import utils as compute_utils
-from nova.compute import vm_states
 import nova.conf
-from nova import config
 from nova import context as nova_context
-from nova.db import migration
 from nova.notifications import base as notifications
 from nova import objects
 from nova.objects import fields
 from nova import rpc
 
+from nova_search_ext.bench.harness import dataset
+from nova_search_ext.bench.harness import deployment
+
 CONF = nova.conf.CONF
-CELLS = ('cell1', 'cell2')
-IMAGE = '155d900f-4e14-4e4c-a73d-069cbf4541e6'
-
-
-def _cell_context(ctxt, name):
-    cell = [c for c in objects.CellMappingList.get_all(ctxt)
-            if c.name == name][0]
-    cctxt = ctxt.elevated()
-    nova_context.set_target_cell(cctxt, cell)
-    return cell, cctxt
+CELLS = 2
+# Every instance is an ACTIVE one, as Nova's objects make it.
+KIND = dataset.KINDS[0]
 
 
 def setup(ctxt):
-    workdir = CONF.state_path
-    migration.db_sync(database='api')
-    for name in ('cell0',) + CELLS:
-        uuid = (objects.CellMapping.CELL0_UUID if name == 'cell0'
-                else uuidutils.generate_uuid())
-        cell = objects.CellMapping(
-            context=ctxt, uuid=uuid, name=name,
-            transport_url=CONF.transport_url,
-            database_connection='sqlite:///%s/%s.sqlite' % (workdir, name))
-        cell.create()
-        cctxt = ctxt.elevated()
-        nova_context.set_target_cell(cctxt, cell)
-        migration.db_sync(database='main', context=cctxt)
-        if name != 'cell0':
-            objects.Service(context=cctxt, host='%s-host' % name,
-                            binary='nova-compute', topic='compute',
-                            report_count=0).create()
-            objects.HostMapping(context=ctxt, host='%s-host' % name,
-                                cell_mapping=cell).create()
-    objects.Flavor(context=ctxt, name='m1.tiny', memory_mb=512, vcpus=1,
-                   root_gb=1, ephemeral_gb=0, flavorid='1', swap=0,
-                   rxtx_factor=1.0, vcpu_weight=None, disabled=False,
-                   is_public=True, extra_specs={}).create()
+    world = deployment.Deployment(CONF.state_path, CELLS, 1,
+                                  transport_url=CONF.transport_url,
+                                  say=lambda line: None)
+    world.create_databases()
+    world.build()
 
 
 class Pacer(object):
@@ -106,25 +86,21 @@ class Pacer(object):
 
 
 def create(ctxt, count, rate):
-    flavor = objects.Flavor.get_by_flavor_id(ctxt, '1')
-    cells = [_cell_context(ctxt, name) for name in CELLS]
+    world = deployment.Deployment.reopen(CONF.state_path)
+    flavor = world.flavors[0]
+    cells = [(cell, deployment.cell_context(ctxt, cell.mapping))
+             for cell in world.cells]
     pacer = Pacer(rate)
     for i in range(count):
         cell, cctxt = cells[i % len(cells)]
-        host = '%s-host' % cell.name
-        inst = objects.Instance(
-            context=cctxt, uuid=uuidutils.generate_uuid(),
+        host = cell.hosts[0]
+        inst = dataset.new_instance(
+            cctxt, KIND, flavor, uuidutils.generate_uuid(),
             project_id='p%d' % (i % 3), user_id='u%d' % (i % 5),
-            display_name='vm-%05d' % i, hostname='vm-%05d' % i,
-            image_ref=IMAGE, flavor=flavor, instance_type_id=flavor.id,
-            memory_mb=flavor.memory_mb, vcpus=flavor.vcpus,
-            root_gb=flavor.root_gb, ephemeral_gb=flavor.ephemeral_gb,
-            host=host, vm_state=vm_states.ACTIVE,
-            power_state=1, launched_at=timeutils.utcnow(),
-            availability_zone='nova', system_metadata={}, metadata={})
+            name='vm-%05d' % i, host=host, launched_at=timeutils.utcnow())
         inst.create()
         objects.InstanceMapping(
-            context=ctxt, instance_uuid=inst.uuid, cell_mapping=cell,
+            context=ctxt, instance_uuid=inst.uuid, cell_mapping=cell.mapping,
             project_id=inst.project_id, user_id=inst.user_id).create()
         compute_utils.notify_about_instance_create(
             cctxt, inst, host, phase=fields.NotificationPhase.END, bdms=[])
@@ -132,9 +108,10 @@ def create(ctxt, count, rate):
 
 
 def rename(ctxt, round_no, rate):
+    world = deployment.Deployment.reopen(CONF.state_path)
     pacer = Pacer(rate)
-    for name in CELLS:
-        _cell, cctxt = _cell_context(ctxt, name)
+    for cell in world.cells:
+        cctxt = deployment.cell_context(ctxt, cell.mapping)
         for inst in objects.InstanceList.get_all(cctxt):
             base = inst.display_name.split('-r')[0]
             inst.display_name = '%s-r%d' % (base, round_no)
@@ -152,8 +129,7 @@ def main(argv=None):
     parser.add_argument('--rate', type=float, default=0)
     parser.add_argument('--config-file', required=True)
     args = parser.parse_args(argv[1:])
-    config.parse_args([argv[0], '--config-file', args.config_file])
-    objects.register_all()
+    deployment.configure(args.config_file, argv[0])
     ctxt = nova_context.get_admin_context()
     if args.command == 'setup':
         setup(ctxt)

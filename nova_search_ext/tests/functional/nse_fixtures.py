@@ -11,37 +11,34 @@
 #    under the License.
 """Fixtures for running nova_search_ext inside Nova's functional tests."""
 
-import collections
 import os
-import threading
 
 import fixtures
-import sqlalchemy as sa
 
 from nova.db.api import api as api_db
 from nova.db.main import api as main_db
 from nova.tests.fixtures import notifications as nova_notifications
 
 from nova_search_ext.api import paste_config
+from nova_search_ext.bench.harness import deployment as harness_deployment
+from nova_search_ext.bench.harness import querycount
 from nova_search_ext.compute import list_branch
 from nova_search_ext import conf
 from nova_search_ext import hooks
 from nova_search_ext.index import api as index_api
-from nova_search_ext.index import embedded
 from nova_search_ext.index import endpoint as endpoint_mod
-
-_PASTE_LOCK = threading.Lock()
+from nova_search_ext.index.feed import embedded
 
 
 def paste_ini(directory):
-    """Write Nova's installed api-paste.ini, plus our filter, into a dir."""
-    path = os.path.join(directory, 'api-paste.ini')
-    with _PASTE_LOCK:
-        with open(paste_config.nova_paste_ini()) as f:
-            text = paste_config.add_filter(f.read())
-        with open(path, 'w') as f:
-            f.write(text)
-    return path
+    """Write Nova's installed api-paste.ini, plus our filter, into a dir.
+
+    The harness's file (:func:`nova_search_ext.bench.harness.deployment
+    .write_paste_ini`) with keystonemiddleware's ``authtoken`` kept: Nova's
+    ``OSAPIFixture`` replaces it in the tests.
+    """
+    return harness_deployment.write_paste_ini(
+        os.path.join(directory, 'api-paste.ini'))
 
 
 class PasteFixture(fixtures.Fixture):
@@ -118,32 +115,26 @@ class IndexFixture(fixtures.Fixture):
 
 
 class QueryCounter(fixtures.Fixture):
-    """Count SQL statements per database with SQLAlchemy engine events.
+    """The harness's SQL statement counter, for one test.
 
-    Every thread of the process counts: Nova reads the cells from its
-    scatter-gather worker threads (``fill_faults``, the detail view's block
-    device mappings), so a counter that only looked at the request's thread
-    could not see those reads.  A test that wants a count of its request
-    alone stops Nova's background work instead (see :func:`quiesce`).
+    :class:`nova_search_ext.bench.harness.querycount.QueryCounter`, the
+    counter of ``nova-search-bench``, listening while the fixture is up and
+    keeping the statements.  Here the cell databases are Nova's in-process
+    test databases, whose URLs do not tell them apart, so engines are
+    labelled by identity: each cell's by its name, the API database's
+    ``api``, the index store's ``index``, any other ``other``.  Every
+    thread counts; a test that wants a count of its request alone stops
+    Nova's background work (see :func:`quiesce`).
 
-    ``counts`` maps a label ('api', a cell name, 'index', 'other') to the
-    number of statements, ``statements`` the label to the statements seen,
-    each prefixed with the name and id of the thread (green thread under
-    eventlet) that ran it, for failure messages.
-
-    The benchmark's counter (:class:`nova_search_ext.bench.measure
-    .QueryCounter`) counts the same way but labels engines by the database
-    their URL names; here the cell databases are Nova's in-process test
-    databases, so engines are labelled by identity instead.
+    ``counts`` maps a label to the number of statements, ``statements`` the
+    label to the statements seen, each prefixed with the name and id of the
+    thread (green thread under eventlet) that ran it, for failure messages.
     """
 
     def __init__(self, cell_mappings, index_store=None):
         self.cell_mappings = cell_mappings
         self.index_store = index_store
-        self.counts = collections.Counter()
-        self.statements = collections.defaultdict(list)
-        self.active = False
-        self._lock = threading.Lock()
+        self.counter = None
 
     def _labels(self):
         labels = {}
@@ -158,40 +149,46 @@ class QueryCounter(fixtures.Fixture):
 
     def setUp(self):
         super().setUp()
-        labels = self._labels()
+        self.counter = querycount.QueryCounter(
+            by_engine=self._labels(), keep_statements=True).install()
+        self.addCleanup(self.counter.remove)
 
-        def before_execute(conn, cursor, statement, parameters, context,
-                           executemany):
-            if not self.active:
-                return
-            label = labels.get(id(conn.engine), 'other')
-            line = '[%s %x] %s' % (threading.current_thread().name,
-                                   threading.get_ident(),
-                                   ' '.join(statement.split())[:160])
-            with self._lock:
-                self.counts[label] += 1
-                self.statements[label].append(line)
+    @property
+    def counts(self):
+        return self.counter.counts
 
-        sa.event.listen(sa.engine.Engine, 'before_cursor_execute',
-                        before_execute)
-        self.addCleanup(sa.event.remove, sa.engine.Engine,
-                        'before_cursor_execute', before_execute)
+    @property
+    def statements(self):
+        return self.counter.statements
 
     def start(self):
         """Count every thread's statements from now on."""
-        with self._lock:
-            self.counts.clear()
-            self.statements.clear()
-            self.active = True
+        self.counter.start()
 
     def stop(self):
-        with self._lock:
-            self.active = False
-            return dict(self.counts)
+        return self.counter.stop()
 
     def cell_queries(self):
         return {label: n for label, n in self.counts.items()
                 if label in self.cell_mappings}
+
+
+def fail_spawn(test, name):
+    """Make Nova's fake virt driver fail to spawn the server ``name``.
+
+    The build ends in ERROR with the fault ``injected spawn failure``; any
+    other server spawns as usual.  For the rest of the test.
+    """
+    from nova.virt import fake as fake_virt
+
+    original = fake_virt.FakeDriver.spawn
+
+    def spawn(driver, context, instance, *args, **kwargs):
+        if instance.display_name == name:
+            raise Exception('injected spawn failure')
+        return original(driver, context, instance, *args, **kwargs)
+
+    test.stub_out('nova.virt.fake.FakeDriver.spawn', spawn)
 
 
 def quiesce(test, services, timeout=60):

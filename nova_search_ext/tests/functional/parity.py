@@ -39,7 +39,9 @@ from tempest.lib.services.compute import servers_client
 
 from nova.tests.functional.api import client as api_client
 
+from nova_search_ext.bench.harness import deployment as harness_deployment
 from nova_search_ext.compute import list_branch
+from nova_search_ext.tests.functional import nse_fixtures
 
 MAX_MICROVERSION = (2, 104)
 PROJECTS = ('6f70656e737461636b20342065766572',
@@ -169,16 +171,7 @@ class World(object):
         return s
 
     def _boot_failing(self, name, project_index):
-        from nova.virt import fake as fake_virt
-
-        original = fake_virt.FakeDriver.spawn
-
-        def spawn(driver, context, instance, *args, **kwargs):
-            if instance.display_name == name:
-                raise Exception('injected spawn failure')
-            return original(driver, context, instance, *args, **kwargs)
-
-        self.test.stub_out('nova.virt.fake.FakeDriver.spawn', spawn)
+        nse_fixtures.fail_spawn(self.test, name)
         return self.boot(name, project_index, host='host1',
                          expected='ERROR')
 
@@ -453,8 +446,7 @@ def load_instances(test, uuids):
     found = {}
     ctxt = nova_context.get_admin_context(read_deleted='yes')
     for cell in test.cell_mappings.values():
-        cctxt = ctxt.elevated()
-        nova_context.set_target_cell(cctxt, cell)
+        cctxt = harness_deployment.cell_context(ctxt, cell)
         for inst in objects.InstanceList.get_by_filters(
                 cctxt, {'uuid': list(uuids)}):
             found[inst.uuid] = inst

@@ -26,42 +26,36 @@ import os
 import subprocess
 import sys
 
-import fixtures
-import testtools
-
+from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
 
 SCENARIOS = ('a', 'b', 'c', 'd', 'e')
 LEVELS = ('compute_api', 'wsgi')
 
 
-def run_bench(directory, *extra):
-    output = os.path.join(directory, 'result.json')
-    command = [sys.executable, '-m', 'nova_search_ext.cmd.bench',
-               '--cells', '2', '--instances', '30', '--hosts', '3',
-               '--repeat', '1', '--warmup', '0', '--min-repeat', '1',
-               '--budget', '0', '--workdir', directory, '--output', output]
-    command.extend(extra)
-    env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
-    proc = subprocess.run(command, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=env,
-                          timeout=600)
-    result = None
-    if os.path.exists(output):
-        with open(output) as f:
-            result = json.load(f)
-    return proc, result
+class BenchSmokeTestCase(base.ProcessTestCase):
 
-
-class BenchSmokeTestCase(testtools.TestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.tmp = self.useFixture(fixtures.TempDir()).path
+    def run_bench(self, *extra):
+        output = os.path.join(self.tmp, 'result.json')
+        command = [sys.executable, '-m', 'nova_search_ext.cmd.bench',
+                   '--cells', '2', '--instances', '30', '--hosts', '3',
+                   '--repeat', '1', '--warmup', '0', '--min-repeat', '1',
+                   '--budget', '0', '--workdir', self.tmp, '--output',
+                   output]
+        command.extend(extra)
+        proc = subprocess.run(command, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True,
+                              env=self.env, timeout=600)
+        result = None
+        if os.path.exists(output):
+            with open(output) as f:
+                result = json.load(f)
+        return proc, result
 
     def test_demo_structure(self):
-        proc, result = run_bench(self.tmp, '--notifications', '20',
-                                 '--feed-threads', '1', '--lag-count', '0')
+        proc, result = self.run_bench('--notifications', '20',
+                                      '--feed-threads', '1',
+                                      '--lag-count', '0')
         self.assertIsNotNone(result, proc.stdout[-4000:])
         self.assertEqual([], result['parity_failures'], proc.stdout[-4000:])
         self.assertTrue(result['parity_ok'])
@@ -107,10 +101,10 @@ class BenchSmokeTestCase(testtools.TestCase):
 
     def test_rabbitmq_lag(self):
         services.require(self, 'rabbitmq')
-        proc, result = run_bench(self.tmp, '--scenarios', 'a',
-                                 '--levels', 'compute_api',
-                                 '--notifications', '0',
-                                 '--lag-count', '20', '--lag-rate', '50')
+        proc, result = self.run_bench('--scenarios', 'a',
+                                      '--levels', 'compute_api',
+                                      '--notifications', '0',
+                                      '--lag-count', '20', '--lag-rate', '50')
         self.assertIsNotNone(result, proc.stdout[-4000:])
         lag = result['lag']
         self.assertNotIn('error', lag, proc.stdout[-4000:])

@@ -24,9 +24,7 @@ import os
 import subprocess
 import sys
 
-import fixtures
-import testtools
-
+from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
 
 OPTION = '[search_index] connection'
@@ -38,13 +36,8 @@ BAD_URLS = (
 )
 
 
-class BadConnectionTestCase(testtools.TestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.useFixture(fixtures.Timeout(300, gentle=True))
-        self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
+class BadConnectionTestCase(base.ProcessTestCase):
+    TIMEOUT = 300
 
     def _conf(self, connection, workers=1):
         path = os.path.join(self.tmp, 'nova.conf')

@@ -26,9 +26,9 @@ from nova import objects
 import oslo_messaging
 
 from nova_search_ext import hooks
-from nova_search_ext.index import embedded
-from nova_search_ext.index import notify_driver
+from nova_search_ext.index.feed import embedded
 from nova_search_ext.index import sync
+from nova_search_ext import notify_driver
 from nova_search_ext.tests.functional import base
 
 

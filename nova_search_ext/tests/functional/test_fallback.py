@@ -23,6 +23,7 @@ after the interval and used once it answers.
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
+import contextlib
 import os
 import socket
 import threading
@@ -34,8 +35,6 @@ from nova_search_ext.compute import breaker
 from nova_search_ext.compute import list_branch
 from nova_search_ext.index import api as index_api
 from nova_search_ext.tests.functional import base
-
-WARNING = 'Listing instances from the cells instead of the search index'
 
 
 class SilentServer(object):
@@ -64,54 +63,31 @@ class SilentServer(object):
             conn.close()
 
 
-class FallbackTestCase(base.MultiCellTestCase):
-    ADMIN_API = True
+class FallbackTestCase(base.FallbackTestBase):
 
     def setUp(self):
         super().setUp()
-        self.boot('a', host='host1')
-        self.boot('b', host='host2')
         self.good_connection = self.flags_connection()
-        # What the cells say, for comparison.
-        self.flags(enabled=False, group='searchlight')
-        self.expected = self.api.api_get('/servers/detail').content
-        self.flags(enabled=True, group='searchlight')
 
     def flags_connection(self):
         from nova_search_ext import conf
         return conf.CONF.search_index.connection
 
-    def _warnings(self):
-        return self.stdlog.logger.output.count(WARNING)
-
     def _use_connection(self, url):
         self.flags(connection=url, group='search_index')
         index_api.reset()
 
-    def _get(self):
-        resp = self.api.api_get('/servers/detail',
-                                check_response_status=False)
-        self.assertEqual(200, resp.status, resp.content)
-        self.assertEqual(self.expected, resp.content)
-        return resp
-
-    def _assert_falls_back_once(self):
-        list_branch.reset()
-        warnings = self._warnings()
-        self._get()
-        self.assertEqual(warnings + 1, self._warnings())
-        self.assertEqual(1, list_branch.STATS['fallback'])
-        self.assertEqual(breaker.OPEN, list_branch.get_breaker().state)
+    @contextlib.contextmanager
+    def _client_not_asked(self):
         # The breaker keeps the index out: no new warning, cells answer,
         # and the client is not even asked.
         with mock.patch('nova_search_ext.client.local.LocalClient.'
                         'list_instances') as client:
-            for _ in range(3):
-                self._get()
+            yield
             self.assertFalse(client.called)
-        self.assertEqual(warnings + 1, self._warnings())
-        self.assertEqual(4, list_branch.STATS['fallback'])
-        self.assertEqual(0, list_branch.STATS['index'])
+
+    def _assert_falls_back_once(self):
+        self.assert_falls_back_once(self._client_not_asked, later=3)
 
     def test_index_database_file_cannot_be_opened(self):
         missing = os.path.join(self.useFixture(
@@ -148,9 +124,9 @@ class FallbackTestCase(base.MultiCellTestCase):
                         'list_instances',
                         side_effect=RuntimeError('boom')):
             list_branch.reset()
-            warnings = self._warnings()
-            self._get()
-            self.assertEqual(warnings + 1, self._warnings())
+            warnings = self.fallback_warnings()
+            self.get_detail()
+            self.assertEqual(warnings + 1, self.fallback_warnings())
         self.assertEqual(breaker.OPEN, list_branch.get_breaker().state)
 
     def test_retry_interval_recovers(self):
@@ -161,24 +137,24 @@ class FallbackTestCase(base.MultiCellTestCase):
         real_breaker._clock = lambda: now[0]
 
         self._use_connection('sqlite:////nonexistent/dir/index.sqlite')
-        warnings = self._warnings()
-        self._get()
+        warnings = self.fallback_warnings()
+        self.get_detail()
         self.assertEqual(breaker.OPEN, real_breaker.state)
-        self.assertEqual(warnings + 1, self._warnings())
+        self.assertEqual(warnings + 1, self.fallback_warnings())
 
         # The index is back, but the interval has not passed yet.
         self._use_connection(self.good_connection)
         now[0] += 29
-        self._get()
+        self.get_detail()
         self.assertEqual(0, list_branch.STATS['index'])
         self.assertEqual(breaker.OPEN, real_breaker.state)
 
         # After the interval: one trial, it answers, the breaker closes.
         now[0] += 2
-        self._get()
+        self.get_detail()
         self.assertEqual(1, list_branch.STATS['index'])
         self.assertEqual(breaker.CLOSED, real_breaker.state)
-        self._get()
+        self.get_detail()
         self.assertEqual(2, list_branch.STATS['index'])
 
         # A failed trial opens it again for another interval, with one
@@ -186,9 +162,9 @@ class FallbackTestCase(base.MultiCellTestCase):
         self._use_connection('sqlite:////nonexistent/dir/index.sqlite')
         real_breaker.record_failure('test')
         now[0] += 31
-        self._get()
+        self.get_detail()
         self.assertEqual(breaker.OPEN, real_breaker.state)
-        self.assertEqual(warnings + 2, self._warnings())
+        self.assertEqual(warnings + 2, self.fallback_warnings())
 
     def test_default_is_off_until_restart(self):
         self.assertEqual(0, list_branch.get_breaker().retry_interval)
@@ -197,9 +173,9 @@ class FallbackTestCase(base.MultiCellTestCase):
         now = [0.0]
         br._clock = lambda: now[0]
         self._use_connection('sqlite:////nonexistent/dir/index.sqlite')
-        self._get()
+        self.get_detail()
         self._use_connection(self.good_connection)
         now[0] += 10 ** 6
-        self._get()
+        self.get_detail()
         self.assertEqual(breaker.OPEN, br.state)
         self.assertEqual(0, list_branch.STATS['index'])

@@ -35,9 +35,6 @@ import threading
 import time
 import urllib.parse
 
-import fixtures
-import testtools
-
 from nova_search_ext.compute import breaker
 from nova_search_ext.compute import list_branch
 from nova_search_ext.index import api as index_api
@@ -137,7 +134,7 @@ class NotUnicodeListTestCase(base.MultiCellTestCase):
                           self.store.list_instances, query)
 
 
-class HostileSearchAPITestCase(testtools.TestCase):
+class HostileSearchAPITestCase(base.ProcessTestCase):
     """nova-search-api, as deployed, against the catastrophic pattern.
 
     The real console script (a separate process, native threads) serves a
@@ -151,11 +148,13 @@ class HostileSearchAPITestCase(testtools.TestCase):
 
     REGEX_TIMEOUT = 1.0
     HOSTILE_CLIENTS = 3
+    TIMEOUT = 300
+    # nova-search-api runs Nova in its default mode.
+    NATIVE_THREADS = False
 
     def setUp(self):
         super().setUp()
-        self.useFixture(fixtures.Timeout(300, gentle=True))
-        tmp = self.useFixture(fixtures.TempDir()).path
+        tmp = self.tmp
         store = self.useFixture(unit_fakes.StoreFixture())
         search_fakes.fill(store.store)
         store.store.upsert_instance(unit_fakes.doc(
@@ -169,14 +168,12 @@ class HostileSearchAPITestCase(testtools.TestCase):
                     '[search_index]\nconnection = %s\nregex_timeout = %s\n'
                     % (tmp, self.port, store.connection,
                        self.REGEX_TIMEOUT))
-        env = dict(os.environ)
-        env.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
         self.log = open(os.path.join(tmp, 'api.log'), 'w+')
         self.addCleanup(self.log.close)
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'nova_search_ext.cmd.api',
              '--config-file', conf_path],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         self.addCleanup(self._stop)
         deadline = time.monotonic() + 60
         while True:

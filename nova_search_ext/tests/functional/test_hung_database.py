@@ -38,10 +38,10 @@ import uuid
 import fixtures
 from oslo_config import cfg
 import oslo_messaging
-import testtools
 
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index.sql import store as sql_store
+from nova_search_ext.tests.functional import base
 from nova_search_ext.tests.functional import test_fallback
 from nova_search_ext.tests import services
 from nova_search_ext.tests.unit import fakes
@@ -146,11 +146,11 @@ class _SilentServer(_Timed):
                                self.store.upsert_instance, fakes.doc())
 
 
-class MariaDBSilentServerTestCase(_SilentServer, testtools.TestCase):
+class MariaDBSilentServerTestCase(_SilentServer, base.ProcessTestCase):
     kind = 'mysql'
 
 
-class PostgreSQLSilentServerTestCase(_SilentServer, testtools.TestCase):
+class PostgreSQLSilentServerTestCase(_SilentServer, base.ProcessTestCase):
     kind = 'postgresql'
 
     def setUp(self):
@@ -202,7 +202,7 @@ class _StopsAnswering(_Timed):
                          [h.uuid for h in self.store.list_instances(query)])
 
 
-class MariaDBStopsAnsweringTestCase(_StopsAnswering, testtools.TestCase):
+class MariaDBStopsAnsweringTestCase(_StopsAnswering, base.ProcessTestCase):
     kind = 'mysql'
 
 
@@ -217,15 +217,16 @@ class _TempDatabase(fixtures.Fixture):
         self.addCleanup(context.__exit__, None, None, None)
 
 
-class IndexerStopTestCase(testtools.TestCase):
+class IndexerStopTestCase(base.ProcessTestCase):
     """SIGTERM to an indexer whose writes hang: a prompt, clean exit."""
+
+    TIMEOUT = 180
 
     def setUp(self):
         super().setUp()
         services.require(self, 'rabbitmq')
         services.require(self, 'mysql')
-        self.useFixture(fixtures.Timeout(180, gentle=True))
-        self.workdir = self.useFixture(fixtures.TempDir()).path
+        self.workdir = self.tmp
         url = self.useFixture(_TempDatabase('mysql')).url
         port = services.SERVICES['mysql'][1]
         self.proxy = FreezingProxy(port)
@@ -268,12 +269,11 @@ class IndexerStopTestCase(testtools.TestCase):
 
     def test_sigterm_while_writes_hang(self):
         log_path = os.path.join(self.workdir, 'indexer.log')
-        env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
         with open(log_path, 'w') as log:
             proc = subprocess.Popen(
                 [sys.executable, '-m', 'nova_search_ext.cmd.indexer',
                  '--config-file', self.conf_path],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
+                stdout=log, stderr=subprocess.STDOUT, env=self.env)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
 
         def output():

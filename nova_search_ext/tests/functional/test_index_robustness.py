@@ -55,7 +55,7 @@ from nova import utils as nova_utils
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import document
 from nova_search_ext.index import endpoint as endpoint_mod
-from nova_search_ext.index import source
+from nova_search_ext.index.feed import source
 from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.index import sync
 from nova_search_ext.tests.functional import base

@@ -46,12 +46,12 @@ import sys
 import time
 import uuid
 
-import fixtures
 import kombu
 import sqlalchemy as sa
 import testtools
 
 from nova_search_ext.index.sql import store as sql_store
+from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import notification_fuzz
 from nova_search_ext.tests import services
 
@@ -90,13 +90,13 @@ def write_config(path, workdir, transport_url, topic, index_url):
                    'index': index_url})
 
 
-class _IndexerTestBase(testtools.TestCase):
+class _IndexerTestBase(base.ProcessTestCase):
+    TIMEOUT = 300
 
     def setUp(self):
         super().setUp()
         services.require(self, 'rabbitmq')
-        self.useFixture(fixtures.Timeout(300, gentle=True))
-        self.workdir = self.useFixture(fixtures.TempDir()).path
+        self.workdir = self.tmp
         self.topic = 'nse_e2e_%s' % uuid.uuid4().hex[:10]
         self.addCleanup(self._delete_queues)
         index_url = 'sqlite:///%s/index.sqlite' % self.workdir
@@ -123,17 +123,12 @@ class _IndexerTestBase(testtools.TestCase):
                 except Exception:  # noqa: not there; the channel is closed
                     channel = conn.channel()
 
-    def _env(self):
-        env = dict(os.environ)
-        env['OS_NOVA_DISABLE_EVENTLET_PATCHING'] = '1'
-        return env
-
     def _run(self, module, *args, timeout=240, ok=(0,)):
         # oslo.config takes its options before the sub-command.
         cmd = [sys.executable, '-m', module, '--config-file', self.conf] + \
             list(args)
         result = subprocess.run(cmd, capture_output=True, text=True,
-                                timeout=timeout, env=self._env())
+                                timeout=timeout, env=self.env)
         if result.returncode not in ok:
             self.fail('%s failed (%d):\n%s\n%s' % (
                 ' '.join(cmd), result.returncode, result.stdout[-2000:],
@@ -145,7 +140,7 @@ class _IndexerTestBase(testtools.TestCase):
             list(args)
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True,
-                                env=self._env())
+                                env=self.env)
 
     def _start_indexer(self):
         log = open(os.path.join(self.workdir, 'indexer-%d.log'
@@ -153,10 +148,10 @@ class _IndexerTestBase(testtools.TestCase):
         proc = subprocess.Popen(
             [sys.executable, '-m', 'nova_search_ext.cmd.indexer',
              '--config-file', self.conf],
-            stdout=log, stderr=subprocess.STDOUT, env=self._env())
+            stdout=log, stderr=subprocess.STDOUT, env=self.env)
         self.indexers.append((proc, log))
-        self._wait(lambda: 'Listening for' in self._log(log) or
-                   proc.poll() is not None, 60, 'indexer start')
+        self.wait_for(lambda: 'Listening for' in self._log(log) or
+                      proc.poll() is not None, 60, 'indexer start')
         if proc.poll() is not None:
             self.fail('indexer exited: %s' % self._log(log)[-4000:])
         return proc, log
@@ -173,15 +168,6 @@ class _IndexerTestBase(testtools.TestCase):
                 proc.kill()
                 proc.wait()
             log.close()
-
-    @staticmethod
-    def _wait(predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.2)
-        raise AssertionError('timed out waiting for %s' % what)
 
     def _indexed(self):
         return self.store.count()
@@ -201,7 +187,7 @@ class IndexerRabbitMQTestCase(_IndexerTestBase):
     def test_index_follows_the_bus(self):
         proc, log = self._start_indexer()
         self._run(WORLD, 'create', '40')
-        self._wait(lambda: self._indexed() == 40, 60, '40 documents')
+        self.wait_for(lambda: self._indexed() == 40, 60, '40 documents')
         self._run(WORLD, 'rename', '1')
 
         def renamed():
@@ -210,7 +196,7 @@ class IndexerRabbitMQTestCase(_IndexerTestBase):
             return all(json.loads(d.doc)['nova_object.data'][
                 'display_name'].endswith('-r1') for d in docs.values())
 
-        self._wait(renamed, 60, 'renames')
+        self.wait_for(renamed, 60, 'renames')
         report = self._verify()
         self.assertEqual(40, report['checked'], report)
         self.assertEqual((0, 0, 0), (report['missing'], report['stale'],
@@ -227,7 +213,7 @@ class IndexerRabbitMQTestCase(_IndexerTestBase):
         total = 1200
         proc, _log = self._start_indexer()
         producer = self._start_world('create', str(total))
-        self._wait(lambda: self._indexed() >= 150, 120, 'first documents')
+        self.wait_for(lambda: self._indexed() >= 150, 120, 'first documents')
         proc.kill()
         proc.wait()
         at_kill = self._indexed()
@@ -236,8 +222,8 @@ class IndexerRabbitMQTestCase(_IndexerTestBase):
         _out, err = producer.communicate(timeout=240)
         self.assertEqual(0, producer.returncode, err[-4000:])
         self._start_indexer()
-        self._wait(lambda: self._indexed() == total, 180,
-                   '%d documents after restart' % total)
+        self.wait_for(lambda: self._indexed() == total, 180,
+                      '%d documents after restart' % total)
         report = self._verify()
         self.assertEqual(total, report['checked'], report)
         self.assertEqual((0, 0, 0), (report['missing'], report['stale'],
@@ -331,7 +317,7 @@ class PoisonNotificationTestCase(notification_fuzz.SeededTest,
             world = subprocess.Popen(
                 [sys.executable, '-m', WORLD, '--config-file', silent,
                  'create', str(count)],
-                stdout=subprocess.DEVNULL, stderr=err, env=self._env())
+                stdout=subprocess.DEVNULL, stderr=err, env=self.env)
             deadline = time.monotonic() + 240
             while world.poll() is None and time.monotonic() < deadline:
                 if while_running is not None:
@@ -359,7 +345,7 @@ class PoisonNotificationTestCase(notification_fuzz.SeededTest,
     def _drain(self, proc, log, expected):
         """Wait for ``expected`` receipts and no more; stop the indexer."""
         try:
-            self._wait(lambda: self._stats(self._log(log)).get(
+            self.wait_for(lambda: self._stats(self._log(log)).get(
                 'received', 0) >= expected, 120, '%d receipts' % expected)
         except AssertionError as e:
             output = self._log(log)

@@ -37,7 +37,7 @@ class ListBranchTestCase(base.MultiCellTestCase):
         # with its fault (shown at any microversion), in a cell and in
         # cell0, and one with a volume attached
         # (os-extended-volumes:volumes_attached).
-        self.broken = self._boot_failing('broken', 'host2')
+        self.broken = self.boot_failing('broken', 'host2')
         self.nowhere = self.boot('nowhere', host='no-such-host',
                                  expected_state='ERROR')
         self.servers += [self.broken, self.nowhere]
@@ -49,19 +49,6 @@ class ListBranchTestCase(base.MultiCellTestCase):
         self.counter = self.useFixture(nse_fixtures.QueryCounter(
             self.cell_mappings, self.store))
         self.statements = {}
-
-    def _boot_failing(self, name, host):
-        from nova.virt import fake as fake_virt
-
-        original = fake_virt.FakeDriver.spawn
-
-        def spawn(driver, context, instance, *args, **kwargs):
-            if instance.display_name == name:
-                raise Exception('injected spawn failure')
-            return original(driver, context, instance, *args, **kwargs)
-
-        self.stub_out('nova.virt.fake.FakeDriver.spawn', spawn)
-        return self.boot(name, host=host, expected_state='ERROR')
 
     def _get(self, url, enabled):
         self.flags(enabled=enabled, group='searchlight')

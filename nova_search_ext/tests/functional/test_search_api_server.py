@@ -40,11 +40,10 @@ import time
 
 from oslo_config import cfg
 
-from nova import test
-
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import server as server_mod
 from nova_search_ext.tests.unit.api import search_fakes
+from nova_search_ext.tests.unit import base
 
 CONF = cfg.CONF
 SEARCH = {'type': 'OS::Nova::Server', 'all_projects': True, 'sort': 'name'}
@@ -96,7 +95,7 @@ def _chunks(data, size):
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
-class ServerTestCase(test.NoDBTestCase):
+class ServerTestCase(base.NoDBTestCase):
 
     def setUp(self):
         super().setUp()

@@ -29,13 +29,12 @@ import sys
 import textwrap
 import time
 
-import fixtures
 from keystoneauth1 import noauth
 from keystoneauth1 import session as ks_session
 from searchlightclient import client as sl_client
-import testtools
 
 from nova_search_ext.bench import measure
+from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
 from nova_search_ext.tests.unit.api import search_fakes
 from nova_search_ext.tests.unit import fakes
@@ -46,18 +45,17 @@ SERVER = 'OS::Nova::Server'
 WORKER_STARTED = re.compile(r'nova-search-api worker process (\d+) starting')
 
 
-class SearchAPIServiceTestCase(testtools.TestCase):
+class SearchAPIServiceTestCase(base.ProcessTestCase):
+    # nova-search-api runs Nova in its default mode.
+    NATIVE_THREADS = False
 
     def setUp(self):
         super().setUp()
-        self.tmp = self.useFixture(fixtures.TempDir()).path
         store = self.useFixture(fakes.StoreFixture())
         search_fakes.fill(store.store)
         self.port = services.free_port()
         self.connection = store.connection
         self.conf_path = self._write_conf(workers=1)
-        self.env = dict(os.environ)
-        self.env.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
 
     def _write_conf(self, workers):
         path = os.path.join(self.tmp, 'nova.conf')

@@ -86,9 +86,8 @@ class TestServiceNotificationsMultiCell(base.MultiCellTestCase):
         self.notifier.reset()
 
         self._start_compute('host3', cell_name='cell2')
-        ctxt = self._admin_context()
         svc = objects.Service.get_by_compute_host(
-            self._cell_context(ctxt, 'cell2'), 'host3')
+            self.cell_context('cell2'), 'host3')
 
         creates = _service_events(self.notifier, 'service.create', 'host3')
         self.assertEqual(1, len(creates), creates)
@@ -122,16 +121,6 @@ class TestServiceNotificationsMultiCell(base.MultiCellTestCase):
         self.assertEqual(tombstoned + 1,
                          self.index.endpoint.stats['tombstoned'])
         self.assertEqual({}, self.store.get_services(['host3']))
-
-    def _admin_context(self):
-        from nova import context
-        return context.get_admin_context()
-
-    def _cell_context(self, ctxt, cell_name):
-        from nova import context
-        cctxt = ctxt.elevated()
-        context.set_target_cell(cctxt, self.cell_mappings[cell_name])
-        return cctxt
 
 
 class SampleTestMixin(object):

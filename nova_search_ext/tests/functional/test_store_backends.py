@@ -18,61 +18,26 @@ Every store and list-semantics test class of the unit suite runs again with
 its store on a throwaway database of the local MariaDB (``mysql+pymysql``)
 and PostgreSQL (``postgresql+psycopg2``) servers: schema creation, ordered
 upserts with row locks, tombstones, child tables, and Nova's filter, sort
-and pagination semantics.  One database per backend and test process,
-emptied between tests and dropped at exit.  Without the server the tests
-skip with the reason, and fail under ``CI=true``.
+and pagination semantics.  The store comes from the backend fixture of
+:mod:`nova_search_ext.tests.functional.backends` (one database per backend
+and test process, emptied between tests and dropped at exit), which the
+search language tests (``index/sql/test_search``) share.  Without the
+server the tests skip with the reason, and fail under ``CI=true``.
 """
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
-import atexit
-import threading
+import functools
 
 import fixtures
 
 from nova_search_ext.index import base as index_base
-from nova_search_ext.index.sql import models
-from nova_search_ext.index.sql import store as sql_store
+from nova_search_ext.tests.functional import backends
 from nova_search_ext.tests.functional import test_index_feed
 from nova_search_ext.tests.functional import test_list_branch
 from nova_search_ext.tests import services
 from nova_search_ext.tests.unit.index import test_query
 from nova_search_ext.tests.unit.index import test_store
-
-_DATABASES = {}
-_LOCK = threading.Lock()
-
-
-def _database(kind):
-    with _LOCK:
-        if kind not in _DATABASES:
-            manager = services.temp_database(kind)
-            url = manager.__enter__()
-            atexit.register(manager.__exit__, None, None, None)
-            _DATABASES[kind] = url
-        return _DATABASES[kind]
-
-
-def _empty_store(url):
-    """A store on ``url`` with its schema and no documents."""
-    store = sql_store.SQLStore(url)
-    store.health()  # creates the schema on first use
-    with store.engine.begin() as conn:
-        for table in reversed(models.Base.metadata.sorted_tables):
-            if table.name != models.index_meta.name:
-                conn.execute(table.delete())
-    return store
-
-
-class ServerStoreFixture(fixtures.Fixture):
-    """fakes.StoreFixture's contract, on a database server."""
-
-    kind = None
-
-    def _setUp(self):
-        self.connection = _database(self.kind)
-        self.store = _empty_store(self.connection)
-        self.addCleanup(self.store.dispose)
 
 
 def _pg_regex_on_a_column(self):
@@ -99,12 +64,13 @@ ENGINE_SPECIFIC = {
 
 
 def _backend_classes(kind, label):
-    fixture_cls = type('%sStoreFixture' % label, (ServerStoreFixture,),
-                       {'kind': kind})
+    # The unit classes build their store with fakes.StoreFixture(): the
+    # backend fixture takes its place.
+    fixture_cls = functools.partial(backends.StoreFixture, kind)
 
     class BackendMixin(object):
         def setUp(self):
-            services.require(self, kind)
+            backends.require(self, kind)
             self.useFixture(fixtures.MonkeyPatch(
                 'nova_search_ext.tests.unit.fakes.StoreFixture',
                 fixture_cls))
@@ -139,8 +105,8 @@ class _NovaOnServer(object):
         super().setUp()
 
     def index_connection(self):
-        url = _database(self.KIND)
-        _empty_store(url).dispose()
+        url = backends.database(self.KIND)
+        backends.empty_store(url).dispose()
         return url
 
 

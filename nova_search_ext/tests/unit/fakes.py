@@ -14,7 +14,8 @@
 Everything here is built from Nova's own versioned objects without a
 database, the way a cell database read would hand them to the indexer
 (every column set, the joined attributes of ``document.DOC_ATTRS`` loaded),
-plus a fixture for an index store on a temporary SQLite file.
+plus a fixture for an index store on a temporary SQLite file, a log
+record recorder and a clock the test moves by hand.
 """
 
 import datetime
@@ -36,6 +37,19 @@ IMAGE = '155d900f-4e14-4e4c-a73d-069cbf4541e6'
 CELL1 = '8b5ac3a4-3a55-4a6b-bb49-ffae5b2b8a11'
 CELL2 = '2f4ac9be-8f8e-4d3b-9d0a-1d3b0f7b6c22'
 T0 = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class FakeClock(object):
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
 
 
 def context(is_admin=False, project_id='fake-project', user_id='fake-user'):

@@ -9,7 +9,10 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Tests of the option groups and the config generator entry point."""
+"""Tests of the option groups, their registration and the config generator
+entry point."""
+
+import importlib
 
 import fixtures
 from keystoneauth1 import loading as ks_loading
@@ -51,8 +54,11 @@ _ALL_PLUGIN_OPTS = {
 
 
 def _registered(conf_obj, group):
-    # oslo.config has no public accessor for a group's options.
-    return {name for name in conf_obj._get_group(group)._opts}
+    return set(conf_obj[group])
+
+
+# Registered for keystoneauth's Adapter loader, never set, not in the sample.
+_ADAPTER_VERSION_OPTS = {'version', 'min_version', 'max_version'}
 
 
 class RegisterOptsTestCase(base.TestCase):
@@ -79,6 +85,10 @@ class RegisterOptsTestCase(base.TestCase):
         self.assertEqual(0, self.conf.searchlight.retry_interval)
         self.assertEqual(5, self.conf.searchlight.timeout)
         self.assertEqual('search', self.conf.searchlight.service_type)
+        self.assertEqual(['internal', 'public'],
+                         self.conf.searchlight.valid_interfaces)
+        self.assertIsNone(self.conf.searchlight.endpoint_override)
+        self.assertIsNone(self.conf.searchlight.auth_type)
         self.assertEqual('sql', self.conf.search_index.driver)
         self.assertEqual(['versioned_notifications'],
                          self.conf.search_indexer.topics)
@@ -103,6 +113,34 @@ class RegisterOptsTestCase(base.TestCase):
         self.assertEqual({'local', 'searchlight'}, set(choices))
         for value, explanation in choices.items():
             self.assertGreater(len(explanation or ''), 30, value)
+
+    def test_adapter_version_options_take_no_value(self):
+        # The search API version is the client's business: whatever an
+        # operator writes, keystoneauth's Adapter loader reads None.
+        conf.register_opts(self.conf)
+        self.conf([])
+        for name in sorted(_ADAPTER_VERSION_OPTS):
+            self.conf.set_override(name, '1', group='searchlight')
+            # The group's option records are shared with every ConfigOpts
+            # registering it, Nova's global one included.
+            self.addCleanup(self.conf.clear_override, name,
+                            group='searchlight')
+            self.assertIsNone(self.conf.searchlight[name], name)
+
+    def test_keystoneauth_options_keep_their_names(self):
+        # Operators have these in nova.conf: every keystoneauth session,
+        # auth and adapter option Nova registers for [placement].
+        conf.register_opts(self.conf)
+        expected = {
+            'cafile', 'certfile', 'keyfile', 'insecure', 'timeout',
+            'collect_timing', 'split_loggers', 'tls_ciphers',
+            'tls_min_version', 'auth_type', 'auth_section',
+            'service_type', 'service_name', 'valid_interfaces',
+            'region_name', 'endpoint_override', 'connect_retries',
+            'connect_retry_delay', 'status_code_retries',
+            'status_code_retry_delay', 'retriable_status_codes'}
+        self.assertEqual(set(), expected - _registered(self.conf,
+                                                       'searchlight'))
 
     def test_retry_interval_is_not_negative(self):
         conf.register_opts(self.conf)
@@ -138,6 +176,10 @@ class ListOptsTestCase(base.TestCase):
                 # plugin when it loads it, on the group object (shared by
                 # every ConfigOpts), e.g. 'endpoint' for auth_type = none.
                 registered -= _ALL_PLUGIN_OPTS
+                self.assertEqual(_ADAPTER_VERSION_OPTS,
+                                 _ADAPTER_VERSION_OPTS & registered)
+                self.assertEqual(set(), _ADAPTER_VERSION_OPTS & names)
+                registered -= _ADAPTER_VERSION_OPTS
             self.assertEqual(set(), registered - names,
                              'registered in [%s] but missing from '
                              'list_opts()' % group)
@@ -176,12 +218,50 @@ class ListOptsTestCase(base.TestCase):
                       str(exc))
 
 
+class LazyRegistrationTestCase(base.TestCase):
+    """Importing registers nothing; the first read of conf.CONF does."""
+
+    def setUp(self):
+        super().setUp()
+        # Undone last: conf.CONF is bound again, to the real global
+        # ConfigOpts, by the next read.
+        self.addCleanup(conf.__dict__.pop, 'CONF', None)
+        self.fresh = cfg.ConfigOpts()
+        self.useFixture(fixtures.MockPatch('oslo_config.cfg.CONF',
+                                           self.fresh))
+        conf.__dict__.pop('CONF', None)
+
+    def test_import_registers_nothing(self):
+        importlib.reload(conf)
+        self.assertEqual([], [g for g in _groups() if g in self.fresh])
+        self.assertNotIn('CONF', vars(conf))
+
+    def test_first_read_registers_every_listed_option(self):
+        self.assertIs(self.fresh, conf.CONF)
+        listed = {}
+        for group, options in opts.list_opts():
+            listed.setdefault(group.name, set()).update(
+                o.dest for o in options)
+        for group in _groups():
+            self.assertEqual(set(), listed[group] - _PLUGIN_OPTS -
+                             _registered(self.fresh, group), group)
+        # Bound as a plain attribute: later reads cost nothing.
+        self.assertIs(self.fresh, vars(conf)['CONF'])
+        self.fresh([])
+        self.assertFalse(conf.CONF.searchlight.enabled)
+
+    def test_other_attributes_are_not_invented(self):
+        self.assertRaises(AttributeError, getattr, conf, 'CFG')
+        self.assertNotIn('searchlight', self.fresh)
+
+
 class NovaConfTestCase(test.NoDBTestCase):
     """The options on Nova's global configuration object."""
 
     def setUp(self):
         super().setUp()
-        conf.register_opts()
+        # The first read registers; self.flags needs the options.
+        self.assertIs(cfg.CONF, conf.CONF)
 
     def test_connection_default_is_under_state_path(self):
         self.flags(state_path='/var/lib/nova-test')
@@ -196,6 +276,6 @@ class NovaConfTestCase(test.NoDBTestCase):
 
     def test_register_on_nova_conf_is_idempotent(self):
         before = {g: _registered(conf.CONF, g) for g in _groups()}
-        conf.register_opts()
+        self.assertIs(conf.CONF, conf.register_opts())
         self.assertEqual(before, {g: _registered(conf.CONF, g)
                                   for g in _groups()})

@@ -35,7 +35,6 @@ from nova import objects
 from nova.objects import base as obj_base
 from nova.objects import fields
 from nova.objects import service as service_obj
-from nova import test
 from nova.tests import fixtures as nova_fixtures
 
 from nova_search_ext.compute import list_branch
@@ -162,7 +161,7 @@ class ImportPatchesNothingTestCase(base.TestCase):
                  if c.startswith('nova_search_ext')])
 
 
-class InstallTestCase(test.NoDBTestCase):
+class InstallTestCase(base.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
@@ -304,7 +303,7 @@ class LegacyService(NovaService):
         self.obj_reset_changes()
 
 
-class LegacyNovaEmittersTestCase(test.NoDBTestCase):
+class LegacyNovaEmittersTestCase(base.NoDBTestCase):
     """A Nova without native service.create/delete gets our emitters."""
 
     def setUp(self):

@@ -29,19 +29,19 @@ from oslo_utils import uuidutils
 from nova.api.openstack.compute.views import servers as views
 from nova import context as nova_context
 from nova import objects
-from nova import test
 from nova.tests.unit.api.openstack import fakes as api_fakes
 
 from nova_search_ext.compute import list_branch
 from nova_search_ext import hooks
 from nova_search_ext.index import document
+from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
 
 VOLUME = '5f1c0a52-86f0-4c4e-9a43-0b8a8a3f6e21'
 VOLUMES = 'os-extended-volumes:volumes_attached'
 
 
-class PrefetchTestCase(test.NoDBTestCase):
+class PrefetchTestCase(base.NoDBTestCase):
 
     def setUp(self):
         super().setUp()

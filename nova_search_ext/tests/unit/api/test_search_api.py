@@ -26,19 +26,19 @@ import fixtures
 from oslo_config import cfg
 import webob
 
-from nova import test
 from nova.tests import fixtures as nova_fixtures
 
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import policy
-from nova_search_ext.index.sql import dsl
+from nova_search_ext.index import catalog
 from nova_search_ext.tests import seeds
 from nova_search_ext.tests.unit.api import search_fakes as sf
+from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
 
 CONF = cfg.CONF
-SERVER = dsl.SERVER_TYPE
-SERVICE = dsl.SERVICE_TYPE
+SERVER = catalog.SERVER_TYPE
+SERVICE = catalog.SERVICE_TYPE
 REQUEST_ID = re.compile(r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-'
                         r'[0-9a-f]{4}-[0-9a-f]{12}$')
 ADMIN_ONLY = ('OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
@@ -46,7 +46,7 @@ ADMIN_ONLY = ('OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
 RAW = ('nova_object', 'nova_fault', 'nova_bdms')
 
 
-class SearchAPITestBase(test.NoDBTestCase):
+class SearchAPITestBase(base.NoDBTestCase):
 
     def setUp(self):
         super().setUp()

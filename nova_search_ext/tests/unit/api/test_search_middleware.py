@@ -21,12 +21,11 @@ from oslo_policy import policy as oslo_policy
 import webob
 import webob.dec
 
-from nova import test
-
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import middleware
 from nova_search_ext.api.search import policy
 from nova_search_ext import conf
+from nova_search_ext.tests.unit import base
 
 CONF = cfg.CONF
 
@@ -40,7 +39,7 @@ def _echo_context(req):
         'auth_token': ctx.auth_token, 'request_id': ctx.request_id})
 
 
-class MiddlewareTestBase(test.NoDBTestCase):
+class MiddlewareTestBase(base.NoDBTestCase):
 
     def setUp(self):
         super().setUp()

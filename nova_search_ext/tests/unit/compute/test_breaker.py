@@ -13,24 +13,11 @@
 
 import logging
 
-import fixtures
 from keystoneauth1 import exceptions as ks_exc
 
 from nova_search_ext.compute import breaker
 from nova_search_ext.tests.unit import base
-
-
-class FakeClock(object):
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, now=1000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
+from nova_search_ext.tests.unit import fakes
 
 
 class Answer(Exception):
@@ -41,7 +28,7 @@ class StateMachineTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.clock = FakeClock()
+        self.clock = fakes.FakeClock()
 
     def test_starts_closed(self):
         b = breaker.CircuitBreaker(clock=self.clock)
@@ -118,14 +105,9 @@ class CallTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.clock = FakeClock()
-        self.log = self.useFixture(fixtures.FakeLogger(
-            name='nova_search_ext.compute.breaker', level=logging.INFO,
-            format='%(levelname)s|%(message)s'))
-
-    def _warnings(self):
-        return [line for line in self.log.output.splitlines()
-                if line.startswith('WARNING|')]
+        self.clock = fakes.FakeClock()
+        self.log = self.useFixture(base.CapturedLog(
+            'nova_search_ext.compute.breaker', level=logging.INFO))
 
     def _fail(self, exc):
         def fn(*args, **kwargs):
@@ -143,7 +125,7 @@ class CallTestCase(base.TestCase):
         self.assertEqual('answer', b.call(fn, 1, 2, key='v'))
         self.assertEqual([((1, 2), {'key': 'v'})], calls)
         self.assertEqual(breaker.CLOSED, b.state)
-        self.assertEqual([], self._warnings())
+        self.assertEqual([], self.log.warnings())
 
     def test_failure_raises_unavailable_with_one_warning(self):
         b = breaker.CircuitBreaker(clock=self.clock)
@@ -153,7 +135,7 @@ class CallTestCase(base.TestCase):
         self.assertIs(cause, exc.__cause__)
         self.assertEqual('the search API is not responding', str(exc))
         self.assertEqual(breaker.OPEN, b.state)
-        warnings = self._warnings()
+        warnings = self.log.warnings()
         self.assertEqual(1, len(warnings), self.log.output)
         self.assertIn('the search API is not responding', warnings[0])
         self.assertIn('until nova-api restarts', warnings[0])
@@ -169,27 +151,27 @@ class CallTestCase(base.TestCase):
                                 lambda: calls.append(1))
         self.assertEqual([], calls)
         self.assertIn('disabled after an earlier failure', str(exc))
-        self.assertEqual(1, len(self._warnings()))
+        self.assertEqual(1, len(self.log.warnings()))
 
     def test_one_warning_per_failure(self):
         b = breaker.CircuitBreaker(retry_interval=10, clock=self.clock)
         for n in range(1, 4):
             self.assertRaises(breaker.Unavailable, b.call,
                               self._fail(ks_exc.ConnectTimeout('slow')))
-            self.assertEqual(n, len(self._warnings()))
+            self.assertEqual(n, len(self.log.warnings()))
             self.assertEqual(n, b.failures)
             # Refused calls while open add no warning.
             self.assertRaises(breaker.Unavailable, b.call, lambda: None)
-            self.assertEqual(n, len(self._warnings()))
+            self.assertEqual(n, len(self.log.warnings()))
             self.clock.advance(10)
-        self.assertIn('for 10 seconds', self._warnings()[-1])
+        self.assertIn('for 10 seconds', self.log.warnings()[-1])
 
     def test_unexpected_exception_is_logged_with_traceback(self):
         b = breaker.CircuitBreaker(clock=self.clock)
         exc = self.assertRaises(breaker.Unavailable, b.call,
                                 self._fail(ValueError('bad answer')))
         self.assertEqual('ValueError: bad answer', str(exc))
-        self.assertEqual(1, len(self._warnings()))
+        self.assertEqual(1, len(self.log.warnings()))
         self.assertIn('Traceback', self.log.output)
         self.assertIn('ValueError: bad answer', self.log.output)
 
@@ -201,7 +183,7 @@ class CallTestCase(base.TestCase):
         self.assertIs(answer, raised)
         self.assertEqual(breaker.CLOSED, b.state)
         self.assertEqual(0, b.failures)
-        self.assertEqual([], self._warnings())
+        self.assertEqual([], self.log.warnings())
         self.assertEqual('x', b.call(lambda: 'x'))
 
     def test_passthrough_closes_a_half_open_breaker(self):
@@ -233,7 +215,7 @@ class CallTestCase(base.TestCase):
         self.assertRaises(breaker.Unavailable, b.call,
                           self._fail(ks_exc.ConnectFailure('refused')))
         self.assertEqual(breaker.OPEN, b.state)
-        self.assertEqual(2, len(self._warnings()))
+        self.assertEqual(2, len(self.log.warnings()))
         calls = []
         self.assertRaises(breaker.Unavailable, b.call,
                           lambda: calls.append(1))

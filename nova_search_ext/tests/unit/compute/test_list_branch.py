@@ -18,20 +18,19 @@ which arguments.
 
 import datetime
 import functools
-import logging
 from unittest import mock
 
 import fixtures
 from keystoneauth1 import exceptions as ks_exc
 
 from nova import objects
-from nova import test
 
 from nova_search_ext.client import base as client_base
 from nova_search_ext.compute import breaker as breaker_mod
 from nova_search_ext.compute import list_branch
 from nova_search_ext import conf
 from nova_search_ext.index import base as index_base
+from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
 
 FILTERS = {'deleted': False, 'project_id': 'fake-project'}
@@ -40,16 +39,7 @@ SORT_DIRS = ['asc']
 EXPECTED_ATTRS = ['flavor', 'info_cache', 'metadata']
 
 
-class FakeClock(object):
-
-    def __init__(self):
-        self.now = 500.0
-
-    def __call__(self):
-        return self.now
-
-
-class IndexServesTestCase(test.NoDBTestCase):
+class IndexServesTestCase(base.NoDBTestCase):
 
     def test_truth_table(self):
         when = datetime.datetime(2024, 1, 1)
@@ -70,7 +60,7 @@ class IndexServesTestCase(test.NoDBTestCase):
                           filters)
 
 
-class ListBranchTestCase(test.NoDBTestCase):
+class ListBranchTestCase(base.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
@@ -83,19 +73,14 @@ class ListBranchTestCase(test.NoDBTestCase):
             client_base, 'get_client', return_value=self.client))
         self.cells_answer = (objects.InstanceList(objects=[]), ['cell-x'])
         self.original = mock.Mock(return_value=self.cells_answer)
-        self.log = self.useFixture(fixtures.FakeLogger(
-            name='nova_search_ext', level=logging.DEBUG,
-            format='%(levelname)s|%(name)s|%(message)s'))
+        self.log = self.useFixture(base.CapturedLog(
+            'nova_search_ext', format='%(name)s|%(message)s'))
         self.ctxt = fakes.context()
         self.docs = [fakes.doc(display_name='vm-%d' % i, id=i + 1,
                                host='compute%d' % (i % 2))
                      for i in range(3)]
         self.client.list_instances.return_value = [
             fakes.stored(d) for d in self.docs]
-
-    def _warnings(self):
-        return [line for line in self.log.output.splitlines()
-                if line.startswith('WARNING|')]
 
     def _list(self, filters=None, marker=None, expected_attrs=None,
               ctxt=None):
@@ -184,7 +169,7 @@ class ListBranchTestCase(test.NoDBTestCase):
         self.assertIs(self.cells_answer, self._list(marker='m'))
         self._assert_cells_answered(marker='m')
         self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
-        self.assertEqual([], self._warnings())
+        self.assertEqual([], self.log.warnings())
         self.assertEqual(1, list_branch.STATS['declined'])
         self.assertEqual(0, list_branch.STATS['fallback'])
         # The next request still goes to the index.
@@ -200,14 +185,14 @@ class ListBranchTestCase(test.NoDBTestCase):
         self.assertIs(self.cells_answer, self._list())
         self._assert_cells_answered()
         self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
-        self.assertEqual([], self._warnings())
+        self.assertEqual([], self.log.warnings())
 
     def test_client_failure_falls_back_once_then_skips_the_index(self):
         self.client.list_instances.side_effect = ks_exc.ConnectFailure(
             'connection refused')
         self.assertIs(self.cells_answer, self._list())
         self._assert_cells_answered()
-        warnings = self._warnings()
+        warnings = self.log.warnings()
         self.assertEqual(1, len(warnings), self.log.output)
         self.assertIn('the search API is not responding', warnings[0])
         self.assertEqual(breaker_mod.OPEN, list_branch.get_breaker().state)
@@ -218,7 +203,7 @@ class ListBranchTestCase(test.NoDBTestCase):
         self.assertIs(self.cells_answer, self._list())
         self._assert_cells_answered()
         self.assertEqual(1, self.client.list_instances.call_count)
-        self.assertEqual(1, len(self._warnings()))
+        self.assertEqual(1, len(self.log.warnings()))
         self.assertEqual(2, list_branch.STATS['fallback'])
         self.assertEqual(0, list_branch.STATS['index'])
 
@@ -230,11 +215,11 @@ class ListBranchTestCase(test.NoDBTestCase):
         self.client.list_instances.return_value = [hit]
         self.assertIs(self.cells_answer, self._list())
         self._assert_cells_answered()
-        self.assertEqual(1, len(self._warnings()))
+        self.assertEqual(1, len(self.log.warnings()))
         self.assertEqual(breaker_mod.OPEN, list_branch.get_breaker().state)
 
     def test_retry_interval_recovery(self):
-        clock = FakeClock()
+        clock = fakes.FakeClock(500.0)
         self.useFixture(fixtures.MockPatchObject(
             breaker_mod, 'CircuitBreaker',
             functools.partial(breaker_mod.CircuitBreaker, clock=clock)))
@@ -243,7 +228,7 @@ class ListBranchTestCase(test.NoDBTestCase):
             'timed out')
         self._list()
         self.assertEqual(30, list_branch.get_breaker().retry_interval)
-        self.assertIn('for 30 seconds', self._warnings()[0])
+        self.assertIn('for 30 seconds', self.log.warnings()[0])
         self.assertEqual(1, self.client.list_instances.call_count)
 
         clock.now += 29

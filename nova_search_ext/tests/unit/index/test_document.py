@@ -16,6 +16,7 @@ import json
 
 from nova import objects
 
+from nova_search_ext.index import catalog
 from nova_search_ext.index import document
 from nova_search_ext.index.sql import models
 from nova_search_ext.tests.unit import base
@@ -64,10 +65,11 @@ class FromObjectsTestCase(base.TestCase):
         self.assertEqual(self.inst.uuid, self.doc.uuid)
         self.assertEqual(fakes.CELL2, self.doc.cell_uuid)
         self.assertEqual('42', self.doc.flavor_id)
-        self.assertEqual('SHUTOFF', self.doc.status)
 
     def test_columns_mirror_every_instances_column(self):
         self.assertEqual(set(models.MIRRORED_COLUMNS), set(self.doc.columns))
+        self.assertEqual(set(catalog.INSTANCE_COLUMNS),
+                         set(self.doc.columns))
         cols = self.doc.columns
         self.assertEqual(17, cols['id'])
         self.assertEqual('web-1', cols['display_name'])
@@ -171,12 +173,6 @@ class FromObjectsTestCase(base.TestCase):
         fewer_bdms = document.InstanceDocument.from_objects(
             self.inst, self.bdms[:1], fakes.CELL2)
         self.assertNotEqual(self.doc.content(), fewer_bdms.content())
-
-    def test_status(self):
-        self.assertEqual('ACTIVE', fakes.doc().status)
-        self.assertEqual('ERROR', fakes.doc(vm_state='error').status)
-        self.assertEqual('REBOOT', fakes.doc(task_state='rebooting').status)
-        self.assertIsNone(fakes.doc(vm_state=None).status)
 
 
 class ServiceDocumentTestCase(base.TestCase):

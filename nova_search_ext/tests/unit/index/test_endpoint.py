@@ -25,13 +25,14 @@ import fixtures
 from oslo_config import cfg
 from oslo_db import exception as db_exc
 import oslo_messaging
+from oslo_messaging.notify import dispatcher as notify_dispatcher
 from oslo_messaging.notify import listener as notify_listener
 from oslo_utils import uuidutils
 import sqlalchemy as sa
 
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import endpoint
-from nova_search_ext.index import source
+from nova_search_ext.index.feed import source
 from nova_search_ext.index.sql import models
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
@@ -915,6 +916,20 @@ class DispatcherTestCase(EndpointTestCase):
     def test_every_priority_queue_is_listened_to(self):
         self.assertEqual(set(endpoint.PRIORITIES),
                          set(self.dispatcher.supported_priorities))
+
+    def test_oslo_messaging_finds_a_method_per_priority(self):
+        plain = notify_dispatcher.NotificationDispatcher([self.endpoint],
+                                                         None)
+        self.assertEqual(set(endpoint.PRIORITIES),
+                         set(plain.supported_priorities))
+        for priority in endpoint.PRIORITIES:
+            self.assertEqual(HANDLED, plain.dispatch(
+                _Incoming(self.body(priority=priority.upper()))))
+        self.assertEqual(len(endpoint.PRIORITIES),
+                         self.stats()['received'])
+        self.assertNotIn('malformed', self.stats())
+        self.assertEqual([('load_instance', self.doc.uuid)] *
+                         len(endpoint.PRIORITIES), self.source.calls)
 
     def test_what_oslo_messaging_would_loop_on_or_drop(self):
         bodies = [self.body(priority=42), self.body(priority=None),

@@ -43,7 +43,7 @@ import testtools
 
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import endpoint
-from nova_search_ext.index import source
+from nova_search_ext.index.feed import source
 from nova_search_ext.tests import notification_fuzz
 from nova_search_ext.tests import services
 from nova_search_ext.tests.unit import base
@@ -122,6 +122,25 @@ class MemoryStore(index_base.Store):
         raise NotImplementedError()
 
     def instance_versions(self, cell_uuid=None):
+        raise NotImplementedError()
+
+    def search(self, request):
+        raise NotImplementedError()
+
+    def count(self, rtype, include_deleted=False):
+        raise NotImplementedError()
+
+    def purge_tombstones(self, before):
+        raise NotImplementedError()
+
+    def get_sync_state(self, cell_uuid):
+        raise NotImplementedError()
+
+    def set_sync_state(self, cell_uuid, run_id, marker, synced, started_at,
+                       completed_at=None):
+        raise NotImplementedError()
+
+    def schema_version(self):
         raise NotImplementedError()
 
 

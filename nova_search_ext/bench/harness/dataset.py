@@ -9,11 +9,17 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""The benchmark's instances: a few made by Nova, the rest replicated.
+"""The instances of a harness deployment: made by Nova, or replicated.
+
+:func:`new_instance` makes one instance of a :class:`Kind` with Nova's
+objects (not yet created); the end-to-end tests
+(``tests/functional/e2e_world.py``) create theirs with it, one by one,
+each announced by Nova's own notification.  The benchmark's
+:class:`DataSet` starts from it too.
 
 Creating hundreds of thousands of instances one by one through
-``objects.Instance.create()`` takes hours, so the data set is made in two
-steps:
+``objects.Instance.create()`` takes hours, so the benchmark's data set is
+made in two steps:
 
 1. **Templates.**  For every *kind* below (ACTIVE, ACTIVE with tags and a
    volume, locked, SHUTOFF, SUSPENDED, BUILD, ERROR with a fault, and
@@ -119,6 +125,46 @@ def _uuid(rng):
     return str(uuid_lib.UUID(int=rng.getrandbits(128), version=4))
 
 
+def new_instance(cctxt, kind, flavor, uuid, project_id, user_id, name,
+                 host=None, launched_at=None):
+    """One instance of ``kind`` made with Nova's objects, not yet created.
+
+    What every instance of a harness deployment has: its identity, name
+    and hostname ``name``, the image, the flavor and its resources, the
+    states of ``kind``, availability zone ``nova``, empty metadata and
+    system metadata, and its ``host`` if given (Nova wants a compute node
+    id with a node).  The caller adds what else it wants and calls
+    ``create()``.
+
+    :param cctxt: a context targeted at the instance's cell
+    """
+    from nova import objects
+
+    inst = objects.Instance(cctxt)
+    inst.uuid = uuid
+    inst.project_id = project_id
+    inst.user_id = user_id
+    inst.display_name = name
+    inst.hostname = name
+    inst.image_ref = IMAGE_REF
+    inst.power_state = kind.power_state
+    inst.vm_state = kind.vm_state
+    inst.task_state = kind.task_state
+    inst.memory_mb = flavor.memory_mb
+    inst.vcpus = flavor.vcpus
+    inst.root_gb = flavor.root_gb
+    inst.ephemeral_gb = flavor.ephemeral_gb
+    inst.instance_type_id = flavor.id
+    inst.flavor = flavor
+    if host:
+        inst.host = host
+    inst.availability_zone = 'nova'
+    inst.launched_at = launched_at
+    inst.metadata = {}
+    inst.system_metadata = {}
+    return inst
+
+
 class Template(object):
     """The rows Nova wrote for one template instance."""
 
@@ -211,42 +257,29 @@ class DataSet(object):
         uuid = str(uuid_lib.uuid4())
         port_ids = [str(uuid_lib.uuid4()) for _ in range(kind.vifs)]
         template = Template(kind, uuid, port_ids, n)
-        inst = objects.Instance(cctxt)
-        inst.uuid = uuid
-        inst.project_id = _TPL_PROJECT
-        inst.user_id = _TPL_USER
-        inst.display_name = 'template-%d' % n
-        inst.hostname = 'template-%d' % n
+        inst = new_instance(
+            cctxt, kind, flavor, uuid, _TPL_PROJECT, _TPL_USER,
+            'template-%d' % n,
+            host=None if kind is CELL0_KIND else 'template-host',
+            launched_at=self.now if kind.launched else None)
         inst.display_description = (
             'benchmark %s server' % kind.name if kind.description else None)
-        inst.image_ref = IMAGE_REF
         inst.kernel_id = ''
         inst.ramdisk_id = ''
         inst.launch_index = 0
         inst.key_name = 'bench-key'
         inst.key_data = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchmarkKey'
-        inst.power_state = kind.power_state
-        inst.vm_state = kind.vm_state
-        inst.task_state = kind.task_state
-        inst.memory_mb = flavor.memory_mb
-        inst.vcpus = flavor.vcpus
-        inst.root_gb = flavor.root_gb
-        inst.ephemeral_gb = flavor.ephemeral_gb
-        inst.instance_type_id = flavor.id
-        inst.flavor = flavor
         inst.old_flavor = None
         inst.new_flavor = None
         if kind is not CELL0_KIND:
-            inst.host = inst.node = inst.launched_on = 'template-host'
+            inst.node = inst.launched_on = 'template-host'
             inst.compute_id = 1
-        inst.availability_zone = 'nova'
         inst.reservation_id = 'r-template'
         inst.config_drive = ''
         inst.user_data = 'I2Nsb3VkLWNvbmZpZwpwYWNrYWdlczogW25naW54XQo='
         inst.root_device_name = '/dev/vda'
         inst.locked = kind.locked
         inst.locked_by = 'admin' if kind.locked else None
-        inst.launched_at = self.now if kind.launched else None
         # Dictionaries in the order a user or Nova would write them, not
         # sorted: the API shows them in the order the database returns.
         inst.metadata = {'role': kind.name, 'owner': 'benchmark'}

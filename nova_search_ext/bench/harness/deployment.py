@@ -9,40 +9,47 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""A throwaway Nova deployment inside the benchmark process.
+"""A throwaway Nova deployment, built with Nova's own code.
 
-What it sets up, all with Nova's own code:
+What it sets up:
 
 * a ``nova.conf`` in the work directory, parsed with
   ``nova.config.parse_args`` as every Nova service parses its own (the same
   file, with the message bus swapped, configures ``nova-search-indexer``);
 * the API database and cell0 plus N cell databases, each migrated with
   ``nova.db.migration.db_sync``, on SQLite files (default) or as throwaway
-  databases on the local MariaDB or PostgreSQL server;
+  databases on the local MariaDB or PostgreSQL server
+  (:mod:`~nova_search_ext.bench.harness.services`);
 * the CellMappings, one HostMapping and one ``nova-compute`` Service record
   per host (so ``host_status`` has something to show), and the flavors;
 * the index store database when ``--store`` names a MariaDB or PostgreSQL
-  database that does not exist yet.
+  database that does not exist yet;
+* the api-paste.ini of its nova-api: Nova's installed file with our
+  ``searchindex`` filter (:func:`write_paste_ini`).
 
-It does not hold instances (:mod:`~nova_search_ext.bench.dataset` does)
-and it serves no request (:mod:`~nova_search_ext.bench.api` does).
+``nova-search-bench`` builds one in its own process (:meth:`Deployment.start`).
+The multi-process end-to-end tests build one from a configuration file the
+test wrote (:meth:`Deployment.create_databases` and :meth:`Deployment.build`
+after :func:`configure`), and their later processes find it again in the
+API database (:meth:`Deployment.reopen`).
+
+It does not hold instances (:mod:`~nova_search_ext.bench.harness.dataset`
+does) and it serves no request (:mod:`nova_search_ext.bench.api` does).
 Everything it created on a database server is dropped by :meth:`close`.
 """
 
 import os
 import random
-import sqlite3
+import threading
 import uuid as uuid_lib
 
 from oslo_utils import timeutils
 import sqlalchemy as sa
 from sqlalchemy.engine import url as sa_url
 
-# Server URLs of the local database services (root/trust, no password).
-SERVERS = {
-    'mysql': 'mysql+pymysql://root@127.0.0.1:3306',
-    'postgresql': 'postgresql+psycopg2://postgres@127.0.0.1:5432',
-}
+from nova_search_ext.api import paste_config
+from nova_search_ext.bench.harness import services
+from nova_search_ext.bench.harness import standins
 
 # Flavors of the deployment: (name, flavorid, memory_mb, vcpus, root_gb,
 # ephemeral_gb, swap, extra_specs).
@@ -61,118 +68,6 @@ FLAVORS = (
 SERVICE_DOWN_TIME = 24 * 3600
 
 
-def _quote(kind, name):
-    return '`%s`' % name if kind == 'mysql' else '"%s"' % name
-
-
-class DatabaseServer(object):
-    """Where the benchmark's Nova databases live.
-
-    :param kind: 'sqlite' (files in ``workdir``), 'mysql' or 'postgresql'
-    :param workdir: the run's temporary directory
-    :param prefix: prefix of every database name created on a server
-    """
-
-    def __init__(self, kind, workdir, prefix):
-        if kind not in ('sqlite', 'mysql', 'postgresql'):
-            raise ValueError('unknown database kind %r' % kind)
-        self.kind = kind
-        self.workdir = workdir
-        self.prefix = prefix
-        self.created = []
-        self._admin = None
-
-    def _admin_engine(self):
-        if self._admin is None:
-            base = SERVERS[self.kind]
-            if self.kind == 'postgresql':
-                base += '/postgres'
-            self._admin = sa.create_engine(base, isolation_level='AUTOCOMMIT',
-                                           poolclass=sa.pool.NullPool)
-        return self._admin
-
-    def url(self, name):
-        """The SQLAlchemy URL of database ``name`` (made unique per run)."""
-        if self.kind == 'sqlite':
-            return 'sqlite:///%s' % os.path.join(self.workdir,
-                                                 '%s.sqlite' % name)
-        suffix = '?charset=utf8' if self.kind == 'mysql' else ''
-        return '%s/%s_%s%s' % (SERVERS[self.kind], self.prefix, name, suffix)
-
-    def create(self, name):
-        """Create database ``name`` (nothing to do for SQLite files)."""
-        url = self.url(name)
-        if self.kind != 'sqlite':
-            create_database(url, self._admin_engine())
-            self.created.append(url)
-        return url
-
-    def drop_all(self):
-        """Drop every database this object created."""
-        for url in reversed(self.created):
-            drop_database(url, self._admin_engine())
-        self.created = []
-        if self._admin is not None:
-            self._admin.dispose()
-            self._admin = None
-
-
-def _server_admin_engine(url):
-    parsed = sa_url.make_url(url).set(query={})
-    if parsed.get_backend_name() == 'postgresql':
-        admin = parsed.set(database='postgres')
-    else:
-        # URL.set() ignores None; connect without choosing a database.
-        admin = parsed._replace(database=None)
-    return sa.create_engine(admin, isolation_level='AUTOCOMMIT',
-                            poolclass=sa.pool.NullPool)
-
-
-def create_database(url, admin_engine=None):
-    """Create the database named by ``url`` on its server."""
-    parsed = sa_url.make_url(url)
-    kind = parsed.get_backend_name()
-    engine = admin_engine or _server_admin_engine(url)
-    with engine.connect() as conn:
-        if kind == 'mysql':
-            conn.execute(sa.text('CREATE DATABASE %s CHARACTER SET utf8' %
-                                 _quote(kind, parsed.database)))
-        else:
-            conn.execute(sa.text('CREATE DATABASE %s' %
-                                 _quote(kind, parsed.database)))
-
-
-def drop_database(url, admin_engine=None):
-    """Drop the database named by ``url`` (if it exists)."""
-    parsed = sa_url.make_url(url)
-    kind = parsed.get_backend_name()
-    engine = admin_engine or _server_admin_engine(url)
-    with engine.connect() as conn:
-        if kind == 'postgresql':
-            conn.execute(sa.text('DROP DATABASE IF EXISTS %s WITH (FORCE)' %
-                                 _quote(kind, parsed.database)))
-        else:
-            conn.execute(sa.text('DROP DATABASE IF EXISTS %s' %
-                                 _quote(kind, parsed.database)))
-
-
-def database_exists(url):
-    parsed = sa_url.make_url(url)
-    kind = parsed.get_backend_name()
-    engine = _server_admin_engine(url)
-    try:
-        with engine.connect() as conn:
-            if kind == 'postgresql':
-                stmt = sa.text('SELECT 1 FROM pg_database WHERE datname = :n')
-            else:
-                stmt = sa.text('SELECT 1 FROM information_schema.schemata '
-                               'WHERE schema_name = :n')
-            return conn.execute(stmt, {'n': parsed.database}).first() \
-                is not None
-    finally:
-        engine.dispose()
-
-
 def config_text(sections):
     """Render ``{section: {option: value}}`` as an ini file."""
     lines = []
@@ -184,6 +79,67 @@ def config_text(sections):
             lines.append('%s = %s' % (key, value))
         lines.append('')
     return '\n'.join(lines)
+
+
+def configure(config_file, prog):
+    """Parse ``config_file`` as a Nova service parses its configuration.
+
+    Our option groups register themselves when first read; Nova's objects
+    are registered after parsing.
+    """
+    from nova import config as nova_config
+    from nova import objects
+
+    nova_config.parse_args([prog, '--config-file', config_file])
+    objects.register_all()
+
+
+def cell_context(ctxt, mapping):
+    """An elevated copy of ``ctxt`` targeted at the cell ``mapping``.
+
+    For code that keeps a context per cell; for one block of work, Nova's
+    ``nova.context.target_cell`` context manager does the same.
+    """
+    from nova import context as nova_context
+
+    cctxt = ctxt.elevated()
+    nova_context.set_target_cell(cctxt, mapping)
+    return cctxt
+
+
+def command_env(native_threads=True):
+    """The environment of a console script run against a deployment.
+
+    :param native_threads: run Nova in native threading mode (what
+        nova-search-indexer, nova-search-manage and nova-search-bench
+        do); False leaves Nova's default (eventlet) to the script
+    """
+    env = dict(os.environ)
+    if native_threads:
+        env['OS_NOVA_DISABLE_EVENTLET_PATCHING'] = '1'
+    else:
+        env.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
+    return env
+
+
+_PASTE_LOCK = threading.Lock()
+
+
+def write_paste_ini(path, stand_in_authtoken=False):
+    """Write Nova's installed api-paste.ini, plus our filter, to ``path``.
+
+    :param stand_in_authtoken: replace keystonemiddleware's ``authtoken``
+        with :func:`~nova_search_ext.bench.harness.standins.authtoken_factory`
+        (a deployment with no Keystone; see that module)
+    """
+    with _PASTE_LOCK:
+        with open(paste_config.nova_paste_ini()) as f:
+            text = paste_config.add_filter(f.read())
+        if stand_in_authtoken:
+            text = standins.replace_authtoken(text)
+        with open(path, 'w') as f:
+            f.write(text)
+    return path
 
 
 class Cell(object):
@@ -203,7 +159,7 @@ class Cell(object):
 
 
 class Deployment(object):
-    """Nova's databases, mappings and services for one benchmark run.
+    """Nova's databases, mappings and services for one run.
 
     :param workdir: temporary directory of the run (config, SQLite files)
     :param n_cells: number of cells holding instances (cell0 is extra)
@@ -212,15 +168,19 @@ class Deployment(object):
     :param store_url: index store URL (default: SQLite file in workdir)
     :param say: progress callback taking one line of text
     :param seed: seed of the random choices (service states)
+    :param transport_url: the message bus URL of the cell mappings
     """
 
     def __init__(self, workdir, n_cells, hosts_per_cell, cell_db='sqlite',
-                 store_url=None, say=print, seed=1):
+                 store_url=None, say=print, seed=1,
+                 transport_url='none:///'):
         self.workdir = workdir
         self.n_cells = n_cells
         self.hosts_per_cell = hosts_per_cell
+        self.transport_url = transport_url
         self.run_id = uuid_lib.uuid4().hex[:8]
-        self.db = DatabaseServer(cell_db, workdir, 'nse_bench_' + self.run_id)
+        self.db = services.DatabaseServer(cell_db, workdir,
+                                          'nse_bench_' + self.run_id)
         self.store_url = store_url or 'sqlite:///%s' % os.path.join(
             workdir, 'index.sqlite')
         self._store_created = False
@@ -233,6 +193,7 @@ class Deployment(object):
         self.flavors = []
         self.api_url = None
         self.cell0_url = None
+        self.cell_urls = []
         self._configured = False
 
     # Configuration -----------------------------------------------------------
@@ -276,8 +237,8 @@ class Deployment(object):
         parsed = sa_url.make_url(self.store_url)
         if parsed.get_backend_name() == 'sqlite':
             return
-        if not database_exists(self.store_url):
-            create_database(self.store_url)
+        if not services.database_exists(self.store_url):
+            services.create_database(self.store_url)
             self._store_created = True
             self.say('Created index database %s' % parsed.database)
             return
@@ -295,26 +256,37 @@ class Deployment(object):
             engine.dispose()
 
     def start(self):
-        """Create and migrate the databases, parse the configuration."""
-        from nova import config as nova_config
+        """Create and migrate the databases, parse the configuration.
+
+        What ``nova-search-bench`` runs: :meth:`create_databases`, the
+        configuration file (:meth:`config_sections`), :func:`configure`,
+        then :meth:`build`.
+        """
+        os.makedirs(os.path.join(self.workdir, 'locks'), exist_ok=True)
+        self.prepare_store()
+        self.create_databases()
+        self.write_config(self.config_file, self.config_sections())
+        configure(self.config_file, 'nova-search-bench')
+        self._configured = True
+        return self.build()
+
+    def create_databases(self):
+        """Create the API, cell0 and cell databases (SQLite: nothing)."""
+        self.api_url = self.db.create('api')
+        self.cell0_url = self.db.create('cell0')
+        self.cell_urls = [self.db.create('cell%d' % (i + 1))
+                          for i in range(self.n_cells)]
+
+    def build(self):
+        """Migrate the databases; map the cells; flavors and services.
+
+        Nova's configuration must be parsed already: the API database is
+        ``[api_database] connection``, which :meth:`config_sections` sets
+        to :attr:`api_url`.
+        """
         from nova import context as nova_context
         from nova.db import migration
         from nova import objects
-
-        from nova_search_ext import conf
-
-        os.makedirs(os.path.join(self.workdir, 'locks'), exist_ok=True)
-        self.prepare_store()
-        self.api_url = self.db.create('api')
-        self.cell0_url = self.db.create('cell0')
-        cell_urls = [self.db.create('cell%d' % (i + 1))
-                     for i in range(self.n_cells)]
-        self.write_config(self.config_file, self.config_sections())
-        conf.register_opts()
-        nova_config.parse_args(['nova-search-bench', '--config-file',
-                                self.config_file])
-        self._configured = True
-        objects.register_all()
 
         ctxt = nova_context.get_admin_context()
         self.say('Migrating the API database and %d cell databases (%s)' %
@@ -322,7 +294,7 @@ class Deployment(object):
         migration.db_sync(database='api')
         self.cell0 = self._map_cell(
             ctxt, objects.CellMapping.CELL0_UUID, 'cell0', self.cell0_url)
-        for i, url in enumerate(cell_urls):
+        for i, url in enumerate(self.cell_urls):
             mapping = self._map_cell(ctxt, str(uuid_lib.uuid4()),
                                      'cell%d' % (i + 1), url)
             hosts = ['%s-compute%d' % (mapping.name, h + 1)
@@ -333,13 +305,41 @@ class Deployment(object):
             self._create_services(ctxt, cell)
         return self
 
+    @classmethod
+    def reopen(cls, workdir, say=print):
+        """The deployment another process built, read from the API database.
+
+        Nova's configuration (that process's file) must be parsed already.
+        The cells, their hosts and the flavors are Nova's objects; nothing
+        is created, and :meth:`close` drops nothing.
+        """
+        from nova import context as nova_context
+        from nova import objects
+
+        ctxt = nova_context.get_admin_context()
+        mappings = sorted(objects.CellMappingList.get_all(ctxt),
+                          key=lambda m: m.id)
+        cells = [Cell(m, sorted(h.host for h in
+                                objects.HostMappingList.get_by_cell_id(
+                                    ctxt, m.id)))
+                 for m in mappings if not m.is_cell0()]
+        dep = cls(workdir, len(cells),
+                  len(cells[0].hosts) if cells else 0, say=say)
+        dep.cell0 = [m for m in mappings if m.is_cell0()][0]
+        dep.cells = cells
+        dep.cell0_url = dep.cell0.database_connection
+        dep.cell_urls = [c.mapping.database_connection for c in cells]
+        dep.flavors = sorted(objects.FlavorList.get_all(ctxt),
+                             key=lambda f: f.flavorid)
+        return dep
+
     def _map_cell(self, ctxt, uuid, name, url):
         from nova import context as nova_context
         from nova.db import migration
         from nova import objects
 
         mapping = objects.CellMapping(ctxt, uuid=uuid, name=name,
-                                      transport_url='none:///',
+                                      transport_url=self.transport_url,
                                       database_connection=url)
         mapping.create()
         with nova_context.target_cell(ctxt, mapping) as cctxt:
@@ -398,7 +398,7 @@ class Deployment(object):
         dispose_nova_engines()
         for url in [self.api_url] + [m.database_connection
                                      for m in self.all_cell_mappings()]:
-            use_wal(url)
+            services.use_wal(url)
 
     # Introspection -----------------------------------------------------------
 
@@ -411,8 +411,8 @@ class Deployment(object):
         for label, url in ([('api', self.api_url)] +
                            [(m.name, m.database_connection)
                             for m in self.all_cell_mappings()]):
-            labels[database_key(url)] = label
-        labels[database_key(self.store_url)] = 'index'
+            labels[services.database_key(url)] = label
+        labels[services.database_key(self.store_url)] = 'index'
         return labels
 
     # Tear-down ---------------------------------------------------------------
@@ -425,29 +425,8 @@ class Deployment(object):
             self.say('Dropping %d throwaway databases' % len(self.db.created))
         self.db.drop_all()
         if self._store_created:
-            drop_database(self.store_url)
+            services.drop_database(self.store_url)
             self._store_created = False
-
-
-def use_wal(url):
-    """Put a SQLite database file in write-ahead-log mode (persistent)."""
-    parsed = sa_url.make_url(url)
-    if parsed.get_backend_name() != 'sqlite' or not parsed.database:
-        return
-    conn = sqlite3.connect(parsed.database)
-    try:
-        conn.execute('PRAGMA journal_mode=WAL')
-    finally:
-        conn.close()
-
-
-def database_key(url):
-    """What identifies one database across engines: (backend, name)."""
-    parsed = sa_url.make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() == 'sqlite' and database:
-        database = os.path.realpath(database)
-    return parsed.get_backend_name(), database
 
 
 def dispose_nova_engines():

@@ -20,9 +20,14 @@ Configured in any Nova service's ``nova.conf``::
 this driver listed, each versioned notification the process sends is also
 handed to :class:`~nova_search_ext.index.endpoint.NotificationEndpoint`
 in-line, so the index is written before the emitting call returns (a change
-visible through ``GET /servers/{id}`` is visible in the list).  Loading the
-driver also runs :func:`nova_search_ext.hooks.install`, which is how
-nova-compute, nova-conductor and nova-scheduler activate the package.
+visible through ``GET /servers/{id}`` is visible in the list).
+
+The ``nova_search_index`` entry point names
+:class:`nova_search_ext.notify_driver.IndexNotifyDriver`, a subclass of
+this one that also runs :func:`nova_search_ext.hooks.install` when it is
+loaded, which is how nova-compute, nova-conductor and nova-scheduler
+activate the package.  This class only feeds the index: nothing in the
+feed imports the hooks.
 
 Only versioned notifications are indexed: with ``notification_format =
 both`` Nova loads the driver for its legacy notifier too, and that instance
@@ -34,11 +39,9 @@ and logs it, and ``nova-search-manage index verify --repair`` mends drift.
 from oslo_log import log as logging
 from oslo_messaging.notify import notifier
 
-from nova_search_ext import conf
-from nova_search_ext import hooks
 from nova_search_ext.index import api as index_api
-from nova_search_ext.index import embedded
 from nova_search_ext.index import endpoint as endpoint_mod
+from nova_search_ext.index.feed import embedded
 
 LOG = logging.getLogger(__name__)
 
@@ -47,11 +50,9 @@ class IndexNotifyDriver(notifier.Driver):
 
     def __init__(self, conf_obj, topics=None, transport=None):
         super(IndexNotifyDriver, self).__init__(conf_obj, topics, transport)
-        conf.register_opts(conf_obj)
         versioned = set(conf_obj.notifications.versioned_notifications_topics)
         self.versioned = bool(set(topics or ()) & versioned)
         self._endpoint = None
-        hooks.install()
         if self.versioned:
             # Heartbeats reach the index through this endpoint too.
             self.endpoint

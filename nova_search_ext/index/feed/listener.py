@@ -1,0 +1,166 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""What oslo.messaging sees of the feed.
+
+* :func:`priority_methods`: the method per priority that oslo.messaging's
+  dispatchers look an endpoint's callbacks up by;
+* the event type filter (:data:`FILTER_RULE`), which lets through every
+  event type that is not a string, so that the endpoint counts it as
+  malformed instead of the listener acknowledging it uncounted;
+* for ``nova-search-indexer``: :class:`BatchNotificationEndpoint`,
+  :class:`BatchNotificationDispatcher` and :func:`get_batch_listener`.
+
+:func:`get_batch_listener` also acknowledges and counts what
+oslo.messaging's own dispatcher would loop on or drop uncounted (a
+priority that is not a string, an unknown priority) and requeues only the
+messages that need it, not their whole batch.  Messages the transport
+itself cannot decode (a body that is not a JSON object) are rejected by
+oslo.messaging's driver before any dispatcher sees them.
+"""
+
+import oslo_messaging
+from oslo_messaging.notify import dispatcher as notify_dispatcher
+from oslo_messaging.notify import listener as notify_listener
+
+HANDLED = oslo_messaging.NotificationResult.HANDLED
+REQUEUE = oslo_messaging.NotificationResult.REQUEUE
+PRIORITIES = tuple(notify_dispatcher.PRIORITIES)
+
+
+def priority_methods(name):
+    """Class decorator: method ``name`` answers every priority.
+
+    oslo.messaging's dispatchers call ``getattr(endpoint, priority)`` for
+    each priority in its ``PRIORITIES`` (``info``, ``warn``, ``error``,
+    ...).  The feed treats every priority alike, so each of those
+    attributes of the class is set to the function ``name``: a plain
+    method, found and bound like any other.
+    """
+    def decorate(cls):
+        method = cls.__dict__[name]
+        for priority in PRIORITIES:
+            setattr(cls, priority, method)
+        return cls
+    return decorate
+
+
+class NotificationFilter(oslo_messaging.NotificationFilter):
+    """oslo.messaging's filter, letting every non-string event type through.
+
+    oslo.messaging's own filter drops a message whose event type is not a
+    string, and the listener then acknowledges it uncounted; ours hands it
+    to the endpoint, which counts and logs it as malformed.
+    """
+
+    def match(self, context, publisher_id, event_type, metadata, payload):
+        if not isinstance(event_type, str):
+            return True
+        return super().match(context, publisher_id, event_type, metadata,
+                             payload)
+
+
+FILTER_RULE = NotificationFilter(
+    event_type=r'^(instance|service|compute_task)\.')
+
+
+@priority_methods('_notify')
+class BatchNotificationEndpoint(object):
+    """:class:`NotificationEndpoint` for oslo.messaging's batch listener.
+
+    The batch listener hands each method a list of message dicts
+    (``ctxt``, ``publisher_id``, ``event_type``, ``payload``,
+    ``metadata``); they are indexed together by
+    :meth:`NotificationEndpoint.process_batch`.
+
+    :param endpoint: a
+        :class:`~nova_search_ext.index.endpoint.NotificationEndpoint`
+    """
+
+    filter_rule = FILTER_RULE
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+
+    def _notify(self, messages):
+        """The batch of any priority (one method per priority)."""
+        return self.endpoint.process_batch(messages)
+
+
+class BatchNotificationDispatcher(
+        notify_dispatcher.BatchNotificationDispatcher):
+    """oslo.messaging's batch dispatcher, hardened for one endpoint.
+
+    oslo.messaging's dispatcher raises on a message whose priority is not a
+    string (the listener then requeues the whole batch, forever), drops a
+    message with an unknown priority uncounted, and requeues a whole batch
+    when one message needs it.  This one hands every message the filter
+    lets through, priority included, to
+    :meth:`NotificationEndpoint.process_each` in one call (the endpoint
+    treats every priority alike), and requeues only the messages it asks
+    to.  It listens to the queues of every priority, as the endpoint has a
+    method for each.
+    """
+
+    def __init__(self, endpoint):
+        super().__init__([BatchNotificationEndpoint(endpoint)], None)
+        self.endpoint = endpoint
+
+    def dispatch(self, incoming):
+        raw, messages = [], []
+        for message in incoming:
+            user = self._user_message(message)
+            if self._wanted(user):
+                raw.append(message)
+                messages.append(user)
+        if not messages:
+            return set()
+        results = self.endpoint.process_each(messages)
+        return {message for message, result in zip(raw, results)
+                if result == REQUEUE}
+
+    @staticmethod
+    def _user_message(incoming):
+        """The message as a batch endpoint sees it, plus its priority."""
+        body = incoming.message
+        if not isinstance(body, dict):
+            return body  # the endpoint counts it as malformed
+        return {'ctxt': incoming.ctxt,
+                'publisher_id': body.get('publisher_id'),
+                'event_type': body.get('event_type'),
+                'priority': body.get('priority'),
+                'payload': body.get('payload'),
+                'metadata': {'message_id': body.get('message_id'),
+                             'timestamp': body.get('timestamp')}}
+
+    def _wanted(self, message):
+        if not isinstance(message, dict):
+            return True
+        return self.endpoint.filter_rule.match(
+            message['ctxt'], message['publisher_id'], message['event_type'],
+            message['metadata'], message['payload'])
+
+
+def get_batch_listener(transport, targets, endpoint, executor='threading',
+                       pool=None, batch_size=None, batch_timeout=None):
+    """oslo.messaging's batch notification listener for ``endpoint``.
+
+    What ``oslo_messaging.get_batch_notification_listener`` builds, with
+    requeueing allowed and :class:`BatchNotificationDispatcher` in place
+    of oslo.messaging's dispatcher.
+
+    :param endpoint: a
+        :class:`~nova_search_ext.index.endpoint.NotificationEndpoint`
+    """
+    return notify_listener.BatchNotificationServer(
+        transport, targets, BatchNotificationDispatcher(endpoint), executor,
+        allow_requeue=True, pool=pool, batch_size=batch_size,
+        batch_timeout=batch_timeout)

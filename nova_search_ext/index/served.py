@@ -1,0 +1,38 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Which ``Instance`` objects were rebuilt from the index: the one marker.
+
+An instance the list branch rebuilds from the index
+(:func:`nova_search_ext.index.document.instance_from_stored`) carries its
+block device mappings from the index; that is also what marks it.  Nova's
+``fill_faults`` and the detail view's BDM lookup (``hooks``) use it to skip
+the cell databases for these instances only.  The marker is an attribute
+outside the versioned object's fields, so it never reaches a primitive, a
+database or an RPC message.
+"""
+
+_ATTR = '_search_bdms'
+
+
+def mark(instance, bdms):
+    """Mark ``instance`` as rebuilt from the index, with its BDMs."""
+    setattr(instance, _ATTR, bdms)
+
+
+def is_served(instance):
+    """True for an Instance rebuilt from the index."""
+    return _ATTR in instance.__dict__
+
+
+def bdms(instance):
+    """The BlockDeviceMappingList the index holds for a marked instance."""
+    return instance.__dict__[_ATTR]

@@ -1,0 +1,232 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Fields: the searchable names of a resource type and what they compare.
+
+A :class:`Field` answers the query language's operations (``eq`` for
+``term``, ``any_of`` for ``terms``, ``range``, ``exists``, ``prefix``,
+``wildcard``, ``contains`` for ``match`` words, ``nova_regexp``) with an SQL
+condition, or with a 400 where the operation does not apply to it.  A
+:class:`ColumnField` is a column of the resource table (and the only kind
+that sorts and pages); a :class:`ChildField` is the values of a child table
+of ``index_instances`` (tags, metadata, system metadata), one key or all;
+:class:`InstanceNameField` is the computed
+``OS-EXT-SRV-ATTR:instance_name``.  Which names a resource type has is
+:mod:`.schemas`'s business.
+"""
+
+import sqlalchemy as sa
+
+from nova_search_ext.index import catalog
+from nova_search_ext.index.sql import errors
+from nova_search_ext.index.sql.search import values as values_mod
+
+# Case-insensitive columns: stored upper case, shown lower case.
+CASE_INSENSITIVE = frozenset(['status'])
+
+
+class Field(object):
+    """A searchable name of a resource type."""
+
+    sortable = False
+    column_name = None
+
+    def __init__(self, name, vtype, visibility=catalog.PUBLIC):
+        self.name = name
+        self.vtype = vtype
+        self.visibility = visibility
+
+    def _unsupported(self, what):
+        raise errors.QueryError("'%s' is not supported on field '%s'"
+                                % (what, self.name))
+
+    def eq(self, value):
+        self._unsupported('term')
+
+    def any_of(self, values):
+        self._unsupported('terms')
+
+    def range(self, bounds):
+        self._unsupported('range')
+
+    def exists(self):
+        self._unsupported('exists')
+
+    def prefix(self, value):
+        self._unsupported('prefix')
+
+    def wildcard(self, pattern, dialect):
+        self._unsupported('wildcard')
+
+    def contains(self, word):
+        self._unsupported('match')
+
+    def match(self, value):
+        """``match`` on a non-text field compares like ``term``."""
+        return self.eq(value)
+
+    def nova_regexp(self, value, safe_regex, regexp_op):
+        raise errors.QueryError(
+            "'nova_regexp' applies to instance columns only, "
+            "not to '%s'" % self.name)
+
+    def terms_aggregation(self, model, where):
+        self._unsupported('terms aggregation')
+
+
+class ColumnField(Field):
+    """A column of the resource table."""
+
+    sortable = True
+
+    def __init__(self, name, model, column_name, visibility=catalog.PUBLIC):
+        column = getattr(model, column_name)
+        super().__init__(name, values_mod.value_type(column.type), visibility)
+        self.column_name = column_name
+        self.column = column
+        self.values = values_mod.Values(name, column, self.vtype,
+                             column_name in CASE_INSENSITIVE)
+
+    def eq(self, value):
+        if self.column_name == 'deleted' and isinstance(value, bool):
+            # Nova marks a deleted row with its id; true means "deleted".
+            return self.column != 0 if value else self.column == 0
+        return self.values.eq(value)
+
+    def any_of(self, values):
+        if self.column_name == 'deleted' and any(
+                isinstance(v, bool) for v in values):
+            return sa.or_(sa.false(), *[self.eq(v) for v in values])
+        return self.values.any_of(values)
+
+    def range(self, bounds):
+        return self.values.range(bounds)
+
+    def exists(self):
+        return self.values.exists()
+
+    def prefix(self, value):
+        return self.values.prefix(value)
+
+    def wildcard(self, pattern, dialect):
+        return self.values.wildcard(pattern, dialect)
+
+    def contains(self, word):
+        return self.values.contains(word)
+
+    def match(self, value):
+        return self.eq(value)
+
+    def nova_regexp(self, value, safe_regex, regexp_op):
+        return self.values.nova_regexp(value, safe_regex, regexp_op)
+
+    # Sorting: stored values <-> JSON sort values.
+
+    def sort_value(self, value):
+        if value is None:
+            return None
+        if self.vtype == values_mod.DATETIME:
+            return values_mod.isotime(value)
+        if self.values.ci:
+            return value.lower()
+        return value
+
+    def marker_value(self, value):
+        if value is None:
+            return None
+        value = values_mod.COERCE[self.vtype](value, self.name)
+        if self.values.ci:
+            # NOTE: case-insensitive columns are stored upper case
+            # (nova.api.openstack.common.status_from_state).
+            return value.upper()
+        return value
+
+    def terms_aggregation(self, model, where):
+        key = self.values.lhs
+        return (sa.select(key, sa.func.count())
+                .select_from(model)
+                .where(where, self.column.is_not(None))
+                .group_by(key))
+
+
+class ChildField(Field):
+    """Values of a child table of index_instances (tags, metadata)."""
+
+    def __init__(self, name, model, table, value_column, key=None,
+                 visibility=catalog.PUBLIC):
+        super().__init__(name, values_mod.STRING, visibility)
+        self.model = model
+        self.table = table
+        self.key = key
+        self.value_column = table.c[value_column]
+        self.values = values_mod.Values(name, self.value_column,
+                                        values_mod.STRING)
+
+    def _link(self):
+        conditions = [self.table.c.instance_uuid == self.model.uuid]
+        if self.key is not None:
+            conditions.append(self.table.c.key == self.key)
+        return conditions
+
+    def _some(self, condition):
+        return sa.exists().where(*(self._link() + [condition]))
+
+    def eq(self, value):
+        return self._some(self.values.eq(value))
+
+    def any_of(self, values):
+        values = [self.values.coerce(v) for v in values]
+        if not values:
+            return sa.false()
+        return self._some(self.values.any_of(values))
+
+    def range(self, bounds):
+        return self._some(self.values.range(bounds))
+
+    def exists(self):
+        return self._some(self.values.exists())
+
+    def prefix(self, value):
+        return self._some(self.values.prefix(value))
+
+    def wildcard(self, pattern, dialect):
+        return self._some(self.values.wildcard(pattern, dialect))
+
+    def contains(self, word):
+        return self._some(self.values.contains(word))
+
+    def match(self, value):
+        return self.eq(value)
+
+    def terms_aggregation(self, model, where):
+        t = self.table
+        conditions = [
+            t.c.instance_uuid.in_(
+                sa.select(model.uuid).select_from(model).where(where)),
+            self.value_column.is_not(None)]
+        if self.key is not None:
+            conditions.append(t.c.key == self.key)
+        return (sa.select(self.value_column,
+                          sa.func.count(sa.distinct(t.c.instance_uuid)))
+                .where(*conditions)
+                .group_by(self.value_column))
+
+
+class InstanceNameField(Field):
+    """``OS-EXT-SRV-ATTR:instance_name``, computed from the template."""
+
+    def __init__(self, model):
+        super().__init__(catalog.INSTANCE_NAME_FIELD, values_mod.STRING,
+                         visibility=catalog.EXTENDED)
+        self.model = model
+
+    def exists(self):
+        return self.model.id.is_not(None)

@@ -1,0 +1,414 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The translation of one query clause into an SQL condition.
+
+:class:`Translator` walks a Searchlight (Elasticsearch 2.x) query clause
+for one resource type and returns the WHERE condition that selects its
+matches, resolving field names through a :mod:`.schemas` Schema and
+checking the limits on one search (:data:`MAX_DEPTH`, :data:`MAX_CLAUSES`,
+:data:`MAX_VALUES`).  Every malformed, unknown or unsupported clause is a
+:class:`~nova_search_ext.index.sql.errors.QueryError` (a 400), never a
+database error.  Paging, sorting and running the query are
+:mod:`.searcher`'s.
+"""
+
+import functools
+import operator
+import re
+
+import sqlalchemy as sa
+
+from nova_search_ext.index.sql import bounded_regex
+from nova_search_ext.index.sql import errors
+from nova_search_ext.index.sql.search import values as values_mod
+
+# Bounds on one search, so that no request can exceed the limits of the
+# index database (SQLite: 1000 levels of expression, 32766 bound values)
+# or Python's recursion limit: larger requests are rejected with a 400 that
+# names the limit.  Patterns are bounded by values.MAX_PATTERN.
+MAX_DEPTH = 32
+MAX_CLAUSES = 256
+MAX_VALUES = 10000
+_SUFFIXES = ('_ADMIN', '_USER')
+
+# Query clauses that exist in Elasticsearch but not here.
+_UNSUPPORTED = frozenset([
+    'query_string', 'simple_query_string', 'multi_match', 'nested',
+    'has_child', 'has_parent', 'fuzzy', 'regexp', 'more_like_this',
+    'script', 'function_score', 'dis_max', 'common', 'span_term',
+    'geo_shape', 'geo_distance', 'geo_bounding_box', 'indices', 'template',
+    'match_phrase', 'match_phrase_prefix', 'filtered', 'and', 'or', 'not',
+    'limit', 'boosting'])
+
+
+def _one_field(kind, body, extra=('boost', '_name')):
+    if not isinstance(body, dict):
+        raise errors.QueryError("'%s' needs a JSON object, got %s"
+                                % (kind, values_mod.describe(body)))
+    names = [k for k in body if k not in extra]
+    if len(names) != 1:
+        raise errors.QueryError("'%s' needs exactly one field, got %s"
+                                % (kind, sorted(names)))
+    return names[0], body[names[0]]
+
+
+def _check_keys(kind, body, allowed):
+    unknown = set(body) - set(allowed)
+    if unknown:
+        raise errors.QueryError("'%s' does not support %s (supported: %s)"
+                                % (kind, ', '.join(sorted(unknown)),
+                                   ', '.join(sorted(allowed))))
+
+
+def _scalar(kind, field, value):
+    if value is None:
+        raise errors.QueryError(
+            "'%s' on a null value of '%s' is not allowed; use "
+            "an 'exists' query (inside 'must_not' to find "
+            "missing values)" % (kind, field))
+    if not values_mod.is_scalar(value):
+        raise errors.QueryError(
+            "'%s' on '%s' needs a string, number or boolean, "
+            "got %s" % (kind, field, values_mod.describe(value)))
+    return value
+
+
+def _clause_list(kind, value):
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise errors.QueryError(
+        "'bool.%s' must be a query object or a list of them"
+        % kind)
+
+
+def _minimum_should_match(value, count):
+    if isinstance(value, bool):
+        raise errors.QueryError(
+            "'minimum_should_match' must be an integer or a "
+            "percentage")
+    if isinstance(value, int):
+        return value if value >= 0 else count + value
+    if isinstance(value, str):
+        m = re.fullmatch(r'\s*(-?)(\d{1,9})(%?)\s*', value)
+        if m:
+            number = int(m.group(2))
+            if m.group(3):
+                number = count * number // 100
+            return count - number if m.group(1) else number
+    raise errors.QueryError("'minimum_should_match' must be an integer or a "
+                            "percentage, got %r" % (value,))
+
+
+class Translator(object):
+    """Translate one query into a WHERE condition for one resource type.
+
+    :param schema: the Schema of the resource type
+    :param visible: the visibility classes of fields the caller sees
+    :param dialect: name of the index database's SQLAlchemy dialect
+    :param regexp_ops: ``nova.db.utils.get_regexp_ops`` for the index
+    :param others: Schemas of the other resource types searched
+    """
+
+    def __init__(self, schema, visible, dialect, regexp_ops, others=()):
+        self.schema = schema
+        self.visible = visible
+        self.dialect = dialect
+        self.safe_regex, self.regexp_op = regexp_ops
+        self.others = [o for o in others if o is not schema]
+        self.referenced = set()
+        self._clauses = 0
+        self._values = 0
+
+    def translate(self, query):
+        if query is None:
+            return sa.true()
+        return self._clause(query, 1)
+
+    @property
+    def references_deleted(self):
+        return 'deleted' in self.referenced
+
+    def field(self, name):
+        """The Field ``name`` names, or None when it matches nothing here."""
+        if not isinstance(name, str) or not name or '\x00' in name:
+            raise errors.QueryError(
+                'field names must be non-empty strings, got %r'
+                % (name,))
+        field = self.schema.resolve(name)
+        if field is None:
+            if any(o.resolve(name) is not None for o in self.others):
+                return None
+            raise errors.QueryError("unknown field '%s' for resource type %s"
+                                    % (name, ', '.join(
+                                        [self.schema.name] +
+                                        [o.name for o in self.others])))
+        self.referenced.add(field.column_name or field.name)
+        if field.visibility not in self.visible:
+            return None
+        return field
+
+    def _count(self, clauses=0, values=0):
+        self._clauses += clauses
+        self._values += values
+        if self._clauses > MAX_CLAUSES:
+            raise errors.QueryError(
+                'the query has more than %d clauses (match '
+                'words included)' % MAX_CLAUSES)
+        if self._values > MAX_VALUES:
+            raise errors.QueryError(
+                "the query has more than %d 'terms' and 'ids' "
+                "values" % MAX_VALUES)
+
+    def _clause(self, clause, depth):
+        if depth > MAX_DEPTH:
+            raise errors.QueryError(
+                'the query is nested more than %d levels deep'
+                % MAX_DEPTH)
+        self._count(clauses=1)
+        if not isinstance(clause, dict):
+            raise errors.QueryError(
+                'a query clause must be a JSON object, got %s'
+                % values_mod.describe(clause))
+        if not clause:
+            return sa.true()
+        if len(clause) != 1:
+            raise errors.QueryError(
+                'a query clause must have exactly one key, got '
+                '%s' % sorted(clause))
+        kind, body = next(iter(clause.items()))
+        handler = getattr(self, '_q_' + kind, None) \
+            if isinstance(kind, str) else None
+        if handler is None:
+            if kind in _UNSUPPORTED:
+                raise errors.QueryError(
+                    "'%s' queries are not supported by this "
+                    "search API" % kind)
+            raise errors.QueryError("unknown query clause '%s'" % (kind,))
+        return handler(body, depth)
+
+    # Compound clauses.
+
+    def _q_match_all(self, body, depth):
+        if not isinstance(body, dict):
+            raise errors.QueryError("'match_all' needs a JSON object")
+        _check_keys('match_all', body, ('boost', '_name'))
+        return sa.true()
+
+    def _q_match_none(self, body, depth):
+        if not isinstance(body, dict):
+            raise errors.QueryError("'match_none' needs a JSON object")
+        _check_keys('match_none', body, ('_name',))
+        return sa.false()
+
+    def _q_constant_score(self, body, depth):
+        if not isinstance(body, dict) or 'filter' not in body:
+            raise errors.QueryError("'constant_score' needs a 'filter'")
+        _check_keys('constant_score', body, ('filter', 'boost', '_name'))
+        return self._clause(body['filter'], depth + 1)
+
+    def _q_bool(self, body, depth):
+        if not isinstance(body, dict):
+            raise errors.QueryError("'bool' needs a JSON object")
+        _check_keys('bool', body, (
+            'must', 'filter', 'should', 'must_not', 'minimum_should_match',
+            'boost', '_name', 'disable_coord', 'adjust_pure_negative'))
+        parts = {}
+        for kind in ('must', 'filter', 'should', 'must_not'):
+            parts[kind] = [self._clause(c, depth + 1)
+                           for c in _clause_list(kind, body.get(kind, []))]
+        conditions = parts['must'] + parts['filter']
+        conditions.extend(sa.not_(c) for c in parts['must_not'])
+        should = parts['should']
+        if 'minimum_should_match' in body:
+            required = _minimum_should_match(body['minimum_should_match'],
+                                             len(should))
+        elif should and not (parts['must'] or parts['filter']):
+            required = 1
+        else:
+            required = 0
+        if required > len(should):
+            conditions.append(sa.false())
+        elif required == 1:
+            conditions.append(sa.or_(*should))
+        elif required == len(should) and required > 0:
+            conditions.extend(should)
+        elif required > 0:
+            matched = functools.reduce(operator.add, [
+                sa.case((c, 1), else_=0) for c in should])
+            conditions.append(matched >= required)
+        return sa.and_(sa.true(), *conditions)
+
+    # Leaf clauses.
+
+    def _q_term(self, body, depth):
+        name, value = _one_field('term', body, ())
+        if isinstance(value, dict):
+            _check_keys('term', value, ('value', 'boost', '_name'))
+            if 'value' not in value:
+                raise errors.QueryError(
+                    "'term' on '%s' needs a 'value'" % name)
+            value = value['value']
+        value = _scalar('term', name, value)
+        field = self.field(name)
+        return sa.false() if field is None else field.eq(value)
+
+    def _q_terms(self, body, depth):
+        name, values = _one_field('terms', body,
+                                  ('boost', '_name', 'minimum_should_match'))
+        if not isinstance(values, list):
+            raise errors.QueryError(
+                "'terms' on '%s' needs a list of values" % name)
+        self._count(values=len(values))
+        values = [_scalar('terms', name, v) for v in values]
+        field = self.field(name)
+        return sa.false() if field is None else field.any_of(values)
+
+    def _q_range(self, body, depth):
+        name, bounds = _one_field('range', body, ())
+        if not isinstance(bounds, dict):
+            raise errors.QueryError("'range' on '%s' needs an object of bounds"
+                                    % name)
+        _check_keys('range', bounds, ('gt', 'gte', 'lt', 'lte', 'boost',
+                                      '_name'))
+        bounds = {op: _scalar('range', name, v)
+                  for op, v in bounds.items() if op in ('gt', 'gte', 'lt',
+                                                        'lte')}
+        field = self.field(name)
+        if field is None:
+            return sa.false()
+        return field.range(bounds) if bounds else field.exists()
+
+    def _exists_field(self, kind, body):
+        if not isinstance(body, dict):
+            raise errors.QueryError("'%s' needs a JSON object" % kind)
+        _check_keys(kind, body, ('field', 'boost', '_name'))
+        if 'field' not in body:
+            raise errors.QueryError("'%s' needs a 'field'" % kind)
+        return self.field(body['field'])
+
+    def _q_exists(self, body, depth):
+        field = self._exists_field('exists', body)
+        return sa.false() if field is None else field.exists()
+
+    def _q_missing(self, body, depth):
+        field = self._exists_field('missing', body)
+        return sa.true() if field is None else sa.not_(field.exists())
+
+    def _q_ids(self, body, depth):
+        if not isinstance(body, dict):
+            raise errors.QueryError("'ids' needs a JSON object")
+        _check_keys('ids', body, ('values', 'type', 'boost', '_name'))
+        values = body.get('values', [])
+        if not isinstance(values, list) or not all(
+                isinstance(v, str) for v in values):
+            raise errors.QueryError("'ids.values' must be a list of strings")
+        self._count(values=len(values))
+        types = body.get('type', [])
+        if isinstance(types, str):
+            types = [types]
+        if not isinstance(types, list) or not all(
+                isinstance(t, str) for t in types):
+            raise errors.QueryError(
+                "'ids.type' must be a string or a list of them")
+        if types and self.schema.name not in types:
+            return sa.false()
+        uuids = set()
+        for value in values:
+            for suffix in _SUFFIXES:
+                if value.endswith(suffix):
+                    value = value[:-len(suffix)]
+                    break
+            uuids.add(values_mod.as_string(value, 'id'))
+        if not uuids:
+            return sa.false()
+        return self.schema.model.uuid.in_(sorted(uuids))
+
+    def _q_type(self, body, depth):
+        if not isinstance(body, dict) or not isinstance(
+                body.get('value'), str):
+            raise errors.QueryError(
+                "'type' needs {\"value\": <resource type>}")
+        _check_keys('type', body, ('value', 'boost', '_name'))
+        return sa.true() if body['value'] == self.schema.name else sa.false()
+
+    def _pattern(self, kind, body):
+        name, value = _one_field(kind, body, ())
+        if isinstance(value, dict):
+            _check_keys(kind, value, ('value', kind, 'boost', '_name'))
+            value = value.get('value', value.get(kind))
+        if not isinstance(value, str):
+            raise errors.QueryError("'%s' on '%s' needs a string, got %s"
+                                    % (kind, name, values_mod.describe(value)))
+        return name, value
+
+    def _q_prefix(self, body, depth):
+        name, value = self._pattern('prefix', body)
+        field = self.field(name)
+        return sa.false() if field is None else field.prefix(value)
+
+    def _q_wildcard(self, body, depth):
+        name, value = self._pattern('wildcard', body)
+        field = self.field(name)
+        if field is None:
+            return sa.false()
+        return field.wildcard(value, self.dialect)
+
+    def _q_match(self, body, depth):
+        name, value = _one_field('match', body, ())
+        op = 'or'
+        if isinstance(value, dict):
+            _check_keys('match', value, ('query', 'operator', 'boost',
+                                         '_name'))
+            if 'query' not in value:
+                raise errors.QueryError(
+                    "'match' on '%s' needs a 'query'" % name)
+            op = value.get('operator', 'or')
+            if not isinstance(op, str) or op.lower() not in ('or', 'and'):
+                raise errors.QueryError(
+                    "'match.operator' must be 'or' or 'and'")
+            op = op.lower()
+            value = value['query']
+        value = _scalar('match', name, value)
+        field = self.field(name)
+        if field is None:
+            return sa.false()
+        if field.vtype != values_mod.STRING:
+            return field.match(value)
+        words = values_mod.as_string(value, name).split()
+        self._count(clauses=len(words))
+        if not words:
+            return sa.false()
+        conditions = [field.contains(w) for w in words]
+        return sa.and_(*conditions) if op == 'and' else sa.or_(*conditions)
+
+    def _q_nova_regexp(self, body, depth):
+        name, value = _one_field('nova_regexp', body, ())
+        value = _scalar('nova_regexp', name, value)
+        field = self.field(name)
+        if field is None:
+            return sa.false()
+        if self.regexp_op == 'REGEXP' and self.dialect == 'sqlite':
+            # This process evaluates the pattern (bounded_regex); one it
+            # cannot compile or bound would fail inside the database.
+            try:
+                bounded_regex.check(self.safe_regex(str(value)))
+            except (re.error, OverflowError, RecursionError) as e:
+                raise errors.QueryError(
+                    "invalid regular expression for '%s': %s"
+                    % (name, e))
+            except bounded_regex.Unsupported as e:
+                raise errors.UnsupportedQueryError(
+                    "the regular expression for '%s' is not supported by "
+                    "this search API: %s" % (name, e))
+        return field.nova_regexp(value, self.safe_regex, self.regexp_op)

@@ -1,0 +1,496 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Unit tests of :mod:`nova_search_ext.index.feed.source`.
+
+No database: Nova's object queries are replaced by :class:`FakeCells`,
+which answers them from real (unsaved) Nova objects kept per cell and
+records each query with the cell its context was targeted at, so the
+tests see where the source looks, how often, and what it makes of the
+answers.
+"""
+
+import collections
+
+import fixtures
+from oslo_utils import uuidutils
+
+from nova import context as nova_context
+from nova import exception
+from nova import objects
+from nova.objects import base as obj_base
+
+from nova_search_ext.index.feed import source
+from nova_search_ext.tests.unit import base
+from nova_search_ext.tests.unit import fakes
+
+CELL0 = '00000000-0000-0000-0000-000000000000'
+VOLUME = '0c0c8d06-1f3d-4a3b-8a1a-6a9f2a1a6b10'
+
+
+def cell_mapping(uuid, id_, name):
+    return objects.CellMapping(uuid=uuid, id=id_, name=name,
+                               database_connection='fake://',
+                               transport_url='fake://')
+
+
+class FakeCells(fixtures.Fixture):
+    """Nova's API and cell databases, as the source queries them.
+
+    A context targeted at a cell reads that cell; an untargeted one (what
+    nova-compute's conductor sees) reads ``local_cell``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.cell_mappings = [cell_mapping(CELL0, 0, 'cell0'),
+                              cell_mapping(fakes.CELL1, 1, 'cell1'),
+                              cell_mapping(fakes.CELL2, 2, 'cell2')]
+        self.by_uuid = {c.uuid: c for c in self.cell_mappings}
+        self.local_cell = fakes.CELL2
+        self.instance_cells = {}    # instance uuid: cell uuid or None
+        self.instances = collections.defaultdict(list)
+        self.faults = collections.defaultdict(list)
+        self.bdms = collections.defaultdict(list)
+        self.services = collections.defaultdict(list)
+        self.host_cells = {}
+        # (query, cell uuid the context was targeted at, arguments)
+        self.queries = []
+        self.contexts = []
+
+    def _setUp(self):
+        self.useFixture(fixtures.MockPatchObject(
+            nova_context, 'set_target_cell', side_effect=self._target))
+        for owner, name, fake in (
+                (objects.InstanceMappingList, 'get_by_instance_uuids',
+                 self._instance_mappings),
+                (objects.InstanceList, 'get_by_filters', self._instances),
+                (objects.InstanceFaultList, 'get_latest_by_instance_uuids',
+                 self._faults),
+                (objects.BlockDeviceMappingList, 'bdms_by_instance_uuid',
+                 self._bdms),
+                (objects.HostMapping, 'get_by_host', self._host_mapping),
+                (objects.CellMappingList, 'get_all', self._cells),
+                (objects.Service, 'get_by_uuid', self._service_by_uuid),
+                (objects.Service, 'get_by_args', self._service_by_args),
+                (objects.ServiceList, 'get_by_binary',
+                 self._services_by_binary)):
+            self.useFixture(fixtures.MockPatchObject(owner, name,
+                                                     side_effect=fake))
+
+    # Setting up the cells ------------------------------------------------
+
+    def add_instance(self, cell, mapped=True, fault=None, bdms=(),
+                     **updates):
+        """An instance in ``cell`` (None: a build request), its uuid."""
+        uuid = updates.pop('uuid', None) or uuidutils.generate_uuid()
+        if mapped:
+            self.instance_cells[uuid] = cell
+        if cell is not None:
+            self.instances[cell].append(fakes.instance(uuid=uuid, **updates))
+            if fault is not None:
+                self.faults[cell].append(
+                    fakes.fault(fakes.context(), uuid, message=fault))
+            for volume in bdms:
+                self.bdms[cell].append(
+                    fakes.bdm(fakes.context(), uuid, volume_id=volume))
+        return uuid
+
+    def add_service(self, cell, **updates):
+        svc = fakes.service(**updates)
+        self.services[cell].append(svc)
+        return svc
+
+    # What the fakes answer -----------------------------------------------
+
+    def _target(self, ctxt, cell):
+        ctxt.cell_uuid = cell.uuid if cell is not None else None
+
+    def _cell(self, query, ctxt, *args):
+        self.contexts.append(ctxt)
+        cell = ctxt.cell_uuid
+        self.queries.append((query, cell, args))
+        return cell if cell is not None else self.local_cell
+
+    def _instance_mappings(self, ctxt, uuids):
+        self._cell('mappings', ctxt, list(uuids))
+        return objects.InstanceMappingList(objects=[
+            objects.InstanceMapping(
+                instance_uuid=uuid, queued_for_delete=False,
+                cell_mapping=(self.by_uuid[self.instance_cells[uuid]]
+                              if self.instance_cells[uuid] else None))
+            for uuid in uuids if uuid in self.instance_cells])
+
+    def _instances(self, ctxt, filters, expected_attrs=None):
+        self.expected_attrs = expected_attrs
+        filters = dict(filters)
+        cell = self._cell('instances', ctxt, filters)
+        hidden = filters.get('hidden', False)
+        return objects.InstanceList(objects=[
+            i for i in self.instances[cell]
+            if i.uuid in filters['uuid'] and i.hidden == hidden])
+
+    def _faults(self, ctxt, uuids):
+        cell = self._cell('faults', ctxt, list(uuids))
+        return objects.InstanceFaultList(objects=[
+            f for f in self.faults[cell] if f.instance_uuid in uuids])
+
+    def _bdms(self, ctxt, uuids):
+        cell = self._cell('bdms', ctxt, list(uuids))
+        result = {}
+        for bdm in self.bdms[cell]:
+            if bdm.instance_uuid in uuids:
+                result.setdefault(bdm.instance_uuid,
+                                  objects.BlockDeviceMappingList(
+                                      objects=[])).objects.append(bdm)
+        return result
+
+    def _host_mapping(self, ctxt, host):
+        self._cell('host_mapping', ctxt, host)
+        if host not in self.host_cells:
+            raise exception.HostMappingNotFound(name=host)
+        return objects.HostMapping(
+            host=host, cell_mapping=self.by_uuid[self.host_cells[host]])
+
+    def _cells(self, ctxt):
+        self._cell('cells', ctxt)
+        return objects.CellMappingList(objects=list(self.cell_mappings))
+
+    def _service_by_uuid(self, ctxt, uuid):
+        cell = self._cell('service', ctxt, uuid)
+        for svc in self.services[cell]:
+            if svc.uuid == uuid:
+                return svc
+        raise exception.ServiceNotFound(service_id=uuid)
+
+    def _service_by_args(self, ctxt, host, binary):
+        cell = self._cell('service_by_args', ctxt, host, binary)
+        for svc in self.services[cell]:
+            if (svc.host, svc.binary) == (host, binary):
+                return svc
+        raise exception.HostBinaryNotFound(host=host, binary=binary)
+
+    def _services_by_binary(self, ctxt, binary, include_disabled=False):
+        cell = self._cell('services_by_binary', ctxt, binary,
+                          include_disabled)
+        return objects.ServiceList(objects=[
+            s for s in self.services[cell] if s.binary == binary and
+            (include_disabled or not s.disabled)])
+
+    # Looking at what was asked --------------------------------------------
+
+    def asked(self, *queries):
+        """The queries of these kinds: [(query, cell, args)]."""
+        return [q for q in self.queries if q[0] in queries]
+
+
+class SourceTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.cells = self.useFixture(FakeCells())
+        # A non-admin caller: the source elevates what it needs.
+        self.ctxt = fakes.context()
+
+
+class CellContextTestCase(SourceTestCase):
+
+    def test_a_targeted_admin_copy_leaves_the_callers_context_alone(self):
+        cell = self.cells.by_uuid[fakes.CELL1]
+        cctxt = source.cell_context(self.ctxt, cell)
+        self.assertIsNot(self.ctxt, cctxt)
+        self.assertEqual(fakes.CELL1, cctxt.cell_uuid)
+        self.assertTrue(cctxt.is_admin)
+        self.assertIsNone(self.ctxt.cell_uuid)
+        self.assertFalse(self.ctxt.is_admin)
+
+    def test_admin_context(self):
+        self.assertTrue(source.admin_context().is_admin)
+
+    def test_remote_objects_follows_the_indirection_api(self):
+        self.assertFalse(source.remote_objects())
+        self.useFixture(fixtures.MockPatchObject(
+            obj_base.NovaObject, 'indirection_api', object()))
+        self.assertTrue(source.remote_objects())
+
+
+class LoadInstancesTestCase(SourceTestCase):
+
+    def test_found_in_its_cell(self):
+        uuid = self.cells.add_instance(fakes.CELL1, display_name='web-1',
+                                       host='compute7')
+        found, doc = source.load_instance(uuid, self.ctxt)
+        self.assertEqual(source.FOUND, found)
+        self.assertEqual(uuid, doc.uuid)
+        self.assertEqual(fakes.CELL1, doc.cell_uuid)
+        self.assertEqual('web-1', doc.columns['display_name'])
+        self.assertEqual('compute7', doc.columns['host'])
+        self.assertFalse(doc.deleted)
+        self.assertEqual(
+            [('instances', fakes.CELL1, ({'uuid': [uuid]},))],
+            self.cells.asked('instances'))
+        self.assertEqual(source.INSTANCE_ATTRS, self.cells.expected_attrs)
+
+    def test_unmapped_instance_is_gone(self):
+        uuid = self.cells.add_instance(fakes.CELL1, mapped=False)
+        self.assertEqual((source.GONE, None),
+                         source.load_instance(uuid, self.ctxt))
+        self.assertEqual([], self.cells.asked('instances', 'faults', 'bdms'))
+
+    def test_build_request_is_pending(self):
+        uuid = self.cells.add_instance(None)
+        self.assertEqual((source.PENDING, None),
+                         source.load_instance(uuid, self.ctxt))
+        self.assertEqual([], self.cells.asked('instances', 'faults', 'bdms'))
+
+    def test_mapped_but_missing_from_its_cell_is_gone(self):
+        uuid = uuidutils.generate_uuid()
+        self.cells.instance_cells[uuid] = fakes.CELL2
+        self.assertEqual((source.GONE, None),
+                         source.load_instance(uuid, self.ctxt))
+        # Looked for a live copy, then a hidden one, in its cell only.
+        self.assertEqual(
+            [('instances', fakes.CELL2, ({'uuid': [uuid]},)),
+             ('instances', fakes.CELL2, ({'uuid': [uuid], 'hidden': True},))],
+            self.cells.asked('instances'))
+        self.assertEqual([], self.cells.asked('faults', 'bdms'))
+
+    def test_hidden_copy_is_read_when_no_live_one(self):
+        # A cross-cell move in progress: only a hidden copy in the cell
+        # the mapping names.
+        uuid = self.cells.add_instance(fakes.CELL1, hidden=True)
+        found, doc = source.load_instance(uuid, self.ctxt)
+        self.assertEqual(source.FOUND, found)
+        self.assertEqual(uuid, doc.uuid)
+        self.assertTrue(doc.columns['hidden'])
+
+    def test_a_few_queries_per_cell_whatever_the_number(self):
+        one = [self.cells.add_instance(fakes.CELL1) for _ in range(3)]
+        two = [self.cells.add_instance(fakes.CELL2) for _ in range(4)]
+        uuids = [one[0], two[0], two[1], one[1], two[2], one[2], two[3]]
+        result = source.load_instances(uuids, self.ctxt)
+        self.assertEqual(set(uuids), set(result))
+        for uuid in one:
+            self.assertEqual(fakes.CELL1, result[uuid][1].cell_uuid)
+        for uuid in two:
+            self.assertEqual(fakes.CELL2, result[uuid][1].cell_uuid)
+        # One mapping query; per cell one instance, fault and bdm query,
+        # each with that cell's uuids only.
+        self.assertEqual([('mappings', None, (uuids,))],
+                         self.cells.asked('mappings'))
+        for kind in ('instances', 'faults', 'bdms'):
+            asked = self.cells.asked(kind)
+            self.assertEqual(2, len(asked), asked)
+            by_cell = {cell: args[0] for _, cell, args in asked}
+            if kind == 'instances':
+                by_cell = {c: f['uuid'] for c, f in by_cell.items()}
+            self.assertEqual({fakes.CELL1: one, fakes.CELL2: two},
+                             {c: sorted(u, key=uuids.index)
+                              for c, u in by_cell.items()}, kind)
+
+    def test_repeated_uuids_are_read_once(self):
+        uuid = self.cells.add_instance(fakes.CELL1)
+        other = self.cells.add_instance(fakes.CELL1)
+        result = source.load_instances([uuid, other, uuid], self.ctxt)
+        self.assertEqual({uuid, other}, set(result))
+        ((_, _, (filters,)),) = self.cells.asked('instances')
+        self.assertEqual([uuid, other], filters['uuid'])
+        ((_, _, (mapped,)),) = self.cells.asked('mappings')
+        self.assertEqual([uuid, other], mapped)
+
+    def test_every_answer_in_one_batch(self):
+        found = self.cells.add_instance(fakes.CELL1)
+        pending = self.cells.add_instance(None)
+        unmapped = uuidutils.generate_uuid()
+        missing = uuidutils.generate_uuid()
+        self.cells.instance_cells[missing] = fakes.CELL1
+        result = source.load_instances([found, pending, unmapped, missing],
+                                       self.ctxt)
+        self.assertEqual(source.FOUND, result[found][0])
+        self.assertEqual({pending: (source.PENDING, None),
+                          unmapped: (source.GONE, None),
+                          missing: (source.GONE, None)},
+                         {u: result[u] for u in (pending, unmapped, missing)})
+
+    def test_latest_fault_and_volumes_ride_along(self):
+        broken = self.cells.add_instance(fakes.CELL1, fault='disk on fire',
+                                         bdms=[VOLUME])
+        plain = self.cells.add_instance(fakes.CELL1)
+        result = source.load_instances([broken, plain], self.ctxt)
+        doc = result[broken][1]
+        self.assertIsNotNone(doc.fault, 'the latest fault is not attached')
+        self.assertEqual('disk on fire',
+                         doc.fault['nova_object.data']['message'])
+        self.assertEqual([VOLUME], [b['nova_object.data']['volume_id']
+                                    for b in doc.bdms])
+        doc = result[plain][1]
+        self.assertIsNone(doc.fault)
+        self.assertEqual([], doc.bdms)
+
+    def test_deleted_instance_is_read_without_faults_or_volumes(self):
+        uuid = self.cells.add_instance(fakes.CELL2, deleted=True,
+                                       deleted_at=fakes.T0, fault='old',
+                                       bdms=[VOLUME])
+        found, doc = source.load_instance(uuid, self.ctxt)
+        self.assertEqual(source.FOUND, found)
+        self.assertTrue(doc.deleted)
+        self.assertIsNone(doc.fault)
+        self.assertEqual([], doc.bdms)
+        self.assertEqual([], self.cells.asked('faults', 'bdms'))
+
+    def test_cells_are_read_with_an_admin_context(self):
+        uuid = self.cells.add_instance(fakes.CELL1)
+        source.load_instance(uuid, self.ctxt)
+        self.assertTrue(all(c.is_admin for c in self.cells.contexts[1:]))
+        self.assertIsNone(self.ctxt.cell_uuid)
+
+    def test_without_a_context_the_admin_context_is_used(self):
+        uuid = self.cells.add_instance(fakes.CELL1)
+        self.assertEqual(source.FOUND, source.load_instance(uuid)[0])
+        self.assertTrue(all(c.is_admin for c in self.cells.contexts))
+
+
+class ThroughTheConductorTestCase(SourceTestCase):
+    """nova-compute: objects remoted to the conductor of its own cell."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.MockPatchObject(
+            obj_base.NovaObject, 'indirection_api', object()))
+
+    def test_instances_are_read_without_the_api_database(self):
+        uuid = self.cells.add_instance(fakes.CELL2, mapped=False,
+                                       fault='boom', bdms=[VOLUME])
+        gone = uuidutils.generate_uuid()
+        result = source.load_instances([uuid, gone], self.ctxt)
+        self.assertEqual([], self.cells.asked('mappings'))
+        found, doc = result[uuid]
+        self.assertEqual(source.FOUND, found)
+        # The conductor does not say which cell it reads.
+        self.assertIsNone(doc.cell_uuid)
+        self.assertIsNotNone(doc.fault, 'the latest fault is not attached')
+        self.assertEqual('boom', doc.fault['nova_object.data']['message'])
+        self.assertEqual(1, len(doc.bdms))
+        self.assertEqual((source.GONE, None), result[gone])
+        self.assertTrue(all(c.is_admin for c in self.cells.contexts))
+
+    def test_services(self):
+        svc = self.cells.add_service(fakes.CELL2, host='compute2')
+        found, doc = source.load_service(svc.uuid, 'compute2', self.ctxt)
+        self.assertEqual(source.FOUND, found)
+        self.assertEqual((svc.uuid, None), (doc.uuid, doc.cell_uuid))
+        self.assertEqual(
+            (source.GONE, None),
+            source.load_service(uuidutils.generate_uuid(), ctxt=self.ctxt))
+        self.assertEqual(svc.uuid, source.service_uuid_by_host(
+            'compute2', 'nova-compute', self.ctxt))
+        self.assertIsNone(source.service_uuid_by_host(
+            'compute2', 'nova-conductor', self.ctxt))
+        self.assertEqual([], self.cells.asked('host_mapping', 'cells'))
+
+
+class ServicesTestCase(SourceTestCase):
+
+    def service_cells(self):
+        return [cell for _, cell, _ in self.cells.asked('service')]
+
+    def test_the_hosts_cell_is_read_first(self):
+        self.cells.host_cells['compute2'] = fakes.CELL2
+        svc = self.cells.add_service(fakes.CELL2, host='compute2')
+        found, doc = source.load_service(svc.uuid, 'compute2', self.ctxt)
+        self.assertEqual(source.FOUND, found)
+        self.assertEqual(svc.uuid, doc.uuid)
+        self.assertEqual(fakes.CELL2, doc.cell_uuid)
+        self.assertEqual('compute2', doc.host)
+        self.assertEqual([fakes.CELL2], self.service_cells())
+
+    def test_a_service_registered_in_another_cell_is_found(self):
+        # A host mapped to cell1 running a service recorded in cell2.
+        self.cells.host_cells['both'] = fakes.CELL1
+        svc = self.cells.add_service(fakes.CELL2, host='both',
+                                     binary='nova-conductor')
+        found, doc = source.load_service(svc.uuid, 'both', self.ctxt)
+        self.assertEqual((source.FOUND, fakes.CELL2),
+                         (found, doc.cell_uuid))
+        self.assertEqual([fakes.CELL1, CELL0, fakes.CELL2],
+                         self.service_cells())
+
+    def test_an_unmapped_host_is_looked_for_in_every_cell(self):
+        svc = self.cells.add_service(fakes.CELL1, host='api1',
+                                     binary='nova-api')
+        found, doc = source.load_service(svc.uuid, 'api1', self.ctxt)
+        self.assertEqual((source.FOUND, fakes.CELL1),
+                         (found, doc.cell_uuid))
+        self.assertEqual([CELL0, fakes.CELL1], self.service_cells())
+
+    def test_without_a_host_every_cell_is_read(self):
+        uuid = uuidutils.generate_uuid()
+        self.assertEqual((source.GONE, None),
+                         source.load_service(uuid, ctxt=self.ctxt))
+        self.assertEqual([CELL0, fakes.CELL1, fakes.CELL2],
+                         self.service_cells())
+        self.assertEqual([], self.cells.asked('host_mapping'))
+
+    def test_gone_from_every_cell(self):
+        self.cells.host_cells['compute1'] = fakes.CELL1
+        self.assertEqual((source.GONE, None),
+                         source.load_service(uuidutils.generate_uuid(),
+                                             'compute1', self.ctxt))
+        self.assertEqual([fakes.CELL1, CELL0, fakes.CELL2],
+                         self.service_cells())
+
+    def test_service_uuid_by_host(self):
+        self.cells.host_cells['compute2'] = fakes.CELL2
+        svc = self.cells.add_service(fakes.CELL2, host='compute2')
+        self.assertEqual(svc.uuid, source.service_uuid_by_host(
+            'compute2', 'nova-compute', self.ctxt))
+        self.assertEqual([(fakes.CELL2, ('compute2', 'nova-compute'))],
+                         [(c, a) for _, c, a in
+                          self.cells.asked('service_by_args')])
+        self.assertIsNone(source.service_uuid_by_host(
+            'compute2', 'nova-scheduler', self.ctxt))
+
+    def test_a_deleted_service_is_read_as_deleted(self):
+        svc = self.cells.add_service(fakes.CELL1, deleted=True,
+                                     deleted_at=fakes.T0)
+        found, doc = source.load_service(svc.uuid, ctxt=self.ctxt)
+        self.assertEqual(source.FOUND, found)
+        self.assertEqual(svc.id, doc.deleted)
+
+    def test_compute_services_of_one_cell(self):
+        up = self.cells.add_service(fakes.CELL1, host='c1')
+        off = self.cells.add_service(fakes.CELL1, host='c2', disabled=True)
+        self.cells.add_service(fakes.CELL1, host='c1',
+                               binary='nova-conductor')
+        self.cells.add_service(fakes.CELL2, host='c3')
+        docs = source.compute_services(self.cells.by_uuid[fakes.CELL1],
+                                       self.ctxt)
+        self.assertEqual([up.uuid, off.uuid], [d.uuid for d in docs])
+        self.assertEqual({fakes.CELL1}, {d.cell_uuid for d in docs})
+        self.assertEqual(
+            [('services_by_binary', fakes.CELL1, ('nova-compute', True))],
+            self.cells.asked('services_by_binary'))
+
+
+class CellsTestCase(SourceTestCase):
+
+    def test_every_cell_mapping_cell0_included(self):
+        cells = source.cells(self.ctxt)
+        self.assertIsInstance(cells, list)
+        self.assertEqual([CELL0, fakes.CELL1, fakes.CELL2],
+                         [c.uuid for c in cells])
+
+    def test_instance_count_counts_the_cells_mappings(self):
+        count = self.useFixture(fixtures.MockPatchObject(
+            source, '_count_mappings', return_value=7)).mock
+        cell = self.cells.by_uuid[fakes.CELL2]
+        self.assertEqual(7, source.instance_count(self.ctxt, cell))
+        count.assert_called_once_with(self.ctxt, 2)
