@@ -46,6 +46,7 @@ from nova_search_ext.index.sql import bounded_regex
 from nova_search_ext.index.sql import errors
 from nova_search_ext.index.sql import migration
 from nova_search_ext.index.sql import models
+from nova_search_ext.index.sql.search import schemas
 from nova_search_ext.index.sql.search import searcher
 
 LOG = logging.getLogger(__name__)
@@ -524,11 +525,8 @@ class SQLStore(base.Store):
                 yield row.uuid, row.cell_uuid, row.updated_at, \
                     bool(row.deleted)
 
-    _TABLES = {catalog.SERVER_TYPE: models.index_instances,
-               catalog.SERVICE_TYPE: models.index_services}
-
     def count(self, rtype=catalog.SERVER_TYPE, include_deleted=False):
-        table = self._TABLES[rtype]
+        table = schemas.SCHEMAS[rtype].table
         stmt = sa.select(sa.func.count()).select_from(table)
         if not include_deleted:
             stmt = stmt.where(table.c.deleted == 0)
