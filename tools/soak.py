@@ -24,12 +24,13 @@ by kind and the service's resident memory before and after::
     A SQLite index (the default store) of ``--docs`` server documents over
     ``--projects`` projects and ``--hosts`` compute hosts (states, tags,
     faults and locks in the benchmark's proportions, see
-    :mod:`nova_search_ext.bench.harness.dataset`) plus their compute services;
-    ``nova-search-api`` (``auth_strategy = noauth``) with ``--workers``
-    processes of ``--threads`` threads; then a warm-up, a single-client
-    phase and a concurrent phase of ``--clients`` clients, each on its own
-    keep-alive connection, sending a mix of searches (term, match, prefix,
-    sort, aggregations, paging, non-administrator scoped, services).
+    :mod:`nova_search_ext.bench.harness.instances`) plus their compute
+    services; ``nova-search-api`` (``auth_strategy = noauth``) with
+    ``--workers`` processes of ``--threads`` threads; then a warm-up, a
+    single-client phase and a concurrent phase of ``--clients`` clients,
+    each on its own keep-alive connection, sending a mix of searches (term,
+    match, prefix, sort, aggregations, paging, non-administrator scoped,
+    services).
 
 ``indexer``
     A deployment of ``--cells`` cells of ``--instances`` instances each
@@ -77,7 +78,7 @@ import uuid  # noqa: E402
 
 from oslo_concurrency import processutils  # noqa: E402
 
-from nova_search_ext.bench.harness import dataset  # noqa: E402
+from nova_search_ext.bench.harness import instances  # noqa: E402
 from nova_search_ext.bench import measure  # noqa: E402
 from nova_search_ext.bench import report  # noqa: E402
 
@@ -208,11 +209,11 @@ class SearchMix(object):
         elif kind == 'match':
             body = {'type': SERVER, 'all_projects': True, 'query': {
                 'match': {'name': '%s-%05d' % (
-                    rng.choice(dataset.ROLES),
+                    rng.choice(instances.ROLES),
                     rng.randrange(self.docs))}}}
         elif kind == 'prefix':
             body = {'type': SERVER, 'all_projects': True, 'query': {
-                'prefix': {'name': rng.choice(dataset.ROLES)}}}
+                'prefix': {'name': rng.choice(instances.ROLES)}}}
         elif kind == 'sort':
             body = {'type': SERVER, 'all_projects': True, 'limit': 50,
                     'query': {'term': {'OS-EXT-SRV-ATTR:host': _host(
@@ -320,7 +321,7 @@ def build_index(path, docs, projects, hosts, seed):
 
     objects.register_all()
     rng = random.Random(seed)
-    kinds = [k for k in dataset.KINDS]
+    kinds = [k for k in instances.KINDS]
     weights = [k.weight for k in kinds]
     now = datetime.datetime.now(datetime.timezone.utc)
     cells = [fakes.CELL1, fakes.CELL2]
@@ -331,8 +332,8 @@ def build_index(path, docs, projects, hosts, seed):
         server_uuid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         host = _host(rng.randrange(hosts)) if kind.launched else None
         created = now - datetime.timedelta(
-            seconds=rng.uniform(0, dataset.SECONDS_PER_YEAR))
-        role = rng.choice(dataset.ROLES)
+            seconds=rng.uniform(0, instances.SECONDS_PER_YEAR))
+        role = rng.choice(instances.ROLES)
         fault = None
         if kind.fault:
             fault = fakes.fault(fakes.context(), server_uuid,
@@ -626,6 +627,7 @@ def run_indexer(args):
     from nova_search_ext.bench.harness import dataset as dataset_mod
     from nova_search_ext.bench.harness import deployment as deployment_mod
     from nova_search_ext.bench.harness import services
+    from nova_search_ext.bench import lag
     from nova_search_ext.index import api as index_api
     from nova_search_ext.index import sync as sync_mod
 
@@ -654,16 +656,16 @@ def run_indexer(args):
         dep.share_with_other_processes()
         exchange = 'nse_soak_%s' % dep.run_id
         topic = 'nse_soak_%s_versioned_notifications' % dep.run_id
-        indexer = feed.Indexer(dep, exchange, topic)
+        indexer = lag.Indexer(dep, exchange, topic)
         sections = indexer.sections()
         sections['search_indexer']['stats_interval'] = 1
         indexer.sections = lambda: sections
-        indexer.start(feed.indexer_command())
-        transport, notifier = feed._notifier(indexer)
+        indexer.start(lag.indexer_command())
+        transport, notifier = lag._notifier(indexer)
         feeder = feed.Feeder(dep, seed=args.seed)
         sample = feeder.sample(args.instances * args.cells)
         feeder.payloads(sample)
-        poller = feed._Visibility(store)
+        poller = lag._Visibility(store)
         poller.start()
         say('Waiting for the indexer')
         deadline = time.monotonic() + 90
@@ -672,7 +674,7 @@ def run_indexer(args):
                 raise RuntimeError('the indexer did not start: %s'
                                    % '\n'.join(indexer.log_tail()))
             if not poller.outstanding():
-                feed._publish(feeder, notifier, poller, sample[0], 'probe')
+                lag._publish(feeder, notifier, poller, sample[0], 'probe')
             time.sleep(0.5)
         pid = indexer.process.pid
         results['memory_before'] = memory(pid)

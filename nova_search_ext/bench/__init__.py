@@ -30,8 +30,11 @@ nova-api runs under a WSGI server):
 :mod:`~nova_search_ext.bench.scenarios`
     the list requests measured, and how one is measured;
 :mod:`~nova_search_ext.bench.feed`
-    indexing throughput through the notification endpoint and the
-    notification-to-list lag through ``nova-search-indexer`` on RabbitMQ;
+    the instances changed and the ``instance.update`` payloads built for
+    them, and indexing throughput through the notification endpoint;
+:mod:`~nova_search_ext.bench.lag`
+    the notification-to-list lag through ``nova-search-indexer`` on
+    RabbitMQ, run as a child process;
 :mod:`~nova_search_ext.bench.report`
     the table, the targets and the JSON result;
 :mod:`~nova_search_ext.bench.runner`
@@ -39,6 +42,7 @@ nova-api runs under a WSGI server):
 
 Nothing here is imported by the rest of the package; the console script
 (:mod:`nova_search_ext.cmd.bench`) is the only entry point, and the tests
-import the harness.  ``deployment`` and ``dataset`` here only name the
-harness's modules for ``tools/soak.py``.
+import the harness.  ``tools/soak.py`` builds its indexer soak from the
+harness, :mod:`~nova_search_ext.bench.feed` and
+:mod:`~nova_search_ext.bench.lag`.
 """

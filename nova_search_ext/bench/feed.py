@@ -9,55 +9,36 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Keeping the index fresh: indexing throughput and notification lag.
+"""Keeping the index fresh: indexing throughput, and what feeds the index.
 
-**Throughput.**  Existing instances are changed in their cell database (new
-display name and ``updated_at``, through Nova's models), then an
-``instance.update`` notification per instance is handed to
+**What feeds it.**  :class:`Feeder` picks existing instances of the data
+set, changes them in their cell database (new display name and
+``updated_at``, through Nova's models) and builds their ``instance.update``
+notifications: real ``InstanceUpdatePayload`` primitives built by Nova's
+notification objects from instances of the data set, with the uuid and
+display name set for each notification.  Both measurements use it, this
+one and the notification lag over RabbitMQ
+(:mod:`~nova_search_ext.bench.lag`).
+
+**Throughput.**  Each changed instance's notification is handed to
 :class:`~nova_search_ext.index.endpoint.NotificationEndpoint`, the object
-``nova-search-indexer`` dispatches to.  The payloads are real
-``InstanceUpdatePayload`` primitives built by Nova's notification objects
-from instances of the data set, with the uuid and display name set for each
-notification.  The endpoint reads every instance back from its cell and
-writes the index, so the figure covers the whole per-notification work of
-the indexer except the message bus; it is measured with one thread and
-with a pool of threads, as the listener's threading executor runs it.
-
-**Lag over RabbitMQ.**  ``nova-search-indexer`` is started as a separate
-process with a configuration file pointing at the benchmark's databases
-and the local RabbitMQ.  The benchmark then changes one instance in its
-cell and publishes its ``instance.update`` with ``oslo_messaging.Notifier``
-(driver ``messagingv2``) at a fixed rate, and polls the index until each
-change is visible.  So that no other consumer of the local broker sees the
-benchmark's messages (or hands it theirs), they go to an exchange and a
-topic of their own, and the queues delete themselves when the indexer
-disconnects.
+``nova-search-indexer`` dispatches to (:func:`endpoint_throughput`).  The
+endpoint reads every instance back from its cell and writes the index, so
+the figure covers the whole per-notification work of the indexer except
+the message bus; it is measured with one thread and with a pool of
+threads, as the listener's threading executor runs it, and in batches, as
+``nova-search-indexer``'s batch listener hands them over.
 """
 
 import collections
 import concurrent.futures
 import copy
-import os
 import random
-import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
 
-from oslo_db import exception as db_exc
 from oslo_utils import timeutils
 import sqlalchemy as sa
 
-from nova_search_ext.bench.harness import deployment as deployment_mod
-from nova_search_ext.bench.harness import services
-from nova_search_ext.bench import measure
-
-RABBIT_URL = services.RABBIT_URL
-TICK = 0.025
-# How long to wait, after the last notification, for the last change.
-DRAIN_SECONDS = 30
 _DATA = 'nova_object.data'
 
 
@@ -251,252 +232,3 @@ def _describe_run(run):
     if run['mode'] == 'batch':
         return 'batches of %d (nova-search-indexer)' % run['batch_size']
     return 'one at a time, %d thread(s) (embedded driver)' % run['threads']
-
-
-def indexer_command():
-    """How to start nova-search-indexer, or None if it is not installed."""
-    script = os.path.join(os.path.dirname(sys.executable),
-                          'nova-search-indexer')
-    if os.path.exists(script):
-        return [script]
-    found = shutil.which('nova-search-indexer')
-    if found:
-        return [found]
-    try:
-        import importlib.util
-        if importlib.util.find_spec('nova_search_ext.cmd.indexer'):
-            return [sys.executable, '-m', 'nova_search_ext.cmd.indexer']
-    except ImportError:
-        pass
-    return None
-
-
-def _shows(doc, name):
-    """Whether a stored Instance primitive has display name ``name``.
-
-    A substring test rather than decoding kilobytes of JSON per poll: the
-    poller shares the benchmark process with the publisher.  Names are
-    unique per notification, so the test cannot match another change.
-    """
-    if not doc:
-        return False
-    return ('"display_name":"%s"' % name in doc or
-            '"display_name": "%s"' % name in doc)
-
-
-class _Visibility(threading.Thread):
-    """Poll the index until every pending change is visible."""
-
-    def __init__(self, store, interval=0.01):
-        super().__init__(name='lag-poller', daemon=True)
-        self.store = store
-        self.interval = interval
-        self.pending = {}
-        self.lags = []
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-        self.errors = 0
-
-    def expect(self, uuid, name, published):
-        with self.lock:
-            self.pending[uuid] = (name, published)
-
-    def outstanding(self):
-        with self.lock:
-            return len(self.pending)
-
-    def run(self):
-        while not self.done.is_set():
-            with self.lock:
-                pending = dict(self.pending)
-            if pending:
-                try:
-                    found = self.store.get_instances(list(pending))
-                except (db_exc.DBError, sa.exc.SQLAlchemyError):
-                    # The indexer may hold the SQLite write lock a moment.
-                    self.errors += 1
-                    found = {}
-                seen = time.perf_counter()
-                for uuid, (name, published) in pending.items():
-                    stored = found.get(uuid)
-                    if stored is None or not _shows(stored.doc, name):
-                        continue
-                    with self.lock:
-                        if self.pending.get(uuid, (None,))[0] == name:
-                            del self.pending[uuid]
-                            self.lags.append(seen - published)
-            time.sleep(self.interval)
-
-
-class Indexer(object):
-    """nova-search-indexer as a child process of the benchmark."""
-
-    def __init__(self, deployment, exchange, topic):
-        self.deployment = deployment
-        self.exchange = exchange
-        self.topic = topic
-        self.config_file = os.path.join(deployment.workdir, 'indexer.conf')
-        self.log_file = os.path.join(deployment.workdir, 'indexer.log')
-        self.process = None
-
-    def sections(self):
-        sections = self.deployment.config_sections()
-        sections['DEFAULT'].update(
-            transport_url=RABBIT_URL, control_exchange=self.exchange,
-            log_file=self.log_file, use_stderr=False, debug=False)
-        sections['oslo_messaging_notifications'] = {
-            'driver': 'messagingv2', 'transport_url': RABBIT_URL}
-        # Queues and the exchange go away with the indexer's connection.
-        sections['oslo_messaging_rabbit'] = {'amqp_auto_delete': True}
-        sections['search_indexer'] = {
-            'topics': self.topic, 'pool': '', 'stats_interval': 0,
-            'service_refresh_interval': 0}
-        return sections
-
-    def start(self, command):
-        self.deployment.write_config(self.config_file, self.sections())
-        self._out = open(self.log_file + '.out', 'w')
-        self.process = subprocess.Popen(
-            command + ['--config-file', self.config_file],
-            stdout=self._out, stderr=subprocess.STDOUT,
-            env=deployment_mod.command_env())
-
-    def alive(self):
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self):
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._out.close()
-        return self.process.returncode
-
-    def log_tail(self, lines=20):
-        text = []
-        for path in (self.log_file, self.log_file + '.out'):
-            if os.path.exists(path):
-                with open(path) as f:
-                    text.extend(f.read().splitlines()[-lines:])
-        return text
-
-
-def _notifier(indexer):
-    from oslo_config import cfg
-    import oslo_messaging
-
-    conf = cfg.ConfigOpts()
-    conf(['--config-file', indexer.config_file], project='nse-bench',
-         default_config_files=[])
-    transport = oslo_messaging.get_notification_transport(conf)
-    notifier = oslo_messaging.Notifier(
-        transport, publisher_id='nova-compute:bench', driver='messagingv2',
-        topics=[indexer.topic])
-    return transport, notifier
-
-
-def rabbit_lag(deployment, store, rate, count, say, startup_timeout=90):
-    """p50/p99 notification-to-visible lag through nova-search-indexer."""
-    if not services.port_open(5672):
-        return {'skipped': 'RabbitMQ is not reachable on 127.0.0.1:5672'}
-    command = indexer_command()
-    if command is None:
-        return {'skipped': 'nova-search-indexer is not installed'}
-    exchange = 'nse_bench_%s' % deployment.run_id
-    topic = 'nse_bench_%s_versioned_notifications' % deployment.run_id
-    indexer = Indexer(deployment, exchange, topic)
-    feeder = Feeder(deployment, seed=11)
-    sample = feeder.sample(count + 1)
-    feeder.payloads(sample)
-    poller = _Visibility(store)
-    result = {'rate': rate, 'notifications': count, 'exchange': exchange,
-              'topic': topic, 'command': ' '.join(command)}
-    indexer.start(command)
-    transport, notifier = _notifier(indexer)
-    try:
-        poller.start()
-        # A first change, not measured: the indexer is up once it shows.
-        # Until its queue exists a notification goes nowhere, so the probe
-        # is published again every two seconds.
-        started = time.perf_counter()
-        next_probe = started
-        while indexer.alive():
-            now = time.perf_counter()
-            if now >= next_probe:
-                _publish(feeder, notifier, poller, sample[0], 'lagprobe')
-                next_probe = now + 2
-            time.sleep(0.02)
-            if not poller.outstanding() or now - started > startup_timeout:
-                break
-        if poller.outstanding():
-            result['error'] = ('the indexer did not index a probe '
-                               'notification within %d s' % startup_timeout)
-            result['indexer_log'] = indexer.log_tail()
-            return result
-        result['startup_seconds'] = round(time.perf_counter() - started, 2)
-        say('  indexer up after %.1f s; publishing %d notifications at '
-            '%d/s' % (result['startup_seconds'], count, rate))
-        with poller.lock:
-            poller.lags.clear()
-        # Every tick: change the tick's instances in their cells (one
-        # transaction per cell), then publish one notification each.
-        per_tick = max(1, int(round(rate * TICK)))
-        items = sample[1:count + 1]
-        t0 = time.perf_counter()
-        for start in range(0, len(items), per_tick):
-            delay = t0 + start / float(rate) - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            batch = items[start:start + per_tick]
-            names = feeder.change(batch, 'lag')
-            for uuid, _mapping in batch:
-                payload = feeder.payload_for(uuid, names[uuid])
-                poller.expect(uuid, names[uuid], time.perf_counter())
-                notifier.info({}, 'instance.update', payload)
-        published = time.perf_counter() - t0
-        deadline = time.perf_counter() + DRAIN_SECONDS
-        while poller.outstanding() and time.perf_counter() < deadline:
-            time.sleep(0.05)
-        lags = sorted(poller.lags)
-        missing = poller.outstanding()
-        # A change never seen counts as slower than any seen one: if it
-        # falls within a percentile, that percentile is "over the drain
-        # time" (None, with p*_over_s set).
-        ranked = lags + [float('inf')] * missing
-        result.update(
-            published_seconds=round(published, 2),
-            achieved_rate=round(count / published, 1),
-            visible=len(lags), not_visible=missing,
-            drain_seconds=DRAIN_SECONDS, poll_errors=poller.errors,
-            max_visible_s=_round(lags[-1] if lags else None))
-        for pct in (50, 90, 99):
-            value = measure.percentile(ranked, pct)
-            if value == float('inf'):
-                result['p%d_s' % pct] = None
-                result['p%d_over_s' % pct] = DRAIN_SECONDS
-            else:
-                result['p%d_s' % pct] = _round(value)
-        return result
-    finally:
-        poller.done.set()
-        rc = indexer.stop()
-        result['indexer_exit_code'] = rc
-        transport.cleanup()
-        feeder.close()
-
-
-def _publish(feeder, notifier, poller, item, label):
-    uuid, _mapping = item
-    name = feeder.change([item], label)[uuid]
-    payload = feeder.payload_for(uuid, name)
-    poller.expect(uuid, name, time.perf_counter())
-    notifier.info({}, 'instance.update', payload)
-
-
-def _round(value):
-    return round(value, 4) if value is not None else None

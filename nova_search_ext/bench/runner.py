@@ -18,7 +18,7 @@
 3. the scenarios at the compute API and WSGI levels, both paths, with
    parity checks and query counts, and the floor for the 50- and 1000-row
    pages (:mod:`scenarios`);
-4. indexing throughput and RabbitMQ lag (:mod:`feed`);
+4. indexing throughput (:mod:`feed`) and RabbitMQ lag (:mod:`lag`);
 5. with a one-cell baseline (``--full``), the same scenarios on one cell
    holding as many instances, in a child process (Nova's database
    configuration is process-wide), for the scaling ratio;
@@ -44,6 +44,7 @@ from nova_search_ext.bench.harness import dataset as dataset_mod
 from nova_search_ext.bench.harness import deployment as deployment_mod
 from nova_search_ext.bench.harness import querycount
 from nova_search_ext.bench.harness import standins
+from nova_search_ext.bench import lag
 from nova_search_ext.bench import report
 from nova_search_ext.bench import scenarios as scenarios_mod
 
@@ -244,7 +245,7 @@ def measure_deployment(args, say, results):
                 say('Notification-to-list lag through nova-search-indexer '
                     'on RabbitMQ')
                 dep.share_with_other_processes()
-                results['lag'] = feed.rabbit_lag(
+                results['lag'] = lag.rabbit_lag(
                     dep, store, args.lag_rate, args.lag_count, say)
                 if results['lag'].get('skipped'):
                     say('  skipped: %s' % results['lag']['skipped'])

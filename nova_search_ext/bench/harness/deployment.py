@@ -21,7 +21,8 @@ What it sets up:
   databases on the local MariaDB or PostgreSQL server
   (:mod:`~nova_search_ext.bench.harness.services`);
 * the CellMappings, one HostMapping and one ``nova-compute`` Service record
-  per host (so ``host_status`` has something to show), and the flavors;
+  per host (so ``host_status`` has something to show), and the flavors
+  (made, and found again, by :mod:`~nova_search_ext.bench.harness.inventory`);
 * the index store database when ``--store`` names a MariaDB or PostgreSQL
   database that does not exist yet;
 * the api-paste.ini of its nova-api: Nova's installed file with our
@@ -33,8 +34,13 @@ test wrote (:meth:`Deployment.create_databases` and :meth:`Deployment.build`
 after :func:`configure`), and their later processes find it again in the
 API database (:meth:`Deployment.reopen`).
 
-It does not hold instances (:mod:`~nova_search_ext.bench.harness.dataset`
-does) and it serves no request (:mod:`nova_search_ext.bench.api` does).
+A process working on a deployment, whoever built it, has its helpers
+here: :func:`configure`, :func:`cell_context`, :func:`command_env`,
+:func:`write_paste_ini` and :func:`dispose_nova_engines`.
+
+It does not hold instances (:mod:`~nova_search_ext.bench.harness.instances`
+and :mod:`~nova_search_ext.bench.harness.dataset` make them) and it serves
+no request (:mod:`nova_search_ext.bench.api` does).
 Everything it created on a database server is dropped by :meth:`close`.
 """
 
@@ -43,23 +49,13 @@ import random
 import threading
 import uuid as uuid_lib
 
-from oslo_utils import timeutils
 import sqlalchemy as sa
 from sqlalchemy.engine import url as sa_url
 
 from nova_search_ext.api import paste_config
+from nova_search_ext.bench.harness import inventory
 from nova_search_ext.bench.harness import services
 from nova_search_ext.bench.harness import standins
-
-# Flavors of the deployment: (name, flavorid, memory_mb, vcpus, root_gb,
-# ephemeral_gb, swap, extra_specs).
-FLAVORS = (
-    ('bench.tiny', 'b1', 512, 1, 1, 0, 0, {}),
-    ('bench.small', 'b2', 2048, 1, 20, 0, 0, {'hw_rng:allowed': 'True'}),
-    ('bench.medium', 'b3', 4096, 2, 40, 0, 512, {'hw:cpu_policy': 'shared'}),
-    ('bench.large', 'b4', 8192, 4, 80, 20, 1024,
-     {'hw:mem_page_size': 'large', 'hw:cpu_policy': 'dedicated'}),
-)
 
 # Nova marks a compute service down when its last heartbeat is older than
 # this; the benchmark has no running nova-compute, so its services would
@@ -140,22 +136,6 @@ def write_paste_ini(path, stand_in_authtoken=False):
         with open(path, 'w') as f:
             f.write(text)
     return path
-
-
-class Cell(object):
-    """One cell of the deployment: its mapping and its compute hosts."""
-
-    def __init__(self, mapping, hosts):
-        self.mapping = mapping
-        self.hosts = hosts
-
-    @property
-    def name(self):
-        return self.mapping.name
-
-    @property
-    def uuid(self):
-        return self.mapping.uuid
 
 
 class Deployment(object):
@@ -292,17 +272,19 @@ class Deployment(object):
         self.say('Migrating the API database and %d cell databases (%s)' %
                  (self.n_cells + 1, self.db.kind))
         migration.db_sync(database='api')
-        self.cell0 = self._map_cell(
-            ctxt, objects.CellMapping.CELL0_UUID, 'cell0', self.cell0_url)
+        self.cell0 = inventory.map_cell(
+            ctxt, objects.CellMapping.CELL0_UUID, 'cell0', self.cell0_url,
+            self.transport_url)
         for i, url in enumerate(self.cell_urls):
-            mapping = self._map_cell(ctxt, str(uuid_lib.uuid4()),
-                                     'cell%d' % (i + 1), url)
+            mapping = inventory.map_cell(ctxt, str(uuid_lib.uuid4()),
+                                         'cell%d' % (i + 1), url,
+                                         self.transport_url)
             hosts = ['%s-compute%d' % (mapping.name, h + 1)
                      for h in range(self.hosts_per_cell)]
-            self.cells.append(Cell(mapping, hosts))
-        self.flavors = self._create_flavors(ctxt)
+            self.cells.append(inventory.Cell(mapping, hosts))
+        self.flavors = inventory.create_flavors(ctxt)
         for cell in self.cells:
-            self._create_services(ctxt, cell)
+            inventory.create_services(ctxt, cell, self.hosts_per_cell)
         return self
 
     @classmethod
@@ -314,75 +296,17 @@ class Deployment(object):
         is created, and :meth:`close` drops nothing.
         """
         from nova import context as nova_context
-        from nova import objects
 
         ctxt = nova_context.get_admin_context()
-        mappings = sorted(objects.CellMappingList.get_all(ctxt),
-                          key=lambda m: m.id)
-        cells = [Cell(m, sorted(h.host for h in
-                                objects.HostMappingList.get_by_cell_id(
-                                    ctxt, m.id)))
-                 for m in mappings if not m.is_cell0()]
+        cell0, cells = inventory.read_cells(ctxt)
         dep = cls(workdir, len(cells),
                   len(cells[0].hosts) if cells else 0, say=say)
-        dep.cell0 = [m for m in mappings if m.is_cell0()][0]
+        dep.cell0 = cell0
         dep.cells = cells
         dep.cell0_url = dep.cell0.database_connection
         dep.cell_urls = [c.mapping.database_connection for c in cells]
-        dep.flavors = sorted(objects.FlavorList.get_all(ctxt),
-                             key=lambda f: f.flavorid)
+        dep.flavors = inventory.read_flavors(ctxt)
         return dep
-
-    def _map_cell(self, ctxt, uuid, name, url):
-        from nova import context as nova_context
-        from nova.db import migration
-        from nova import objects
-
-        mapping = objects.CellMapping(ctxt, uuid=uuid, name=name,
-                                      transport_url=self.transport_url,
-                                      database_connection=url)
-        mapping.create()
-        with nova_context.target_cell(ctxt, mapping) as cctxt:
-            migration.db_sync(database='main', context=cctxt)
-        return mapping
-
-    def _create_flavors(self, ctxt):
-        from nova import objects
-
-        flavors = []
-        for (name, flavorid, ram, vcpus, root, eph, swap, specs) in FLAVORS:
-            flavor = objects.Flavor(
-                ctxt, name=name, flavorid=flavorid, memory_mb=ram,
-                vcpus=vcpus, root_gb=root, ephemeral_gb=eph, swap=swap,
-                rxtx_factor=1.0, vcpu_weight=0, disabled=False,
-                is_public=True, extra_specs=specs, description=None)
-            flavor.create()
-            flavors.append(flavor)
-        return flavors
-
-    def _create_services(self, ctxt, cell):
-        """One nova-compute service record and host mapping per host.
-
-        With three hosts or more per cell, the last host of every cell is
-        disabled (``host_status`` MAINTENANCE), the rest are up.
-        """
-        from nova import context as nova_context
-        from nova import objects
-
-        now = timeutils.utcnow()
-        with nova_context.target_cell(ctxt, cell.mapping) as cctxt:
-            for i, host in enumerate(cell.hosts):
-                disabled = self.hosts_per_cell >= 3 and \
-                    i == len(cell.hosts) - 1
-                service = objects.Service(
-                    cctxt, host=host, binary='nova-compute',
-                    topic='compute', report_count=1, disabled=disabled,
-                    disabled_reason='benchmark maintenance' if disabled
-                    else None, forced_down=False, last_seen_up=now)
-                service.create()
-        for host in cell.hosts:
-            objects.HostMapping(ctxt, host=host,
-                                cell_mapping=cell.mapping).create()
 
     def share_with_other_processes(self):
         """Prepare SQLite databases for a second process (the indexer).

@@ -77,6 +77,21 @@ def empty_store(url):
     return store
 
 
+class IndexOnServer(object):
+    """A MultiCellTestCase mixin: the index on database server ``KIND``."""
+
+    KIND = None
+
+    def setUp(self):
+        services.require(self, self.KIND)
+        super().setUp()
+
+    def index_connection(self):
+        url = database(self.KIND)
+        empty_store(url).dispose()
+        return url
+
+
 def require(test, kind):
     """Skip (or, under CI, fail) ``test`` unless backend ``kind`` is up."""
     if kind != SQLITE:

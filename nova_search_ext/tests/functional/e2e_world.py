@@ -24,7 +24,7 @@ deployment and its instances are the harness's, the ones
     (:class:`~nova_search_ext.bench.harness.deployment.Deployment`).
 ``create N``
     Create N instances spread over the cells
-    (:func:`~nova_search_ext.bench.harness.dataset.new_instance`, with
+    (:func:`~nova_search_ext.bench.harness.instances.new_instance`, with
     instance mappings), each announced by Nova's own
     ``instance.create.end`` versioned notification on the message bus
     configured in the file.
@@ -55,13 +55,13 @@ from nova import objects
 from nova.objects import fields
 from nova import rpc
 
-from nova_search_ext.bench.harness import dataset
 from nova_search_ext.bench.harness import deployment
+from nova_search_ext.bench.harness import instances
 
 CONF = nova.conf.CONF
 CELLS = 2
 # Every instance is an ACTIVE one, as Nova's objects make it.
-KIND = dataset.KINDS[0]
+KIND = instances.KINDS[0]
 
 
 def setup(ctxt):
@@ -94,7 +94,7 @@ def create(ctxt, count, rate):
     for i in range(count):
         cell, cctxt = cells[i % len(cells)]
         host = cell.hosts[0]
-        inst = dataset.new_instance(
+        inst = instances.new_instance(
             cctxt, KIND, flavor, uuidutils.generate_uuid(),
             project_id='p%d' % (i % 3), user_id='u%d' % (i % 5),
             name='vm-%05d' % i, host=host, launched_at=timeutils.utcnow())

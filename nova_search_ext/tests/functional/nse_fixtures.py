@@ -9,9 +9,15 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Fixtures for running nova_search_ext inside Nova's functional tests."""
+"""Fixtures for running nova_search_ext inside Nova's functional tests.
+
+Also :class:`SilentServer`, the database server that never answers of the
+fallback and hung-database tests.
+"""
 
 import os
+import socket
+import threading
 
 import fixtures
 
@@ -171,6 +177,32 @@ class QueryCounter(fixtures.Fixture):
     def cell_queries(self):
         return {label: n for label, n in self.counts.items()
                 if label in self.cell_mappings}
+
+
+class SilentServer(object):
+    """Accept TCP connections on loopback and never say a word."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
 
 
 def fail_spawn(test, name):

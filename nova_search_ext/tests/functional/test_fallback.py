@@ -26,7 +26,6 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 import contextlib
 import os
 import socket
-import threading
 from unittest import mock
 
 import sqlalchemy as sa
@@ -35,32 +34,7 @@ from nova_search_ext.compute import breaker
 from nova_search_ext.compute import list_branch
 from nova_search_ext.index import api as index_api
 from nova_search_ext.tests.functional import base
-
-
-class SilentServer(object):
-    """Accept TCP connections on loopback and never say a word."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-
-    def close(self):
-        self.sock.close()
-        for conn in self.conns:
-            conn.close()
+from nova_search_ext.tests.functional import nse_fixtures
 
 
 class FallbackTestCase(base.FallbackTestBase):
@@ -105,7 +79,7 @@ class FallbackTestCase(base.FallbackTestBase):
         self._assert_falls_back_once()
 
     def test_index_database_times_out(self):
-        server = SilentServer()
+        server = nse_fixtures.SilentServer()
         self.addCleanup(server.close)
         self._use_connection(
             'mysql+pymysql://nova:x@127.0.0.1:%d/index?connect_timeout=1'

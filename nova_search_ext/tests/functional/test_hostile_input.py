@@ -40,7 +40,7 @@ from nova_search_ext.compute import list_branch
 from nova_search_ext.index import api as index_api
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
-from nova_search_ext.tests.unit.api import search_fakes
+from nova_search_ext.tests.unit.api.search import fakes as search_fakes
 from nova_search_ext.tests.unit import fakes as unit_fakes
 
 # Python's re needs about 2**20 steps for these on the cell path, which

@@ -42,7 +42,7 @@ import oslo_messaging
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.tests.functional import base
-from nova_search_ext.tests.functional import test_fallback
+from nova_search_ext.tests.functional import nse_fixtures
 from nova_search_ext.tests import services
 from nova_search_ext.tests.unit import fakes
 
@@ -125,7 +125,7 @@ class _SilentServer(_Timed):
 
     def setUp(self):
         super().setUp()
-        server = test_fallback.SilentServer()
+        server = nse_fixtures.SilentServer()
         self.addCleanup(server.close)
         self.store = sql_store.SQLStore(URLS[self.kind] % server.port,
                                         timeout=TIMEOUT)

@@ -60,6 +60,7 @@ from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.index import sync
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import seeds
+from nova_search_ext.tests.unit import fakes
 
 HANDLED = oslo_messaging.NotificationResult.HANDLED
 OUTCOMES = ('written', 'unchanged', 'stale', 'tombstoned', 'pending',
@@ -72,17 +73,6 @@ RESTARTED = (2, 9)
 DELETED = (4, 8, 13, 19)
 CONFIRMED = (0, 11)
 REVERTED = (6,)
-
-
-class _Records(logging.Handler):
-    """Keep the records a logger emits."""
-
-    def __init__(self):
-        super().__init__(level=logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
 
 
 class _RobustnessBase(seeds.SeededTest, base.MultiCellTestCase):
@@ -758,10 +748,7 @@ class MalformedTestCase(_RobustnessBase):
             yield event_type, make(i)
 
     def test_malformed_notifications_are_skipped(self):
-        records = _Records()
-        self.useFixture(fixtures.LogHandler(
-            records, name='nova_search_ext.index.endpoint',
-            level=logging.DEBUG, nuke_handlers=False))
+        records = fakes.capture_logs(self, 'nova_search_ext.index.endpoint')
         store = self.fresh_store()
         endpoint = endpoint_mod.NotificationEndpoint(store, requeue_delay=0)
         rng = self.rng
@@ -835,8 +822,7 @@ class MalformedTestCase(_RobustnessBase):
             self.assertEqual(0, stats[name], self.msg('%s', stats))
 
         # One WARNING per malformed notification, naming it and why.
-        warnings = [r for r in records.records if r.levelno ==
-                    logging.WARNING]
+        warnings = records.at(logging.WARNING)
         self.assertEqual(self.MALFORMED, len(warnings))
         named = sorted(r.args['id'] for r in warnings)
         self.assertEqual(sorted('bad-%d' % n for n in range(self.MALFORMED)),

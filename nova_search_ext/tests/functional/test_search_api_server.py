@@ -13,7 +13,7 @@
 
 :class:`~nova_search_ext.api.search.server.Server` runs in process on a
 loopback port, serving the search API (``noauth``, over the fixed index of
-:mod:`~nova_search_ext.tests.unit.api.search_fakes`) or a small WSGI
+:mod:`~nova_search_ext.tests.unit.api.search.fakes`) or a small WSGI
 application that counts its concurrent calls.  The clients are raw sockets
 and ``http.client``, so that they can stall, send chunked bodies and stay
 many without a thread each:
@@ -42,7 +42,7 @@ from oslo_config import cfg
 
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import server as server_mod
-from nova_search_ext.tests.unit.api import search_fakes
+from nova_search_ext.tests.unit.api.search import fakes as search_fakes
 from nova_search_ext.tests.unit import base
 
 CONF = cfg.CONF

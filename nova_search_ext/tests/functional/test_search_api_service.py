@@ -36,7 +36,7 @@ from searchlightclient import client as sl_client
 from nova_search_ext.bench import measure
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
-from nova_search_ext.tests.unit.api import search_fakes
+from nova_search_ext.tests.unit.api.search import fakes as search_fakes
 from nova_search_ext.tests.unit import fakes
 
 SERVER = 'OS::Nova::Server'

@@ -25,6 +25,7 @@ plugin and an endpoint override, the search API in its no-auth mode).
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
+import contextlib
 import time
 
 from oslo_utils import uuidutils
@@ -39,8 +40,6 @@ from nova_search_ext.compute import list_branch
 from nova_search_ext import conf
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests.functional import test_parity_random
-
-WARNING = 'Listing instances from the cells instead of the search index'
 
 
 class Wrapper(object):
@@ -105,43 +104,23 @@ class HTTPRandomParityTestCase(SearchlightHTTPMixin,
                                          fromlist=['x']).SearchlightClient)
 
 
-class HTTPFailureTestCase(SearchlightHTTPMixin, base.MultiCellTestCase):
-    ADMIN_API = True
+class HTTPFailureTestCase(SearchlightHTTPMixin, base.FallbackTestBase):
 
     def setUp(self):
         super().setUp()
-        self.boot('a', host='host1')
-        self.boot('b', host='host2')
-        self.flags(enabled=False, group='searchlight')
-        self.expected = self.api.api_get('/servers/detail').content
-        self.flags(enabled=True, group='searchlight')
         list_branch.reset()
-        self.assertEqual(self.expected, self._get().content)
+        self.get_detail()
         self.assertEqual(1, list_branch.STATS['index'])
 
-    def _warnings(self):
-        return self.stdlog.logger.output.count(WARNING)
-
-    def _get(self):
-        resp = self.api.api_get('/servers/detail',
-                                check_response_status=False)
-        self.assertEqual(200, resp.status, resp.content)
-        self.assertEqual(self.expected, resp.content)
-        return resp
+    @contextlib.contextmanager
+    def _search_api_not_asked(self):
+        # The breaker keeps the search API out: no request reaches it.
+        seen = self.wrapper.requests
+        yield
+        self.assertEqual(seen, self.wrapper.requests)
 
     def _assert_falls_back_once(self):
-        list_branch.reset()
-        warnings = self._warnings()
-        self._get()
-        self.assertEqual(warnings + 1, self._warnings())
-        self.assertEqual(breaker.OPEN, list_branch.get_breaker().state)
-        seen = self.wrapper.requests
-        self._get()
-        self._get()
-        # The breaker keeps the search API out: no request reaches it.
-        self.assertEqual(seen, self.wrapper.requests)
-        self.assertEqual(warnings + 1, self._warnings())
-        self.assertEqual(3, list_branch.STATS['fallback'])
+        self.assert_falls_back_once(self._search_api_not_asked, later=2)
 
     def test_search_api_stopped(self):
         self._stop_http()
@@ -177,11 +156,11 @@ class HTTPFailureTestCase(SearchlightHTTPMixin, base.MultiCellTestCase):
         now = [100.0]
         list_branch.get_breaker()._clock = lambda: now[0]
         self.wrapper.mode = '503'
-        self._get()
+        self.get_detail()
         self.assertEqual(breaker.OPEN, list_branch.get_breaker().state)
         self.wrapper.mode = 'pass'
         now[0] += 6
-        self._get()
+        self.get_detail()
         self.assertEqual(breaker.CLOSED, list_branch.get_breaker().state)
         self.assertEqual(1, list_branch.STATS['index'])
 

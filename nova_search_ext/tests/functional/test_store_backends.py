@@ -35,9 +35,8 @@ from nova_search_ext.index import base as index_base
 from nova_search_ext.tests.functional import backends
 from nova_search_ext.tests.functional import test_index_feed
 from nova_search_ext.tests.functional import test_list_branch
-from nova_search_ext.tests import services
-from nova_search_ext.tests.unit.index import test_query
-from nova_search_ext.tests.unit.index import test_store
+from nova_search_ext.tests.unit.index.sql import test_store
+from nova_search_ext.tests.unit.index.sql import test_store_list
 
 
 def _pg_regex_on_a_column(self):
@@ -77,7 +76,7 @@ def _backend_classes(kind, label):
             super().setUp()
 
     classes = {}
-    for module in (test_store, test_query):
+    for module in (test_store, test_store_list):
         for name in dir(module):
             cls = getattr(module, name)
             if (isinstance(cls, type) and name.endswith('TestCase') and
@@ -95,36 +94,21 @@ globals().update(_backend_classes('mysql', 'MariaDB'))
 globals().update(_backend_classes('postgresql', 'PostgreSQL'))
 
 
-class _NovaOnServer(object):
-    """Real Nova, two cells, the index on a database server."""
-
-    KIND = None
-
-    def setUp(self):
-        services.require(self, self.KIND)
-        super().setUp()
-
-    def index_connection(self):
-        url = backends.database(self.KIND)
-        backends.empty_store(url).dispose()
-        return url
-
-
-class MariaDBIndexFeedTestCase(_NovaOnServer,
+class MariaDBIndexFeedTestCase(backends.IndexOnServer,
                                test_index_feed.IndexFeedTestCase):
     KIND = 'mysql'
 
 
-class PostgreSQLIndexFeedTestCase(_NovaOnServer,
+class PostgreSQLIndexFeedTestCase(backends.IndexOnServer,
                                   test_index_feed.IndexFeedTestCase):
     KIND = 'postgresql'
 
 
-class MariaDBListBranchTestCase(_NovaOnServer,
+class MariaDBListBranchTestCase(backends.IndexOnServer,
                                 test_list_branch.ListBranchTestCase):
     KIND = 'mysql'
 
 
-class PostgreSQLListBranchTestCase(_NovaOnServer,
+class PostgreSQLListBranchTestCase(backends.IndexOnServer,
                                    test_list_branch.ListBranchTestCase):
     KIND = 'postgresql'

@@ -13,10 +13,10 @@
 
 ``SearchBodyTestCase`` pins the Searchlight v1 bodies.
 ``WireRoundTripTestCase`` sends them to the search API's WSGI application
-(in process, over the fixed index of ``search_fakes``) through the client's
-own paging and marker handling, and checks that the answer is what the SQL
-store gives for the same request without the wire: the serialised request
-means what the request means.
+(in process, over the fixed index of ``tests.unit.api.search.fakes``)
+through the client's own paging and marker handling, and checks that the
+answer is what the SQL store gives for the same request without the wire:
+the serialised request means what the request means.
 """
 
 import json
@@ -31,8 +31,8 @@ from nova_search_ext.index import base
 from nova_search_ext.index import catalog
 from nova_search_ext.index import list_request
 from nova_search_ext.index import request as request_mod
-from nova_search_ext.tests.unit.api import search_fakes as sf
-from nova_search_ext.tests.unit.api import test_search_api
+from nova_search_ext.tests.unit.api.search import fakes as sf
+from nova_search_ext.tests.unit.api.search import test_app as test_search_api
 
 
 def _query(filters=None, is_admin=True, project_id='p1', sort_keys=None,

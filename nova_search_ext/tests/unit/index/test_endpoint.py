@@ -17,7 +17,6 @@ gone from every cell or still a build request, a service found or gone,
 and database failures.
 """
 
-import collections
 import copy
 import logging
 
@@ -35,6 +34,7 @@ from nova_search_ext.index import endpoint
 from nova_search_ext.index.feed import source
 from nova_search_ext.index.sql import models
 from nova_search_ext.tests.unit import base
+from nova_search_ext.tests.unit import fake_cells
 from nova_search_ext.tests.unit import fakes
 
 HANDLED = oslo_messaging.NotificationResult.HANDLED
@@ -42,40 +42,11 @@ REQUEUE = oslo_messaging.NotificationResult.REQUEUE
 OUTCOMES = ('written', 'unchanged', 'stale', 'tombstoned', 'pending',
             'ignored', 'malformed', 'failed', 'requeued')
 
-Cell = collections.namedtuple('Cell', ['uuid', 'name'])
-
-
-class FakeSource(object):
-    """The cells, as the endpoint sees them through its source seam."""
-
-    def __init__(self):
-        self.instances = {}
-        self.services = {}
-        self.cell_services = {}
-        self.calls = []
-        self.error = None
-
-    def load_instance(self, uuid):
-        self.calls.append(('load_instance', uuid))
-        if self.error is not None:
-            raise self.error
-        return self.instances.get(uuid, (source.GONE, None))
-
-    def load_service(self, uuid, host=None):
-        self.calls.append(('load_service', uuid, host))
-        if self.error is not None:
-            raise self.error
-        return self.services.get(uuid, (source.GONE, None))
-
-    def cells(self):
-        return [Cell(uuid, 'cell%d' % i)
-                for i, uuid in enumerate(self.cell_services)]
-
-    def compute_services(self, cell):
-        result = self.cell_services[cell.uuid]
-        if isinstance(result, Exception):
-            raise result
-        return result
+# The cells behind the endpoint's source seam (shared with the catch-up
+# tests).
+Cell = fake_cells.Cell
+FakeSource = fake_cells.FakeSource
+instance_payload = fake_cells.instance_payload
 
 
 class HostLookupSource(FakeSource):
@@ -88,13 +59,6 @@ class HostLookupSource(FakeSource):
     def service_uuid_by_host(self, host, binary):
         self.calls.append(('service_uuid_by_host', host, binary))
         return self.by_host.get((host, binary))
-
-
-def instance_payload(uuid, name='InstanceUpdatePayload', version='2.0',
-                     **data):
-    data.setdefault('uuid', uuid)
-    return {'nova_object.name': name, 'nova_object.namespace': 'nova',
-            'nova_object.version': version, 'nova_object.data': data}
 
 
 def service_payload(doc=None, version='1.1', **updates):

@@ -12,9 +12,9 @@
 """Tests of the one translation of a server list request.
 
 What the translated request selects is tested where it runs
-(``test_query``: the SQL store; ``tests/unit/client/test_searchlight``: the
-Searchlight client through the search API); these tests pin the request
-itself.
+(``tests/unit/index/sql/test_store_list``: the SQL store;
+``tests/unit/client/test_searchlight``: the Searchlight client through
+the search API); these tests pin the request itself.
 """
 
 import datetime

@@ -12,7 +12,7 @@
 """The search language on every index backend (index.sql.search).
 
 Every clause runs against the fixed index of
-:mod:`nova_search_ext.tests.unit.api.search_fakes`, built by the production
+:mod:`nova_search_ext.tests.unit.api.search.fakes`, built by the production
 document code, on SQLite, MariaDB and PostgreSQL (the scenarios of
 :mod:`nova_search_ext.tests.functional.backends`), and the expected hits
 are spelled out.  Where the database engine decides (where NULLs sort,
@@ -35,7 +35,7 @@ from nova_search_ext.index.sql import models
 from nova_search_ext.index.sql.search import searcher
 from nova_search_ext.index.sql.search import translator
 from nova_search_ext.tests.functional import backends
-from nova_search_ext.tests.unit.api import search_fakes as sf
+from nova_search_ext.tests.unit.api.search import fakes as sf
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
 

@@ -11,192 +11,29 @@
 #    under the License.
 """Unit tests of :mod:`nova_search_ext.index.feed.source`.
 
-No database: Nova's object queries are replaced by :class:`FakeCells`,
-which answers them from real (unsaved) Nova objects kept per cell and
-records each query with the cell its context was targeted at, so the
-tests see where the source looks, how often, and what it makes of the
-answers.
+No database: Nova's object queries are replaced by
+:class:`~nova_search_ext.tests.unit.fake_cells.FakeCells`, which answers
+them from real (unsaved) Nova objects kept per cell and records each query
+with the cell its context was targeted at, so the tests see where the
+source looks, how often, and what it makes of the answers.
 """
-
-import collections
 
 import fixtures
 from oslo_utils import uuidutils
 
-from nova import context as nova_context
-from nova import exception
-from nova import objects
 from nova.objects import base as obj_base
 
 from nova_search_ext.index.feed import source
 from nova_search_ext.tests.unit import base
+from nova_search_ext.tests.unit import fake_cells
 from nova_search_ext.tests.unit import fakes
-
-CELL0 = '00000000-0000-0000-0000-000000000000'
-VOLUME = '0c0c8d06-1f3d-4a3b-8a1a-6a9f2a1a6b10'
-
-
-def cell_mapping(uuid, id_, name):
-    return objects.CellMapping(uuid=uuid, id=id_, name=name,
-                               database_connection='fake://',
-                               transport_url='fake://')
-
-
-class FakeCells(fixtures.Fixture):
-    """Nova's API and cell databases, as the source queries them.
-
-    A context targeted at a cell reads that cell; an untargeted one (what
-    nova-compute's conductor sees) reads ``local_cell``.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.cell_mappings = [cell_mapping(CELL0, 0, 'cell0'),
-                              cell_mapping(fakes.CELL1, 1, 'cell1'),
-                              cell_mapping(fakes.CELL2, 2, 'cell2')]
-        self.by_uuid = {c.uuid: c for c in self.cell_mappings}
-        self.local_cell = fakes.CELL2
-        self.instance_cells = {}    # instance uuid: cell uuid or None
-        self.instances = collections.defaultdict(list)
-        self.faults = collections.defaultdict(list)
-        self.bdms = collections.defaultdict(list)
-        self.services = collections.defaultdict(list)
-        self.host_cells = {}
-        # (query, cell uuid the context was targeted at, arguments)
-        self.queries = []
-        self.contexts = []
-
-    def _setUp(self):
-        self.useFixture(fixtures.MockPatchObject(
-            nova_context, 'set_target_cell', side_effect=self._target))
-        for owner, name, fake in (
-                (objects.InstanceMappingList, 'get_by_instance_uuids',
-                 self._instance_mappings),
-                (objects.InstanceList, 'get_by_filters', self._instances),
-                (objects.InstanceFaultList, 'get_latest_by_instance_uuids',
-                 self._faults),
-                (objects.BlockDeviceMappingList, 'bdms_by_instance_uuid',
-                 self._bdms),
-                (objects.HostMapping, 'get_by_host', self._host_mapping),
-                (objects.CellMappingList, 'get_all', self._cells),
-                (objects.Service, 'get_by_uuid', self._service_by_uuid),
-                (objects.Service, 'get_by_args', self._service_by_args),
-                (objects.ServiceList, 'get_by_binary',
-                 self._services_by_binary)):
-            self.useFixture(fixtures.MockPatchObject(owner, name,
-                                                     side_effect=fake))
-
-    # Setting up the cells ------------------------------------------------
-
-    def add_instance(self, cell, mapped=True, fault=None, bdms=(),
-                     **updates):
-        """An instance in ``cell`` (None: a build request), its uuid."""
-        uuid = updates.pop('uuid', None) or uuidutils.generate_uuid()
-        if mapped:
-            self.instance_cells[uuid] = cell
-        if cell is not None:
-            self.instances[cell].append(fakes.instance(uuid=uuid, **updates))
-            if fault is not None:
-                self.faults[cell].append(
-                    fakes.fault(fakes.context(), uuid, message=fault))
-            for volume in bdms:
-                self.bdms[cell].append(
-                    fakes.bdm(fakes.context(), uuid, volume_id=volume))
-        return uuid
-
-    def add_service(self, cell, **updates):
-        svc = fakes.service(**updates)
-        self.services[cell].append(svc)
-        return svc
-
-    # What the fakes answer -----------------------------------------------
-
-    def _target(self, ctxt, cell):
-        ctxt.cell_uuid = cell.uuid if cell is not None else None
-
-    def _cell(self, query, ctxt, *args):
-        self.contexts.append(ctxt)
-        cell = ctxt.cell_uuid
-        self.queries.append((query, cell, args))
-        return cell if cell is not None else self.local_cell
-
-    def _instance_mappings(self, ctxt, uuids):
-        self._cell('mappings', ctxt, list(uuids))
-        return objects.InstanceMappingList(objects=[
-            objects.InstanceMapping(
-                instance_uuid=uuid, queued_for_delete=False,
-                cell_mapping=(self.by_uuid[self.instance_cells[uuid]]
-                              if self.instance_cells[uuid] else None))
-            for uuid in uuids if uuid in self.instance_cells])
-
-    def _instances(self, ctxt, filters, expected_attrs=None):
-        self.expected_attrs = expected_attrs
-        filters = dict(filters)
-        cell = self._cell('instances', ctxt, filters)
-        hidden = filters.get('hidden', False)
-        return objects.InstanceList(objects=[
-            i for i in self.instances[cell]
-            if i.uuid in filters['uuid'] and i.hidden == hidden])
-
-    def _faults(self, ctxt, uuids):
-        cell = self._cell('faults', ctxt, list(uuids))
-        return objects.InstanceFaultList(objects=[
-            f for f in self.faults[cell] if f.instance_uuid in uuids])
-
-    def _bdms(self, ctxt, uuids):
-        cell = self._cell('bdms', ctxt, list(uuids))
-        result = {}
-        for bdm in self.bdms[cell]:
-            if bdm.instance_uuid in uuids:
-                result.setdefault(bdm.instance_uuid,
-                                  objects.BlockDeviceMappingList(
-                                      objects=[])).objects.append(bdm)
-        return result
-
-    def _host_mapping(self, ctxt, host):
-        self._cell('host_mapping', ctxt, host)
-        if host not in self.host_cells:
-            raise exception.HostMappingNotFound(name=host)
-        return objects.HostMapping(
-            host=host, cell_mapping=self.by_uuid[self.host_cells[host]])
-
-    def _cells(self, ctxt):
-        self._cell('cells', ctxt)
-        return objects.CellMappingList(objects=list(self.cell_mappings))
-
-    def _service_by_uuid(self, ctxt, uuid):
-        cell = self._cell('service', ctxt, uuid)
-        for svc in self.services[cell]:
-            if svc.uuid == uuid:
-                return svc
-        raise exception.ServiceNotFound(service_id=uuid)
-
-    def _service_by_args(self, ctxt, host, binary):
-        cell = self._cell('service_by_args', ctxt, host, binary)
-        for svc in self.services[cell]:
-            if (svc.host, svc.binary) == (host, binary):
-                return svc
-        raise exception.HostBinaryNotFound(host=host, binary=binary)
-
-    def _services_by_binary(self, ctxt, binary, include_disabled=False):
-        cell = self._cell('services_by_binary', ctxt, binary,
-                          include_disabled)
-        return objects.ServiceList(objects=[
-            s for s in self.services[cell] if s.binary == binary and
-            (include_disabled or not s.disabled)])
-
-    # Looking at what was asked --------------------------------------------
-
-    def asked(self, *queries):
-        """The queries of these kinds: [(query, cell, args)]."""
-        return [q for q in self.queries if q[0] in queries]
 
 
 class SourceTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.cells = self.useFixture(FakeCells())
+        self.cells = self.useFixture(fake_cells.FakeCells())
         # A non-admin caller: the source elevates what it needs.
         self.ctxt = fakes.context()
 
@@ -322,14 +159,15 @@ class LoadInstancesTestCase(SourceTestCase):
 
     def test_latest_fault_and_volumes_ride_along(self):
         broken = self.cells.add_instance(fakes.CELL1, fault='disk on fire',
-                                         bdms=[VOLUME])
+                                         bdms=[fake_cells.VOLUME])
         plain = self.cells.add_instance(fakes.CELL1)
         result = source.load_instances([broken, plain], self.ctxt)
         doc = result[broken][1]
         self.assertIsNotNone(doc.fault, 'the latest fault is not attached')
         self.assertEqual('disk on fire',
                          doc.fault['nova_object.data']['message'])
-        self.assertEqual([VOLUME], [b['nova_object.data']['volume_id']
+        self.assertEqual([fake_cells.VOLUME],
+                         [b['nova_object.data']['volume_id']
                                     for b in doc.bdms])
         doc = result[plain][1]
         self.assertIsNone(doc.fault)
@@ -338,7 +176,7 @@ class LoadInstancesTestCase(SourceTestCase):
     def test_deleted_instance_is_read_without_faults_or_volumes(self):
         uuid = self.cells.add_instance(fakes.CELL2, deleted=True,
                                        deleted_at=fakes.T0, fault='old',
-                                       bdms=[VOLUME])
+                                       bdms=[fake_cells.VOLUME])
         found, doc = source.load_instance(uuid, self.ctxt)
         self.assertEqual(source.FOUND, found)
         self.assertTrue(doc.deleted)
@@ -368,7 +206,7 @@ class ThroughTheConductorTestCase(SourceTestCase):
 
     def test_instances_are_read_without_the_api_database(self):
         uuid = self.cells.add_instance(fakes.CELL2, mapped=False,
-                                       fault='boom', bdms=[VOLUME])
+                                       fault='boom', bdms=[fake_cells.VOLUME])
         gone = uuidutils.generate_uuid()
         result = source.load_instances([uuid, gone], self.ctxt)
         self.assertEqual([], self.cells.asked('mappings'))
@@ -420,7 +258,7 @@ class ServicesTestCase(SourceTestCase):
         found, doc = source.load_service(svc.uuid, 'both', self.ctxt)
         self.assertEqual((source.FOUND, fakes.CELL2),
                          (found, doc.cell_uuid))
-        self.assertEqual([fakes.CELL1, CELL0, fakes.CELL2],
+        self.assertEqual([fakes.CELL1, fake_cells.CELL0, fakes.CELL2],
                          self.service_cells())
 
     def test_an_unmapped_host_is_looked_for_in_every_cell(self):
@@ -429,13 +267,13 @@ class ServicesTestCase(SourceTestCase):
         found, doc = source.load_service(svc.uuid, 'api1', self.ctxt)
         self.assertEqual((source.FOUND, fakes.CELL1),
                          (found, doc.cell_uuid))
-        self.assertEqual([CELL0, fakes.CELL1], self.service_cells())
+        self.assertEqual([fake_cells.CELL0, fakes.CELL1], self.service_cells())
 
     def test_without_a_host_every_cell_is_read(self):
         uuid = uuidutils.generate_uuid()
         self.assertEqual((source.GONE, None),
                          source.load_service(uuid, ctxt=self.ctxt))
-        self.assertEqual([CELL0, fakes.CELL1, fakes.CELL2],
+        self.assertEqual([fake_cells.CELL0, fakes.CELL1, fakes.CELL2],
                          self.service_cells())
         self.assertEqual([], self.cells.asked('host_mapping'))
 
@@ -444,7 +282,7 @@ class ServicesTestCase(SourceTestCase):
         self.assertEqual((source.GONE, None),
                          source.load_service(uuidutils.generate_uuid(),
                                              'compute1', self.ctxt))
-        self.assertEqual([fakes.CELL1, CELL0, fakes.CELL2],
+        self.assertEqual([fakes.CELL1, fake_cells.CELL0, fakes.CELL2],
                          self.service_cells())
 
     def test_service_uuid_by_host(self):
@@ -485,7 +323,7 @@ class CellsTestCase(SourceTestCase):
     def test_every_cell_mapping_cell0_included(self):
         cells = source.cells(self.ctxt)
         self.assertIsInstance(cells, list)
-        self.assertEqual([CELL0, fakes.CELL1, fakes.CELL2],
+        self.assertEqual([fake_cells.CELL0, fakes.CELL1, fakes.CELL2],
                          [c.uuid for c in cells])
 
     def test_instance_count_counts_the_cells_mappings(self):

@@ -21,7 +21,7 @@ import datetime
 
 from nova_search_ext.index import base as index_base
 from nova_search_ext.tests.unit import fakes
-from nova_search_ext.tests.unit.index import test_store
+from nova_search_ext.tests.unit.index.sql import test_store
 
 
 def at(minutes):

@@ -37,7 +37,7 @@ from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.tests import seeds
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
-from nova_search_ext.tests.unit.index import test_store
+from nova_search_ext.tests.unit.index.sql import test_store
 
 SEED_ENV = 'NSE_REGEX_SEED'
 # 'a' * 30 + '!' against (a|a)+$ needs about 2**30 steps of backtracking.

@@ -14,7 +14,7 @@
 The application is the one ``search-api-paste.ini`` describes, loaded by
 :func:`~nova_search_ext.api.search.app.load_app` in ``noauth`` mode and
 called in process with WebOb requests, over the fixed index of
-:mod:`.search_fakes`.
+:mod:`.fakes`.
 """
 
 import io
@@ -32,7 +32,7 @@ from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import policy
 from nova_search_ext.index import catalog
 from nova_search_ext.tests import seeds
-from nova_search_ext.tests.unit.api import search_fakes as sf
+from nova_search_ext.tests.unit.api.search import fakes as sf
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
 

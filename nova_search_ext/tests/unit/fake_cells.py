@@ -1,0 +1,233 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Nova's cells without databases, as the feed and the bulk sync read them.
+
+:class:`FakeCells` stands for the cell databases behind Nova's objects
+(the tests of ``index/feed/source.py`` and ``index/sync.py``);
+:class:`FakeSource` stands for the feed's whole ``source`` seam (the
+tests of the endpoint and of the embedded feed's catch-up), with
+:func:`instance_payload` for the notifications they are handed.
+"""
+
+import collections
+
+import fixtures
+from oslo_utils import uuidutils
+
+from nova import context as nova_context
+from nova import exception
+from nova import objects
+
+from nova_search_ext.index.feed import source
+from nova_search_ext.tests.unit import fakes
+
+CELL0 = '00000000-0000-0000-0000-000000000000'
+VOLUME = '0c0c8d06-1f3d-4a3b-8a1a-6a9f2a1a6b10'
+
+
+def cell_mapping(uuid, id_, name):
+    return objects.CellMapping(uuid=uuid, id=id_, name=name,
+                               database_connection='fake://',
+                               transport_url='fake://')
+
+
+class FakeCells(fixtures.Fixture):
+    """Nova's API and cell databases, as the source queries them.
+
+    A context targeted at a cell reads that cell; an untargeted one (what
+    nova-compute's conductor sees) reads ``local_cell``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.cell_mappings = [cell_mapping(CELL0, 0, 'cell0'),
+                              cell_mapping(fakes.CELL1, 1, 'cell1'),
+                              cell_mapping(fakes.CELL2, 2, 'cell2')]
+        self.by_uuid = {c.uuid: c for c in self.cell_mappings}
+        self.local_cell = fakes.CELL2
+        self.instance_cells = {}    # instance uuid: cell uuid or None
+        self.instances = collections.defaultdict(list)
+        self.faults = collections.defaultdict(list)
+        self.bdms = collections.defaultdict(list)
+        self.services = collections.defaultdict(list)
+        self.host_cells = {}
+        # (query, cell uuid the context was targeted at, arguments)
+        self.queries = []
+        self.contexts = []
+
+    def _setUp(self):
+        self.useFixture(fixtures.MockPatchObject(
+            nova_context, 'set_target_cell', side_effect=self._target))
+        for owner, name, fake in (
+                (objects.InstanceMappingList, 'get_by_instance_uuids',
+                 self._instance_mappings),
+                (objects.InstanceList, 'get_by_filters', self._instances),
+                (objects.InstanceFaultList, 'get_latest_by_instance_uuids',
+                 self._faults),
+                (objects.BlockDeviceMappingList, 'bdms_by_instance_uuid',
+                 self._bdms),
+                (objects.HostMapping, 'get_by_host', self._host_mapping),
+                (objects.CellMappingList, 'get_all', self._cells),
+                (objects.Service, 'get_by_uuid', self._service_by_uuid),
+                (objects.Service, 'get_by_args', self._service_by_args),
+                (objects.ServiceList, 'get_by_binary',
+                 self._services_by_binary)):
+            self.useFixture(fixtures.MockPatchObject(owner, name,
+                                                     side_effect=fake))
+
+    # Setting up the cells ------------------------------------------------
+
+    def add_instance(self, cell, mapped=True, fault=None, bdms=(),
+                     **updates):
+        """An instance in ``cell`` (None: a build request), its uuid."""
+        uuid = updates.pop('uuid', None) or uuidutils.generate_uuid()
+        if mapped:
+            self.instance_cells[uuid] = cell
+        if cell is not None:
+            self.instances[cell].append(fakes.instance(uuid=uuid, **updates))
+            if fault is not None:
+                self.faults[cell].append(
+                    fakes.fault(fakes.context(), uuid, message=fault))
+            for volume in bdms:
+                self.bdms[cell].append(
+                    fakes.bdm(fakes.context(), uuid, volume_id=volume))
+        return uuid
+
+    def add_service(self, cell, **updates):
+        svc = fakes.service(**updates)
+        self.services[cell].append(svc)
+        return svc
+
+    # What the fakes answer -----------------------------------------------
+
+    def _target(self, ctxt, cell):
+        ctxt.cell_uuid = cell.uuid if cell is not None else None
+
+    def _cell(self, query, ctxt, *args):
+        self.contexts.append(ctxt)
+        cell = ctxt.cell_uuid
+        self.queries.append((query, cell, args))
+        return cell if cell is not None else self.local_cell
+
+    def _instance_mappings(self, ctxt, uuids):
+        self._cell('mappings', ctxt, list(uuids))
+        return objects.InstanceMappingList(objects=[
+            objects.InstanceMapping(
+                instance_uuid=uuid, queued_for_delete=False,
+                cell_mapping=(self.by_uuid[self.instance_cells[uuid]]
+                              if self.instance_cells[uuid] else None))
+            for uuid in uuids if uuid in self.instance_cells])
+
+    def _instances(self, ctxt, filters, expected_attrs=None):
+        self.expected_attrs = expected_attrs
+        filters = dict(filters)
+        cell = self._cell('instances', ctxt, filters)
+        hidden = filters.get('hidden', False)
+        return objects.InstanceList(objects=[
+            i for i in self.instances[cell]
+            if i.uuid in filters['uuid'] and i.hidden == hidden])
+
+    def _faults(self, ctxt, uuids):
+        cell = self._cell('faults', ctxt, list(uuids))
+        return objects.InstanceFaultList(objects=[
+            f for f in self.faults[cell] if f.instance_uuid in uuids])
+
+    def _bdms(self, ctxt, uuids):
+        cell = self._cell('bdms', ctxt, list(uuids))
+        result = {}
+        for bdm in self.bdms[cell]:
+            if bdm.instance_uuid in uuids:
+                result.setdefault(bdm.instance_uuid,
+                                  objects.BlockDeviceMappingList(
+                                      objects=[])).objects.append(bdm)
+        return result
+
+    def _host_mapping(self, ctxt, host):
+        self._cell('host_mapping', ctxt, host)
+        if host not in self.host_cells:
+            raise exception.HostMappingNotFound(name=host)
+        return objects.HostMapping(
+            host=host, cell_mapping=self.by_uuid[self.host_cells[host]])
+
+    def _cells(self, ctxt):
+        self._cell('cells', ctxt)
+        return objects.CellMappingList(objects=list(self.cell_mappings))
+
+    def _service_by_uuid(self, ctxt, uuid):
+        cell = self._cell('service', ctxt, uuid)
+        for svc in self.services[cell]:
+            if svc.uuid == uuid:
+                return svc
+        raise exception.ServiceNotFound(service_id=uuid)
+
+    def _service_by_args(self, ctxt, host, binary):
+        cell = self._cell('service_by_args', ctxt, host, binary)
+        for svc in self.services[cell]:
+            if (svc.host, svc.binary) == (host, binary):
+                return svc
+        raise exception.HostBinaryNotFound(host=host, binary=binary)
+
+    def _services_by_binary(self, ctxt, binary, include_disabled=False):
+        cell = self._cell('services_by_binary', ctxt, binary,
+                          include_disabled)
+        return objects.ServiceList(objects=[
+            s for s in self.services[cell] if s.binary == binary and
+            (include_disabled or not s.disabled)])
+
+    # Looking at what was asked --------------------------------------------
+
+    def asked(self, *queries):
+        """The queries of these kinds: [(query, cell, args)]."""
+        return [q for q in self.queries if q[0] in queries]
+
+
+Cell = collections.namedtuple('Cell', ['uuid', 'name'])
+
+
+class FakeSource(object):
+    """The cells, as the endpoint sees them through its source seam."""
+
+    def __init__(self):
+        self.instances = {}
+        self.services = {}
+        self.cell_services = {}
+        self.calls = []
+        self.error = None
+
+    def load_instance(self, uuid):
+        self.calls.append(('load_instance', uuid))
+        if self.error is not None:
+            raise self.error
+        return self.instances.get(uuid, (source.GONE, None))
+
+    def load_service(self, uuid, host=None):
+        self.calls.append(('load_service', uuid, host))
+        if self.error is not None:
+            raise self.error
+        return self.services.get(uuid, (source.GONE, None))
+
+    def cells(self):
+        return [Cell(uuid, 'cell%d' % i)
+                for i, uuid in enumerate(self.cell_services)]
+
+    def compute_services(self, cell):
+        result = self.cell_services[cell.uuid]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+def instance_payload(uuid, name='InstanceUpdatePayload', version='2.0',
+                     **data):
+    data.setdefault('uuid', uuid)
+    return {'nova_object.name': name, 'nova_object.namespace': 'nova',
+            'nova_object.version': version, 'nova_object.data': data}
