@@ -44,6 +44,17 @@ class SearchClient(metaclass=abc.ABCMeta):
     def get_services(self, context, hosts):
         """Return ``{host: [Service primitive, ...]}`` (nova-compute)."""
 
+    def untrusted_writers(self, context):
+        """The embedded feed's writers the index cannot vouch for now.
+
+        :returns: list of nova_search_ext.index.base.FeedWriter whose lease
+                  ran out or that have journalled notifications (see
+                  :mod:`nova_search_ext.index.feed.catchup`); empty when
+                  the client cannot tell (the index is then trusted, as
+                  with a RabbitMQ indexer)
+        """
+        return []
+
 
 _LOCK = threading.Lock()
 _CLIENT = {}

@@ -11,6 +11,8 @@
 #    under the License.
 """``[searchlight] client = local``: nova-api reads the index store itself."""
 
+import time
+
 from nova_search_ext.client import base
 from nova_search_ext.index import api as index_api
 
@@ -22,3 +24,8 @@ class LocalClient(base.SearchClient):
 
     def get_services(self, context, hosts):
         return index_api.get_store().get_services(hosts)
+
+    def untrusted_writers(self, context):
+        now = time.time()
+        return [writer for writer in index_api.get_store().feed_writers()
+                if not writer.trusted_at(now)]

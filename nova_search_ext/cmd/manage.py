@@ -22,7 +22,13 @@
 ``index purge [--older-than SECONDS]``
     Remove tombstones older than ``[search_index] tombstone_retention``.
 ``index status``
-    Document counts, schema version and the sync state of every cell.
+    Document counts, schema version, the sync state of every cell and,
+    per cell, what the embedded feed's writers have journalled and since
+    when.
+``index writers [--forget WRITER]``
+    The Nova services writing the index in-line (embedded feed), with
+    their lease and journal; ``--forget`` withdraws the lease of one that
+    will not run again.
 ``api-paste [--file PATH]``
     Print an api-paste.ini with the ``searchindex`` filter added (default:
     the file installed with Nova).
@@ -49,9 +55,9 @@ from nova import objects
 
 from nova_search_ext.api import paste_config
 from nova_search_ext.cmd import common
+from nova_search_ext.cmd import status
 from nova_search_ext import conf
 from nova_search_ext.index import api as index_api
-from nova_search_ext.index import catalog
 from nova_search_ext.index import sync
 
 LOG = logging.getLogger(__name__)
@@ -161,22 +167,33 @@ def index_purge():
 def index_status():
     store = _store()
     ctxt = nova_context.get_admin_context()
-    print('Schema version: %s' % store.schema_version())
-    for rtype, label in ((catalog.SERVER_TYPE, 'instances'),
-                         (catalog.SERVICE_TYPE, 'services')):
-        live = store.count(rtype)
-        total = store.count(rtype, include_deleted=True)
-        print('%s: %d live, %d tombstones' % (label, live, total - live))
-    for cell in sync.source.cells(ctxt):
-        state = store.get_sync_state(cell.uuid)
-        if state is None:
-            print('cell %s: never synced' % (cell.name or cell.uuid))
-        else:
-            print('cell %s: %d instances synced, started %s, %s' % (
-                cell.name or cell.uuid, state['synced'],
-                state['started_at'].isoformat(),
-                'completed %s' % state['completed_at'].isoformat()
-                if state['completed_at'] else 'not completed'))
+    for line in status.status_lines(ctxt, store):
+        print(line)
+    return 0
+
+
+def index_writers():
+    args = conf.CONF.command
+    store = _store()
+    now = time.time()
+    writers = {w.writer_id: w for w in store.feed_writers()}
+    unknown = set(args.forget) - set(writers)
+    if unknown:
+        raise SystemExit('Unknown writer(s): %s' % ', '.join(sorted(unknown)))
+    for writer_id in args.forget:
+        writer = writers[writer_id]
+        writer.state = writer.STOPPED
+        writer.renewed_at = now
+        store.set_feed_writer(writer)
+        print('Forgot %s%s' % (writer_id, (
+            '; %d journalled notification(s) reach the index only if it '
+            'runs again, or with "index verify --repair"' % writer.pending)
+            if writer.pending else ''))
+    if not args.forget:
+        if not writers:
+            print('No Nova service writes the index in-line.')
+        for writer_id in sorted(writers):
+            print(status.describe_writer(writers[writer_id], now))
     return 0
 
 
@@ -221,6 +238,15 @@ def _add_parsers(subparsers):
 
     p = actions.add_parser('status', help='index counts and sync state')
     p.set_defaults(func=index_status)
+
+    p = actions.add_parser(
+        'writers', help='the Nova services writing the index in-line')
+    p.add_argument('--forget', action='append', default=[],
+                   metavar='WRITER',
+                   help='withdraw the lease of this writer (as listed, '
+                        'program@host), one that will not run again; '
+                        'repeatable')
+    p.set_defaults(func=index_writers)
 
     p = subparsers.add_parser(
         'api-paste', help='print api-paste.ini with the searchindex filter')

@@ -25,7 +25,10 @@ detail view's BDM lookup need no cell either (see :mod:`nova_search_ext
 .hooks`).  Requests for deleted instances (``deleted``, ``changes-since``,
 ``changes-before``) keep the cell path, as the spec says.  Any failure of
 the index answers that request from the cells (one WARNING) and opens the
-breaker.
+breaker.  While a Nova service writing the index in-line has notifications
+the index has not taken, or no lease (:mod:`nova_search_ext.index.feed
+.catchup`), every list comes from the cells, with one WARNING when that
+starts and one INFO line when the index has caught up.
 """
 
 import threading
@@ -51,8 +54,47 @@ _BREAKER = []
 # 'declined': the index refused the request as Nova would (unknown marker,
 # invalid sort) and the cells gave Nova's own answer; 'fallback': the index
 # failed.
-STATS = {'index': 0, 'cells': 0, 'declined': 0, 'fallback': 0}
+STATS = {'index': 0, 'cells': 0, 'declined': 0, 'fallback': 0,
+         'pending': 0}
 _STATS_LOCK = threading.Lock()
+
+# The writers that kept the last list on the cells (for one WARNING per
+# catch-up and one INFO line at its end).
+_PENDING = []
+
+
+class FeedPending(Exception):
+    """A writer of the embedded feed has changes the index lacks."""
+
+    def __init__(self, writers):
+        self.writers = writers
+        super().__init__(', '.join(sorted(
+            _describe(w) for w in writers)))
+
+
+def _describe(writer):
+    if writer.pending:
+        return '%s (%d notification(s) journalled)' % (writer.writer_id,
+                                                        writer.pending)
+    return '%s (no lease)' % writer.writer_id
+
+
+def _note_pending(writers):
+    with _STATS_LOCK:
+        first = not _PENDING
+        _PENDING[:] = [w.writer_id for w in writers]
+    if first:
+        LOG.warning('The search index is behind Nova: %s. Listing servers '
+                    'from the cells until it has caught up.',
+                    FeedPending(writers))
+
+
+def _note_caught_up():
+    with _STATS_LOCK:
+        was, _PENDING[:] = list(_PENDING), []
+    if was:
+        LOG.info('The search index has caught up with %s; listing servers '
+                 'from it again.', ', '.join(sorted(was)))
 
 
 def _count(name):
@@ -78,6 +120,7 @@ def reset():
     with _STATS_LOCK:
         for key in STATS:
             STATS[key] = 0
+        _PENDING[:] = []
 
 
 def index_serves(filters):
@@ -99,6 +142,9 @@ def list_from_index(ctx, query, expected_attrs):
     :raises: index_base.MarkerNotFound, or anything the client raises
     """
     client = client_base.get_client()
+    untrusted = client.untrusted_writers(ctx)
+    if untrusted:
+        raise FeedPending(untrusted)
     hits = client.list_instances(ctx, query)
     services = {}
     if 'services' in (expected_attrs or ()):
@@ -136,7 +182,12 @@ def get_instance_objects_sorted(original, ctx, filters, limit, marker,
     try:
         instances = breaker.call(list_from_index, ctx, query, expected_attrs,
                                  passthrough=(index_base.MarkerNotFound,
-                                              index_base.InvalidQuery))
+                                              index_base.InvalidQuery,
+                                              FeedPending))
+    except FeedPending as e:
+        _note_pending(e.writers)
+        _count('pending')
+        return cells()
     except (index_base.MarkerNotFound, index_base.InvalidQuery) as e:
         # Not a failure of the index.  The marker may be newer than the
         # index, or the request is one Nova rejects: the cells answer, with
@@ -148,6 +199,7 @@ def get_instance_objects_sorted(original, ctx, filters, limit, marker,
     except breaker_mod.Unavailable:
         _count('fallback')
         return cells()
+    _note_caught_up()
     _count('index')
     return instances, []
 

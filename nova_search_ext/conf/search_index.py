@@ -130,6 +130,66 @@ Possible values:
 * 0: ``index purge`` removes every tombstone.
 * A positive number of seconds (default: one week).
 """),
+    cfg.StrOpt('journal_dir',
+        default='$state_path/nova_search_journal',
+        help="""
+Directory of the embedded feed's journal.
+
+Used by Nova services that load the ``nova_search_index`` notification
+driver.  When such a service cannot write a notification to the index (the
+index database is down, failing over, locked or unreachable from this host),
+the notification is appended to a journal file in this directory, on local
+disk, and written to the index once the index answers again (see
+``catchup_interval``).  Every process of one service on a host shares one
+file.  The directory must be writable by the service and survive its
+restarts; it is created if missing.
+
+Related options:
+
+* ``[search_index] catchup_interval``
+* ``[search_index] writer_lease``
+"""),
+    cfg.FloatOpt('catchup_interval',
+        default=5.0,
+        min=0.1,
+        help="""
+Seconds between two attempts to write the embedded feed's journal.
+
+A notification journalled during an index outage is in the index at most
+this long (plus the time the write itself takes) after the index answers
+the journalling service again, without an operator.  The journal is also
+replayed when the service starts.
+
+Related options:
+
+* ``[search_index] journal_dir``
+"""),
+    cfg.FloatOpt('writer_lease',
+        default=15.0,
+        min=1.0,
+        help="""
+Seconds for which a service writing the index in-line vouches for it.
+
+Each Nova service that loads the ``nova_search_index`` notification driver
+renews a lease in the index every third of this time.  nova-api answers
+server lists from the index only while every such service holds a lease and
+has nothing journalled; otherwise it lists from the cells (one WARNING) until
+the index has caught up.  When an in-line write fails, the Nova call that
+sent the notification waits until the service's last lease has run out (once
+per outage, at most this long plus one second), so that no list answered
+from the index misses a change after the call that made it returned.
+
+Shorter leases shorten that wait and add writes to the index: one per
+service every ``writer_lease / 3`` seconds.  Keep the clocks of the Nova
+hosts synchronised (NTP); a lease is compared with nova-api's clock.  A
+service that stopped cleanly withdraws its lease; one that was killed keeps
+nova-api on the cells until it runs again or an operator removes it with
+``nova-search-manage index writers --forget``.
+
+Related options:
+
+* ``[search_index] journal_dir``
+"""),
 ]
 
 

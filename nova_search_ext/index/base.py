@@ -77,6 +77,67 @@ class ConfigError(StoreError):
     """
 
 
+class FeedWriter(object):
+    """A Nova process writing the index in-line, as readers see it.
+
+    Every process that loads the ``nova_search_index`` notification driver
+    announces itself in the store (see
+    :mod:`nova_search_ext.index.feed.catchup`): until ``lease_until``
+    (seconds since the epoch) it promises that each notification it sent
+    is in the index, or journalled and announced here (``pending``, the
+    number of journalled notifications, the oldest recorded at
+    ``pending_since``), or that the Nova call that sent it is still
+    waiting.  ``writer_id`` names the program and host (every process of
+    one program on a host shares the journal and the announcement).
+    ``state`` is ``active``, or ``stopped`` once the writer shut down with
+    nothing pending.
+    """
+
+    ACTIVE = 'active'
+    STOPPED = 'stopped'
+
+    __slots__ = ('writer_id', 'host', 'program', 'state', 'lease_until',
+                 'pending', 'pending_since', 'renewed_at')
+
+    def __init__(self, writer_id, host, program, state=ACTIVE,
+                 lease_until=None, pending=0, pending_since=None,
+                 renewed_at=None):
+        self.writer_id = writer_id
+        self.host = host
+        self.program = program
+        self.state = state
+        self.lease_until = lease_until
+        self.pending = pending
+        self.pending_since = pending_since
+        self.renewed_at = renewed_at
+
+    def to_dict(self):
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_dict(cls, values):
+        return cls(**{name: values.get(name) for name in cls.__slots__
+                      if name in values})
+
+    def trusted_at(self, now):
+        """Whether readers may answer from the index on this writer's word.
+
+        A stopped writer sends nothing; an active one must hold a lease
+        that has not run out and have nothing pending.
+        """
+        if self.state == self.STOPPED:
+            return True
+        return (not self.pending and self.lease_until is not None and
+                now < self.lease_until)
+
+    def __eq__(self, other):
+        return (isinstance(other, FeedWriter) and
+                self.to_dict() == other.to_dict())
+
+    def __repr__(self):
+        return 'FeedWriter(%r)' % self.to_dict()
+
+
 class Store(metaclass=abc.ABCMeta):
     """An index store."""
 
@@ -172,6 +233,17 @@ class Store(metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def schema_version(self):
         """The version of the index schema the store holds, or None."""
+
+    @abc.abstractmethod
+    def feed_writers(self):
+        """Every FeedWriter announced in this store."""
+
+    @abc.abstractmethod
+    def set_feed_writer(self, writer):
+        """Record (create or replace) a FeedWriter's announcement.
+
+        :raises: StoreError if the store cannot be written
+        """
 
     @abc.abstractmethod
     def health(self):

@@ -32,19 +32,41 @@ _ACTIVE = []
 _WARNED = []
 
 
-def activate(endpoint):
-    """Make ``endpoint`` this process's embedded index writer."""
+def activate(endpoint, catchup=None):
+    """Make ``endpoint`` this process's embedded index writer.
+
+    :param catchup: the driver's :class:`~.catchup.CatchUp`, stopped (its
+                    lease withdrawn) by :func:`deactivate` or when another
+                    writer is activated
+    """
     with _LOCK:
-        _ACTIVE[:] = [endpoint]
+        previous, _ACTIVE[:] = list(_ACTIVE), [(endpoint, catchup)]
+    _stop(previous, keep=catchup)
 
 
-def deactivate():
+def deactivate(retire=True):
+    """Forget the active writer and stop its catch-up.
+
+    :param retire: False to leave its lease to run out, as when the
+                   process is killed (tests)
+    """
     with _LOCK:
-        _ACTIVE[:] = []
+        previous, _ACTIVE[:] = list(_ACTIVE), []
+    _stop(previous, retire=retire)
+
+
+def _stop(previous, keep=None, retire=True):
+    for _endpoint, catchup in previous:
+        if catchup is not None and catchup is not keep:
+            catchup.stop(retire=retire)
 
 
 def active():
-    return _ACTIVE[0] if _ACTIVE else None
+    return _ACTIVE[0][0] if _ACTIVE else None
+
+
+def active_catchup():
+    return _ACTIVE[0][1] if _ACTIVE else None
 
 
 def service_saved(service):

@@ -32,8 +32,10 @@ feed imports the hooks.
 Only versioned notifications are indexed: with ``notification_format =
 both`` Nova loads the driver for its legacy notifier too, and that instance
 ignores everything.  oslo.messaging logs and swallows exceptions raised by a
-driver, so a failing index never fails a Nova operation; the endpoint counts
-and logs it, and ``nova-search-manage index verify --repair`` mends drift.
+driver, so a failing index never fails a Nova operation.  A notification
+the store cannot take because it (or the conductor) cannot be reached is
+journalled on local disk and indexed once it answers, and nova-api lists
+from the cells meanwhile (:mod:`~nova_search_ext.index.feed.catchup`).
 """
 
 from oslo_log import log as logging
@@ -41,6 +43,7 @@ from oslo_messaging.notify import notifier
 
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import endpoint as endpoint_mod
+from nova_search_ext.index.feed import catchup as catchup_mod
 from nova_search_ext.index.feed import embedded
 
 LOG = logging.getLogger(__name__)
@@ -53,9 +56,11 @@ class IndexNotifyDriver(notifier.Driver):
         versioned = set(conf_obj.notifications.versioned_notifications_topics)
         self.versioned = bool(set(topics or ()) & versioned)
         self._endpoint = None
+        self._catchup = None
         if self.versioned:
-            # Heartbeats reach the index through this endpoint too.
-            self.endpoint
+            # Heartbeats reach the index through this endpoint too, and a
+            # journal left by an earlier run is replayed from now on.
+            self.catchup
 
     @property
     def endpoint(self):
@@ -63,19 +68,21 @@ class IndexNotifyDriver(notifier.Driver):
             # No retry delay in-line: the emitting Nova call is waiting.
             self._endpoint = endpoint_mod.NotificationEndpoint(
                 index_api.get_store(), requeue_delay=0)
-            embedded.activate(self._endpoint)
         return self._endpoint
+
+    @property
+    def catchup(self):
+        if self._catchup is None:
+            self._catchup = catchup_mod.CatchUp(self.endpoint)
+            embedded.activate(self.endpoint, self._catchup)
+            self._catchup.start()
+        return self._catchup
 
     def notify(self, ctxt, message, priority, retry):
         if not self.versioned:
             return
-        result = self.endpoint.process(
-            message.get('event_type'), message.get('payload'),
-            {'message_id': message.get('message_id'),
-             'timestamp': message.get('timestamp')})
-        if result == endpoint_mod.REQUEUE:
-            LOG.warning('The index missed %(event)s %(id)s; run '
-                        '"nova-search-manage index verify --repair" once the '
-                        'index database is back.',
-                        {'event': message.get('event_type'),
-                         'id': message.get('message_id')})
+        self.catchup.deliver({
+            'event_type': message.get('event_type'),
+            'payload': message.get('payload'),
+            'metadata': {'message_id': message.get('message_id'),
+                         'timestamp': message.get('timestamp')}})

@@ -44,6 +44,7 @@ from nova_search_ext.index import document
 from nova_search_ext.index import list_request
 from nova_search_ext.index.sql import dialects
 from nova_search_ext.index.sql import errors
+from nova_search_ext.index.sql import feed_writers
 from nova_search_ext.index.sql import migration
 from nova_search_ext.index.sql import models
 from nova_search_ext.index.sql.search import schemas
@@ -261,6 +262,16 @@ class SQLStore(base.Store):
             else:
                 conn.execute(t.insert().values(cell_uuid=cell_uuid,
                                                   **values))
+
+    # Embedded feed leases (nova_search_ext.index.sql.feed_writers) -------
+
+    def feed_writers(self):
+        with errors.store_errors(), self._session() as session:
+            return feed_writers.read(session)
+
+    def set_feed_writer(self, writer):
+        with errors.store_errors(), self._writing() as conn:
+            feed_writers.write(conn, writer)
 
     def dispose(self):
         self.engine.dispose()

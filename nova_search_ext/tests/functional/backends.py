@@ -33,6 +33,7 @@ import threading
 
 import fixtures
 
+from nova_search_ext.index.sql import feed_writers
 from nova_search_ext.index.sql import models
 from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.tests import services
@@ -67,13 +68,18 @@ def database(kind):
 
 
 def empty_store(url):
-    """A store on ``url`` with its schema and no documents."""
+    """A store on ``url`` with its schema, no documents and no writers."""
     store = sql_store.SQLStore(url)
     store.health()  # creates the schema on first use
     with store.engine.begin() as conn:
         for table in reversed(models.Base.metadata.sorted_tables):
             if table.name != models.index_meta.name:
                 conn.execute(table.delete())
+        # The embedded feed's leases: one left by an earlier test would
+        # keep lists off the index.
+        meta = models.index_meta
+        conn.execute(meta.delete().where(
+            meta.c.key.startswith(feed_writers.PREFIX, autoescape=True)))
     return store
 
 

@@ -91,7 +91,7 @@ class MultiCellTestCase(integrated_helpers._IntegratedTestBase):
 
     def served_by_cells(self):
         return (list_branch.STATS['cells'] + list_branch.STATS['declined'] +
-                list_branch.STATS['fallback'])
+                list_branch.STATS['fallback'] + list_branch.STATS['pending'])
 
     def nova_server(self, uuid, api=None):
         """Nova's GET /servers/{id} (as ``api`` sees it), and its flavor id.

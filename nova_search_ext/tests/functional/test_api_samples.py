@@ -140,7 +140,7 @@ class IndexedSamplesMixin(object):
         self.assertEqual(
             {'index': int(expected == 'index'),
              'cells': int(expected == 'cells'), 'declined': 0,
-             'fallback': 0}, delta,
+             'fallback': 0, 'pending': 0}, delta,
             'the %s did not answer %s' % (expected, url))
         self.list_calls.append((url, expected))
         return response

@@ -69,6 +69,7 @@ class ListBranchTestCase(base.NoDBTestCase):
         self.addCleanup(list_branch.reset)
         self.flags(enabled=True, group='searchlight')
         self.client = mock.Mock(spec=client_base.SearchClient)
+        self.client.untrusted_writers.return_value = []
         self.useFixture(fixtures.MockPatchObject(
             client_base, 'get_client', return_value=self.client))
         self.cells_answer = (objects.InstanceList(objects=[]), ['cell-x'])
@@ -103,7 +104,7 @@ class ListBranchTestCase(base.NoDBTestCase):
         self.assertEqual(0, self.client.list_instances.call_count)
         self.assertEqual(0, self.client.get_services.call_count)
         self.assertEqual({'index': 0, 'cells': 1, 'declined': 0,
-                          'fallback': 0}, list_branch.STATS)
+                          'fallback': 0, 'pending': 0}, list_branch.STATS)
 
     def test_requests_the_index_does_not_serve(self):
         for filters in ({'deleted': True},
@@ -245,6 +246,40 @@ class ListBranchTestCase(base.NoDBTestCase):
         self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
         self.assertEqual(1, list_branch.STATS['index'])
         self.assertEqual(2, list_branch.STATS['fallback'])
+
+    def test_pending_feed_lists_from_the_cells_until_caught_up(self):
+        behind = [index_base.FeedWriter('nova-compute@host1', 'host1',
+                                        'nova-compute', pending=3,
+                                        pending_since=10.0),
+                  index_base.FeedWriter('nova-conductor@c1', 'c1',
+                                        'nova-conductor', lease_until=5.0)]
+        self.client.untrusted_writers.return_value = behind
+        for _ in range(3):
+            self.assertIs(self.cells_answer, self._list())
+        self.assertEqual(0, self.client.list_instances.call_count)
+        self.assertEqual(3, self.original.call_count)
+        self.assertEqual(3, list_branch.STATS['pending'])
+        self.assertEqual(0, list_branch.STATS['fallback'])
+        # Not a failure of the index: the breaker stays closed.
+        self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
+        warnings = self.log.warnings()
+        self.assertEqual(1, len(warnings), self.log.output)
+        self.assertIn('nova-compute@host1 (3 notification(s) journalled)',
+                      warnings[0])
+        self.assertIn('nova-conductor@c1 (no lease)', warnings[0])
+        self.assertIn('from the cells until it has caught up', warnings[0])
+
+        self.client.untrusted_writers.return_value = []
+        instances, down = self._list()
+        self.assertEqual([d.uuid for d in self.docs],
+                         [i.uuid for i in instances])
+        self.assertEqual(1, list_branch.STATS['index'])
+        self.assertIn('has caught up with nova-compute@host1, '
+                      'nova-conductor@c1; listing servers from it again',
+                      self.log.output)
+        self._list()
+        self.assertEqual(1, self.log.output.count('from it again'))
+        self.assertEqual(1, len(self.log.warnings()))
 
     def test_reset_forgets_breaker_and_counters(self):
         self.client.list_instances.side_effect = ks_exc.ConnectFailure('x')

@@ -143,6 +143,12 @@ class MemoryStore(index_base.Store):
     def schema_version(self):
         raise NotImplementedError()
 
+    def feed_writers(self):
+        raise NotImplementedError()
+
+    def set_feed_writer(self, writer):
+        raise NotImplementedError()
+
 
 class _Incoming(object):
     """What oslo.messaging's listener hands a dispatcher for a message."""

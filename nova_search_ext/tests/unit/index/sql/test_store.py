@@ -18,6 +18,7 @@ turns any SQLAlchemy warning our statements raise into an error.
 
 import datetime
 import json
+import logging
 import os
 
 import fixtures
@@ -533,6 +534,43 @@ class ReadsTestCase(StoreTestCase):
         self.assertIsNone(self.store.health())
 
 
+class FeedWritersTestCase(StoreTestCase):
+    """The embedded feed's leases (rows of index_meta)."""
+
+    def test_set_replace_and_read(self):
+        self.assertEqual([], self.store.feed_writers())
+        host = 'h' * 255  # Nova's longest host name
+        first = index_base.FeedWriter('nova-compute@' + host, host,
+                                      'nova-compute', lease_until=1015.5,
+                                      renewed_at=1000.5)
+        other = index_base.FeedWriter('nova-conductor@c1', 'c1',
+                                      'nova-conductor', lease_until=2000.0,
+                                      pending=4, pending_since=1990.25)
+        self.store.set_feed_writer(first)
+        self.store.set_feed_writer(other)
+        self.assertEqual(
+            sorted([first, other], key=lambda w: w.writer_id),
+            sorted(self.store.feed_writers(), key=lambda w: w.writer_id))
+        first.state = index_base.FeedWriter.STOPPED
+        first.lease_until = 1030.0
+        self.store.set_feed_writer(first)
+        self.assertEqual(2, len(self.store.feed_writers()))
+        self.assertIn(first, self.store.feed_writers())
+        # The schema version row beside them is no writer.
+        self.assertEqual(1, self.store.schema_version())
+
+    def test_unreadable_row_is_skipped(self):
+        good = index_base.FeedWriter('w@h', 'h', 'w', lease_until=1.0)
+        self.store.set_feed_writer(good)
+        with self.store.engine.begin() as conn:
+            conn.execute(models.index_meta.insert().values(
+                key='feed_writer:broken', value='{nope'))
+        logs = fakes.capture_logs(self, 'nova_search_ext.index.sql')
+        self.assertEqual([good], self.store.feed_writers())
+        self.assertIn('feed_writer:broken',
+                      logs.at(logging.WARNING)[0].getMessage())
+
+
 class FailureTestCase(base.TestCase):
 
     def setUp(self):
@@ -546,6 +584,9 @@ class FailureTestCase(base.TestCase):
         self.assertRaises(index_base.StoreError, self.store.health)
         self.assertRaises(index_base.StoreError, self.store.list_instances,
                           admin_query())
+        self.assertRaises(index_base.StoreError, self.store.feed_writers)
+        self.assertRaises(index_base.StoreError, self.store.set_feed_writer,
+                          index_base.FeedWriter('w@h', 'h', 'w'))
 
     def test_broken_table_is_a_store_error(self):
         store = self.useFixture(fakes.StoreFixture()).store

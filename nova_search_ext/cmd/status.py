@@ -1,0 +1,141 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""What ``nova-search-manage index status`` and ``index writers`` print.
+
+Kept apart from :mod:`nova_search_ext.cmd.manage`, which sets up Nova's
+threading mode on import, so that tests running Nova in process can check
+the report an operator reads.
+"""
+
+import datetime
+import os
+import time
+
+from nova import objects
+
+from nova_search_ext import conf
+from nova_search_ext.index import catalog
+from nova_search_ext.index.feed import journal
+from nova_search_ext.index.feed import source
+
+
+def iso(epoch):
+    if epoch is None:
+        return '-'
+    return datetime.datetime.fromtimestamp(
+        epoch, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def describe_writer(writer, now):
+    """One line on a writer of the embedded feed."""
+    if writer.state == writer.STOPPED:
+        lease = 'stopped'
+    elif writer.lease_until is not None and now < writer.lease_until:
+        lease = 'lease until %s' % iso(writer.lease_until)
+    else:
+        lease = 'lease ran out %s' % iso(writer.lease_until)
+    if writer.pending:
+        pending = '%d journalled since %s' % (writer.pending,
+                                              iso(writer.pending_since))
+    else:
+        pending = 'nothing journalled'
+    trusted = 'trusted' if writer.trusted_at(now) else 'NOT trusted'
+    return '%s: %s, %s, %s' % (writer.writer_id, lease, pending, trusted)
+
+
+def _writer_cell(ctxt, writer, cells):
+    """The cell of a writer's host (compute hosts are mapped), or None."""
+    try:
+        mapping = objects.HostMapping.get_by_host(ctxt, writer.host)
+    except Exception:
+        return None
+    uuid = mapping.cell_mapping.uuid
+    return next((c for c in cells if c.uuid == uuid), None)
+
+
+def _pending_lines(writers, now):
+    lines = []
+    pending = [w for w in writers if w.pending]
+    if pending:
+        lines.append('  pending: %d notification(s), oldest journalled %s' % (
+            sum(w.pending for w in pending),
+            iso(min(w.pending_since or now for w in pending))))
+    for writer in sorted(writers, key=lambda w: w.writer_id):
+        lines.append('  feed %s' % describe_writer(writer, now))
+    return lines
+
+
+def local_journal_lines(directory=None):
+    """The journals of the embedded feed on this host, if any.
+
+    A writer that cannot reach the store cannot announce what it has
+    journalled; on its own host the journal says it.
+    """
+    directory = directory or conf.CONF.search_index.journal_dir
+    try:
+        names = sorted(n for n in os.listdir(directory)
+                       if n.endswith('.sqlite'))
+    except OSError:
+        return []
+    lines = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            count, oldest = journal.Journal(path).pending()
+        except Exception as e:
+            lines.append('journal %s: unreadable (%s)' % (path, e))
+            continue
+        if count:
+            lines.append('journal %s on this host: %d journalled since %s'
+                         % (path, count, iso(oldest)))
+        else:
+            lines.append('journal %s on this host: empty' % path)
+    return lines
+
+
+def status_lines(ctxt, store, now=None):
+    """Counts, schema, and per cell the sync state and the feed's backlog."""
+    now = time.time() if now is None else now
+    lines = ['Schema version: %s' % store.schema_version()]
+    for rtype, label in ((catalog.SERVER_TYPE, 'instances'),
+                         (catalog.SERVICE_TYPE, 'services')):
+        live = store.count(rtype)
+        total = store.count(rtype, include_deleted=True)
+        lines.append('%s: %d live, %d tombstones' % (label, live,
+                                                     total - live))
+    cells = source.cells(ctxt)
+    writers = {}
+    for writer in store.feed_writers():
+        cell = _writer_cell(ctxt, writer, cells)
+        writers.setdefault(cell.uuid if cell else None, []).append(writer)
+    for cell in cells:
+        state = store.get_sync_state(cell.uuid)
+        if state is None:
+            lines.append('cell %s: never synced' % (cell.name or cell.uuid))
+        else:
+            lines.append('cell %s: %d instances synced, started %s, %s' % (
+                cell.name or cell.uuid, state['synced'],
+                state['started_at'].isoformat(),
+                'completed %s' % state['completed_at'].isoformat()
+                if state['completed_at'] else 'not completed'))
+        lines.extend(_pending_lines(writers.get(cell.uuid, ()), now))
+    if writers.get(None):
+        lines.append('services on hosts outside the cells\' host mappings:')
+        lines.extend(_pending_lines(writers[None], now))
+    lines.extend(local_journal_lines())
+    untrusted = [w for ws in writers.values() for w in ws
+                 if not w.trusted_at(now)]
+    if untrusted:
+        lines.append('nova-api lists servers from the cells until the '
+                     'index has caught up with %s.' % ', '.join(
+                         sorted(w.writer_id for w in untrusted)))
+    return lines

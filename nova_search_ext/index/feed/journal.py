@@ -1,0 +1,161 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The embedded feed's journal: notifications the index has not taken yet.
+
+When the in-line write of the ``nova_search_index`` driver fails because
+the index store (or the conductor the feed reads through) cannot be
+reached, the notification is appended here, on the local disk of the Nova
+process that sent it, and :mod:`.catchup` hands it to the endpoint again
+once the store answers.  Replaying a notification re-reads its instance or
+service from Nova (the endpoint never indexes the payload itself), so the
+replay writes the current state whatever the order, and replaying one
+twice costs a read but changes nothing.
+
+The journal is a SQLite file (the standard library's ``sqlite3``, no
+SQLAlchemy engine to share with Nova) with ``synchronous = FULL``: an
+append returns once it is on disk, so a Nova process killed right after
+forgets nothing.  Every process of one program on a host (the workers of
+``nova-conductor``, say) shares one file; SQLite's locking serialises
+them, and two processes replaying the same entry is harmless.
+
+The file also keeps the lease the processes last announced to the store
+(``lease_until``, see :mod:`.catchup`), so that a process whose write
+fails knows how long readers may still trust the index on its behalf.
+"""
+
+import json
+import os
+import sqlite3
+import threading
+import time
+
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+# How long an append waits for another process holding the file's lock.
+LOCK_TIMEOUT = 30.0
+
+_SCHEMA = (
+    'CREATE TABLE IF NOT EXISTS entries ('
+    ' seq INTEGER PRIMARY KEY AUTOINCREMENT,'
+    ' recorded_at REAL NOT NULL,'
+    ' message TEXT NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS meta ('
+    ' key TEXT PRIMARY KEY,'
+    ' value REAL NOT NULL)',
+)
+
+
+class Entry(object):
+    """One journalled notification.
+
+    ``message`` is the dict the endpoint's ``process_each`` takes
+    (``event_type``, ``payload``, ``metadata``) or, for an entry whose
+    text cannot be decoded, ``None``.
+    """
+
+    __slots__ = ('seq', 'recorded_at', 'message', 'text')
+
+    def __init__(self, seq, recorded_at, text):
+        self.seq = seq
+        self.recorded_at = recorded_at
+        self.text = text
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        self.message = message if isinstance(message, dict) else None
+
+
+class Journal(object):
+    """A durable FIFO of notifications, in one SQLite file.
+
+    :param path: the file (created with its directory, mode 0700, if
+                 missing)
+    :param clock: returns seconds since the epoch (tests)
+    """
+
+    def __init__(self, path, clock=time.time):
+        self.path = path
+        self.clock = clock
+        self._lock = threading.Lock()
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        with self._connect() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT,
+                             isolation_level=None, check_same_thread=False)
+        db.execute('PRAGMA journal_mode = WAL')
+        db.execute('PRAGMA synchronous = FULL')
+        return _Closing(db)
+
+    def append(self, message):
+        """Append one message (a dict of JSON-serialisable values)."""
+        text = json.dumps(message, sort_keys=True, default=str)
+        with self._lock, self._connect() as db:
+            db.execute('INSERT INTO entries (recorded_at, message) '
+                       'VALUES (?, ?)', (self.clock(), text))
+
+    def peek(self, limit):
+        """The oldest ``limit`` entries, oldest first."""
+        with self._lock, self._connect() as db:
+            rows = db.execute(
+                'SELECT seq, recorded_at, message FROM entries '
+                'ORDER BY seq LIMIT ?', (limit,)).fetchall()
+        return [Entry(*row) for row in rows]
+
+    def remove(self, seqs):
+        """Forget the entries numbered ``seqs`` (once they are indexed)."""
+        seqs = list(seqs)
+        if not seqs:
+            return
+        with self._lock, self._connect() as db:
+            db.executemany('DELETE FROM entries WHERE seq = ?',
+                           [(seq,) for seq in seqs])
+
+    def pending(self):
+        """``(count, recorded_at of the oldest)``; ``(0, None)`` if empty."""
+        with self._lock, self._connect() as db:
+            count, oldest = db.execute(
+                'SELECT count(*), min(recorded_at) FROM entries').fetchone()
+        return count, oldest
+
+    def get_meta(self, key):
+        with self._lock, self._connect() as db:
+            row = db.execute('SELECT value FROM meta WHERE key = ?',
+                             (key,)).fetchone()
+        return row[0] if row else None
+
+    def raise_meta(self, key, value):
+        """Store ``value`` under ``key`` unless a larger one is there."""
+        with self._lock, self._connect() as db:
+            db.execute('INSERT INTO meta (key, value) VALUES (?, ?) '
+                       'ON CONFLICT (key) DO UPDATE SET value = '
+                       'max(value, excluded.value)', (key, value))
+
+
+class _Closing(object):
+    """A sqlite3 connection as a context manager that closes it."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        return self.db
+
+    def __exit__(self, *exc):
+        self.db.close()
+        return False
