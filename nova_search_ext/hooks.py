@@ -30,6 +30,11 @@ What :func:`install` overlays:
 ``ViewBuilder.detail`` and ``ViewBuilder._get_instance_bdms_in_multiple_cells``
     The detail view takes the block device mappings of index-served
     instances from the index instead of every cell.
+``nova.api.validation.validators._SchemaValidator.validate``
+    Nova's response validation of ``GET /servers`` and
+    ``/servers/detail`` checks each distinct server once per process
+    (:mod:`nova_search_ext.api.response_validation`); anything not proven
+    valid that way, and every other schema, gets Nova's own validation.
 ``nova.objects.Service.save``
     After Nova's database write, report the service (heartbeats included)
     to this process's embedded index writer, if there is one
@@ -59,6 +64,7 @@ _LOCK = threading.RLock()
 # they were applied.
 _PATCHES = []
 _PREFETCHED = threading.local()
+_VERDICTS = []
 
 
 def installed():
@@ -206,6 +212,27 @@ def _install_list_branch():
            staticmethod(get_instance_bdms_in_multiple_cells))
 
 
+def _install_response_validation():
+    from nova.api.validation import validators
+
+    from nova_search_ext.api import response_validation
+
+    original = validators._SchemaValidator.__dict__['validate']
+    # One memory of valid servers per process, kept across uninstall and
+    # install: what was proven stays proven.
+    if not _VERDICTS:
+        _VERDICTS.append(response_validation.Verdicts())
+    check = response_validation.ListValidation(original,
+                                               verdicts=_VERDICTS[0])
+
+    @functools.wraps(original)
+    def validate(self, *args, **kwargs):
+        return check(self, *args, **kwargs)
+
+    validate.list_validation = check
+    _patch(validators._SchemaValidator, 'validate', validate)
+
+
 def install():
     """Overlay Nova (idempotent).  Returns True if it changed anything."""
     with _LOCK:
@@ -213,6 +240,7 @@ def install():
             return False
         try:
             _install_list_branch()
+            _install_response_validation()
             _install_service_liveness()
             if native_service_notifications():
                 LOG.debug('Nova sends service.create and service.delete '
