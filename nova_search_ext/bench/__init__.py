@@ -9,7 +9,7 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""``nova-search-bench``: the index path measured against Nova's cell path.
+"""``nova-search-bench``: the index path measured against stock Nova.
 
 Everything runs through real Nova code in one process (threading mode, as
 nova-api runs under a WSGI server):
@@ -25,10 +25,17 @@ nova-api runs under a WSGI server):
 :mod:`~nova_search_ext.bench.api`
     Nova's osapi_compute paste application with our filter, driven
     in-process, and the compute API call the servers controller makes;
+:mod:`~nova_search_ext.bench.paths`
+    the two sides compared: stock Nova (the package's hooks uninstalled)
+    and the index path (hooks installed), and the check that the stock
+    side is Nova's own code;
 :mod:`~nova_search_ext.bench.measure`
     timing figures and parity checks;
 :mod:`~nova_search_ext.bench.scenarios`
     the list requests measured, and how one is measured;
+:mod:`~nova_search_ext.bench.breakdown`
+    where an index-path WSGI request spends its time (an instrumented pass
+    apart from the timed rounds), and the API floor at the WSGI level;
 :mod:`~nova_search_ext.bench.feed`
     the instances changed and the ``instance.update`` payloads built for
     them, and indexing throughput through the notification endpoint;

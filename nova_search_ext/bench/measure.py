@@ -83,17 +83,17 @@ def uuid_difference(expected, actual):
     """Describe how two uuid lists differ, or None when they are equal."""
     if expected == actual:
         return None
-    lines = ['cell path %d rows, index path %d rows' % (len(expected),
+    lines = ['stock path %d rows, index path %d rows' % (len(expected),
                                                         len(actual))]
     for i, (e, a) in enumerate(zip(expected, actual)):
         if e != a:
-            lines.append('first difference at row %d: cell path %s, index '
+            lines.append('first difference at row %d: stock path %s, index '
                          'path %s' % (i, e, a))
             break
     missing = set(expected) - set(actual)
     extra = set(actual) - set(expected)
     if missing:
-        lines.append('only on the cell path: %s' % sorted(missing)[:5])
+        lines.append('only on the stock path: %s' % sorted(missing)[:5])
     if extra:
         lines.append('only on the index path: %s' % sorted(extra)[:5])
     return '; '.join(lines)
@@ -105,7 +105,7 @@ def _first_json_difference(expected, actual, where=''):
     if isinstance(expected, dict):
         for key in sorted(set(expected) | set(actual)):
             if key not in actual:
-                return '%s/%s: only on the cell path' % (where, key)
+                return '%s/%s: only on the stock path' % (where, key)
             if key not in expected:
                 return '%s/%s: only on the index path' % (where, key)
             diff = _first_json_difference(expected[key], actual[key],
@@ -115,7 +115,7 @@ def _first_json_difference(expected, actual, where=''):
         return None
     if isinstance(expected, list):
         if len(expected) != len(actual):
-            return '%s: %d items on the cell path, %d on the index path' % (
+            return '%s: %d items on the stock path, %d on the index path' % (
                 where or '/', len(expected), len(actual))
         for i, (e, a) in enumerate(zip(expected, actual)):
             diff = _first_json_difference(e, a, '%s[%d]' % (where, i))
@@ -123,7 +123,7 @@ def _first_json_difference(expected, actual, where=''):
                 return diff
         return None
     if expected != actual:
-        return '%s: cell path %r, index path %r' % (where or '/', expected,
+        return '%s: stock path %r, index path %r' % (where or '/', expected,
                                                      actual)
     return None
 

@@ -15,9 +15,13 @@
    :mod:`harness.dataset`), with the harness's stand-ins for Neutron and
    keystonemiddleware (:mod:`harness.standins`);
 2. ``nova_search_ext.index.sync.sync`` into the index store, timed;
-3. the scenarios at the compute API and WSGI levels, both paths, with
-   parity checks and query counts, and the floor for the 50- and 1000-row
-   pages (:mod:`scenarios`);
+3. the scenarios at the compute API and WSGI levels, stock Nova (the
+   package's hooks uninstalled) against the index path (hooks installed),
+   with parity checks and query counts (:mod:`scenarios`,
+   :mod:`paths`); per scenario, an instrumented pass breaking the
+   index-path WSGI request down and the API floor at the WSGI level
+   (:mod:`breakdown`), and the compute API floor for the 50- and 1000-row
+   pages;
 4. indexing throughput (:mod:`feed`) and RabbitMQ lag (:mod:`lag`);
 5. with a one-cell baseline (``--full``), the same scenarios on one cell
    holding as many instances, in a child process (Nova's database
@@ -45,6 +49,7 @@ from nova_search_ext.bench.harness import deployment as deployment_mod
 from nova_search_ext.bench.harness import querycount
 from nova_search_ext.bench.harness import standins
 from nova_search_ext.bench import lag
+from nova_search_ext.bench import paths as paths_mod
 from nova_search_ext.bench import report
 from nova_search_ext.bench import scenarios as scenarios_mod
 
@@ -84,6 +89,8 @@ def parameters(args):
         'wsgi_warmup': args.wsgi_warmup,
         'min_repeat': args.min_repeat,
         'wsgi_min_repeat': args.wsgi_min_repeat,
+        'breakdown_runs': args.breakdown_runs,
+        'breakdown_min_runs': args.breakdown_min_runs,
         'budget_seconds': args.budget,
         'scenarios': args.scenarios,
         'levels': args.levels,
@@ -130,13 +137,38 @@ def _sync(store, say):
 
 def _line(key, level, measured):
     cells, index = measured['cells'], measured['index']
-    return ('  %s %-11s cells %8.1f ms (p90 %.1f, %s runs, %s cell queries) '
-            '| index %7.1f ms (p90 %.1f, %s cell queries) | %sx | %d rows | '
-            'parity %s' % (
+    return ('  %s %-11s stock nova %8.1f ms (p90 %.1f, %s runs, %s cell '
+            'queries) | index %7.1f ms (p90 %.1f, %s cell queries) | %sx | '
+            '%d rows | parity %s' % (
                 key, level, cells['median_ms'], cells['p90_ms'],
                 cells['runs'], cells['cell_queries'], index['median_ms'],
                 index['p90_ms'], index['cell_queries'], measured['ratio'],
                 index['rows'] or 0, 'ok' if measured['parity'] else 'FAILED'))
+
+
+def _wsgi_extras(args, scenario, entry, client, path, identity, store,
+                 paths, measurement, say):
+    """The instrumented breakdown and the WSGI floor of one scenario."""
+    reference = measurement.references.get((scenario.key, 'wsgi'))
+    figures, floor, problem = scenarios_mod.wsgi_breakdown(
+        scenario, client, path, identity, store, paths, reference,
+        args.breakdown_runs, max(args.repeat, 5),
+        min_repeat=min(args.breakdown_min_runs, args.breakdown_runs),
+        budget=args.budget)
+    entry['breakdown'] = figures
+    if problem:
+        failure = scenarios_mod.Failure(scenario.key, 'wsgi', 'index '
+                                        '(instrumented)', 0, problem)
+        measurement.failures.append(failure)
+        say('  PARITY FAILURE %s' % failure)
+    say('  %s' % report.breakdown_line(scenario.key, figures))
+    if floor:
+        index_ms = entry['wsgi']['index']['median_ms']
+        floor['index_ms'] = index_ms
+        floor['index_vs_floor'] = round(index_ms / floor['floor_ms'], 2) \
+            if floor['floor_ms'] else None
+        entry['wsgi_floor'] = floor
+        say('  %s' % report.wsgi_floor_line(scenario.key, floor))
 
 
 def run_scenarios(args, dep, ds, app, store, counter, say):
@@ -149,54 +181,66 @@ def run_scenarios(args, dep, ds, app, store, counter, say):
     tenant = api.Identity(ds.users[ds.tenant], ds.tenant,
                           ('member', 'reader'))
     cell_names = [m.name for m in dep.all_cell_mappings()]
+    paths = paths_mod.Paths()
+    if not paths_mod.filter_is_passthrough(app):
+        raise RuntimeError('the searchindex paste filter wraps the '
+                           'application: the stock side would not be stock '
+                           'Nova')
     measurement = scenarios_mod.Measurement(
         counter, cell_names, args.repeat, args.warmup, args.min_repeat,
-        args.budget, say)
+        args.budget, say, paths)
     results = {}
-    for scenario in scenarios_mod.SCENARIOS:
-        if scenario.key not in args.scenarios:
-            continue
-        identity = admin if scenario.admin else tenant
-        path = scenarios_mod.url(scenario)
-        say('Scenario %s: %s -- GET %s as %s' % (
-            scenario.key, scenario.title, path,
-            'admin' if scenario.admin else 'a member of the benchmark '
-            'tenant'))
-        scenarios_mod.set_index_path(False)
-        record = api.record_get_all(client, path, identity)
-        entry = {'title': scenario.title, 'request': 'GET ' + path,
-                 'admin': scenario.admin,
-                 'get_all_arguments': record.describe()}
-        if 'compute_api' in args.levels:
-            entry['compute_api'] = measurement.run(
-                scenario, 'compute_api',
-                *scenarios_mod.compute_level(record, compute_api))
-            say(_line(scenario.key, 'compute API', entry['compute_api']))
-        if 'wsgi' in args.levels:
-            entry['wsgi'] = measurement.run(
-                scenario, 'wsgi',
-                *scenarios_mod.wsgi_level(client, path, identity),
-                warmup=args.wsgi_warmup, min_repeat=args.wsgi_min_repeat)
-            say(_line(scenario.key, 'WSGI', entry['wsgi']))
-        if scenario.floor and 'compute_api' in args.levels:
-            # Cheap next to a request, and bimodal with the garbage
-            # collector at 1000 rows: at least five rounds.
-            floor = scenarios_mod.measure_floor(
-                record, compute_api, store, max(args.repeat, 5),
-                min_repeat=max(args.min_repeat, 5), budget=args.budget)
-            index_ms = entry['compute_api']['index']['median_ms']
-            floor['index_ms'] = index_ms
-            floor['index_vs_floor'] = round(
-                index_ms / floor['decode']['median_ms'], 2)
-            entry['floor'] = floor
-            say('  %s floor: instance_from_stored over %d hits %.1f ms, '
-                'store query %.1f ms; index path = %.2fx the floor' % (
-                    scenario.key, floor['rows'],
-                    floor['decode']['median_ms'],
-                    floor['store_query']['median_ms'],
-                    floor['index_vs_floor']))
-        results[scenario.key] = entry
-    scenarios_mod.set_index_path(False)
+    try:
+        for scenario in scenarios_mod.SCENARIOS:
+            if scenario.key not in args.scenarios:
+                continue
+            identity = admin if scenario.admin else tenant
+            path = scenarios_mod.url(scenario)
+            say('Scenario %s: %s -- GET %s as %s' % (
+                scenario.key, scenario.title, path,
+                'admin' if scenario.admin else 'a member of the benchmark '
+                'tenant'))
+            paths.use(paths_mod.STOCK)
+            record = api.record_get_all(client, path, identity)
+            entry = {'title': scenario.title, 'request': 'GET ' + path,
+                     'admin': scenario.admin,
+                     'baseline': paths_mod.BASELINE,
+                     'get_all_arguments': record.describe()}
+            if 'compute_api' in args.levels:
+                entry['compute_api'] = measurement.run(
+                    scenario, 'compute_api',
+                    *scenarios_mod.compute_level(record, compute_api))
+                say(_line(scenario.key, 'compute API',
+                          entry['compute_api']))
+            if 'wsgi' in args.levels:
+                entry['wsgi'] = measurement.run(
+                    scenario, 'wsgi',
+                    *scenarios_mod.wsgi_level(client, path, identity),
+                    warmup=args.wsgi_warmup,
+                    min_repeat=args.wsgi_min_repeat)
+                say(_line(scenario.key, 'WSGI', entry['wsgi']))
+                if args.breakdown_runs:
+                    _wsgi_extras(args, scenario, entry, client, path,
+                                 identity, store, paths, measurement, say)
+            if scenario.floor and 'compute_api' in args.levels:
+                # Cheap next to a request, and bimodal with the garbage
+                # collector at 1000 rows: at least five rounds.
+                floor = scenarios_mod.measure_floor(
+                    record, compute_api, store, paths, max(args.repeat, 5),
+                    min_repeat=max(args.min_repeat, 5), budget=args.budget)
+                index_ms = entry['compute_api']['index']['median_ms']
+                floor['index_ms'] = index_ms
+                floor['index_vs_floor'] = round(
+                    index_ms / floor['decode']['median_ms'], 2)
+                entry['compute_api_floor'] = floor
+                say('  %s' % report.compute_floor_line(scenario.key, floor))
+            results[scenario.key] = entry
+    finally:
+        # The rest of the run (indexing, lag) runs as before the scenarios:
+        # hooks installed, the configuration's [searchlight] enabled.
+        paths.use(paths_mod.INDEX)
+        from nova_search_ext import conf
+        conf.CONF.clear_override('enabled', group='searchlight')
     return results, measurement.failures
 
 
@@ -277,6 +321,8 @@ def one_cell_baseline(args, say):
                '--wsgi-warmup', str(args.wsgi_warmup),
                '--min-repeat', str(args.min_repeat),
                '--wsgi-min-repeat', str(args.wsgi_min_repeat),
+               '--breakdown-runs', str(args.breakdown_runs),
+               '--breakdown-min-runs', str(args.breakdown_min_runs),
                '--scenarios', ','.join(args.scenarios),
                '--levels', ','.join(args.levels),
                '--notifications', '0', '--lag-count', '0',
@@ -343,7 +389,8 @@ def scaling(results, baseline):
 def run(args):
     """Run the benchmark; return the exit code."""
     say = Output()
-    results = {'parameters': parameters(args), 'machine': report.machine()}
+    results = {'parameters': parameters(args), 'machine': report.machine(),
+               'baseline': paths_mod.BASELINE}
     say('nova-search-bench: nova %(nova)s, python %(python)s, %(cpus)d '
         'CPUs' % results['machine'])
     started = time.monotonic()
@@ -382,8 +429,8 @@ def run(args):
         for f in failures[:20]:
             say.raw('  %s' % f)
     else:
-        say.raw('Parity: every measured index-path answer equals the cell '
-                'path answer.')
+        say.raw('Parity: every measured index-path answer equals the stock '
+                'Nova answer.')
     say.raw('Results written to %s (%.0f s in all)' % (
         os.path.abspath(args.output), results['seconds']))
     return EXIT_PARITY if failures else EXIT_OK

@@ -16,14 +16,17 @@ microversion.  At the compute API level the benchmark replays the
 ``API.get_all`` call the servers controller made for that request (see
 :func:`nova_search_ext.bench.api.record_get_all`).
 
-A measurement alternates the two paths (cell path with ``[searchlight]
-enabled = False``, index path with ``True``; the order flips every round)
-for the warm-up rounds and then the measured rounds, and checks after every
-request:
+A measurement alternates the two paths (stock Nova, the package's hooks
+not installed; and the index path, hooks installed and ``[searchlight]
+enabled = True``: :mod:`nova_search_ext.bench.paths`; the order flips
+every round) for the warm-up rounds and then the measured rounds, and
+checks after every request:
 
-* that the path asked for served it (the list branch's counters: one
-  ``index`` answer, no fallback, on the index path);
-* parity with the first cell-path answer: the same instance uuids in the
+* that the path asked for served it: on the index path, the list branch's
+  counters (one ``index`` answer, no fallback); on the stock path, no
+  hook installed, every attribute they overlay Nova's own object, and the
+  list branch's counters unchanged;
+* parity with the first stock answer: the same instance uuids in the
   same order (compute API), byte-identical status and JSON body (WSGI).
 
 A mismatch is printed and recorded; the run goes on and exits non-zero.
@@ -38,6 +41,7 @@ import fixtures
 
 from nova_search_ext.bench.harness import querycount
 from nova_search_ext.bench import measure
+from nova_search_ext.bench import paths as paths_mod
 from nova_search_ext.compute import list_branch
 from nova_search_ext.index import document
 
@@ -88,11 +92,6 @@ class Failure(object):
             self.scenario, self.level, self.path, self.run, self.reason)
 
 
-def set_index_path(enabled):
-    from nova_search_ext import conf
-    conf.CONF.set_override('enabled', enabled, group='searchlight')
-
-
 class Measurement(object):
     """Alternate both paths of one scenario at one level.
 
@@ -102,10 +101,15 @@ class Measurement(object):
     :param warmup: rounds before measuring
     :param min_repeat: measured rounds at least, whatever the budget
     :param budget: seconds after which no new round starts (None: none)
+    :param paths: a :class:`nova_search_ext.bench.paths.Paths`
     """
 
     def __init__(self, counter, cell_names, repeat, warmup, min_repeat,
-                 budget, say):
+                 budget, say, paths):
+        self.paths = paths
+        self.fresh_install = False
+        # (scenario key, level) -> the first stock answer
+        self.references = {}
         self.counter = counter
         self.cell_names = set(cell_names)
         self.repeat = repeat
@@ -116,7 +120,9 @@ class Measurement(object):
         self.failures = []
 
     def _one(self, path, call):
-        set_index_path(path == 'index')
+        # Whether this request is the first since hooks.install() (state
+        # the hooks build per install starts empty).
+        self.fresh_install = self.paths.use(path)
         before = dict(list_branch.STATS)
         self.counter.start()
         value, seconds = call()
@@ -124,14 +130,16 @@ class Measurement(object):
         served = {k: list_branch.STATS[k] - before[k] for k in before}
         return value, seconds, counts, served
 
-    @staticmethod
-    def _served_problem(path, served):
+    def _served_problem(self, path, served):
         if path == 'index' and (served['index'] != 1 or served['fallback']):
             return ('the index path did not serve the request (list branch '
                     'counters: %s)' % served)
-        if path == 'cells' and (served['cells'] != 1 or served['index']):
-            return ('the cell path did not serve the request (list branch '
-                    'counters: %s)' % served)
+        if path == 'cells':
+            problem = self.paths.stock_problem()
+            if problem is None and any(served.values()):
+                problem = 'the list branch ran (counters: %s)' % served
+            if problem:
+                return 'not stock Nova: %s' % problem
         return None
 
     def run(self, scenario, level, call, compare, rows_of, warmup=None,
@@ -149,6 +157,7 @@ class Measurement(object):
         min_repeat = self.min_repeat if min_repeat is None else \
             min(min_repeat, self.repeat)
         samples = {p: [] for p in PATHS}
+        fresh = []
         queries = {p: collections.defaultdict(list) for p in PATHS}
         rows = {}
         reference = None
@@ -179,6 +188,8 @@ class Measurement(object):
                     rows[path] = rows_of(value)
                 if measured >= 0:
                     samples[path].append(seconds)
+                    if path == paths_mod.INDEX:
+                        fresh.append(self.fresh_install)
                     q = queries[path]
                     q['cell'].append(querycount.cell_queries(
                         counts, self.cell_names))
@@ -186,6 +197,7 @@ class Measurement(object):
                     q['index'].append(counts.get('index', 0))
                     q['other'].append(counts.get('other', 0))
             rnd += 1
+        self.references[(scenario.key, level)] = reference
         result = {}
         for path in PATHS:
             stats = measure.summarize(samples[path])
@@ -194,15 +206,32 @@ class Measurement(object):
                 stats['%s_queries' % kind] = measure.counts_summary(values)
             stats['samples_ms'] = [round(s * 1000.0, 2)
                                    for s in samples[path]]
+            if path == paths_mod.INDEX:
+                stats['install'] = install_split(samples[path], fresh)
             result[path] = stats
         cells_ms = result['cells'].get('median_ms')
         index_ms = result['index'].get('median_ms')
         result['ratio'] = round(cells_ms / index_ms, 2) \
             if cells_ms and index_ms else None
+        result['baseline'] = paths_mod.BASELINE
         result['parity'] = not any(
             f.scenario == scenario.key and f.level == level
             for f in self.failures)
         return result
+
+
+def install_split(samples, fresh):
+    """Index-path figures split by whether hooks.install() ran just before.
+
+    The stock and index sides alternate with the order flipping every
+    round, so the index path's requests alternate between coming right
+    after ``hooks.install()`` and coming right after another index-path
+    request (the hooks still installed).
+    """
+    first = [s for s, f in zip(samples, fresh) if f]
+    later = [s for s, f in zip(samples, fresh) if not f]
+    return {'first_after_install': measure.summarize(first),
+            'hooks_kept': measure.summarize(later)}
 
 
 def compute_level(record, compute_api):
@@ -221,7 +250,7 @@ def wsgi_level(client, path, identity):
 
     def compare(expected, actual):
         if expected[0] != actual[0]:
-            return 'status %s on the cell path, %s on the index path' % (
+            return 'status %s on the stock path, %s on the index path' % (
                 expected[0], actual[0])
         return measure.body_difference(expected[1], actual[1])
 
@@ -231,15 +260,10 @@ def wsgi_level(client, path, identity):
     return call, compare, rows_of
 
 
-def measure_floor(record, compute_api, store, repeat, min_repeat=3,
-                  budget=None):
-    """The cost of turning the page's stored form into Instance objects.
+def capture_index_query(call):
+    """Run ``call`` with the list branch's index query recorded.
 
-    Records the index query and ``expected_attrs`` the list branch used for
-    this request, fetches the page once, then times
-    ``document.instance_from_stored`` over the hits (JSON decoding and
-    ``obj_from_primitive``), as ``list_branch.list_from_index`` runs it.
-    The store round trip for the same page is timed separately.
+    :returns: (call's result, [(context, query, expected_attrs)])
     """
     captured = []
     original = list_branch.list_from_index
@@ -248,10 +272,25 @@ def measure_floor(record, compute_api, store, repeat, min_repeat=3,
         captured.append((ctx, query, expected_attrs))
         return original(ctx, query, expected_attrs)
 
-    set_index_path(True)
     with fixtures.MonkeyPatch(
             'nova_search_ext.compute.list_branch.list_from_index', recorder):
-        record.call(compute_api)
+        result = call()
+    return result, captured
+
+
+def measure_floor(record, compute_api, store, paths, repeat, min_repeat=3,
+                  budget=None):
+    """The compute API floor: turning the page's stored form into objects.
+
+    Records the index query and ``expected_attrs`` the list branch used for
+    this request, fetches the page once, then times
+    ``document.instance_from_stored`` over the hits (JSON decoding and
+    ``obj_from_primitive``), as ``list_branch.list_from_index`` runs it.
+    The store round trip for the same page is timed separately.
+    """
+    paths.use(paths_mod.INDEX)
+    _result, captured = capture_index_query(
+        lambda: record.call(compute_api))
     if len(captured) != 1:
         raise RuntimeError('the index path did not serve the floor request')
     ctx, query, expected_attrs = captured[0]
@@ -282,3 +321,57 @@ def measure_floor(record, compute_api, store, repeat, min_repeat=3,
     return {'rows': len(hits), 'decode': measure.summarize(decode),
             'store_query': measure.summarize(fetches),
             'expected_attrs': sorted(expected_attrs or ())}
+
+
+def wsgi_breakdown(scenario, client, path, identity, store, paths,
+                   reference, runs, floor_repeat, min_repeat=1,
+                   budget=None):
+    """The instrumented pass and the API floor of one scenario (WSGI).
+
+    Sends the request ``runs`` times on the index path with the timers of
+    :func:`nova_search_ext.bench.breakdown.instrumented` in place,
+    recording the index query of the first one, then measures the floor
+    for that page and the body it returned.
+
+    :param reference: the stock answer ``(status, body)`` of the timed
+        rounds, or None
+    :returns: (breakdown figures, floor figures, problem or None)
+    """
+    from nova_search_ext.bench import breakdown
+    from nova_search_ext.client import base as client_base
+
+    paths.use(paths_mod.INDEX)
+    search_client = client_base.get_client()
+    timers = breakdown.Timers()
+    before = dict(list_branch.STATS)
+
+    def call():
+        response = client.get(path, identity)
+        return (response.status, response.body), response.seconds
+
+    (figures, values), captured = capture_index_query(
+        lambda: breakdown.breakdown_runs(call, timers, search_client, runs,
+                                         min_runs=min_repeat,
+                                         budget=budget))
+    served = {k: list_branch.STATS[k] - before[k] for k in before}
+    problem = None
+    if served['index'] != len(values) or served['fallback'] or \
+            len(captured) != len(values):
+        problem = ('the index path did not serve the instrumented requests '
+                   '(list branch counters: %s)' % served)
+    for value in values:
+        if problem:
+            break
+        if value[0] != 200:
+            problem = 'status %s' % value[0]
+        elif reference is not None:
+            diff = measure.body_difference(reference[1], value[1])
+            if diff:
+                problem = 'parity: ' + diff
+    if problem:
+        return figures, None, problem
+    _ctx, query, expected_attrs = captured[0]
+    floor = breakdown.measure_wsgi_floor(
+        store, query, expected_attrs, values[0][1], floor_repeat,
+        min_repeat=min(3, floor_repeat), budget=budget)
+    return figures, floor, None

@@ -9,16 +9,19 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""``nova-search-bench``: measure the index path against Nova's cell path.
+"""``nova-search-bench``: measure the index path against stock Nova.
 
 Builds a throwaway Nova deployment (N cells x M instances) in this process
 with real Nova 34 code, syncs the search index, and measures the server
-list scenarios on both paths at the compute API and WSGI levels, the floor
-(turning stored documents into objects), the indexing throughput and, when
-RabbitMQ is reachable, the notification-to-list lag through
-``nova-search-indexer``.  Prints a table and PASS/MISS per target, writes
-every figure to a JSON file, and exits 1 if the index path ever answered
-differently from the cell path (2 on any other error).
+list scenarios at the compute API and WSGI levels on stock Nova (the
+package's hooks not installed) and on the index path, the API floors (at
+the WSGI level: the store query plus encoding the body; at the compute API
+level: turning stored documents into objects), where an index-path request
+spends its time, the indexing throughput and, when RabbitMQ is reachable,
+the notification-to-list lag through ``nova-search-indexer``.  Prints a
+table and PASS/MISS per target, writes every figure to a JSON file, and
+exits 1 if the index path ever answered differently from stock Nova (2 on
+any other error).
 
 Like ``nova.wsgi.osapi_compute``, it runs Nova in native threading mode.
 """
@@ -36,11 +39,14 @@ from nova_search_ext.bench import scenarios
 # on two cores; --full is the sweep the targets are set for.
 # At the WSGI level one 1000-row detail round costs about 12 s on both
 # paths here (Nova's view builder), so the demo measures one round there.
+# The instrumented breakdown pass is budgeted the same way.
 DEMO = {'cells': 4, 'instances': 500, 'warmup': 1, 'wsgi_warmup': 0,
         'min_repeat': 3, 'wsgi_min_repeat': 1, 'budget': 2.0,
+        'breakdown_runs': 3, 'breakdown_min_runs': 1,
         'notifications': 100, 'lag_count': 200}
 FULL = {'cells': 16, 'instances': 20000, 'warmup': 2, 'wsgi_warmup': 1,
         'min_repeat': 5, 'wsgi_min_repeat': 5, 'budget': 45.0,
+        'breakdown_runs': 3, 'breakdown_min_runs': 3,
         'notifications': 1000, 'lag_count': 2000}
 
 
@@ -67,9 +73,10 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog='nova-search-bench',
         description='Measure listing servers from the search index against '
-                    "Nova's cell-iterating path, in one process, with real "
-                    'Nova code.  Default: the demo (%(cells)d cells x '
-                    '%(instances)d instances).' % DEMO)
+                    "stock Nova (this package's hooks not installed), in "
+                    'one process, with real Nova code.  Default: the '
+                    'demo (%(cells)d cells x %(instances)d instances).'
+                    % DEMO)
     size = p.add_argument_group('size')
     size.add_argument('--full', action='store_true',
                       help='the sweep the targets are set for: %(cells)d '
@@ -131,6 +138,16 @@ def build_parser():
                            '(default: %d for the demo, %d with --full)' % (
                                DEMO['wsgi_min_repeat'],
                                FULL['wsgi_min_repeat']))
+    runs.add_argument('--breakdown-runs', type=int,
+                      help='instrumented index-path requests per scenario '
+                           'for the WSGI breakdown and floor, after the '
+                           'timed rounds; 0 to skip (default: %d)' % (
+                               DEMO['breakdown_runs']))
+    runs.add_argument('--breakdown-min-runs', type=int,
+                      help='instrumented requests at least, whatever the '
+                           'budget (default: %d for the demo, %d with '
+                           '--full)' % (DEMO['breakdown_min_runs'],
+                                        FULL['breakdown_min_runs']))
     runs.add_argument('--budget', type=float,
                       help='seconds per scenario and level after which no '
                            'new round starts once --min-repeat rounds are '
@@ -170,8 +187,8 @@ def parse_args(argv):
     args = build_parser().parse_args(argv)
     preset = FULL if args.full else DEMO
     for name in ('cells', 'instances', 'warmup', 'wsgi_warmup',
-                 'min_repeat', 'wsgi_min_repeat', 'notifications',
-                 'lag_count'):
+                 'min_repeat', 'wsgi_min_repeat', 'breakdown_runs',
+                 'breakdown_min_runs', 'notifications', 'lag_count'):
         if getattr(args, name) is None:
             setattr(args, name, preset[name])
     if args.budget is None:
@@ -183,6 +200,9 @@ def parse_args(argv):
         raise SystemExit('--cells, --instances and --hosts must be >= 1')
     if args.projects < 1 or args.repeat < 1:
         raise SystemExit('--projects and --repeat must be >= 1')
+    if args.breakdown_runs < 0 or args.breakdown_min_runs < 1:
+        raise SystemExit('--breakdown-runs must be >= 0 and '
+                         '--breakdown-min-runs >= 1')
     return args
 
 

@@ -1,0 +1,140 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The targets: computed from the figures measured, never assumed."""
+
+from nova_search_ext.bench import report
+from nova_search_ext.tests.unit import base
+
+NAMES = ['speedup_50', 'speedup_1000', 'e2e_speedup_50', 'e2e_speedup_1000',
+         'e2e_floor_50', 'e2e_floor_1000', 'scaling', 'floor_50',
+         'floor_1000', 'indexer_rate', 'lag_p99']
+
+
+def _results(a_compute=20.0, b_compute=3.0, a_wsgi=16.0, b_wsgi=4.0,
+             a_floor=2.5, b_floor=3.5, rate=1200.0, p99=0.8,
+             cells=16, per_cell=20000):
+    def scenario(compute, wsgi, floor, compute_floor):
+        return {'compute_api': {'ratio': compute},
+                'wsgi': {'ratio': wsgi},
+                'wsgi_floor': {'index_vs_floor': floor},
+                'compute_api_floor': {'index_vs_floor': compute_floor}}
+    return {
+        'parameters': {'cells': cells, 'instances_per_cell': per_cell,
+                       'lag_rate': 200},
+        'scenarios': {'a': scenario(a_compute, a_wsgi, a_floor, 1.2),
+                      'b': scenario(b_compute, b_wsgi, b_floor, 1.6)},
+        'indexing': {'store': 'sqlite', 'per_second': rate},
+        'lag': {'p99_s': p99},
+        'scaling': {'scenarios': {'a': {'ratio': 0.9},
+                                  'b': {'ratio': 1.2}}},
+    }
+
+
+def _by_name(results):
+    return {t['name']: t for t in report.evaluate_targets(results)}
+
+
+class TargetsTestCase(base.TestCase):
+
+    def test_named_targets_in_order(self):
+        self.assertEqual(NAMES, [t['name'] for t in
+                                 report.evaluate_targets(_results())])
+
+    def test_verdicts_follow_the_values(self):
+        got = _by_name(_results())
+        expected = {'speedup_50': (20.0, 15.0, 'PASS'),
+                    'speedup_1000': (3.0, 4.0, 'MISS'),
+                    'e2e_speedup_50': (16.0, 15.0, 'PASS'),
+                    'e2e_speedup_1000': (4.0, 5.0, 'MISS'),
+                    'e2e_floor_50': (2.5, 3.0, 'PASS'),
+                    'e2e_floor_1000': (3.5, 3.0, 'MISS'),
+                    'scaling': (1.2, 1.1, 'MISS'),
+                    'floor_50': (1.2, 1.5, 'PASS'),
+                    'floor_1000': (1.6, 1.5, 'MISS'),
+                    'indexer_rate': (1200.0, 1000.0, 'PASS'),
+                    'lag_p99': (0.8, 1.0, 'PASS')}
+        for name, (value, threshold, verdict) in expected.items():
+            t = got[name]
+            self.assertEqual((value, threshold, verdict),
+                             (t['value'], t['threshold'], t['verdict']),
+                             name)
+            self.assertTrue(t['measured'])
+            self.assertIsNone(t['note'], name)
+        # The same targets flip with the figures.
+        flipped = _by_name(_results(a_compute=14.9, b_wsgi=5.0, a_floor=3.1,
+                                    rate=999.0, p99=1.01))
+        self.assertEqual('MISS', flipped['speedup_50']['verdict'])
+        self.assertEqual('PASS', flipped['e2e_speedup_1000']['verdict'])
+        self.assertEqual('MISS', flipped['e2e_floor_50']['verdict'])
+        self.assertEqual('MISS', flipped['indexer_rate']['verdict'])
+        self.assertEqual('MISS', flipped['lag_p99']['verdict'])
+
+    def test_not_measured_is_not_passed(self):
+        results = _results()
+        results['scenarios'] = {}
+        del results['indexing']
+        results['lag'] = {'skipped': 'nothing listens on 127.0.0.1:5672'}
+        del results['scaling']
+        got = report.evaluate_targets(results)
+        for t in got:
+            self.assertEqual(report.NOT_MEASURED, t['verdict'], t['name'])
+            self.assertFalse(t['measured'])
+            self.assertIsNone(t['value'])
+            self.assertTrue(t['note'], t['name'])
+        self.assertIn('5672', _by_name(results)['lag_p99']['note'])
+        lines = report.target_lines(dict(results, targets=got))
+        self.assertEqual(len(NAMES), len(lines))
+        self.assertTrue(all(line.startswith('NOT MEASURED')
+                            for line in lines))
+
+    def test_indexer_rate_needs_sqlite(self):
+        results = _results()
+        results['indexing']['store'] = 'mysql'
+        t = _by_name(results)['indexer_rate']
+        self.assertEqual(report.NOT_MEASURED, t['verdict'])
+        self.assertIn('mysql', t['note'])
+
+    def test_sized_targets_informative_at_other_sizes(self):
+        got = _by_name(_results(cells=4, per_cell=500))
+        for name in ('speedup_50', 'e2e_speedup_1000', 'scaling'):
+            self.assertFalse(got[name]['at_target_size'], name)
+            self.assertIn('4 x 500', got[name]['note'])
+        for name in ('e2e_floor_50', 'indexer_rate', 'lag_p99'):
+            self.assertTrue(got[name]['at_target_size'], name)
+
+    def test_verdict(self):
+        self.assertEqual('PASS', report.verdict(3.0, '<=', 3.0))
+        self.assertEqual('MISS', report.verdict(3.01, '<=', 3.0))
+        self.assertEqual('PASS', report.verdict(5.0, '>=', 5.0))
+        self.assertEqual('NOT MEASURED', report.verdict(None, '>=', 5.0))
+        self.assertRaises(ValueError, report.verdict, 1.0, '==', 1.0)
+
+
+class LinesTestCase(base.TestCase):
+
+    def test_breakdown_and_floor_lines(self):
+        line = report.breakdown_line('b', {
+            'runs': 3, 'total_ms': 100.0,
+            'parts_ms': {'store_query': 1.0, 'object_rebuild': 2.0,
+                         'view_builder': 3.0, 'response_validation': 4.0,
+                         'serialization': 5.0, 'rest': 85.0}})
+        self.assertIn('median of 3', line)
+        self.assertIn('store query 1.0, object rebuild 2.0, view builder '
+                      '3.0, response validation 4.0, serialization 5.0, '
+                      'rest 85.0', line)
+        line = report.wsgi_floor_line('a', {
+            'rows': 50, 'body_bytes': 1000, 'floor_ms': 12.0,
+            'store_query': {'median_ms': 10.0},
+            'serialize': {'median_ms': 2.0}, 'index_ms': 36.0,
+            'index_vs_floor': 3.0, 'body_reproduced': True})
+        self.assertIn('= 12.0 ms median', line)
+        self.assertIn('3.00x this floor', line)
