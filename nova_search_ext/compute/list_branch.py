@@ -90,6 +90,9 @@ def _note_pending(writers):
 
 
 def _note_caught_up():
+    if not _PENDING:
+        # The common case, on every list the index answers: no lock.
+        return
     with _STATS_LOCK:
         was, _PENDING[:] = list(_PENDING), []
     if was:

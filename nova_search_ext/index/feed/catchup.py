@@ -200,6 +200,8 @@ class CatchUp(object):
         been told that this writer has journalled notifications, or when
         the journal has been replayed.
         """
+        if not self.outage or self.announced:
+            return
         lease_until = self.journal.get_meta(LEASE_KEY)
         if lease_until is None:
             return

@@ -77,14 +77,20 @@ class CatchUpTestCase(base.NoDBTestCase):
         self.useFixture(fixtures.MockPatchObject(
             self.store, 'set_feed_writer', side_effect=set_writer))
 
-    def make(self):
+    def make(self, name='j.sqlite', interval=5.0, real_time=False):
+        """A CatchUp of nova-compute@host1, journal ``name`` in the tmp dir.
+
+        On the fake clock unless ``real_time`` (tests of the thread).
+        """
+        clock = {} if real_time else {'clock': self.clock}
+        timing = {} if real_time else dict(clock, sleep=self.sleep)
         return catchup.CatchUp(
             self.endpoint,
-            journal=journal_mod.Journal(os.path.join(self.dir, 'j.sqlite'),
-                                        clock=self.clock),
+            journal=journal_mod.Journal(os.path.join(self.dir, name),
+                                        **clock),
             writer_id='nova-compute@host1', host='host1',
-            program='nova-compute', lease=LEASE, interval=5.0,
-            clock=self.clock, sleep=self.sleep)
+            program='nova-compute', lease=LEASE, interval=interval,
+            **timing)
 
     def sleep(self, seconds):
         self.slept.append(seconds)
@@ -310,11 +316,7 @@ class CatchUpTestCase(base.NoDBTestCase):
         self.assertIn('verify --repair', errors[0])
 
     def test_thread_replays_by_itself(self):
-        catchup_obj = catchup.CatchUp(
-            self.endpoint,
-            journal=journal_mod.Journal(os.path.join(self.dir, 't.sqlite')),
-            writer_id='nova-conductor@c1', host='c1',
-            program='nova-conductor', lease=LEASE, interval=0.1)
+        catchup_obj = self.make('t.sqlite', interval=0.1, real_time=True)
         self.down = True
         doc = self.instance()
         catchup_obj.deliver(message(doc.uuid))
@@ -330,11 +332,7 @@ class CatchUpTestCase(base.NoDBTestCase):
         self.assertFalse(catchup_obj.outage)
 
     def test_a_forked_worker_starts_its_own_thread(self):
-        catchup_obj = catchup.CatchUp(
-            self.endpoint,
-            journal=journal_mod.Journal(os.path.join(self.dir, 'f.sqlite')),
-            writer_id='nova-conductor@c1', host='c1',
-            program='nova-conductor', lease=LEASE, interval=60)
+        catchup_obj = self.make('f.sqlite', interval=60, real_time=True)
         catchup_obj.start()
         self.addCleanup(catchup_obj.stop)
         parent_thread = catchup_obj._thread
