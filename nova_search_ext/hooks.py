@@ -35,6 +35,16 @@ What :func:`install` overlays:
     ``/servers/detail`` checks each distinct server once per process
     (:mod:`nova_search_ext.api.response_validation`); anything not proven
     valid that way, and every other schema, gets Nova's own validation.
+``ServersController.index`` and ``detail``, and the ``wsgi`` and
+    ``jsonutils`` names in ``nova.api.validation``
+    While a server list controller method runs, Nova's response validation
+    wrappers (one per microversion range) share one JSON encoding and
+    decoding of the answer instead of making one each
+    (:mod:`nova_search_ext.api.serialize_once`).
+``ViewBuilder._list_view`` and ``RequestSpec.get_by_instance_uuids``
+    While a server list view runs, the request specs it reads (for
+    ``pinned_availability_zone`` and ``scheduler_hints``) are deserialised
+    for those fields only (:mod:`nova_search_ext.api.request_specs`).
 ``nova.objects.Service.save``
     After Nova's database write, report the service (heartbeats included)
     to this process's embedded index writer, if there is one
@@ -233,6 +243,56 @@ def _install_response_validation():
     _patch(validators._SchemaValidator, 'validate', validate)
 
 
+def _install_serialize_once():
+    from nova.api.openstack.compute import servers
+    import nova.api.validation as validation
+
+    from nova_search_ext.api import serialize_once
+
+    for name in ('index', 'detail'):
+        original = servers.ServersController.__dict__[name]
+
+        def listing(self, *args, _original=original, **kwargs):
+            with serialize_once.listing():
+                return _original(self, *args, **kwargs)
+
+        _patch(servers.ServersController, name,
+               functools.wraps(original)(listing))
+    _patch(validation, 'wsgi',
+           serialize_once.wsgi_view(validation.__dict__['wsgi']))
+    _patch(validation, 'jsonutils',
+           serialize_once.jsonutils_view(validation.__dict__['jsonutils']))
+
+
+def _install_request_specs():
+    from nova.api.openstack.compute.views import servers as views
+    from nova.objects import request_spec
+
+    from nova_search_ext.api import request_specs
+
+    original_list_view = views.ViewBuilder._list_view
+
+    @functools.wraps(original_list_view)
+    def _list_view(self, *args, **kwargs):
+        with request_specs.listing():
+            return original_list_view(self, *args, **kwargs)
+
+    _patch(views.ViewBuilder, '_list_view', _list_view)
+
+    spec_cls = request_spec.RequestSpec
+    original_specs = spec_cls.__dict__['get_by_instance_uuids']
+    nova_specs = original_specs.__func__
+
+    @functools.wraps(nova_specs)
+    def get_by_instance_uuids(cls, context, instance_uuids):
+        if request_specs.active():
+            return request_specs.view_specs(cls, context, instance_uuids)
+        return nova_specs(cls, context, instance_uuids)
+
+    _patch(spec_cls, 'get_by_instance_uuids',
+           classmethod(get_by_instance_uuids))
+
+
 def install():
     """Overlay Nova (idempotent).  Returns True if it changed anything."""
     with _LOCK:
@@ -241,6 +301,8 @@ def install():
         try:
             _install_list_branch()
             _install_response_validation()
+            _install_serialize_once()
+            _install_request_specs()
             _install_service_liveness()
             if native_service_notifications():
                 LOG.debug('Nova sends service.create and service.delete '

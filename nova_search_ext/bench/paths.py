@@ -27,6 +27,8 @@ hooks uninstalled the same application object is stock Nova's.
 """
 
 import os
+import sys
+import types
 
 from nova_search_ext import hooks
 
@@ -48,12 +50,20 @@ def foreign(value):
     (a wrapper made with ``functools.wraps`` carries the module and name of
     what it wraps; Nova's remotable methods are wrapped by
     oslo.versionedobjects): no link may come from this package, and the
-    innermost must be Nova's.
+    innermost must be Nova's.  A module (a name in a module's globals)
+    must be the module itself.
     """
     import nova
 
     import nova_search_ext
 
+    if isinstance(value, types.ModuleType):
+        # A module name in a Nova module's globals: it must be the module
+        # itself, not a stand-in.
+        if (type(value) is not types.ModuleType or
+                sys.modules.get(value.__name__) is not value):
+            return 'a stand-in for the module %s' % value.__name__
+        return None
     ours = os.path.dirname(os.path.abspath(nova_search_ext.__file__))
     nova_dir = os.path.dirname(os.path.abspath(nova.__file__))
     seen = set()

@@ -39,6 +39,7 @@ from nova import objects
 
 from nova_search_ext.client import base as client_base
 from nova_search_ext.compute import breaker as breaker_mod
+from nova_search_ext.compute import shallow
 from nova_search_ext import conf
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import document
@@ -152,12 +153,16 @@ def list_from_index(ctx, query, expected_attrs):
     services = {}
     if 'services' in (expected_attrs or ()):
         services = client.get_services(ctx, {h.host for h in hits if h.host})
-    inst_list = objects.InstanceList(ctx, objects=[
-        document.instance_from_stored(ctx, hit, expected_attrs,
-                                      services.get(hit.host))
-        for hit in hits])
+    inst_list = objects.InstanceList(ctx, objects=shallow.call(
+        _rebuild, ctx, hits, expected_attrs, services))
     inst_list.obj_reset_changes()
     return inst_list
+
+
+def _rebuild(ctx, hits, expected_attrs, services):
+    return [document.instance_from_stored(ctx, hit, expected_attrs,
+                                          services.get(hit.host))
+            for hit in hits]
 
 
 def get_instance_objects_sorted(original, ctx, filters, limit, marker,

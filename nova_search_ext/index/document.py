@@ -43,6 +43,7 @@ from oslo_versionedobjects import fields as ovo_fields
 from nova import objects
 
 from nova_search_ext.index import catalog
+from nova_search_ext.index import rebuild
 from nova_search_ext.index import served
 
 # Joined attributes stored in an instance document.  'flavor' also loads
@@ -289,21 +290,22 @@ def instance_from_stored(context, stored, expected_attrs, services=None):
     for attr in DOC_ATTRS + _FLAVOR_ATTRS:
         if attr not in wanted:
             data.pop(attr, None)
-    instance = objects.Instance.obj_from_primitive(prim, context)
+    instance = rebuild.from_primitive(objects.Instance, prim, context)
     fault = loads(stored.fault) if isinstance(stored.fault, str) \
         else stored.fault
-    instance.fault = (objects.InstanceFault.obj_from_primitive(fault, context)
+    instance.fault = (rebuild.from_primitive(objects.InstanceFault, fault,
+                                             context)
                       if fault else None)
     if 'services' in wanted:
         instance.services = objects.ServiceList(
             context, objects=[
-                objects.Service.obj_from_primitive(svc, context)
+                rebuild.from_primitive(objects.Service, svc, context)
                 for svc in (services or [])])
     bdms = loads(stored.bdms) if isinstance(stored.bdms, str) \
         else stored.bdms
     served.mark(instance, objects.BlockDeviceMappingList(
         context, objects=[
-            objects.BlockDeviceMapping.obj_from_primitive(b, context)
+            rebuild.from_primitive(objects.BlockDeviceMapping, b, context)
             for b in (bdms or [])]))
     instance.obj_reset_changes()
     return instance

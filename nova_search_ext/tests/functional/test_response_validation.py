@@ -182,17 +182,19 @@ class InvalidServerTestCase(base.MultiCellTestCase):
         super().setUp()
         self.boot('a', host='host1')
         self.boot('b', host='host2')
-        from nova.api.openstack.compute.views import servers as views
-        original = views.ViewBuilder._list_view
+        # (ServersController._get_servers: an attribute the hooks leave
+        # alone, so that installing and removing them keeps this in place.)
+        from nova.api.openstack.compute import servers
+        original = servers.ServersController._get_servers
 
-        def _list_view(view, func, request, servers, *args, **kwargs):
-            result = original(view, func, request, servers, *args, **kwargs)
+        def _get_servers(controller, *args, **kwargs):
+            result = original(controller, *args, **kwargs)
             result['servers'][-1]['bogus'] = True
             return result
 
         self.useFixture(fixtures.MonkeyPatch(
-            'nova.api.openstack.compute.views.servers.ViewBuilder._list_view',
-            _list_view))
+            'nova.api.openstack.compute.servers.ServersController'
+            '._get_servers', _get_servers))
         self.log = self.useFixture(fixtures.FakeLogger(
             name='nova.api.validation', level='ERROR'))
 

@@ -18,9 +18,12 @@ measurement runs the stock side with no hook installed and the index side
 with them.
 """
 
+from nova.api.openstack.compute import servers as servers_api
 from nova.api.openstack.compute.views import servers as views
+import nova.api.validation as validation
 from nova.compute import instance_list
 from nova import objects
+from nova.objects import request_spec
 from nova.objects import service as service_obj
 
 from nova_search_ext.api import compute_filter
@@ -38,6 +41,13 @@ EXPECTED = {
     (views.ViewBuilder, 'detail'),
     (views.ViewBuilder, '_get_instance_bdms_in_multiple_cells'),
     (service_obj.Service, 'save'),
+    (views.ViewBuilder, '_list_view'),
+    (request_spec.RequestSpec, 'get_by_instance_uuids'),
+    (servers_api.ServersController, 'index'),
+    (servers_api.ServersController, 'detail'),
+    # Module names in nova.api.validation's globals.
+    (validation, 'wsgi'),
+    (validation, 'jsonutils'),
 }
 
 

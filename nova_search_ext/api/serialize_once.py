@@ -1,0 +1,114 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Encode and decode a server list once for Nova's response validation.
+
+``ServersController.index`` and ``detail`` carry one
+``@validation.response_body_schema`` decorator per microversion range (2
+and 14 of them in Nova 34).  Every one of those wrappers, with
+``[api] response_validation`` at ``warn`` or ``error``, encodes the
+controller's answer to JSON and decodes it again *before* it looks at the
+request's microversion; only the one whose range matches then
+validates.  (Nova's decorator could look at the range first; this module
+makes up for it from outside.)
+For a 1000-server detail list that is 14 encodings and 14 decodings of a
+2.3 MB body: about 0.9 s on the benchmark's machine, a third of the
+request.
+
+While a server list controller method runs (:func:`listing`), the
+encoder and decoder those wrappers use are the ones below: they remember
+the last object encoded and the text it gave, and the last text decoded
+and the object it gave, and hand out the same result when asked again
+about the *same* object (identity, not equality).  Nothing changes the
+controller's answer between those wrappers, and they only read what they
+decode, so every wrapper still gets exactly what Nova's encoder
+and decoder would give it, runs Nova's own version check, schema and
+verdict, and logs or raises as Nova does; it just no longer pays for the
+13 wrappers whose range does not match.  Outside a server list call, and
+for any other object, Nova's own functions run.  What is remembered is
+dropped when the controller method returns.
+"""
+
+import threading
+import types
+
+_STATE = threading.local()
+
+
+def _memo():
+    return getattr(_STATE, 'memo', None)
+
+
+class listing(object):
+    """Context manager: remember encodings for this thread's list call."""
+
+    def __enter__(self):
+        self.previous = _memo()
+        _STATE.memo = {}
+        return _STATE.memo
+
+    def __exit__(self, *exc):
+        _STATE.memo = self.previous
+        return False
+
+
+class ModuleView(types.ModuleType):
+    """A module that is ``module`` (read live) except for ``overrides``.
+
+    It stands in for a module in the globals of ``nova.api.validation``
+    only (see :mod:`nova_search_ext.hooks`).
+    """
+
+    def __init__(self, module, overrides):
+        super().__init__(module.__name__, module.__doc__)
+        self.__dict__.update(overrides)
+        self.__dict__['__wrapped_module__'] = module
+
+    def __getattr__(self, name):
+        # Only for what overrides does not hold.
+        return getattr(self.__dict__['__wrapped_module__'], name)
+
+
+def wsgi_view(wsgi):
+    """``nova.api.openstack.wsgi`` with a remembering JSONDictSerializer."""
+    nova_serializer = wsgi.JSONDictSerializer
+
+    class JSONDictSerializer(nova_serializer):
+        def serialize(self, data, action='default'):
+            memo = _memo()
+            if memo is None or action != 'default':
+                return super().serialize(data, action)
+            last = memo.get('encoded')
+            if last is not None and last[0] is data:
+                return last[1]
+            text = super().serialize(data, action)
+            memo['encoded'] = (data, text)
+            return text
+
+    return ModuleView(wsgi, {'JSONDictSerializer': JSONDictSerializer})
+
+
+def jsonutils_view(jsonutils):
+    """``oslo_serialization.jsonutils`` with a remembering ``loads``."""
+    nova_loads = jsonutils.loads
+
+    def loads(s, *args, **kwargs):
+        memo = _memo()
+        if memo is None or args or kwargs:
+            return nova_loads(s, *args, **kwargs)
+        last = memo.get('decoded')
+        if last is not None and last[0] is s:
+            return last[1]
+        value = nova_loads(s)
+        memo['decoded'] = (s, value)
+        return value
+
+    return ModuleView(jsonutils, {'loads': loads})

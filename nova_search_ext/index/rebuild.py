@@ -1,0 +1,163 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Rebuild versioned objects from the primitives the index stored.
+
+``VersionedObject.obj_from_primitive`` deserialises every field and
+assigns it through the field's generated setter, which coerces the value,
+checks read-only fields, records the field as changed and stores it; the
+recorded changes are then replaced by the primitive's (none, for what the
+index stores).  :func:`from_primitive` does the same deserialisation and
+the same coercion (``field.coerce``: the very value the setter would
+store, a ``CoercedDict`` for a dict field and so on) and stores the value
+without the setter's bookkeeping; no field of a new object is set yet, so
+the read-only check has nothing to check.  Nested objects are built the
+same way, depth first.  A class with its own ``_obj_from_primitive``
+(Nova's Flavor keeps its extra-spec tracker there) gets it, with its
+nested objects already built; Nova's Instance, whose own step is exactly
+what its ``obj_reset_changes`` does (its metadata trackers), gets that.
+
+Everything else is oslo.versionedobjects': the class comes from the
+registry for the primitive's name and version (an unknown name, another
+namespace or a newer version fails exactly as in
+``obj_from_primitive``), each field's own ``from_primitive`` deserialises
+its value, and the result is an ordinary object of that class.
+``tests/unit/index/test_rebuild.py`` checks, field by field and down to
+the trackers, that the result equals what ``obj_from_primitive`` builds.
+"""
+
+from oslo_versionedobjects import base as ovo_base
+from oslo_versionedobjects import fields as ovo_fields
+
+_ATTR = {}
+# class -> its plan (see _plan); classes live as long as the process.
+_PLANS = {}
+
+
+def _attrname(name):
+    try:
+        return _ATTR[name]
+    except KeyError:
+        attr = _ATTR[name] = ovo_base._get_attrname(name)
+        return attr
+
+
+def _plan(cls):
+    """``[(name, attribute, kind, field)]`` for ``cls``'s fields.
+
+    kind: 'object' (a nested versioned object), 'objects' (a list of
+    them) or 'value' (the field's own from_primitive).
+    """
+    plan = _PLANS.get(cls)
+    if plan is not None:
+        return plan
+    plan = []
+    for name, field in cls.fields.items():
+        ftype = getattr(field, '_type', None)
+        if isinstance(ftype, ovo_fields.Object):
+            kind = 'object'
+        elif (isinstance(ftype, ovo_fields.List) and
+              isinstance(getattr(ftype._element_type, '_type', None),
+                         ovo_fields.Object)):
+            kind = 'objects'
+        else:
+            kind = 'value'
+        plan.append((name, _attrname(name), kind, field))
+    _PLANS[cls] = plan
+    return plan
+
+
+def _object_class(base_cls, primitive):
+    ns = base_cls.OBJ_SERIAL_NAMESPACE
+    namespace = primitive[ns + '.namespace']
+    name = primitive[ns + '.name']
+    version = primitive[ns + '.version']
+    if namespace != base_cls.OBJ_PROJECT_NAMESPACE:
+        from oslo_versionedobjects import exception
+        raise exception.UnsupportedObjectError(
+            objtype='%s.%s' % (namespace, name))
+    return base_cls.obj_class_from_name(name, version), version
+
+
+# Classes whose own _obj_from_primitive adds nothing but what their
+# obj_reset_changes does (Nova's Instance: the metadata trackers).
+RESET_IS_HYDRATION = frozenset(['Instance'])
+
+
+def _own_hydration(cls):
+    """Whether ``cls`` adds its own step to the hydration.
+
+    True when its ``_obj_from_primitive`` does more than
+    :func:`from_primitive` repeats; then that one runs.
+    """
+    return (cls._obj_from_primitive.__func__ is not
+            ovo_base.VersionedObject._obj_from_primitive.__func__ and
+            cls.obj_name() not in RESET_IS_HYDRATION)
+
+
+def from_primitive(base_cls, primitive, context):
+    """The object ``primitive`` describes, built as described above.
+
+    :param base_cls: a versioned object class of the primitive's registry
+        (``nova.objects.Instance`` for any Nova object)
+    :param primitive: a primitive without change lists, as the index
+        stores them
+    :param context: the RequestContext for the object and its children
+    """
+    if isinstance(primitive, ovo_base.VersionedObject):
+        return primitive
+    ns = base_cls.OBJ_SERIAL_NAMESPACE
+    if primitive.get(ns + '.changes'):
+        raise ValueError('the index stores primitives without changes')
+    cls, version = _object_class(base_cls, primitive)
+    data = primitive[ns + '.data']
+    plan = _plan(cls)
+    if _own_hydration(cls):
+        # Nova's own step (Instance, Flavor: their change trackers), on the
+        # primitive with its nested objects already built (a field's
+        # from_primitive hands a built object back as it is).
+        nested = dict(data)
+        for name, attr, kind, field in plan:
+            value = nested.get(name)
+            if value is None or kind == 'value':
+                continue
+            if kind == 'object':
+                nested[name] = from_primitive(base_cls, value, context)
+            else:
+                nested[name] = [from_primitive(base_cls, item, context)
+                                for item in value]
+        built = dict(primitive)
+        built[ns + '.data'] = nested
+        return cls._obj_from_primitive(context, version, built)
+    obj = cls()
+    obj._context = context
+    obj.VERSION = version
+    values = obj.__dict__
+    for name, attr, kind, field in plan:
+        if name not in data:
+            continue
+        value = data[name]
+        if value is not None:
+            if kind == 'object':
+                value = from_primitive(base_cls, value, context)
+            elif kind == 'objects':
+                value = [from_primitive(base_cls, item, context)
+                         for item in value]
+            else:
+                value = field.from_primitive(obj, name, value)
+        values[attr] = field.coerce(obj, name, value)
+    if cls.obj_name() in RESET_IS_HYDRATION:
+        obj.obj_reset_changes()
+    else:
+        # As oslo.versionedobjects leaves it: no changes (the primitive has
+        # none).
+        obj._changed_fields = set()
+    return obj

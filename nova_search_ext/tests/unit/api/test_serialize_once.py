@@ -1,0 +1,88 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""serialize_once: the same object is encoded, and its text decoded, once."""
+
+import datetime
+import threading
+from unittest import mock
+
+from nova.api.openstack import wsgi
+from oslo_serialization import jsonutils
+
+from nova_search_ext.api import serialize_once
+from nova_search_ext.tests.unit import base
+
+
+class SerializeOnceTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.wsgi = serialize_once.wsgi_view(wsgi)
+        self.json = serialize_once.jsonutils_view(jsonutils)
+        self.body = {'servers': [{'id': 'x', 'created': datetime.datetime(
+            2024, 5, 1, tzinfo=datetime.timezone.utc)}]}
+
+    def _encode_decode(self):
+        text = self.wsgi.JSONDictSerializer().serialize(self.body)
+        return text, self.json.loads(text)
+
+    def test_outside_a_listing_nova_runs_every_time(self):
+        with mock.patch.object(jsonutils, 'dumps',
+                               side_effect=jsonutils.dumps) as dumps:
+            first = self._encode_decode()
+            second = self._encode_decode()
+        self.assertEqual(2, dumps.call_count)
+        self.assertEqual(first, second)
+        self.assertIsNot(first[1], second[1])
+
+    def test_in_a_listing_once_per_object(self):
+        nova_text = wsgi.JSONDictSerializer().serialize(self.body)
+        with mock.patch.object(jsonutils, 'dumps',
+                               side_effect=jsonutils.dumps) as dumps:
+            with serialize_once.listing():
+                first = self._encode_decode()
+                second = self._encode_decode()
+                self.assertEqual(1, dumps.call_count)
+                # Another object (even an equal one) is encoded anew.
+                other = dict(self.body)
+                self.wsgi.JSONDictSerializer().serialize(other)
+                self.assertEqual(2, dumps.call_count)
+            # Left the listing: forgotten.
+            self._encode_decode()
+            self.assertEqual(3, dumps.call_count)
+        self.assertEqual(nova_text, first[0])
+        self.assertIs(first[0], second[0])
+        self.assertIs(first[1], second[1])
+        self.assertEqual(jsonutils.loads(nova_text), first[1])
+
+    def test_other_threads_are_not_affected(self):
+        seen = []
+        with serialize_once.listing():
+            text, _ = self._encode_decode()
+
+            def other():
+                seen.append(self.wsgi.JSONDictSerializer().serialize(
+                    self.body))
+
+            t = threading.Thread(target=other)
+            t.start()
+            t.join()
+        self.assertEqual(text, seen[0])
+        self.assertIsNot(text, seen[0])
+
+    def test_the_views_read_the_modules_live(self):
+        self.assertIs(wsgi.ResponseObject, self.wsgi.ResponseObject)
+        self.assertEqual(wsgi.__name__, self.wsgi.__name__)
+        with mock.patch.object(jsonutils, 'to_primitive') as patched:
+            self.assertIs(patched, self.json.to_primitive)
+        self.assertTrue(issubclass(self.wsgi.JSONDictSerializer,
+                                   wsgi.JSONDictSerializer))

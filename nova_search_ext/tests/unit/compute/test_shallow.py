@@ -1,0 +1,58 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""shallow.call: the loop runs on a thread of its own, with a short stack."""
+
+import sys
+import threading
+
+from nova_search_ext.compute import shallow
+from nova_search_ext.tests.unit import base
+
+
+def _depth():
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def _deep(n, func):
+    return _deep(n - 1, func) if n else func()
+
+
+class ShallowTestCase(base.TestCase):
+
+    def test_result_thread_and_depth(self):
+        caller = threading.current_thread()
+        seen = _deep(60, lambda: shallow.call(
+            lambda a, b=0: (threading.current_thread(), _depth(), a + b),
+            1, b=2))
+        thread, depth, total = seen
+        self.assertEqual(3, total)
+        self.assertIsNot(caller, thread)
+        self.assertEqual('nova-search-rebuild', thread.name)
+        # Called 60 frames deep, it ran a handful of frames deep.
+        self.assertLess(depth, 10)
+        self.assertGreater(_deep(60, _depth), 60)
+
+    def test_exception_reaches_the_caller(self):
+        class Boom(Exception):
+            pass
+
+        def fail():
+            raise Boom('x')
+
+        e = self.assertRaises(Boom, shallow.call, fail)
+        self.assertEqual('x', str(e))
+        # Nothing is left running.
+        self.assertFalse([t for t in threading.enumerate()
+                          if t.name == 'nova-search-rebuild'])

@@ -1,0 +1,158 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""rebuild.from_primitive builds what obj_from_primitive builds.
+
+Compared object by object, down to every attribute in each object's
+``__dict__`` (field values with their types, the version, the change set,
+Nova's metadata and extra-spec trackers), on the primitives the index
+stores for richly populated Nova objects.
+"""
+
+import datetime
+import json
+
+import netaddr
+from nova import objects
+from oslo_versionedobjects import base as ovo_base
+from oslo_versionedobjects import exception as ovo_exc
+
+from nova_search_ext.index import document
+from nova_search_ext.index import rebuild
+from nova_search_ext.tests.unit import base
+from nova_search_ext.tests.unit import fakes
+
+
+def _stored(obj, drop=()):
+    """The primitive as the index stores and reads it back (JSON)."""
+    return json.loads(document.dumps(document._primitive(obj, drop=drop)))
+
+
+class RebuildTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ctxt = fakes.context()
+
+    def assertSameObject(self, expected, actual, path='object'):
+        self.assertIs(type(expected), type(actual), path)
+        self.assertEqual(sorted(vars(expected)), sorted(vars(actual)), path)
+        for name, value in vars(expected).items():
+            other = vars(actual)[name]
+            where = '%s.%s' % (path, name)
+            if name == '_context':
+                self.assertIs(value, other, where)
+            elif isinstance(value, ovo_base.VersionedObject):
+                self.assertSameObject(value, other, where)
+            elif (isinstance(value, list) and value and
+                  isinstance(value[0], ovo_base.VersionedObject)):
+                self.assertEqual(len(value), len(other), where)
+                for n, (a, b) in enumerate(zip(value, other)):
+                    self.assertSameObject(a, b, '%s[%d]' % (where, n))
+            else:
+                self.assertIs(type(value), type(other), where)
+                self.assertEqual(value, other, where)
+        if isinstance(expected, ovo_base.VersionedObject):
+            self.assertEqual(expected.obj_what_changed(),
+                             actual.obj_what_changed(), path)
+
+    def _check(self, cls, obj, drop=()):
+        prim = _stored(obj, drop=drop)
+        theirs = cls.obj_from_primitive(json.loads(json.dumps(prim)),
+                                        self.ctxt)
+        ours = rebuild.from_primitive(cls, prim, self.ctxt)
+        self.assertSameObject(theirs, ours)
+        # Nova's rebuild leaves a stored primitive untouched; so does ours.
+        self.assertEqual(_stored(obj, drop=drop), prim)
+        return ours
+
+    def _rich_instance(self):
+        inst = fakes.instance(
+            self.ctxt, id=7, display_name='db-3', tags=['a', 'b'],
+            metadata={'role': 'db', 'tier': '1'},
+            system_metadata={'image_os': 'cirros', 'owner': 'ops'},
+            access_ip_v4='192.0.2.10', access_ip_v6='2001:db8::10',
+            launched_at=datetime.datetime(2024, 5, 1, 12, 30, 45, 123456,
+                                          tzinfo=fakes.UTC),
+            locked=True, locked_by='admin', vm_state='error')
+        inst.flavor.extra_specs = {'hw:cpu_policy': 'dedicated',
+                                   'trait:CUSTOM_X': 'required'}
+        inst.old_flavor = fakes.flavor(flavorid='41', name='small')
+        inst.new_flavor = fakes.flavor(flavorid='43', name='large',
+                                       extra_specs={})
+        inst.trusted_certs = objects.TrustedCerts(ids=['c1', 'c2'])
+        inst.obj_reset_changes(recursive=True)
+        return inst
+
+    def test_instance(self):
+        inst = self._check(objects.Instance, self._rich_instance(),
+                           drop=('fault', 'services'))
+        self.assertIsInstance(inst.access_ip_v4, netaddr.IPAddress)
+        self.assertEqual({'role': 'db', 'tier': '1'}, inst.metadata)
+        # Nova's trackers, as its own _obj_from_primitive leaves them (so
+        # that, as with Nova's, the flavors report their extra specs as
+        # changed).
+        self.assertEqual(inst.metadata, inst._orig_metadata)
+        self.assertEqual({}, inst.flavor._orig_extra_specs)
+
+    def test_instance_with_few_fields(self):
+        inst = objects.Instance(self.ctxt, uuid=fakes.IMAGE, id=1,
+                                display_name=None, metadata={})
+        inst.obj_reset_changes()
+        self._check(objects.Instance, inst)
+
+    def test_other_objects(self):
+        inst = self._rich_instance()
+        self._check(objects.InstanceFault,
+                    fakes.fault(self.ctxt, inst.uuid))
+        self._check(objects.Service, fakes.service(self.ctxt),
+                    drop=('compute_node',))
+        self._check(objects.BlockDeviceMapping,
+                    fakes.bdm(self.ctxt, inst.uuid),
+                    drop=('connection_info', 'instance'))
+        self._check(objects.Flavor, inst.flavor)
+        self._check(objects.InstanceInfoCache, inst.info_cache)
+
+    def test_the_instance_list_rebuild_agrees(self):
+        inst = self._rich_instance()
+        inst.fault = fakes.fault(self.ctxt, inst.uuid)
+        doc = document.InstanceDocument.from_objects(
+            inst, [fakes.bdm(self.ctxt, inst.uuid)], fakes.CELL1)
+        built = document.instance_from_stored(
+            self.ctxt, fakes.stored(doc), list(document.DOC_ATTRS))
+        prim = json.loads(document.dumps(doc.instance))
+        theirs = objects.Instance.obj_from_primitive(prim, self.ctxt)
+        theirs.fault = objects.InstanceFault.obj_from_primitive(
+            json.loads(document.dumps(doc.fault)), self.ctxt)
+        theirs.obj_reset_changes()
+        mine = vars(built).copy()
+        mine.pop('_search_bdms')
+        built_view = objects.Instance.__new__(objects.Instance)
+        built_view.__dict__.update(mine)
+        self.assertSameObject(theirs, built_view)
+
+    def test_errors_as_oslo_versionedobjects(self):
+        prim = _stored(fakes.fault(self.ctxt, fakes.IMAGE))
+        newer = dict(prim, **{'nova_object.version': '99.0'})
+        self.assertRaises(ovo_exc.IncompatibleObjectVersion,
+                          rebuild.from_primitive, objects.InstanceFault,
+                          newer, self.ctxt)
+        other = dict(prim, **{'nova_object.namespace': 'glance'})
+        self.assertRaises(ovo_exc.UnsupportedObjectError,
+                          rebuild.from_primitive, objects.InstanceFault,
+                          other, self.ctxt)
+        unknown = dict(prim, **{'nova_object.name': 'NoSuchThing'})
+        self.assertRaises(ovo_exc.UnsupportedObjectError,
+                          rebuild.from_primitive, objects.InstanceFault,
+                          unknown, self.ctxt)
+        changed = dict(prim, **{'nova_object.changes': ['code']})
+        self.assertRaises(ValueError, rebuild.from_primitive,
+                          objects.InstanceFault, changed, self.ctxt)
