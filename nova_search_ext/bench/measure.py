@@ -20,9 +20,37 @@ the database its URL names (``api``, a cell name, ``index`` or
 because requests are measured one at a time.
 """
 
+import gc
 import json
 import os
 import statistics
+import time
+
+
+class GarbageCollection(object):
+    """Context manager: seconds the garbage collector ran inside it.
+
+    Counted through ``gc.callbacks``, for every thread of the process.
+    """
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._started = None
+
+    def _callback(self, phase, info):
+        if phase == 'start':
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+            self._started = None
+
+    def __enter__(self):
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc):
+        gc.callbacks.remove(self._callback)
+        return False
 
 
 def summarize(seconds):

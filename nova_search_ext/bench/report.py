@@ -111,6 +111,25 @@ def breakdown_line(key, figures):
                           for p in breakdown.PARTS + ('rest',))))
 
 
+def usage_line(key, title, entry):
+    """Page faults and system time per request, by path, or None."""
+    if not entry:
+        return None
+    parts = []
+    for path in ('cells', 'index'):
+        stats = entry.get(path) or {}
+        if 'minor_faults_median' not in stats:
+            return None
+        parts.append('%s %d minor page faults, %s ms system time, %s ms '
+                     'in the garbage collector' % (
+                         PATH_TITLES.get(path, path),
+                         stats['minor_faults_median'],
+                         _fmt(stats['system_ms_median']),
+                         _fmt(stats.get('gc_ms_median'))))
+    return '%s %s per request (medians, whole process): %s' % (
+        key, title, '; '.join(parts))
+
+
 def extra_lines(results):
     """Sync, floors, breakdown, scaling, throughput and lag figures."""
     lines = []
@@ -145,6 +164,11 @@ def extra_lines(results):
                     'previous request %s ms (%d runs)' % (
                         key, title, _fmt(first['median_ms']), first['runs'],
                         _fmt(kept['median_ms']), kept['runs']))
+    for key, scenario in results['scenarios'].items():
+        for level, title in LEVELS:
+            line = usage_line(key, title, scenario.get(level))
+            if line:
+                lines.append(line)
     for key, scenario in results['scenarios'].items():
         if scenario.get('breakdown'):
             lines.append(breakdown_line(key, scenario['breakdown']))

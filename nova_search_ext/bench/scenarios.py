@@ -34,6 +34,8 @@ A mismatch is printed and recorded; the run goes on and exits non-zero.
 
 import collections
 import json
+import resource
+import statistics
 import time
 from urllib import parse
 
@@ -125,8 +127,17 @@ class Measurement(object):
         self.fresh_install = self.paths.use(path)
         before = dict(list_branch.STATS)
         self.counter.start()
-        value, seconds = call()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        with measure.GarbageCollection() as collection:
+            value, seconds = call()
+        after = resource.getrusage(resource.RUSAGE_SELF)
         counts = self.counter.stop()
+        # Minor page faults and system time of the whole process, and the
+        # garbage collector's pauses, while the request ran (see "Reading
+        # the figures" in the benchmark docs).
+        self.last_usage = (after.ru_minflt - usage.ru_minflt,
+                           after.ru_stime - usage.ru_stime,
+                           collection.seconds)
         served = {k: list_branch.STATS[k] - before[k] for k in before}
         return value, seconds, counts, served
 
@@ -159,6 +170,9 @@ class Measurement(object):
         samples = {p: [] for p in PATHS}
         fresh = []
         queries = {p: collections.defaultdict(list) for p in PATHS}
+        faults = {p: [] for p in PATHS}
+        system = {p: [] for p in PATHS}
+        collecting = {p: [] for p in PATHS}
         rows = {}
         reference = None
         started = time.monotonic()
@@ -188,6 +202,9 @@ class Measurement(object):
                     rows[path] = rows_of(value)
                 if measured >= 0:
                     samples[path].append(seconds)
+                    faults[path].append(self.last_usage[0])
+                    system[path].append(self.last_usage[1])
+                    collecting[path].append(self.last_usage[2])
                     if path == paths_mod.INDEX:
                         fresh.append(self.fresh_install)
                     q = queries[path]
@@ -206,6 +223,13 @@ class Measurement(object):
                 stats['%s_queries' % kind] = measure.counts_summary(values)
             stats['samples_ms'] = [round(s * 1000.0, 2)
                                    for s in samples[path]]
+            if faults[path]:
+                stats['minor_faults_median'] = int(
+                    statistics.median(faults[path]))
+                stats['system_ms_median'] = round(
+                    statistics.median(system[path]) * 1000.0, 1)
+                stats['gc_ms_median'] = round(
+                    statistics.median(collecting[path]) * 1000.0, 1)
             if path == paths_mod.INDEX:
                 stats['install'] = install_split(samples[path], fresh)
             result[path] = stats

@@ -11,6 +11,9 @@
 #    under the License.
 """The targets: computed from the figures measured, never assumed."""
 
+import gc
+
+from nova_search_ext.bench import measure
 from nova_search_ext.bench import report
 from nova_search_ext.tests.unit import base
 
@@ -138,3 +141,31 @@ class LinesTestCase(base.TestCase):
             'index_vs_floor': 3.0, 'body_reproduced': True})
         self.assertIn('= 12.0 ms median', line)
         self.assertIn('3.00x this floor', line)
+
+    def test_usage_line(self):
+        entry = {'cells': {'minor_faults_median': 197000,
+                           'system_ms_median': 1400.0, 'gc_ms_median': 90.0},
+                 'index': {'minor_faults_median': 20000,
+                           'system_ms_median': 150.5, 'gc_ms_median': 2.5}}
+        self.assertEqual(
+            'b WSGI per request (medians, whole process): stock nova 197000 '
+            'minor page faults, 1400.0 ms system time, 90.0 ms in the garbage '
+            'collector; index 20000 minor page faults, 150.5 ms system time, '
+            '2.5 ms in the garbage collector',
+            report.usage_line('b', 'WSGI', entry))
+        # Results without the figures (older runs): no line.
+        del entry['index']['minor_faults_median']
+        self.assertIsNone(report.usage_line('b', 'WSGI', entry))
+        self.assertIsNone(report.usage_line('b', 'WSGI', None))
+
+
+class GarbageCollectionTestCase(base.TestCase):
+
+    def test_counts_collector_pauses(self):
+        with measure.GarbageCollection() as collection:
+            gc.collect()
+        self.assertGreater(collection.seconds, 0.0)
+        self.assertNotIn(collection._callback, gc.callbacks)
+        with measure.GarbageCollection() as quiet:
+            pass
+        self.assertEqual(0.0, quiet.seconds)
