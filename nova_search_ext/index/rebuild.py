@@ -35,31 +35,36 @@ the trackers, that the result equals what ``obj_from_primitive`` builds.
 """
 
 from oslo_versionedobjects import base as ovo_base
+from oslo_versionedobjects import exception as ovo_exc
 from oslo_versionedobjects import fields as ovo_fields
 
-_ATTR = {}
-# class -> its plan (see _plan); classes live as long as the process.
+# Classes whose own _obj_from_primitive adds nothing but what their
+# obj_reset_changes does (Nova's Instance: the metadata trackers).
+RESET_IS_HYDRATION = frozenset(['Instance'])
+
+# How a class's objects are finished after their fields are set:
+# NOVA: by the class's own _obj_from_primitive (which also sets them);
+# RESET: by its obj_reset_changes; PLAIN: no changes, as
+# oslo.versionedobjects leaves an object built from a primitive without
+# a change list.
+NOVA, RESET, PLAIN = 'nova', 'reset', 'plain'
+
+# class -> (finish, [(name, attribute, kind, field)]); classes live as
+# long as the process.
 _PLANS = {}
 
 
-def _attrname(name):
-    try:
-        return _ATTR[name]
-    except KeyError:
-        attr = _ATTR[name] = ovo_base._get_attrname(name)
-        return attr
-
-
 def _plan(cls):
-    """``[(name, attribute, kind, field)]`` for ``cls``'s fields.
+    """How to build ``cls``'s objects: ``(finish, fields)``.
 
-    kind: 'object' (a nested versioned object), 'objects' (a list of
-    them) or 'value' (the field's own from_primitive).
+    For each field, kind is 'object' (a nested versioned object),
+    'objects' (a list of them) or 'value' (the field's own
+    from_primitive).
     """
     plan = _PLANS.get(cls)
     if plan is not None:
         return plan
-    plan = []
+    fields = []
     for name, field in cls.fields.items():
         ftype = getattr(field, '_type', None)
         if isinstance(ftype, ovo_fields.Object):
@@ -70,8 +75,15 @@ def _plan(cls):
             kind = 'objects'
         else:
             kind = 'value'
-        plan.append((name, _attrname(name), kind, field))
-    _PLANS[cls] = plan
+        fields.append((name, ovo_base._get_attrname(name), kind, field))
+    if cls.obj_name() in RESET_IS_HYDRATION:
+        finish = RESET
+    elif (cls._obj_from_primitive.__func__ is not
+          ovo_base.VersionedObject._obj_from_primitive.__func__):
+        finish = NOVA
+    else:
+        finish = PLAIN
+    plan = _PLANS[cls] = (finish, fields)
     return plan
 
 
@@ -81,26 +93,16 @@ def _object_class(base_cls, primitive):
     name = primitive[ns + '.name']
     version = primitive[ns + '.version']
     if namespace != base_cls.OBJ_PROJECT_NAMESPACE:
-        from oslo_versionedobjects import exception
-        raise exception.UnsupportedObjectError(
+        raise ovo_exc.UnsupportedObjectError(
             objtype='%s.%s' % (namespace, name))
     return base_cls.obj_class_from_name(name, version), version
 
 
-# Classes whose own _obj_from_primitive adds nothing but what their
-# obj_reset_changes does (Nova's Instance: the metadata trackers).
-RESET_IS_HYDRATION = frozenset(['Instance'])
-
-
-def _own_hydration(cls):
-    """Whether ``cls`` adds its own step to the hydration.
-
-    True when its ``_obj_from_primitive`` does more than
-    :func:`from_primitive` repeats; then that one runs.
-    """
-    return (cls._obj_from_primitive.__func__ is not
-            ovo_base.VersionedObject._obj_from_primitive.__func__ and
-            cls.obj_name() not in RESET_IS_HYDRATION)
+def _nested(base_cls, kind, value, context):
+    """The object, or the list of objects, a nested primitive describes."""
+    if kind == 'object':
+        return from_primitive(base_cls, value, context)
+    return [from_primitive(base_cls, item, context) for item in value]
 
 
 def from_primitive(base_cls, primitive, context):
@@ -112,28 +114,21 @@ def from_primitive(base_cls, primitive, context):
         stores them
     :param context: the RequestContext for the object and its children
     """
-    if isinstance(primitive, ovo_base.VersionedObject):
-        return primitive
     ns = base_cls.OBJ_SERIAL_NAMESPACE
     if primitive.get(ns + '.changes'):
         raise ValueError('the index stores primitives without changes')
     cls, version = _object_class(base_cls, primitive)
     data = primitive[ns + '.data']
-    plan = _plan(cls)
-    if _own_hydration(cls):
-        # Nova's own step (Instance, Flavor: their change trackers), on the
+    finish, fields = _plan(cls)
+    if finish == NOVA:
+        # The class's own step (Flavor: its extra-spec tracker), on the
         # primitive with its nested objects already built (a field's
         # from_primitive hands a built object back as it is).
         nested = dict(data)
-        for name, attr, kind, field in plan:
-            value = nested.get(name)
-            if value is None or kind == 'value':
-                continue
-            if kind == 'object':
-                nested[name] = from_primitive(base_cls, value, context)
-            else:
-                nested[name] = [from_primitive(base_cls, item, context)
-                                for item in value]
+        for name, attr, kind, field in fields:
+            if kind != 'value' and nested.get(name) is not None:
+                nested[name] = _nested(base_cls, kind, nested[name],
+                                       context)
         built = dict(primitive)
         built[ns + '.data'] = nested
         return cls._obj_from_primitive(context, version, built)
@@ -141,23 +136,18 @@ def from_primitive(base_cls, primitive, context):
     obj._context = context
     obj.VERSION = version
     values = obj.__dict__
-    for name, attr, kind, field in plan:
+    for name, attr, kind, field in fields:
         if name not in data:
             continue
         value = data[name]
         if value is not None:
-            if kind == 'object':
-                value = from_primitive(base_cls, value, context)
-            elif kind == 'objects':
-                value = [from_primitive(base_cls, item, context)
-                         for item in value]
-            else:
+            if kind == 'value':
                 value = field.from_primitive(obj, name, value)
+            else:
+                value = _nested(base_cls, kind, value, context)
         values[attr] = field.coerce(obj, name, value)
-    if cls.obj_name() in RESET_IS_HYDRATION:
+    if finish == RESET:
         obj.obj_reset_changes()
     else:
-        # As oslo.versionedobjects leaves it: no changes (the primitive has
-        # none).
         obj._changed_fields = set()
     return obj

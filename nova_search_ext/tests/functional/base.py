@@ -36,6 +36,7 @@ itself, and the local database servers and RabbitMQ.
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
+import contextlib
 import time
 
 import fixtures
@@ -47,6 +48,7 @@ from nova import utils as nova_utils
 from nova_search_ext.bench.harness import deployment as harness_deployment
 from nova_search_ext.compute import breaker
 from nova_search_ext.compute import list_branch
+from nova_search_ext import hooks
 from nova_search_ext.tests.functional import nse_fixtures
 
 # What the list branch logs, once, when the cells answer instead.
@@ -118,6 +120,20 @@ class MultiCellTestCase(integrated_helpers._IntegratedTestBase):
         """Boot a server whose spawn fails on ``host``: ERROR, a fault."""
         nse_fixtures.fail_spawn(self, name)
         return self.boot(name, host=host, expected_state='ERROR')
+
+    @contextlib.contextmanager
+    def hooks_as(self, installed):
+        """The block with the package's hooks installed or not (stock
+        Nova); installed again afterwards, as the paste filter left them.
+        """
+        if installed:
+            hooks.install()
+        else:
+            hooks.uninstall()
+        try:
+            yield
+        finally:
+            hooks.install()
 
     def cell_context(self, cell_name, ctxt=None):
         """``ctxt`` (default: an admin context) targeted at a cell."""

@@ -36,7 +36,6 @@ from nova.api.openstack import wsgi
 from nova import context as nova_context
 from nova import objects
 
-from nova_search_ext import hooks
 from nova_search_ext.tests.functional import base
 
 MICROVERSIONS = ('2.1', '2.95', '2.96', '2.99', '2.100', 'latest')
@@ -82,22 +81,18 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
 
     def _bodies(self, installed, enabled=True):
         self.flags(enabled=enabled, group='searchlight')
-        if installed:
-            hooks.install()
-        else:
-            hooks.uninstall()
+        bodies = {}
         try:
-            bodies = {}
-            for version in MICROVERSIONS:
-                self.api.microversion = version
-                for detail in (False, True):
-                    path = '/servers/detail' if detail else '/servers'
-                    resp = self.api.api_get(path)
-                    bodies[(version, path)] = resp.body
-            return bodies
+            with self.hooks_as(installed):
+                for version in MICROVERSIONS:
+                    self.api.microversion = version
+                    for detail in (False, True):
+                        path = '/servers/detail' if detail else '/servers'
+                        resp = self.api.api_get(path)
+                        bodies[(version, path)] = resp.body
         finally:
             self.api.microversion = 'latest'
-            hooks.install()
+        return bodies
 
     def test_same_bodies_as_stock_nova(self):
         for mode in ('warn', 'error'):
@@ -142,23 +137,14 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
             calls.append(type(serializer).__module__)
             return original(serializer, data, action)
 
+        self.api.microversion = 'latest'
         with mock.patch.object(wsgi.JSONDictSerializer, 'serialize',
                                counting):
             for installed, expected in ((False, 15), (True, 2)):
                 del calls[:]
-                self._bodies_once(installed)
+                with self.hooks_as(installed):
+                    self.api.api_get('/servers/detail')
                 # Stock: one encoding per validation wrapper of the detail
                 # list (14 in Nova 34) and one for the response; with the
                 # hooks one for all the wrappers and one for the response.
                 self.assertEqual(expected, len(calls), installed)
-
-    def _bodies_once(self, installed):
-        if installed:
-            hooks.install()
-        else:
-            hooks.uninstall()
-        try:
-            self.api.microversion = 'latest'
-            self.api.api_get('/servers/detail')
-        finally:
-            hooks.install()

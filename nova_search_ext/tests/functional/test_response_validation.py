@@ -199,15 +199,9 @@ class InvalidServerTestCase(base.MultiCellTestCase):
             name='nova.api.validation', level='ERROR'))
 
     def _get(self, installed):
-        if installed:
-            hooks.install()
-        else:
-            hooks.uninstall()
-        try:
+        with self.hooks_as(installed):
             return self.admin_api.api_get('/servers/detail',
                                           check_response_status=False)
-        finally:
-            hooks.install()
 
     def _verdict_lines(self, since):
         return [line for line in self.log.output[since:].splitlines()
