@@ -233,8 +233,22 @@ def _scaling_value(results):
     return max(ratios) if ratios else None
 
 
+# The lag target holds at a publishing rate; a run whose publisher fell
+# further short of the rate it was asked for did not measure it.
+LAG_RATE_REACHED = 0.95
+
+
+def _lag_short(lag):
+    asked = lag.get('rate')
+    achieved = lag.get('achieved_rate')
+    return (asked and achieved is not None and
+            achieved < LAG_RATE_REACHED * asked)
+
+
 def _lag_value(results):
     lag = results.get('lag') or {}
+    if _lag_short(lag):
+        return None
     if lag.get('p99_s') is None and lag.get('p99_over_s'):
         # Some changes never showed: the p99 is at least the drain time.
         return float(lag['p99_over_s'])
@@ -302,6 +316,10 @@ def _not_measured_reason(name, results):
         lag = results.get('lag')
         if not lag:
             return 'the lag measurement did not run (--lag-count 0)'
+        if _lag_short(lag):
+            return ('the publisher reached %.0f/s of the %d/s asked for '
+                    '(p99 %s s at that rate)' % (
+                        lag['achieved_rate'], lag['rate'], lag.get('p99_s')))
         return lag.get('skipped') or lag.get('error')
     if name == 'indexer_rate':
         feed = results.get('indexing')

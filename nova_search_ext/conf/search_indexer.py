@@ -53,8 +53,11 @@ Maximum number of notifications indexed together.
 The indexer reads the instances of a batch from their cells with a few
 queries per cell (each instance once, however many notifications name it)
 and writes them in one transaction, which is what makes a busy bus cheap to
-follow.  A batch is acknowledged when its transaction has committed, or
-handed back to the bus as a whole if the index or a cell database fails.
+follow.  One batch is indexed at a time; what the bus hands over meanwhile
+is indexed together next, up to this many notifications, so a backlog makes
+batches larger rather than more numerous.  A notification is acknowledged
+when its transaction has committed; those that must be retried (the index or
+their cell database failed) are handed back to the bus.
 
 Related options:
 

@@ -38,6 +38,7 @@ import json
 import time
 
 from oslo_utils import timeutils
+from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import fields as ovo_fields
 
 from nova import objects
@@ -86,7 +87,68 @@ def _strip_changes(prim):
     return prim
 
 
-def _primitive(obj, drop=()):
+# How a field's value becomes its primitive.
+_DATETIME, _OBJECT, _OBJECTS, _VALUE = range(4)
+
+# class -> [(name, attribute or None, kind, field)]; classes live as long
+# as the process.
+_WALKS = {}
+
+
+def _walk(cls):
+    """How to read ``cls``'s fields: ``[(name, attribute, kind, field)]``.
+
+    ``attribute`` is where oslo.versionedobjects keeps a set field's value,
+    or None when the class put its own property on the field (then the
+    object is asked, as ``obj_to_primitive`` asks it).
+    """
+    walk = _WALKS.get(cls)
+    if walk is not None:
+        return walk
+    # The code of the getter oslo.versionedobjects generates for every
+    # field of a registered class (one code object for all): where a
+    # class's attribute for a field has it, the value lives in the
+    # object's own attribute for the field (``_obj_<name>``), and reading
+    # it there is what the getter does for a set field.
+    generated_getter = objects.InstanceFault.id.fget.__code__
+    walk = []
+    for name, field in cls.fields.items():
+        if isinstance(field, ovo_fields.DateTimeField):
+            kind = _DATETIME
+        elif isinstance(field, ovo_fields.ObjectField):
+            kind = _OBJECT
+        elif isinstance(field, ovo_fields.ListOfObjectsField):
+            kind = _OBJECTS
+        else:
+            kind = _VALUE
+        prop = cls.__dict__.get(name)
+        generated = (isinstance(prop, property) and
+                     getattr(prop.fget, '__code__', None) is generated_getter)
+        attr = ovo_base._get_attrname(name) if generated else None
+        walk.append((name, attr, kind, field))
+    _WALKS[cls] = walk
+    return walk
+
+
+def _set_fields(obj):
+    """``(name, kind, field, value)`` of every field set on ``obj``.
+
+    What ``obj.obj_attr_is_set(name)`` and ``getattr(obj, name)`` give,
+    without asking the object field by field (the two calls were most of
+    the cost of indexing an instance).
+    """
+    values = obj.__dict__
+    found = []
+    for name, attr, kind, field in _walk(type(obj)):
+        if attr is None:
+            if obj.obj_attr_is_set(name):
+                found.append((name, kind, field, getattr(obj, name)))
+        elif attr in values:
+            found.append((name, kind, field, values[attr]))
+    return found
+
+
+def _primitive(obj, drop=(), set_fields=None):
     """The versioned-object primitive of ``obj``, as the index stores it.
 
     The same primitive as ``obj.obj_to_primitive()`` (which the unit tests
@@ -96,19 +158,21 @@ def _primitive(obj, drop=()):
     ``obj_to_primitive`` asks every nested object again and again what
     changed, which made it the most expensive step of indexing.  Nothing
     is read from a database and the object is not modified.
+
+    :param set_fields: ``_set_fields(obj)``, when the caller has it
     """
     data = {}
-    for name, field in obj.fields.items():
-        if name in drop or not obj.obj_attr_is_set(name):
+    for name, kind, field, value in (set_fields if set_fields is not None
+                                     else _set_fields(obj)):
+        if name in drop:
             continue
-        value = getattr(obj, name)
         if value is None:
             data[name] = None
-        elif isinstance(field, ovo_fields.DateTimeField):
+        elif kind == _DATETIME:
             data[name] = _datetime(value)
-        elif isinstance(field, ovo_fields.ObjectField):
+        elif kind == _OBJECT:
             data[name] = _primitive(value)
-        elif isinstance(field, ovo_fields.ListOfObjectsField):
+        elif kind == _OBJECTS:
             data[name] = [_primitive(item) for item in value]
         else:
             data[name] = _strip_changes(field.to_primitive(obj, name, value))
@@ -129,13 +193,14 @@ def read_clock():
     return int(time.time() * 1000000)
 
 
-def _column_value(instance, name):
-    if name not in instance:
+def _column_value(values, name):
+    """The column ``name`` from ``values``, an Instance's set fields."""
+    if name not in values:
         return None
-    value = getattr(instance, name)
+    value = values[name]
     if name == 'deleted':
         # Nova soft-deletes by setting the column to the row id.
-        return instance.id if value else 0
+        return values.get('id') if value else 0
     if name == 'cleaned':
         return 1 if value else 0
     if name in ('access_ip_v4', 'access_ip_v6') and value is not None:
@@ -179,14 +244,17 @@ class InstanceDocument(object):
         fault = instance.fault if 'fault' in instance else None
         bdm_prims = [_primitive(bdm, drop=('connection_info', 'instance'))
                      for bdm in bdms or []]
-        columns = {name: _column_value(instance, name)
+        set_fields = _set_fields(instance)
+        values = {name: value for name, _kind, _field, value in set_fields}
+        columns = {name: _column_value(values, name)
                    for name in catalog.INSTANCE_COLUMNS}
         flavor = instance.flavor if 'flavor' in instance else None
         return cls(
             uuid=instance.uuid,
             cell_uuid=cell_uuid,
             columns=columns,
-            instance=_primitive(instance, drop=('fault', 'services')),
+            instance=_primitive(instance, drop=('fault', 'services'),
+                                set_fields=set_fields),
             fault=_primitive(fault) if fault else None,
             bdms=bdm_prims,
             tags=sorted(t.tag for t in instance.tags) if 'tags' in instance

@@ -31,6 +31,8 @@ import oslo_messaging
 from oslo_messaging.notify import dispatcher as notify_dispatcher
 from oslo_messaging.notify import listener as notify_listener
 
+from nova_search_ext.index.feed import combine
+
 HANDLED = oslo_messaging.NotificationResult.HANDLED
 REQUEUE = oslo_messaging.NotificationResult.REQUEUE
 PRIORITIES = tuple(notify_dispatcher.PRIORITIES)
@@ -107,12 +109,15 @@ class BatchNotificationDispatcher(
     :meth:`NotificationEndpoint.process_each` in one call (the endpoint
     treats every priority alike), and requeues only the messages it asks
     to.  It listens to the queues of every priority, as the endpoint has a
-    method for each.
+    method for each.  Batches handed over while one is being indexed are
+    indexed together next, up to ``batch_size`` messages
+    (:mod:`~nova_search_ext.index.feed.combine`).
     """
 
-    def __init__(self, endpoint):
+    def __init__(self, endpoint, batch_size=None):
         super().__init__([BatchNotificationEndpoint(endpoint)], None)
         self.endpoint = endpoint
+        self._combine = combine.Combiner(endpoint.process_each, batch_size)
 
     def dispatch(self, incoming):
         raw, messages = [], []
@@ -123,7 +128,7 @@ class BatchNotificationDispatcher(
                 messages.append(user)
         if not messages:
             return set()
-        results = self.endpoint.process_each(messages)
+        results = self._combine(messages)
         return {message for message, result in zip(raw, results)
                 if result == REQUEUE}
 
@@ -155,12 +160,14 @@ def get_batch_listener(transport, targets, endpoint, executor='threading',
 
     What ``oslo_messaging.get_batch_notification_listener`` builds, with
     requeueing allowed and :class:`BatchNotificationDispatcher` in place
-    of oslo.messaging's dispatcher.
+    of oslo.messaging's dispatcher.  ``batch_size`` also bounds the
+    batches the dispatcher indexes together.
 
     :param endpoint: a
         :class:`~nova_search_ext.index.endpoint.NotificationEndpoint`
     """
     return notify_listener.BatchNotificationServer(
-        transport, targets, BatchNotificationDispatcher(endpoint), executor,
+        transport, targets, BatchNotificationDispatcher(endpoint, batch_size),
+        executor,
         allow_requeue=True, pool=pool, batch_size=batch_size,
         batch_timeout=batch_timeout)

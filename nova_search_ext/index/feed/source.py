@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from nova import context as nova_context
 from nova.db.api import api as api_db
 from nova.db.api import models as api_models
+from nova.db.main import api as main_db
 from nova import exception
 from nova import objects
 from nova.objects import base as obj_base
@@ -127,10 +128,29 @@ def read_instances(cctxt, uuids):
     Three or four queries whatever the number of uuids: the instances with
     their joined attributes, hidden copies when some are missing, the
     latest faults, the block device mappings (the same query the detail
-    view makes).
+    view makes).  Where this process reads the cell database itself, they
+    run in one reader transaction of Nova's (one connection, one snapshot
+    of the cell) rather than one each.
 
-    Yields ``(uuid, Instance or None, BlockDeviceMappingList)``.
+    Returns ``[(uuid, Instance or None, BlockDeviceMappingList)]``.
     """
+    if remote_objects():
+        # nova-compute: the conductor reads; there is no database here.
+        return _read_instances(cctxt, uuids)
+    with cell_reader(cctxt):
+        return _read_instances(cctxt, uuids)
+
+
+def cell_reader(cctxt):
+    """Nova's reader transaction on the cell ``cctxt`` is targeted at.
+
+    Nova's database API functions called with ``cctxt`` inside it join it
+    (oslo.db's enginefacade nests them) instead of each opening its own.
+    """
+    return main_db.get_context_manager(cctxt).reader.using(cctxt)
+
+
+def _read_instances(cctxt, uuids):
     # Live and deleted rows (Nova's list query filters neither without a
     # 'deleted' key), metadata as the context reads it: current rows only.
     found = {i.uuid: i for i in objects.InstanceList.get_by_filters(
@@ -152,13 +172,15 @@ def read_instances(cctxt, uuids):
         bdms = objects.BlockDeviceMappingList.bdms_by_instance_uuid(
             cctxt, live)
     empty = objects.BlockDeviceMappingList(cctxt, objects=[])
+    result = []
     for uuid in uuids:
         instance = found.get(uuid)
         if instance is None:
-            yield uuid, None, empty
+            result.append((uuid, None, empty))
             continue
         instance.fault = faults.get(uuid)
-        yield uuid, instance, bdms.get(uuid) or empty
+        result.append((uuid, instance, bdms.get(uuid) or empty))
+    return result
 
 
 def _service_cells(ctxt, host):

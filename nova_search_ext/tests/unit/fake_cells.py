@@ -19,6 +19,7 @@ tests of the endpoint and of the embedded feed's catch-up), with
 """
 
 import collections
+import contextlib
 
 import fixtures
 from oslo_utils import uuidutils
@@ -63,10 +64,15 @@ class FakeCells(fixtures.Fixture):
         # (query, cell uuid the context was targeted at, arguments)
         self.queries = []
         self.contexts = []
+        # A reader transaction per entry: (cell uuid, [queries in it]).
+        self.transactions = []
+        self._open = None
 
     def _setUp(self):
         self.useFixture(fixtures.MockPatchObject(
             nova_context, 'set_target_cell', side_effect=self._target))
+        self.useFixture(fixtures.MockPatchObject(
+            source, 'cell_reader', side_effect=self._reader))
         for owner, name, fake in (
                 (objects.InstanceMappingList, 'get_by_instance_uuids',
                  self._instance_mappings),
@@ -112,10 +118,26 @@ class FakeCells(fixtures.Fixture):
     def _target(self, ctxt, cell):
         ctxt.cell_uuid = cell.uuid if cell is not None else None
 
+    @contextlib.contextmanager
+    def _reader(self, ctxt):
+        if self._open is not None:
+            raise AssertionError('a reader transaction inside another')
+        self._open = (ctxt.cell_uuid, [])
+        self.transactions.append(self._open)
+        try:
+            yield
+        finally:
+            self._open = None
+
     def _cell(self, query, ctxt, *args):
         self.contexts.append(ctxt)
         cell = ctxt.cell_uuid
         self.queries.append((query, cell, args))
+        if self._open is not None:
+            if self._open[0] != cell:
+                raise AssertionError('a query on cell %s in a transaction '
+                                     'on cell %s' % (cell, self._open[0]))
+            self._open[1].append(query)
         return cell if cell is not None else self.local_cell
 
     def _instance_mappings(self, ctxt, uuids):

@@ -99,6 +99,17 @@ class TargetsTestCase(base.TestCase):
         self.assertTrue(all(line.startswith('NOT MEASURED')
                             for line in lines))
 
+    def test_lag_needs_the_rate_it_is_set_for(self):
+        results = _results(p99=0.5)
+        results['lag'].update(rate=200, achieved_rate=189.9)
+        t = _by_name(results)['lag_p99']
+        self.assertEqual(report.NOT_MEASURED, t['verdict'])
+        self.assertIn('reached 190/s of the 200/s', t['note'])
+        self.assertIn('p99 0.5 s', t['note'])
+        results['lag']['achieved_rate'] = 190.0
+        t = _by_name(results)['lag_p99']
+        self.assertEqual((report.PASS, 0.5), (t['verdict'], t['value']))
+
     def test_indexer_rate_needs_sqlite(self):
         results = _results()
         results['indexing']['store'] = 'mysql'

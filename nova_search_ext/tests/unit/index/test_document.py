@@ -14,6 +14,9 @@
 import datetime
 import json
 
+from oslo_versionedobjects import base as ovo_base
+from oslo_versionedobjects import fields as ovo_fields
+
 from nova import objects
 
 from nova_search_ext.index import catalog
@@ -363,6 +366,43 @@ class PrimitiveTestCase(base.TestCase):
                           (fakes.service(ctxt), ('compute_node',))):
             self._same_but_datetimes(document._primitive(obj, drop=drop),
                                      self._oslo(obj, drop=drop))
+
+    def test_a_field_with_its_own_property_is_read_through_it(self):
+        # Fields of a class that replaced the generated property are
+        # read as obj_to_primitive reads them (through the property);
+        # the others straight from where the generated one keeps them.
+        @ovo_base.VersionedObjectRegistry.register_if(False)
+        class Thing(ovo_base.VersionedObject):
+            OBJ_PROJECT_NAMESPACE = 'nse-test'
+            fields = {'plain': ovo_fields.StringField(),
+                      'shown': ovo_fields.StringField(),
+                      'unset': ovo_fields.StringField(),
+                      'when': ovo_fields.DateTimeField(nullable=True)}
+
+        Thing.shown = property(lambda self: self._obj_shown.upper())
+        thing = Thing(plain='a', when=None)
+        thing._obj_shown = 'b'
+        walk = {name: attr for name, attr, _k, _f in document._walk(Thing)}
+        self.assertEqual({'plain': '_obj_plain', 'shown': None,
+                          'unset': '_obj_unset', 'when': '_obj_when'}, walk)
+        ours = document._primitive(thing)
+        theirs = thing.obj_to_primitive()
+        del theirs['versioned_object.changes']
+        self.assertEqual(theirs, ours)
+        self.assertEqual({'plain': 'a', 'shown': 'B', 'when': None},
+                         ours['versioned_object.data'])
+
+    def test_nova_objects_are_read_where_oslo_keeps_their_fields(self):
+        inst = fakes.instance(fakes.context())
+        walk = document._walk(objects.Instance)
+        self.assertEqual(set(objects.Instance.fields),
+                         {name for name, _a, _k, _f in walk})
+        self.assertEqual([], [name for name, attr, _k, _f in walk
+                              if attr is None])
+        self.assertEqual(
+            sorted(name for name in objects.Instance.fields
+                   if inst.obj_attr_is_set(name)),
+            sorted(name for name, _k, _f, _v in document._set_fields(inst)))
 
     def test_round_trip_keeps_microseconds(self):
         ctxt = fakes.context()

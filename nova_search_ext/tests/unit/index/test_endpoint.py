@@ -945,6 +945,11 @@ class DispatcherTestCase(EndpointTestCase):
         self.assertIsInstance(listener.dispatcher,
                               endpoint.BatchNotificationDispatcher)
         self.assertIs(self.endpoint, listener.dispatcher.endpoint)
+        # Batches handed over together are indexed together up to the
+        # same size.
+        self.assertEqual(7, listener.dispatcher._combine.limit)
+        self.assertEqual(self.endpoint.process_each,
+                         listener.dispatcher._combine.process)
         self.assertTrue(listener._allow_requeue)
         self.assertEqual(('nse', 7, 0.5), (listener._pool,
                                            listener._batch_size,

@@ -133,6 +133,26 @@ class LoadInstancesTestCase(SourceTestCase):
                              {c: sorted(u, key=uuids.index)
                               for c, u in by_cell.items()}, kind)
 
+    def test_each_cell_is_read_in_one_reader_transaction(self):
+        one = [self.cells.add_instance(fakes.CELL1, fault='boom',
+                                       bdms=[fake_cells.VOLUME])
+               for _ in range(2)]
+        two = [self.cells.add_instance(fakes.CELL2) for _ in range(2)]
+        missing = uuidutils.generate_uuid()
+        self.cells.instance_cells[missing] = fakes.CELL2
+        source.load_instances(one + two + [missing], self.ctxt)
+        # The API database's mapping query is not in a cell transaction;
+        # every query on a cell is, one transaction per cell (the hidden
+        # copy looked for in cell2 included).
+        self.assertEqual(
+            sorted([(fakes.CELL1, ['instances', 'faults', 'bdms']),
+                    (fakes.CELL2, ['instances', 'instances', 'faults',
+                                   'bdms'])]),
+            sorted(self.cells.transactions))
+        self.assertEqual(
+            len(self.cells.queries) - 1,
+            sum(len(queries) for _, queries in self.cells.transactions))
+
     def test_repeated_uuids_are_read_once(self):
         uuid = self.cells.add_instance(fakes.CELL1)
         other = self.cells.add_instance(fakes.CELL1)
@@ -219,6 +239,8 @@ class ThroughTheConductorTestCase(SourceTestCase):
         self.assertEqual(1, len(doc.bdms))
         self.assertEqual((source.GONE, None), result[gone])
         self.assertTrue(all(c.is_admin for c in self.cells.contexts))
+        # No database here: no transaction of Nova's is opened.
+        self.assertEqual([], self.cells.transactions)
 
     def test_services(self):
         svc = self.cells.add_service(fakes.CELL2, host='compute2')
