@@ -247,13 +247,14 @@ def _install_serialize_once():
     from nova.api.openstack.compute import servers
     import nova.api.validation as validation
 
+    from nova_search_ext.api import collector
     from nova_search_ext.api import serialize_once
 
     for name in ('index', 'detail'):
         original = servers.ServersController.__dict__[name]
 
         def listing(self, *args, _original=original, **kwargs):
-            with serialize_once.listing():
+            with serialize_once.listing(), collector.listing():
                 return _original(self, *args, **kwargs)
 
         _patch(servers.ServersController, name,

@@ -111,6 +111,19 @@ def breakdown_line(key, figures):
                           for p in breakdown.PARTS + ('rest',))))
 
 
+def back_to_back_line(key, result):
+    paused = result['paused']
+    free = result['not_paused']
+    return ('%s WSGI index path, %d requests in a row (heap %d objects): '
+            'collector paused %s ms mean (median %s, %s ms collecting), not '
+            'paused %s ms mean (median %s, %s ms collecting): %.2fx' % (
+                key, result['rounds'], result['heap_objects'],
+                _fmt(paused['mean_ms']), _fmt(paused['median_ms']),
+                _fmt(paused['gc_ms_mean']), _fmt(free['mean_ms']),
+                _fmt(free['median_ms']), _fmt(free['gc_ms_mean']),
+                result['ratio']))
+
+
 def usage_line(key, title, entry):
     """Page faults and system time per request, by path, or None."""
     if not entry:
@@ -172,6 +185,9 @@ def extra_lines(results):
     for key, scenario in results['scenarios'].items():
         if scenario.get('breakdown'):
             lines.append(breakdown_line(key, scenario['breakdown']))
+    for key, scenario in results['scenarios'].items():
+        if scenario.get('back_to_back'):
+            lines.append(back_to_back_line(key, scenario['back_to_back']))
     scaling = results.get('scaling')
     if scaling and scaling.get('scenarios'):
         for key, s in scaling['scenarios'].items():

@@ -90,6 +90,7 @@ def parameters(args):
         'min_repeat': args.min_repeat,
         'wsgi_min_repeat': args.wsgi_min_repeat,
         'breakdown_runs': args.breakdown_runs,
+        'collector_rounds': args.collector_rounds,
         'breakdown_min_runs': args.breakdown_min_runs,
         'budget_seconds': args.budget,
         'scenarios': args.scenarios,
@@ -171,6 +172,21 @@ def _wsgi_extras(args, scenario, entry, client, path, identity, store,
         say('  %s' % report.wsgi_floor_line(scenario.key, floor))
 
 
+def _back_to_back(args, scenario, entry, client, path, identity, paths,
+                  measurement, say):
+    """Lists in a row on the index path, the collector paused or not."""
+    result = scenarios_mod.back_to_back(client, path, identity, paths,
+                                        args.collector_rounds)
+    if isinstance(result, str):
+        failure = scenarios_mod.Failure(scenario.key, 'wsgi', 'index '
+                                        '(back to back)', 0, result)
+        measurement.failures.append(failure)
+        say('  FAILURE %s' % failure)
+        return
+    entry['back_to_back'] = result
+    say('  %s' % report.back_to_back_line(scenario.key, result))
+
+
 def run_scenarios(args, dep, ds, app, store, counter, say):
     from nova.compute import api as compute_api_mod
 
@@ -222,6 +238,9 @@ def run_scenarios(args, dep, ds, app, store, counter, say):
                 if args.breakdown_runs:
                     _wsgi_extras(args, scenario, entry, client, path,
                                  identity, store, paths, measurement, say)
+                if scenario.key == 'b' and args.collector_rounds:
+                    _back_to_back(args, scenario, entry, client, path,
+                                  identity, paths, measurement, say)
             if scenario.floor and 'compute_api' in args.levels:
                 # Cheap next to a request, and bimodal with the garbage
                 # collector at 1000 rows: at least five rounds.
@@ -323,6 +342,7 @@ def one_cell_baseline(args, say):
                '--wsgi-min-repeat', str(args.wsgi_min_repeat),
                '--breakdown-runs', str(args.breakdown_runs),
                '--breakdown-min-runs', str(args.breakdown_min_runs),
+               '--collector-rounds', str(args.collector_rounds),
                '--scenarios', ','.join(args.scenarios),
                '--levels', ','.join(args.levels),
                '--notifications', '0', '--lag-count', '0',

@@ -33,6 +33,7 @@ A mismatch is printed and recorded; the run goes on and exits non-zero.
 """
 
 import collections
+import gc
 import json
 import resource
 import statistics
@@ -399,3 +400,54 @@ def wsgi_breakdown(scenario, client, path, identity, store, paths,
         store, query, expected_attrs, values[0][1], floor_repeat,
         min_repeat=min(3, floor_repeat), budget=budget)
     return figures, floor, None
+
+
+def back_to_back(client, path, identity, paths, rounds):
+    """The index path, ``rounds`` requests in a row, collector paused or not.
+
+    In the timed rounds the two sides alternate, so the collections one
+    side's allocations cause can land in the other's requests.  A nova-api
+    serving lists one after another pays them in the lists that follow.
+    This measures that, for the index path alone: ``rounds``
+    requests back to back with ``[searchlight] pause_gc_for_lists`` on,
+    then as many with it off, each block after one untimed collection and
+    one untimed request.  Means, since a full collection lands in one
+    request of several.
+
+    :returns: ``{'rounds', 'heap_objects', 'paused': {...},
+              'not_paused': {...}, 'ratio'}``, or a problem string
+    """
+    from nova_search_ext import conf
+
+    paths.use(paths_mod.INDEX)
+    result = {'rounds': rounds}
+    for label, pause in (('paused', True), ('not_paused', False)):
+        conf.CONF.set_override('pause_gc_for_lists', pause,
+                               group='searchlight')
+        try:
+            gc.collect()
+            before = dict(list_branch.STATS)
+            client.get(path, identity)
+            seconds, collected = [], []
+            for _ in range(rounds):
+                with measure.GarbageCollection() as collection:
+                    response = client.get(path, identity)
+                if response.status != 200:
+                    return 'status %s' % response.status
+                seconds.append(response.seconds)
+                collected.append(collection.seconds)
+            served = list_branch.STATS['index'] - before['index']
+            if served != rounds + 1:
+                return ('the index path served %d of %d requests' % (
+                    served, rounds + 1))
+        finally:
+            conf.CONF.clear_override('pause_gc_for_lists',
+                                     group='searchlight')
+        stats = measure.summarize(seconds)
+        stats['mean_ms'] = round(statistics.mean(seconds) * 1000.0, 1)
+        stats['gc_ms_mean'] = round(statistics.mean(collected) * 1000.0, 1)
+        result[label] = stats
+    result['heap_objects'] = len(gc.get_objects())
+    result['ratio'] = round(result['not_paused']['mean_ms'] /
+                            result['paused']['mean_ms'], 2)
+    return result

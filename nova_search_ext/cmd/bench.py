@@ -143,6 +143,11 @@ def build_parser():
                            'for the WSGI breakdown and floor, after the '
                            'timed rounds; 0 to skip (default: %d)' % (
                                DEMO['breakdown_runs']))
+    runs.add_argument('--collector-rounds', type=int, default=6,
+                      help='scenario b: index-path requests in a row with '
+                           '[searchlight] pause_gc_for_lists on, then as '
+                           'many with it off, at the WSGI level; 0 to skip '
+                           '(default: %(default)s)')
     runs.add_argument('--breakdown-min-runs', type=int,
                       help='instrumented requests at least, whatever the '
                            'budget (default: %d for the demo, %d with '
@@ -200,6 +205,8 @@ def parse_args(argv):
         raise SystemExit('--cells, --instances and --hosts must be >= 1')
     if args.projects < 1 or args.repeat < 1:
         raise SystemExit('--projects and --repeat must be >= 1')
+    if args.collector_rounds < 0:
+        raise SystemExit('--collector-rounds must be >= 0')
     if args.breakdown_runs < 0 or args.breakdown_min_runs < 1:
         raise SystemExit('--breakdown-runs must be >= 0 and '
                          '--breakdown-min-runs >= 1')

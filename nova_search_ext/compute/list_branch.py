@@ -37,6 +37,7 @@ from oslo_log import log as logging
 
 from nova import objects
 
+from nova_search_ext.api import collector
 from nova_search_ext.client import base as client_base
 from nova_search_ext.compute import breaker as breaker_mod
 from nova_search_ext.compute import shallow
@@ -153,6 +154,8 @@ def list_from_index(ctx, query, expected_attrs):
     services = {}
     if 'services' in (expected_attrs or ()):
         services = client.get_services(ctx, {h.host for h in hits if h.host})
+    # From here until the API call returns, what is built stays alive.
+    collector.hold()
     inst_list = objects.InstanceList(ctx, objects=shallow.call(
         _rebuild, ctx, hits, expected_attrs, services))
     inst_list.obj_reset_changes()

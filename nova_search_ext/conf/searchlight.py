@@ -98,6 +98,31 @@ Related options:
 * ``[searchlight] auth_type``, ``valid_interfaces``, ``region_name``,
   ``endpoint_override``, ``timeout`` (``searchlight``)
 """),
+    cfg.BoolOpt('pause_gc_for_lists',
+        default=True,
+        help="""
+Pause Python's cyclic garbage collector while a list is served from the index.
+
+A large server list allocates hundreds of thousands of objects that all stay
+alive until the list call returns, so the collector, which runs by allocation
+count, walks nova-api's heap again and again without freeing any of them.
+With this option nova-api disables the collector from the moment the index
+has answered a ``GET /servers`` or ``GET /servers/detail`` until the API call
+returns; the objects are then freed by reference counting.  The pause is
+shared by the lists served at the same time, lasts at most about 2 seconds
+plus one list call (lists that keep overlapping cannot keep the collector
+off), and leaves a collector that something else disabled alone.  Lists
+answered from the cells are not affected.
+
+Possible values:
+
+* True (default): pause the collector for lists served from the index.
+* False: never touch the collector.
+
+Related options:
+
+* ``[searchlight] enabled``
+"""),
     cfg.IntOpt('retry_interval',
         default=0,
         min=0,

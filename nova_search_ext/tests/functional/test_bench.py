@@ -104,6 +104,21 @@ class BenchSmokeTestCase(base.ProcessTestCase):
             self.assertEqual(scenario['wsgi']['index']['rows'],
                              breakdown['calls'].get('object_rebuild', 0),
                              key)
+        # Scenario b also runs lists in a row, the collector paused and
+        # not (the default 6 of each), all served from the index.
+        back = result['scenarios']['b']['back_to_back']
+        self.assertEqual(6, back['rounds'])
+        self.assertEqual(6, result['parameters']['collector_rounds'])
+        for label in ('paused', 'not_paused'):
+            self.assertEqual(6, back[label]['runs'], label)
+            self.assertGreater(back[label]['mean_ms'], 0, label)
+            self.assertGreaterEqual(back[label]['gc_ms_mean'], 0, label)
+        self.assertEqual(round(back['not_paused']['mean_ms'] /
+                               back['paused']['mean_ms'], 2), back['ratio'])
+        self.assertGreater(back['heap_objects'], 0)
+        self.assertIn('b WSGI index path, 6 requests in a row', proc.stdout)
+        for key in ('a', 'c', 'd', 'e'):
+            self.assertNotIn('back_to_back', result['scenarios'][key], key)
         self.assertEqual(50, result['scenarios']['a']['compute_api'][
             'index']['rows'])
         for key in ('a', 'b'):

@@ -16,10 +16,14 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 import json
 import os
 
+import fixtures
+
+from nova_search_ext.api import collector
 from nova_search_ext.compute import breaker
 from nova_search_ext.compute import list_branch
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests.functional import nse_fixtures
+from nova_search_ext.tests.unit import fakes
 
 # Any volume: Nova's CinderFixture accepts an unknown id.
 VOLUME = '8c4a3e36-0f1b-4c59-9a2e-5f3d6b7c8e91'
@@ -90,6 +94,27 @@ class ListBranchTestCase(base.MultiCellTestCase):
                                         'cell_path': cell_counts},
                                        sort_keys=True) + '\n')
         self.assertEqual(len(self.servers), len(idx.body['servers']))
+
+    def test_collector_paused_only_while_the_index_serves(self):
+        fake = fakes.FakeCollector()
+        self.useFixture(fixtures.MockPatchObject(
+            collector, 'PAUSE', collector.Pause(collector=fake)))
+        self._get('/servers/detail', True)
+        self.assertEqual(['disable', 'enable'], fake.calls)
+        self.assertEqual(0, collector.PAUSE.holders)
+        self._get('/servers', True)
+        self.assertEqual(['disable', 'enable'] * 2, fake.calls)
+        del fake.calls[:]
+        # Answered from the cells: untouched.
+        self._get('/servers/detail', False)
+        self.assertEqual([], fake.calls)
+        # Turned off.
+        self.flags(pause_gc_for_lists=False, group='searchlight')
+        before = self.served_by_index()
+        self._get('/servers/detail', True)
+        self.assertEqual(before + 1, self.served_by_index())
+        self.assertEqual([], fake.calls)
+        self.assertTrue(fake.isenabled())
 
     def test_detail_faults_and_volumes_without_a_cell(self):
         # The faults and the block device mappings of index-served

@@ -221,3 +221,22 @@ def capture_logs(test, name, level=logging.DEBUG):
     test.useFixture(fixtures.LogHandler(handler, name=name, level=level,
                                         nuke_handlers=False))
     return handler
+
+
+class FakeCollector(object):
+    """Stands in for the gc module: records what a pause asks of it."""
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled
+        self.calls = []
+
+    def isenabled(self):
+        return self.enabled
+
+    def disable(self):
+        self.calls.append('disable')
+        self.enabled = False
+
+    def enable(self):
+        self.calls.append('enable')
+        self.enabled = True

@@ -153,6 +153,19 @@ class LinesTestCase(base.TestCase):
         self.assertIn('= 12.0 ms median', line)
         self.assertIn('3.00x this floor', line)
 
+    def test_back_to_back_line(self):
+        line = report.back_to_back_line('b', {
+            'rounds': 6, 'heap_objects': 524924, 'ratio': 1.26,
+            'paused': {'mean_ms': 1009.5, 'median_ms': 960.3,
+                       'gc_ms_mean': 124.5},
+            'not_paused': {'mean_ms': 1267.6, 'median_ms': 1315.8,
+                           'gc_ms_mean': 320.0}})
+        self.assertEqual(
+            'b WSGI index path, 6 requests in a row (heap 524924 objects): '
+            'collector paused 1009.5 ms mean (median 960.3, 124.5 ms '
+            'collecting), not paused 1267.6 ms mean (median 1315.8, 320.0 '
+            'ms collecting): 1.26x', line)
+
     def test_usage_line(self):
         entry = {'cells': {'minor_faults_median': 197000,
                            'system_ms_median': 1400.0, 'gc_ms_median': 90.0},
