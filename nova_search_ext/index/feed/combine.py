@@ -99,17 +99,25 @@ class Combiner(object):
             if len(results) != len(messages):
                 raise RuntimeError('%d results for %d messages' % (
                     len(results), len(messages)))
-        except Exception as e:
-            for share in taken:
-                share.error = e
-                share.lead = False
-        else:
             start = 0
             for share in taken:
                 end = start + len(share.messages)
                 share.results = results[start:end]
-                share.lead = False
                 start = end
+        except BaseException as e:
+            # Every caller of this call gets the error (an interpreter
+            # exit too, raised here as well); none waits forever.
+            for share in taken:
+                share.error = e
+            raise
+        finally:
+            for share in taken:
+                share.lead = False
+            self._hand_on()
+            for share in taken:
+                share.ready.set()
+
+    def _hand_on(self):
         with self._lock:
             if self._waiting:
                 # The next batch in line indexes next, with those behind it.
@@ -118,5 +126,3 @@ class Combiner(object):
                 nxt.ready.set()
             else:
                 self._leading = False
-        for share in taken:
-            share.ready.set()

@@ -25,11 +25,16 @@ from nova_search_ext.tests.unit import base
 WAIT = 10
 
 
+class Exit(BaseException):
+    """Like SystemExit, without stopping the test run."""
+
+
 class Recorder(object):
     """``process``: records each call; the first waits for the gate."""
 
-    def __init__(self, fail_on=()):
+    def __init__(self, fail_on=(), error=ValueError):
         self.calls = []
+        self.error = error
         self.entered = threading.Event()
         self.gate = threading.Event()
         self.fail_on = fail_on
@@ -43,7 +48,7 @@ class Recorder(object):
             self.entered.set()
             assert self.gate.wait(WAIT), 'the gate was never opened'
         if any(m in self.fail_on for m in messages):
-            raise ValueError('cannot index %s' % messages)
+            raise self.error('cannot index %s' % messages)
         return ['done-%s' % m for m in messages]
 
 
@@ -59,7 +64,7 @@ class Caller(threading.Thread):
     def run(self):
         try:
             self.result = self.combiner(self.messages)
-        except Exception as e:
+        except BaseException as e:
             self.error = e
 
 
@@ -148,6 +153,20 @@ class CombinerTestCase(base.TestCase):
         self.assertIsNone(by_messages[('d1', 'd2')].error)
         self.assertEqual(['done-d1', 'done-d2'],
                          by_messages[('d1', 'd2')].result)
+        self.assertFalse(combiner._leading)
+
+    def test_an_interpreter_exit_wakes_every_caller(self):
+        # Not an Exception: the callers sharing the call still return
+        # (with it), and the ones behind are still indexed.
+        recorder = Recorder(fail_on=('b1',), error=Exit)
+        combiner = combine.Combiner(recorder, limit=2)
+        first, others = self._while_busy(
+            combiner, recorder, [['b1'], ['c1'], ['d1']])
+        self.assertEqual(['done-a1', 'done-a2'], first.result)
+        by_messages = {tuple(c.messages): c for c in others}
+        self.assertIsInstance(by_messages[('b1',)].error, Exit)
+        self.assertIsInstance(by_messages[('c1',)].error, Exit)
+        self.assertEqual(['done-d1'], by_messages[('d1',)].result)
         self.assertFalse(combiner._leading)
 
     def test_a_wrong_number_of_results_is_an_error(self):
