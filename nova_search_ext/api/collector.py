@@ -47,9 +47,6 @@ from nova_search_ext import conf
 # Longest pause (seconds) before the next list to leave ends it.
 LIMIT = 2.0
 
-# What the pauses did, for the tests and the benchmark.
-STATS = {'pauses': 0, 'cut_short': 0}
-
 
 class Pause(object):
     """A process-wide, counted pause of the cyclic garbage collector."""
@@ -77,7 +74,6 @@ class Pause(object):
             if self._holders == 1 and self._gc.isenabled():
                 self._gc.disable()
                 self._paused_at = self._clock()
-                STATS['pauses'] += 1
 
     def release(self):
         with self._lock:
@@ -87,7 +83,6 @@ class Pause(object):
             if self._holders == 0:
                 self._resume()
             elif self._clock() - self._paused_at > self.limit:
-                STATS['cut_short'] += 1
                 self._resume()
 
     def _resume(self):

@@ -111,8 +111,6 @@ class Combiner(object):
                 share.error = e
             raise
         finally:
-            for share in taken:
-                share.lead = False
             self._hand_on()
             for share in taken:
                 share.ready.set()
