@@ -9,7 +9,7 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""Notification-to-list lag through ``nova-search-indexer`` on RabbitMQ.
+"""nova-search-indexer on RabbitMQ: lag, and throughput by process count.
 
 ``nova-search-indexer`` is started as a separate process (:class:`Indexer`)
 with a configuration file pointing at the benchmark's databases and the
@@ -21,6 +21,10 @@ visible (:func:`rabbit_lag`).  The instances and their payloads come from
 the local broker sees the benchmark's messages (or hands it theirs), they
 go to an exchange and a topic of their own, and the queues delete
 themselves when the indexer disconnects.
+
+:func:`rabbit_drain` measures how fast one or several indexer processes
+sharing a listener pool (one queue) index a burst of notifications
+published at once.
 
 ``tools/soak.py`` drives the indexer with the same parts.
 """
@@ -133,12 +137,14 @@ class _Visibility(threading.Thread):
 class Indexer(object):
     """nova-search-indexer as a child process of the benchmark."""
 
-    def __init__(self, deployment, exchange, topic):
+    def __init__(self, deployment, exchange, topic, name='indexer',
+                 pool=''):
         self.deployment = deployment
         self.exchange = exchange
         self.topic = topic
-        self.config_file = os.path.join(deployment.workdir, 'indexer.conf')
-        self.log_file = os.path.join(deployment.workdir, 'indexer.log')
+        self.pool = pool
+        self.config_file = os.path.join(deployment.workdir, name + '.conf')
+        self.log_file = os.path.join(deployment.workdir, name + '.log')
         self.process = None
 
     def sections(self):
@@ -151,7 +157,7 @@ class Indexer(object):
         # Queues and the exchange go away with the indexer's connection.
         sections['oslo_messaging_rabbit'] = {'amqp_auto_delete': True}
         sections['search_indexer'] = {
-            'topics': self.topic, 'pool': '', 'stats_interval': 0,
+            'topics': self.topic, 'pool': self.pool, 'stats_interval': 0,
             'service_refresh_interval': 0}
         return sections
 
@@ -162,6 +168,15 @@ class Indexer(object):
             command + ['--config-file', self.config_file],
             stdout=self._out, stderr=subprocess.STDOUT,
             env=deployment_mod.command_env())
+
+    def listening(self):
+        """Whether the indexer has logged that it consumes its queue."""
+        for path in (self.log_file, self.log_file + '.out'):
+            if os.path.exists(path):
+                with open(path) as f:
+                    if 'Listening for' in f.read():
+                        return True
+        return False
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
@@ -290,6 +305,114 @@ def rabbit_lag(deployment, store, rate, count, say, startup_timeout=90):
         result['indexer_exit_code'] = rc
         transport.cleanup()
         feeder.close()
+
+
+def rabbit_drain(deployment, store, count, processes, say,
+                 startup_timeout=90, drain_timeout=300):
+    """Notifications per second indexed by 1, 2, ... indexer processes.
+
+    For each number in ``processes``: that many ``nova-search-indexer``
+    processes share one listener pool (one queue); ``count`` instances
+    are changed in their cells, then one ``instance.update`` each is
+    published as fast as the notifier goes, and the time runs from the
+    first publication until the index shows every change.  Each run uses
+    instances of its own.
+    """
+    if not services.port_open(5672):
+        return {'skipped': 'RabbitMQ is not reachable on 127.0.0.1:5672'}
+    command = indexer_command()
+    if command is None:
+        return {'skipped': 'nova-search-indexer is not installed'}
+    feeder = feed.Feeder(deployment, seed=13)
+    sample = feeder.sample(count * len(processes) + len(processes))
+    if len(sample) < count * len(processes) + len(processes):
+        count = len(sample) // len(processes) - 1
+        say('  only %d instances in the cells: %d notifications per run'
+            % (len(sample), count))
+    feeder.payloads(sample)
+    result = {'notifications': count, 'runs': {}}
+    try:
+        for i, n in enumerate(processes):
+            items = sample[i * (count + 1):(i + 1) * (count + 1)]
+            run = _drain_run(deployment, store, feeder, items, n, command,
+                             startup_timeout, drain_timeout)
+            result['runs'][str(n)] = run
+            if run.get('error'):
+                say('  %d process(es): %s' % (n, run['error']))
+                continue
+            say('  %d indexer process(es) on one queue: %d notifications '
+                'indexed in %.1f s, %.0f/s' % (
+                    n, count, run['seconds'], run['per_second']))
+    finally:
+        feeder.close()
+    rates = {n: r.get('per_second') for n, r in result['runs'].items()}
+    first = rates.get(str(processes[0]))
+    if first:
+        result['gain'] = {n: round(rate / first, 2)
+                          for n, rate in rates.items() if rate}
+    return result
+
+
+def _drain_run(deployment, store, feeder, items, n, command,
+               startup_timeout, drain_timeout):
+    tag = '%s_p%d' % (deployment.run_id, n)
+    exchange = 'nse_bench_%s' % tag
+    topic = 'nse_bench_%s_versioned_notifications' % tag
+    indexers = [Indexer(deployment, exchange, topic,
+                        name='indexer-p%d-%d' % (n, k), pool='nse-bench')
+                for k in range(n)]
+    # Polling thousands of pending changes is work on the same two cores
+    # as the indexers: a few times a second is enough here.
+    poller = _Visibility(store, interval=0.25)
+    run = {'processes': n}
+    transport = None
+    try:
+        for indexer in indexers:
+            indexer.start(command)
+        deadline = time.perf_counter() + startup_timeout
+        while not all(i.listening() for i in indexers):
+            if (time.perf_counter() > deadline or
+                    not all(i.alive() for i in indexers)):
+                run['error'] = 'the indexers did not start'
+                run['indexer_log'] = indexers[0].log_tail()
+                return run
+            time.sleep(0.1)
+        transport, notifier = _notifier(indexers[0])
+        poller.start()
+        # A probe first: the pool's queue exists and is bound once it shows.
+        _publish(feeder, notifier, poller, items[0], 'drainprobe')
+        while poller.outstanding() and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        if poller.outstanding():
+            run['error'] = 'a probe notification was not indexed'
+            return run
+        names = feeder.change(items[1:], 'drain%d' % n)
+        payloads = [feeder.payload_for(uuid, names[uuid])
+                    for uuid, _mapping in items[1:]]
+        with poller.lock:
+            poller.lags.clear()
+        started = time.perf_counter()
+        for (uuid, _mapping), payload in zip(items[1:], payloads):
+            poller.expect(uuid, names[uuid], started)
+            notifier.info({}, 'instance.update', payload)
+        published = time.perf_counter() - started
+        deadline = started + drain_timeout
+        while poller.outstanding() and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        if poller.outstanding():
+            run['error'] = '%d change(s) not indexed after %d s' % (
+                poller.outstanding(), drain_timeout)
+            return run
+        seconds = max(poller.lags)
+        run.update(seconds=round(seconds, 2),
+                   published_seconds=round(published, 2),
+                   per_second=round(len(payloads) / seconds, 1))
+        return run
+    finally:
+        poller.done.set()
+        run['exit_codes'] = [i.stop() for i in indexers]
+        if transport is not None:
+            transport.cleanup()
 
 
 def _publish(feeder, notifier, poller, item, label):

@@ -223,6 +223,27 @@ def extra_lines(results):
                     _lag_text(lag, 50), _lag_text(lag, 90),
                     _lag_text(lag, 99), lag['not_visible'],
                     lag['drain_seconds']))
+    lines.extend(processes_lines(results.get('indexer_processes')))
+    return lines
+
+
+def processes_lines(drain):
+    """Lines for the throughput by indexer process count, if measured."""
+    if not drain:
+        return []
+    if drain.get('skipped'):
+        return ['indexer processes: %s' % drain['skipped']]
+    lines = []
+    gain = drain.get('gain', {})
+    for n, run in sorted(drain['runs'].items(), key=lambda kv: int(kv[0])):
+        if run.get('error'):
+            lines.append('nova-search-indexer x %s on one queue: %s' % (
+                n, run['error']))
+            continue
+        lines.append('nova-search-indexer x %s on one queue: %d '
+                     'notifications in %.1f s, %.0f/s (%.2fx one process)'
+                     % (n, drain['notifications'], run['seconds'],
+                        run['per_second'], gain.get(n, 0.0)))
     return lines
 
 

@@ -100,6 +100,8 @@ def parameters(args):
         'feed_threads': args.feed_threads,
         'lag_rate': args.lag_rate,
         'lag_count': args.lag_count,
+        'drain_count': args.drain_count,
+        'indexer_processes': args.indexer_processes,
         'seed': args.seed,
         'one_cell_baseline': args.one_cell_baseline,
     }
@@ -316,6 +318,15 @@ def measure_deployment(args, say, results):
                     say('  failed: %s' % results['lag']['error'])
                     for line in results['lag'].get('indexer_log', []):
                         say('    | %s' % line)
+            if args.drain_count:
+                say('Indexing throughput by nova-search-indexer processes '
+                    'sharing one queue')
+                dep.share_with_other_processes()
+                results['indexer_processes'] = lag.rabbit_drain(
+                    dep, store, args.drain_count, args.indexer_processes, say)
+                if results['indexer_processes'].get('skipped'):
+                    say('  skipped: %s' %
+                        results['indexer_processes']['skipped'])
     finally:
         index_api.reset()
         hooks.uninstall()

@@ -43,11 +43,11 @@ from nova_search_ext.bench import scenarios
 DEMO = {'cells': 4, 'instances': 500, 'warmup': 1, 'wsgi_warmup': 0,
         'min_repeat': 3, 'wsgi_min_repeat': 1, 'budget': 2.0,
         'breakdown_runs': 3, 'breakdown_min_runs': 1,
-        'notifications': 100, 'lag_count': 200}
+        'notifications': 100, 'lag_count': 200, 'drain_count': 0}
 FULL = {'cells': 16, 'instances': 20000, 'warmup': 2, 'wsgi_warmup': 1,
         'min_repeat': 5, 'wsgi_min_repeat': 5, 'budget': 45.0,
         'breakdown_runs': 3, 'breakdown_min_runs': 3,
-        'notifications': 1000, 'lag_count': 2000}
+        'notifications': 1000, 'lag_count': 2000, 'drain_count': 3000}
 
 
 def _csv(choices):
@@ -175,6 +175,15 @@ def build_parser():
                       help='notifications for the lag measurement, 0 to '
                            'skip (default: %d for the demo, %d with --full)'
                            % (DEMO['lag_count'], FULL['lag_count']))
+    feed.add_argument('--drain-count', type=int,
+                      help='notifications published at once for the '
+                           'throughput of nova-search-indexer by process '
+                           'count, 0 to skip (default: %d for the demo, %d '
+                           'with --full)' % (DEMO['drain_count'],
+                                             FULL['drain_count']))
+    feed.add_argument('--indexer-processes', type=_ints, default=[1, 2, 4],
+                      help='numbers of nova-search-indexer processes sharing '
+                           'one queue for --drain-count (default: 1,2,4)')
     out = p.add_argument_group('output')
     out.add_argument('--output', default='bench-results.json',
                      help='JSON result file (default: %(default)s)')
@@ -193,7 +202,8 @@ def parse_args(argv):
     preset = FULL if args.full else DEMO
     for name in ('cells', 'instances', 'warmup', 'wsgi_warmup',
                  'min_repeat', 'wsgi_min_repeat', 'breakdown_runs',
-                 'breakdown_min_runs', 'notifications', 'lag_count'):
+                 'breakdown_min_runs', 'notifications', 'lag_count',
+                 'drain_count'):
         if getattr(args, name) is None:
             setattr(args, name, preset[name])
     if args.budget is None:

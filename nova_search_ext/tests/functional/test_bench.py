@@ -178,3 +178,23 @@ class BenchSmokeTestCase(base.ProcessTestCase):
         self.assertEqual(20, lag['notifications'])
         self.assertGreater(lag['visible'], 0, lag)
         self.assertEqual(0, lag['indexer_exit_code'], lag)
+
+    def test_indexer_processes_on_one_queue(self):
+        services.require(self, 'rabbitmq')
+        proc, result = self.run_bench('--scenarios', 'a',
+                                      '--levels', 'compute_api',
+                                      '--notifications', '0',
+                                      '--lag-count', '0',
+                                      '--drain-count', '20',
+                                      '--indexer-processes', '1,2')
+        self.assertIsNotNone(result, proc.stdout[-4000:])
+        drain = result['indexer_processes']
+        self.assertEqual(20, drain['notifications'], drain)
+        self.assertEqual(['1', '2'], sorted(drain['runs']))
+        for n, run in drain['runs'].items():
+            self.assertNotIn('error', run, proc.stdout[-4000:])
+            self.assertEqual([0] * int(n), run['exit_codes'], run)
+            self.assertGreater(run['per_second'], 0, run)
+        self.assertEqual(1.0, drain['gain']['1'])
+        self.assertIn('nova-search-indexer x 2 on one queue: 20 '
+                      'notifications in', proc.stdout)

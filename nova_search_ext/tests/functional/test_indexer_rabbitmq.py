@@ -99,7 +99,7 @@ class _IndexerTestBase(base.ProcessTestCase):
         self.workdir = self.tmp
         self.topic = 'nse_e2e_%s' % uuid.uuid4().hex[:10]
         self.addCleanup(self._delete_queues)
-        index_url = 'sqlite:///%s/index.sqlite' % self.workdir
+        index_url = self.index_url()
         self.conf = os.path.join(self.workdir, 'nova.conf')
         write_config(self.conf, self.workdir, services.RABBIT_URL,
                      self.topic, index_url)
@@ -108,6 +108,10 @@ class _IndexerTestBase(base.ProcessTestCase):
         self._run(WORLD, 'setup')
         self.indexers = []
         self.addCleanup(self._stop_all)
+
+    def index_url(self):
+        """The index store the indexers write (a SQLite file here)."""
+        return 'sqlite:///%s/index.sqlite' % self.workdir
 
     def _queues(self):
         """The queues the indexer and Nova's notifier declare."""
@@ -161,6 +165,17 @@ class _IndexerTestBase(base.ProcessTestCase):
         log.flush()
         with open(log.name) as f:
             return f.read()
+
+    @staticmethod
+    def _stats(output):
+        """The indexer's last counters line, as a dict."""
+        lines = [line for line in output.splitlines()
+                 if 'Notifications: received=' in line]
+        if not lines:
+            return {}
+        text = lines[-1].split('Notifications: ', 1)[1]
+        return {k: int(v) for k, v in
+                (item.split('=') for item in text.split(', '))}
 
     def _stop_all(self):
         for proc, log in self.indexers:
@@ -331,16 +346,6 @@ class PoisonNotificationTestCase(notification_fuzz.SeededTest,
         instances, found = read_cells(self.workdir)
         self.assertEqual(len(before) + count, len(instances))
         return instances, found
-
-    @staticmethod
-    def _stats(output):
-        lines = [line for line in output.splitlines()
-                 if 'Notifications: received=' in line]
-        if not lines:
-            return {}
-        text = lines[-1].split('Notifications: ', 1)[1]
-        return {k: int(v) for k, v in
-                (item.split('=') for item in text.split(', '))}
 
     def _drain(self, proc, log, expected):
         """Wait for ``expected`` receipts and no more; stop the indexer."""

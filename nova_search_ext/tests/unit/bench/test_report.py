@@ -153,6 +153,23 @@ class LinesTestCase(base.TestCase):
         self.assertIn('= 12.0 ms median', line)
         self.assertIn('3.00x this floor', line)
 
+    def test_indexer_processes_lines(self):
+        self.assertEqual([], report.processes_lines(None))
+        self.assertEqual(['indexer processes: no broker'],
+                         report.processes_lines({'skipped': 'no broker'}))
+        lines = report.processes_lines({
+            'notifications': 3000, 'gain': {'1': 1.0, '2': 1.37},
+            'runs': {'2': {'seconds': 6.9, 'per_second': 436.0},
+                     '10': {'error': 'the indexers did not start'},
+                     '1': {'seconds': 9.4, 'per_second': 319.0}}})
+        self.assertEqual([
+            'nova-search-indexer x 1 on one queue: 3000 notifications in '
+            '9.4 s, 319/s (1.00x one process)',
+            'nova-search-indexer x 2 on one queue: 3000 notifications in '
+            '6.9 s, 436/s (1.37x one process)',
+            'nova-search-indexer x 10 on one queue: the indexers did not '
+            'start'], lines)
+
     def test_back_to_back_line(self):
         line = report.back_to_back_line('b', {
             'rounds': 6, 'heap_objects': 524924, 'ratio': 1.26,
