@@ -34,6 +34,7 @@ Neutron is the harness's stand-in on both paths
 
 import collections
 import copy
+import json
 import time
 
 import fixtures
@@ -59,7 +60,7 @@ class Response(object):
 
 
 class ApiClient(object):
-    """GET requests against the in-process application."""
+    """Requests against the in-process application."""
 
     def __init__(self, app, microversion='latest'):
         self.app = app
@@ -77,6 +78,18 @@ class ApiClient(object):
 
     def get(self, path, identity):
         request = webob.Request.blank(path, headers=self.headers(identity))
+        started = time.perf_counter()
+        response = request.get_response(self.app)
+        body = response.body
+        seconds = time.perf_counter() - started
+        return Response(response.status_int, body, seconds)
+
+    def put(self, path, identity, data):
+        """PUT ``data`` as JSON; timed like :meth:`get`."""
+        headers = dict(self.headers(identity),
+                       **{'Content-Type': 'application/json'})
+        request = webob.Request.blank(path, method='PUT', headers=headers,
+                                      body=json.dumps(data).encode('utf-8'))
         started = time.perf_counter()
         response = request.get_response(self.app)
         body = response.body

@@ -224,7 +224,37 @@ def extra_lines(results):
                     _lag_text(lag, 99), lag['not_visible'],
                     lag['drain_seconds']))
     lines.extend(processes_lines(results.get('indexer_processes')))
+    rename = (results.get('edits') or {}).get('rename')
+    if rename:
+        lines.append(rename_line(rename))
     return lines
+
+
+def rename_line(rename):
+    """The rename through nova-api in each configuration, one line."""
+    configs = rename['configurations']
+    parts = []
+    for key, label in (('stock', 'stock Nova'),
+                       ('stock_notifying', 'stock Nova sending notifications'),
+                       ('embedded', 'the package (embedded feed)')):
+        entry = configs.get(key)
+        if entry is None:
+            continue
+        if 'median_ms' in entry:
+            parts.append('%s %.1f ms' % (label, entry['median_ms']))
+        else:
+            parts.append('%s failed' % label)
+    line = 'rename through nova-api (PUT /servers/{id}, median of %d): %s' % (
+        rename['renames'], ', '.join(parts))
+    if 'added_ms' in rename:
+        line += '; the package adds %.1f ms' % rename['added_ms']
+    if 'added_over_notifying_ms' in rename:
+        line += (' (%.1f ms over stock Nova sending notifications)'
+                 % rename['added_over_notifying_ms'])
+    fresh = configs.get('embedded', {}).get('read_your_writes')
+    if fresh:
+        line += '; in the index when the request returned: %s' % fresh
+    return line
 
 
 def processes_lines(drain):

@@ -43,6 +43,7 @@ import time
 from sqlalchemy.engine import url as sa_url
 
 from nova_search_ext.bench import api
+from nova_search_ext.bench import edits
 from nova_search_ext.bench import feed
 from nova_search_ext.bench.harness import dataset as dataset_mod
 from nova_search_ext.bench.harness import deployment as deployment_mod
@@ -101,6 +102,7 @@ def parameters(args):
         'lag_rate': args.lag_rate,
         'lag_count': args.lag_count,
         'drain_count': args.drain_count,
+        'renames': args.renames,
         'indexer_processes': args.indexer_processes,
         'seed': args.seed,
         'one_cell_baseline': args.one_cell_baseline,
@@ -301,6 +303,16 @@ def measure_deployment(args, say, results):
                     args, dep, ds, app, store, counter, say)
             finally:
                 counter.remove()
+            if args.renames:
+                say('A rename through nova-api (PUT /servers/{id}), with '
+                    'and without the package')
+                rename = edits.rename_latency(
+                    dep, app, store, paths_mod.Paths(), args.renames, say)
+                results['edits'] = {'rename': rename}
+                for problem in rename['problems']:
+                    failures.append(scenarios_mod.Failure(
+                        'rename', 'wsgi', 'PUT', 0, problem))
+                    say('  FAILURE %s' % problem)
             if args.notifications:
                 say('Indexing throughput: instance.update notifications '
                     'through NotificationEndpoint')

@@ -43,11 +43,13 @@ from nova_search_ext.bench import scenarios
 DEMO = {'cells': 4, 'instances': 500, 'warmup': 1, 'wsgi_warmup': 0,
         'min_repeat': 3, 'wsgi_min_repeat': 1, 'budget': 2.0,
         'breakdown_runs': 3, 'breakdown_min_runs': 1,
-        'notifications': 100, 'lag_count': 200, 'drain_count': 0}
+        'notifications': 100, 'lag_count': 200, 'drain_count': 0,
+        'renames': 20}
 FULL = {'cells': 16, 'instances': 20000, 'warmup': 2, 'wsgi_warmup': 1,
         'min_repeat': 5, 'wsgi_min_repeat': 5, 'budget': 45.0,
         'breakdown_runs': 3, 'breakdown_min_runs': 3,
-        'notifications': 1000, 'lag_count': 2000, 'drain_count': 3000}
+        'notifications': 1000, 'lag_count': 2000, 'drain_count': 3000,
+        'renames': 50}
 
 
 def _csv(choices):
@@ -160,6 +162,13 @@ def build_parser():
                            '--full); 0 for no limit' % (DEMO['budget'],
                                                         FULL['budget']))
     feed = p.add_argument_group('index feed')
+    feed.add_argument('--renames', type=int,
+                      help='renames through nova-api (PUT /servers/{id}) '
+                           'measured per configuration: stock Nova, stock '
+                           'Nova sending notifications, the package\'s '
+                           'embedded feed; 0 to skip (default: %d for the '
+                           'demo, %d with --full)' % (DEMO['renames'],
+                                                      FULL['renames']))
     feed.add_argument('--notifications', type=int,
                       help='instance.update notifications fed to the '
                            'endpoint per thread count, 0 to skip (default: '
@@ -203,7 +212,7 @@ def parse_args(argv):
     for name in ('cells', 'instances', 'warmup', 'wsgi_warmup',
                  'min_repeat', 'wsgi_min_repeat', 'breakdown_runs',
                  'breakdown_min_runs', 'notifications', 'lag_count',
-                 'drain_count'):
+                 'drain_count', 'renames'):
         if getattr(args, name) is None:
             setattr(args, name, preset[name])
     if args.budget is None:

@@ -57,7 +57,7 @@ class BenchSmokeTestCase(base.ProcessTestCase):
     def test_demo_structure(self):
         proc, result = self.run_bench('--notifications', '20',
                                       '--feed-threads', '1',
-                                      '--lag-count', '0')
+                                      '--lag-count', '0', '--renames', '5')
         self.assertIsNotNone(result, proc.stdout[-4000:])
         self.assertEqual([], result['parity_failures'], proc.stdout[-4000:])
         self.assertTrue(result['parity_ok'])
@@ -127,6 +127,23 @@ class BenchSmokeTestCase(base.ProcessTestCase):
                 result['scenarios'][key]['compute_api']['index']['rows'],
                 floor['rows'])
             self.assertGreater(floor['index_vs_floor'], 0)
+        # A rename through nova-api in three configurations; the embedded
+        # feed's is in the index when the request returns.
+        rename = result['edits']['rename']
+        self.assertEqual([], rename['problems'])
+        self.assertEqual({'stock', 'stock_notifying', 'embedded'},
+                         set(rename['configurations']))
+        for key, entry in rename['configurations'].items():
+            self.assertEqual(5, entry['runs'], key)
+            self.assertGreater(entry['median_ms'], 0, key)
+        self.assertEqual('5/5', rename['configurations']['embedded'][
+            'read_your_writes'])
+        self.assertEqual(round(
+            rename['configurations']['embedded']['median_ms'] -
+            rename['configurations']['stock']['median_ms'], 1),
+            rename['added_ms'])
+        self.assertIn('rename through nova-api (PUT /servers/{id}, median '
+                      'of 5)', proc.stdout)
         feed = result['indexing']
         self.assertEqual('sqlite', feed['store'])
         # One at a time (the embedded driver) and in batches (the indexer).

@@ -170,6 +170,30 @@ class LinesTestCase(base.TestCase):
             'nova-search-indexer x 10 on one queue: the indexers did not '
             'start'], lines)
 
+    def test_rename_line(self):
+        line = report.rename_line({
+            'renames': 20, 'added_ms': 16.1, 'added_over_notifying_ms': 8.8,
+            'configurations': {
+                'stock': {'median_ms': 114.9},
+                'stock_notifying': {'median_ms': 122.2},
+                'embedded': {'median_ms': 131.0,
+                             'read_your_writes': '20/20'}}})
+        self.assertEqual(
+            'rename through nova-api (PUT /servers/{id}, median of 20): '
+            'stock Nova 114.9 ms, stock Nova sending notifications 122.2 '
+            'ms, the package (embedded feed) 131.0 ms; the package adds '
+            '16.1 ms (8.8 ms over stock Nova sending notifications); in the '
+            'index when the request returned: 20/20', line)
+        line = report.rename_line({
+            'renames': 5, 'configurations': {
+                'stock': {'median_ms': 100.0},
+                'embedded': {'errors': ['500 boom'],
+                             'read_your_writes': '0/0'}}})
+        self.assertEqual(
+            'rename through nova-api (PUT /servers/{id}, median of 5): '
+            'stock Nova 100.0 ms, the package (embedded feed) failed; in the '
+            'index when the request returned: 0/0', line)
+
     def test_back_to_back_line(self):
         line = report.back_to_back_line('b', {
             'rounds': 6, 'heap_objects': 524924, 'ratio': 1.26,
