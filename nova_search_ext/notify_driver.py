@@ -26,8 +26,31 @@ the index package never imports the hooks.  Importing this module changes
 nothing.
 """
 
+from oslo_config import cfg
+
 from nova_search_ext import hooks
 from nova_search_ext.index.feed import notify_driver
+
+NAME = 'nova_search_index'
+
+
+def joined_driver_values(conf):
+    """``[oslo_messaging_notifications] driver`` values naming our driver
+    among others in one value (``messagingv2,nova_search_index``).
+
+    The option is a multi-valued string: each driver goes on a line of
+    its own (``driver = messagingv2`` then ``driver = nova_search_index``).
+    oslo.messaging takes a comma-separated value as one driver name, finds
+    no driver of that name and loads none: the service sends no
+    notification at all and the embedded feed is not active.
+    """
+    try:
+        values = conf.oslo_messaging_notifications.driver or []
+    except cfg.NoSuchOptError:
+        # Registered by oslo.messaging once the process builds a notifier.
+        return []
+    return [v for v in values
+            if ',' in v and NAME in [n.strip() for n in v.split(',')]]
 
 
 class IndexNotifyDriver(notify_driver.IndexNotifyDriver):

@@ -26,13 +26,34 @@ pass-through filter.  The listing switch itself stays
 package from the process.
 """
 
+from oslo_log import log as logging
+
 from nova_search_ext import hooks
+from nova_search_ext import notify_driver
+
+LOG = logging.getLogger(__name__)
 
 
 def filter_factory(global_conf, **local_conf):
     hooks.install()
+    _check_notification_drivers()
 
     def passthrough(app):
         return app
 
     return passthrough
+
+
+def _check_notification_drivers():
+    import nova.conf
+
+    for value in notify_driver.joined_driver_values(nova.conf.CONF):
+        LOG.error('[oslo_messaging_notifications] driver = %(value)s is read '
+                  'as one driver name, so oslo.messaging loads no driver: '
+                  'this service sends no notification and does not feed '
+                  'the search index. Give each driver a line of its own '
+                  '(%(lines)s).',
+                  {'value': value,
+                   'lines': ', '.join('driver = %s' % n.strip()
+                                      for n in value.split(',')
+                                      if n.strip())})

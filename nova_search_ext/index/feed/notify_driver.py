@@ -14,7 +14,8 @@
 Configured in any Nova service's ``nova.conf``::
 
     [oslo_messaging_notifications]
-    driver = messagingv2,nova_search_index
+    driver = messagingv2
+    driver = nova_search_index
 
 ``nova.rpc`` builds its notifiers at start-up in every Nova process; with
 this driver listed, each versioned notification the process sends is also

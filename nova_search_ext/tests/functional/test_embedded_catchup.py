@@ -12,9 +12,9 @@
 """The embedded feed through an index outage: nothing lost, nothing stale.
 
 Real Nova, two cells, in process.  Every versioned notification Nova sends
-goes through the ``nova_search_index`` driver (what ``[oslo_messaging_
-notifications] driver = messagingv2,nova_search_index`` does in every
-service), whose store is a separate engine on the index database.  The
+goes through the ``nova_search_index`` driver (what a ``driver =
+nova_search_index`` line under ``[oslo_messaging_notifications]`` does in
+every service), whose store is a separate engine on the index database.  The
 outage makes that engine unable to connect -- the writing services cannot
 reach the index -- while nova-api's own engine still reads it.  During the
 outage the test creates, renames, stops and deletes servers (at least 50

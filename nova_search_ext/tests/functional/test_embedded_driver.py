@@ -11,12 +11,13 @@
 #    under the License.
 """The embedded driver, loaded by oslo.messaging as Nova loads drivers.
 
-``[oslo_messaging_notifications] driver = messagingv2,nova_search_index``
-is the activation of nova-compute (and of every Nova service that loads
-it): oslo.messaging finds the driver through its entry point, loading it
-installs the hooks, each versioned notification is indexed before the
-emitting call returns, the legacy notifier's copy ignores everything, and
-service heartbeats reach the index.
+``[oslo_messaging_notifications] driver = nova_search_index`` (a line of
+its own, after ``driver = messagingv2``) is the activation of nova-compute
+(and of every Nova service that loads it): oslo.messaging finds the
+driver through its entry point, loading it installs the hooks, each
+versioned notification is indexed before the emitting call returns, the
+legacy notifier's copy ignores everything, and service heartbeats reach
+the index.
 """
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
