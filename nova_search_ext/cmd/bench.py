@@ -44,12 +44,12 @@ DEMO = {'cells': 4, 'instances': 500, 'warmup': 1, 'wsgi_warmup': 0,
         'min_repeat': 3, 'wsgi_min_repeat': 1, 'budget': 2.0,
         'breakdown_runs': 3, 'breakdown_min_runs': 1,
         'notifications': 100, 'lag_count': 200, 'drain_count': 0,
-        'renames': 20}
+        'renames': 5, 'collector_rounds': 2}
 FULL = {'cells': 16, 'instances': 20000, 'warmup': 2, 'wsgi_warmup': 1,
         'min_repeat': 5, 'wsgi_min_repeat': 5, 'budget': 45.0,
         'breakdown_runs': 3, 'breakdown_min_runs': 3,
         'notifications': 1000, 'lag_count': 2000, 'drain_count': 3000,
-        'renames': 50}
+        'renames': 50, 'collector_rounds': 6}
 
 
 def _csv(choices):
@@ -145,11 +145,13 @@ def build_parser():
                            'for the WSGI breakdown and floor, after the '
                            'timed rounds; 0 to skip (default: %d)' % (
                                DEMO['breakdown_runs']))
-    runs.add_argument('--collector-rounds', type=int, default=6,
+    runs.add_argument('--collector-rounds', type=int,
                       help='scenario b: index-path requests in a row with '
                            '[searchlight] pause_gc_for_lists on, then as '
                            'many with it off, at the WSGI level; 0 to skip '
-                           '(default: %(default)s)')
+                           '(default: %d for the demo, %d with --full)' % (
+                               DEMO['collector_rounds'],
+                               FULL['collector_rounds']))
     runs.add_argument('--breakdown-min-runs', type=int,
                       help='instrumented requests at least, whatever the '
                            'budget (default: %d for the demo, %d with '
@@ -212,7 +214,7 @@ def parse_args(argv):
     for name in ('cells', 'instances', 'warmup', 'wsgi_warmup',
                  'min_repeat', 'wsgi_min_repeat', 'breakdown_runs',
                  'breakdown_min_runs', 'notifications', 'lag_count',
-                 'drain_count', 'renames'):
+                 'drain_count', 'renames', 'collector_rounds'):
         if getattr(args, name) is None:
             setattr(args, name, preset[name])
     if args.budget is None:
