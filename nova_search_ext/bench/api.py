@@ -77,19 +77,19 @@ class ApiClient(object):
         }
 
     def get(self, path, identity):
-        request = webob.Request.blank(path, headers=self.headers(identity))
-        started = time.perf_counter()
-        response = request.get_response(self.app)
-        body = response.body
-        seconds = time.perf_counter() - started
-        return Response(response.status_int, body, seconds)
+        return self._send(webob.Request.blank(
+            path, headers=self.headers(identity)))
 
     def put(self, path, identity, data):
-        """PUT ``data`` as JSON; timed like :meth:`get`."""
+        """PUT ``data`` as JSON."""
         headers = dict(self.headers(identity),
                        **{'Content-Type': 'application/json'})
-        request = webob.Request.blank(path, method='PUT', headers=headers,
-                                      body=json.dumps(data).encode('utf-8'))
+        return self._send(webob.Request.blank(
+            path, method='PUT', headers=headers,
+            body=json.dumps(data).encode('utf-8')))
+
+    def _send(self, request):
+        """The response, timed until its whole body is read."""
         started = time.perf_counter()
         response = request.get_response(self.app)
         body = response.body

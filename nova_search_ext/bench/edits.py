@@ -112,18 +112,17 @@ def rename_latency(deployment, app, store, paths, count, say):
                 if j < WARMUP:
                     continue
                 seconds.append(response.seconds)
-                if indexing and lag._names(
+                if indexing and lag.indexed_names(
                         store, [uuid]).get(uuid) == name:
                     fresh += 1
             entry = {'title': title, 'path': path,
                      'driver': driver or '(Nova default)'}
             if errors:
                 entry['errors'] = errors[:3]
-            if seconds:
-                entry.update(measure.summarize(seconds))
-            if errors:
                 problems.append('%s: %d of %d renames failed, first: %s' % (
                     key, len(errors), len(items), errors[0]))
+            if seconds:
+                entry.update(measure.summarize(seconds))
             if indexing:
                 entry['read_your_writes'] = '%d/%d' % (fresh, len(seconds))
                 if fresh != len(seconds):

@@ -69,7 +69,7 @@ def indexer_command():
     return None
 
 
-def _names(store, uuids):
+def indexed_names(store, uuids):
     """``{uuid: display_name}`` of the indexed instances among ``uuids``.
 
     The display name column only, not the documents: the poller shares
@@ -118,7 +118,7 @@ class _Visibility(threading.Thread):
                 pending = dict(self.pending)
             if pending:
                 try:
-                    found = _names(self.store, list(pending))
+                    found = indexed_names(self.store, list(pending))
                 except (db_exc.DBError, sa.exc.SQLAlchemyError):
                     # The indexer may hold the SQLite write lock a moment.
                     self.errors += 1
