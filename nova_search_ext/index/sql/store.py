@@ -78,7 +78,8 @@ def create_engine(connection, timeout=10.0, regex_timeout=2.0):
             max_retries=0,
             retry_interval=0,
             connection_parameters=dialects.timeout_parameters(url, timeout),
-            logging_name='nova_search_index')
+            logging_name='nova_search_index',
+            _engine_target=dialects.engine_target)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError,
             ValueError, TypeError) as e:
         raise base.ConfigError(
@@ -86,6 +87,7 @@ def create_engine(connection, timeout=10.0, regex_timeout=2.0):
                 url.render_as_string(hide_password=True),
                 str(e).splitlines()[0])) from e
     dialects.configure(engine, timeout, regex_timeout)
+    dialects.forget_pool_in_children(engine)
     return engine
 
 

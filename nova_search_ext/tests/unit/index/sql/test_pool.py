@@ -1,0 +1,157 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Tests of the SQLite index's connection pool.
+
+The store keeps its SQLite connections open between transactions (oslo.db
+would close them after each); these tests check that the pool is really
+reused, that nothing a transaction leaves behind reaches the next one, that
+another process's commits are seen, and that a forked child neither uses
+nor closes what it inherited.
+"""
+
+import os
+import sqlite3
+
+import sqlalchemy as sa
+
+from nova.tests import fixtures as nova_fixtures
+
+from nova_search_ext.index import base as index_base
+from nova_search_ext.index.sql import dialects
+from nova_search_ext.index.sql import models
+from nova_search_ext.tests.unit import base
+from nova_search_ext.tests.unit import fakes
+
+
+class SQLitePoolTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(nova_fixtures.WarningsFixture())
+        fixture = self.useFixture(fakes.StoreFixture())
+        self.store = fixture.store
+        self.path = fixture.connection[len('sqlite:///'):]
+        self.connects = []
+        sa.event.listen(self.store.engine, 'connect',
+                        lambda dbapi, record: self.connects.append(dbapi))
+
+    def test_file_database_uses_a_queue_pool(self):
+        self.assertIsInstance(self.store.engine.pool, sa.pool.QueuePool)
+        self.assertEqual(dialects.SQLITE_POOL_SIZE,
+                         self.store.engine.pool.size())
+
+    def test_connection_is_kept_between_transactions(self):
+        first = fakes.doc(display_name='one')
+        second = fakes.doc(display_name='two')
+        self.store.health()
+        self.store.upsert_instance(first)
+        self.store.upsert_instance(second)
+        self.assertEqual(2, self.store.count())
+        self.store.health()
+        # One connection for everything done one after the other.
+        self.assertEqual(1, len(self.connects))
+
+    def test_write_after_read_after_write(self):
+        # The transaction marker oslo.db keeps in the connection's info
+        # lives as long as the pooled connection: a transaction that ends
+        # must clear it, or the next one would run without a BEGIN.
+        docs = [fakes.doc(display_name='vm-%d' % i) for i in range(3)]
+        for doc in docs:
+            self.store.upsert_instance(doc)
+            self.assertEqual(set(d.uuid for d in docs[:docs.index(doc) + 1]),
+                             set(self.store.get_instances(
+                                 [d.uuid for d in docs])))
+        with self.store.engine.connect() as conn:
+            self.assertNotIn('in_transaction', conn.info)
+        self.assertEqual(1, len(self.connects))
+
+    def test_failed_write_leaves_the_connection_usable(self):
+        doc = fakes.doc(display_name='kept')
+        self.store.upsert_instance(doc)
+
+        class Boom(Exception):
+            pass
+
+        def fail():
+            with self.store._writing() as conn:
+                conn.execute(sa.delete(models.index_instances))
+                raise Boom()
+
+        self.assertRaises(Boom, fail)
+        self.assertEqual([doc.uuid], list(self.store.get_instances(
+            [doc.uuid])))
+        self.assertEqual(index_base.WRITTEN, self.store.upsert_instance(
+            fakes.doc(display_name='after')))
+        self.assertEqual(1, len(self.connects))
+
+    def test_commits_of_another_process_are_seen(self):
+        self.assertEqual(0, self.store.count())
+        # What another process does to the file: its own sqlite3
+        # connection, outside SQLAlchemy.
+        self.store.upsert_instance(fakes.doc())
+        other = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute('PRAGMA busy_timeout = 5000')
+        other.execute('DELETE FROM %s' % models.index_instances.name)
+        self.assertEqual(0, self.store.count(include_deleted=True))
+        self.assertEqual(1, len(self.connects))
+
+    def test_forked_child_opens_its_own_connection(self):
+        self.store.health()
+        with self.store.engine.connect() as conn:
+            inherited = id(conn.connection.dbapi_connection)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            # The child: report what happened through the pipe, then leave
+            # without running the parent's cleanups.
+            status = b'fail'
+            try:
+                os.close(read)
+                self.store.upsert_instance(fakes.doc(display_name='child'))
+                with self.store.engine.connect() as conn:
+                    own = id(conn.connection.dbapi_connection)
+                inherited_pools = len(dialects._INHERITED_POOLS)
+                fresh = own != inherited and inherited_pools > 0
+                status = b'ok' if fresh else b'reused'
+            finally:
+                os.write(write, status)
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, 'rb') as pipe:
+            status = pipe.read()
+        os.waitpid(pid, 0)
+        self.assertEqual(b'ok', status)
+        # The parent's own connection was left alone and sees the child's
+        # write.
+        self.assertEqual(1, self.store.count())
+        with self.store.engine.connect() as conn:
+            self.assertEqual(inherited, id(conn.connection.dbapi_connection))
+        self.assertEqual(1, len(self.connects))
+
+
+class EngineTargetTestCase(base.TestCase):
+
+    def test_memory_database_keeps_its_pool(self):
+        engine, target = dialects.engine_target(
+            sa.engine.make_url('sqlite://'), poolclass=sa.pool.StaticPool)
+        self.addCleanup(engine.dispose)
+        self.assertIs(engine, target)
+        self.assertIsInstance(engine.pool, sa.pool.StaticPool)
+
+    def test_other_backends_keep_their_pool(self):
+        engine, _target = dialects.engine_target(
+            sa.engine.make_url('mysql+pymysql://u@127.0.0.1/x'),
+            pool_size=7)
+        self.addCleanup(engine.dispose)
+        self.assertIsInstance(engine.pool, sa.pool.QueuePool)
+        self.assertEqual(7, engine.pool.size())
