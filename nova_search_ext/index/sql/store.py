@@ -108,7 +108,9 @@ class SQLStore(base.Store):
             connection, timeout=timeout, regex_timeout=regex_timeout)
         self._searcher = searcher.Searcher(self.engine,
                                            regex_timeout=regex_timeout)
-        self._writer = writes.Writer(self._writing)
+        # MariaDB/MySQL DATETIME columns keep whole seconds.
+        self._writer = writes.Writer(
+            self._writing, whole_seconds=self.dialect == 'mysql')
         self._migrated = not migrate
         self._migrate_lock = threading.Lock()
 

@@ -69,21 +69,36 @@ def _lock_row(conn, table, uuid, *columns):
     return conn.execute(dialects.for_update(conn, stmt)).first()
 
 
-def _is_newer_read(current, doc):
+def _comparable(value, whole_seconds):
+    """``value`` at the precision the index keeps ``updated_at`` in."""
+    if value is None or not whole_seconds:
+        return value
+    return value.replace(microsecond=0)
+
+
+def _is_newer_read(current, doc, whole_seconds=False):
     """Whether doc was read after current, with the same updated_at."""
     return (current is not None and doc.read_at is not None and
-            current.updated_at == doc.updated_at and
+            _comparable(current.updated_at, whole_seconds) ==
+            _comparable(doc.updated_at, whole_seconds) and
             (current.read_at is None or doc.read_at > current.read_at))
 
 
-def _is_older(current, updated_at, read_at):
+def _is_older(current, updated_at, read_at, whole_seconds=False):
     """Whether a read (updated_at, read_at) is older than ``current``.
 
     ``updated_at`` orders reads of different versions of the record.
     Nova leaves it unchanged for some edits (tags, metadata), so reads
     with the same ``updated_at`` are ordered by when they were read.
+
+    :param whole_seconds: compare ``updated_at`` to the second, as a
+        store whose column keeps whole seconds (MariaDB/MySQL
+        ``DATETIME``) holds it, while cells on SQLite or PostgreSQL send
+        microseconds: two reads within one second are then ordered by
+        when they were read, which is the order of the versions they saw.
     """
-    stored = current.updated_at
+    stored = _comparable(current.updated_at, whole_seconds)
+    updated_at = _comparable(updated_at, whole_seconds)
     if stored is not None and (updated_at is None or updated_at < stored):
         return True
     if updated_at == stored and current.read_at is not None and \
@@ -98,10 +113,16 @@ class Writer(object):
     :param transaction: a callable returning a context manager that yields
                         a connection in a write transaction, committed on
                         success and rolled back on error
+    :param whole_seconds: whether the store keeps ``updated_at`` to the
+                          second (see :func:`_is_older`); the value is
+                          then written truncated, whatever the server
+                          would do with the fraction (MariaDB truncates,
+                          MySQL rounds)
     """
 
-    def __init__(self, transaction):
+    def __init__(self, transaction, whole_seconds=False):
         self._transaction = transaction
+        self.whole_seconds = whole_seconds
 
     # Instances --------------------------------------------------------------
 
@@ -127,8 +148,7 @@ class Writer(object):
                     raise
         return []  # pragma: no cover (the loop always returns)
 
-    @staticmethod
-    def _instance_row(doc):
+    def _instance_row(self, doc):
         row = dict(doc.columns)
         row.update(
             uuid=doc.uuid,
@@ -142,6 +162,9 @@ class Writer(object):
             read_at=doc.read_at,
             children_digest=_children_digest(doc),
             indexed_at=timeutils.utcnow())
+        if 'updated_at' in row:
+            row['updated_at'] = _comparable(row['updated_at'],
+                                            self.whole_seconds)
         return row
 
     @staticmethod
@@ -169,7 +192,8 @@ class Writer(object):
                 # keep the one we know.
                 row['cell_uuid'] = cur.cell_uuid
             outcome = self._instance_write_decision(cur, doc, row)
-            if outcome == base.UNCHANGED and _is_newer_read(cur, doc):
+            if outcome == base.UNCHANGED and _is_newer_read(
+                    cur, doc, self.whole_seconds):
                 # Same content, read later: remember when, or a read taken
                 # between the two (a tag added, then removed, without
                 # updated_at moving) would look newer than what we hold.
@@ -204,13 +228,13 @@ class Writer(object):
         self._replace_children(conn, children)
         return outcomes
 
-    @staticmethod
-    def _instance_write_decision(current, doc, row):
+    def _instance_write_decision(self, current, doc, row):
         if current is None:
             return base.WRITTEN
         if current.deleted and not doc.deleted:
             return base.TOMBSTONED
-        if _is_older(current, doc.updated_at, doc.read_at):
+        if _is_older(current, doc.updated_at, doc.read_at,
+                     self.whole_seconds):
             return base.STALE
         if (bool(current.deleted) == doc.deleted and
                 (current.doc, current.fault, current.bdms,
@@ -274,7 +298,8 @@ class Writer(object):
             uuid=doc.uuid, cell_uuid=doc.cell_uuid, host=doc.host,
             binary=doc.binary, topic=doc.topic, disabled=doc.disabled,
             forced_down=doc.forced_down, last_seen_up=doc.last_seen_up,
-            created_at=doc.created_at, updated_at=doc.updated_at,
+            created_at=doc.created_at,
+            updated_at=_comparable(doc.updated_at, self.whole_seconds),
             deleted=doc.deleted, deleted_at=doc.deleted_at,
             doc=document.dumps(doc.service), read_at=doc.read_at,
             indexed_at=timeutils.utcnow())
@@ -287,10 +312,12 @@ class Writer(object):
                     if current is not None:
                         if current.deleted and not doc.deleted:
                             return base.TOMBSTONED
-                        if _is_older(current, doc.updated_at, doc.read_at):
+                        if _is_older(current, doc.updated_at, doc.read_at,
+                                     self.whole_seconds):
                             return base.STALE
                         if current.doc == row['doc']:
-                            if _is_newer_read(current, doc):
+                            if _is_newer_read(current, doc,
+                                              self.whole_seconds):
                                 # As for instances: remember the later read.
                                 conn.execute(t.update().where(
                                     t.c.uuid == doc.uuid).values(

@@ -169,6 +169,29 @@ class InstanceOrderingTestCase(StoreTestCase):
         self.assertEqual('a', self.row(self.uuid).display_name)
         self.assertEqual(STALE, self.store.upsert_instance(between))
 
+    def test_reads_within_one_second_are_ordered_by_read(self):
+        # Cells on SQLite or PostgreSQL give updated_at in microseconds, a
+        # MariaDB index keeps whole seconds: two versions within one
+        # second must still be told apart, by when they were read.
+        older = self.doc(display_name='old',
+                         updated_at=at(2, microseconds=200000))
+        newer = self.doc(display_name='new',
+                         updated_at=at(2, microseconds=700000))
+        self.assertLess(older.read_at, newer.read_at)
+        self.assertEqual(WRITTEN, self.store.upsert_instance(newer))
+        self.assertEqual(STALE, self.store.upsert_instance(older))
+        self.assertEqual('new', self.row(self.uuid).display_name)
+
+    def test_unchanged_newer_read_within_a_second_is_remembered(self):
+        first, between, last = (
+            self.doc(display_name=name,
+                     updated_at=at(2, microseconds=500000))
+            for name in ('a', 'b', 'a'))
+        self.assertEqual(WRITTEN, self.store.upsert_instance(first))
+        self.assertEqual(UNCHANGED, self.store.upsert_instance(last))
+        self.assertEqual(STALE, self.store.upsert_instance(between))
+        self.assertEqual('a', self.row(self.uuid).display_name)
+
     def test_newer_read_is_written(self):
         self.store.upsert_instance(self.doc(display_name='a',
                                             updated_at=at(2)))
@@ -401,6 +424,22 @@ class ServiceTestCase(StoreTestCase):
         self.assertEqual(UNCHANGED, self.store.upsert_service(last))
         self.assertEqual(STALE, self.store.upsert_service(between))
         self.assertIs(False, self.row(first.uuid, models.index_services)
+                      .disabled)
+
+    def test_reads_within_one_second_are_ordered_by_read(self):
+        older = fakes.service_doc(updated_at=at(2, microseconds=200000),
+                                  disabled=True)
+        newer = fakes.service_doc(uuid=older.uuid,
+                                  updated_at=at(2, microseconds=700000),
+                                  disabled=False)
+        same = fakes.service_doc(uuid=older.uuid,
+                                 updated_at=at(2, microseconds=700000),
+                                 disabled=False)
+        self.assertLess(older.read_at, newer.read_at)
+        self.assertEqual(WRITTEN, self.store.upsert_service(newer))
+        self.assertEqual(UNCHANGED, self.store.upsert_service(same))
+        self.assertEqual(STALE, self.store.upsert_service(older))
+        self.assertIs(False, self.row(older.uuid, models.index_services)
                       .disabled)
 
     def test_tombstone_service(self):
