@@ -50,6 +50,11 @@ What :func:`install` overlays:
     to this process's embedded index writer, if there is one
     (:mod:`nova_search_ext.index.feed.embedded`): Nova sends no
     notification for a heartbeat, and ``host_status`` depends on it.
+``nova.api.openstack.wsgi.Resource._process_stack``
+    Each nova-api request is a settling scope of the embedded feed
+    (:func:`nova_search_ext.index.feed.embedded.settling`): with deferred
+    embedded writes, the notifications the request sent are in the index
+    before it responds.
 ``nova.objects.Service.create`` and ``Service.destroy``
     Only on a Nova that does not emit ``service.create`` and
     ``service.delete`` itself (Nova 17.0.0 and later does): after the
@@ -149,6 +154,21 @@ def _install_service_liveness():
 
     _patch(service_obj.Service, 'save',
            _after_service_write('save', embedded.service_saved))
+
+
+def _install_request_settling():
+    from nova.api.openstack import wsgi
+
+    from nova_search_ext.index.feed import embedded
+
+    original = wsgi.Resource._process_stack
+
+    @functools.wraps(original)
+    def _process_stack(self, *args, **kwargs):
+        with embedded.settling():
+            return original(self, *args, **kwargs)
+
+    _patch(wsgi.Resource, '_process_stack', _process_stack)
 
 
 def _install_list_branch():
@@ -305,6 +325,7 @@ def install():
             _install_serialize_once()
             _install_request_specs()
             _install_service_liveness()
+            _install_request_settling()
             if native_service_notifications():
                 LOG.debug('Nova sends service.create and service.delete '
                           'itself; not adding emitters.')

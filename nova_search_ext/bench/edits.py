@@ -35,6 +35,12 @@ the benchmark's own configuration is put back at the end.  Each rename
 picks another instance, spread over the cells.
 """
 
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
 from nova_search_ext.bench import api
 from nova_search_ext.bench import feed
 from nova_search_ext.bench import lag
@@ -155,4 +161,57 @@ def _describe(entry):
     if 'read_your_writes' in entry:
         text += ', in the index when the request returned: %s' % (
             entry['read_your_writes'])
+    return text
+
+
+# Where a boot can run: Nova's in-process deployment of its functional
+# tests, as this package's functional tests set it up.
+BOOT_WORLD = 'nova_search_ext.tests.functional.boot_world'
+
+
+def boot_latency(workdir, boots, say):
+    """Boots through nova-api per configuration, in Nova's test world.
+
+    ``BOOT_WORLD`` runs in a process of its own: Nova's in-process
+    deployment takes over the configuration and global state of the
+    process it runs in.  It needs the test packages of Nova and of this
+    package; without them the measurement is skipped, with the reason.
+
+    :returns: the results the boot world wrote, ``{'skipped': ...}`` or
+              ``{'error': ...}``
+    """
+    for needed in ('nova.tests.functional.integrated_helpers', BOOT_WORLD):
+        try:
+            found = importlib.util.find_spec(needed) is not None
+        except ImportError:
+            found = False
+        if not found:
+            reason = 'not measured: %s is not installed' % needed
+            say('  %s' % reason)
+            return {'skipped': reason}
+    output = os.path.join(workdir, 'boot.json')
+    env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
+    proc = subprocess.run(
+        [sys.executable, '-m', BOOT_WORLD, '--boots', str(boots),
+         '--output', output], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        tail = proc.stdout.strip().splitlines()[-5:]
+        return {'error': 'the boot measurement failed (exit %d): %s' % (
+            proc.returncode, ' | '.join(tail))}
+    with open(output) as f:
+        results = json.load(f)
+    for key, entry in results['configurations'].items():
+        say('  boot, %s: %s' % (entry['label'], boot_text(entry)))
+    return results
+
+
+def boot_text(entry):
+    text = '%.1f ms median (p90 %.1f, %d boots)' % (
+        entry['median_ms'], entry['p90_ms'], entry['boots'])
+    if entry.get('index_after_active_median_ms') is not None:
+        text += ', ACTIVE in the index %.1f ms after nova-api showed it' % (
+            entry['index_after_active_median_ms'])
+    if entry.get('never_indexed'):
+        text += ', %d never ACTIVE in the index' % entry['never_indexed']
     return text

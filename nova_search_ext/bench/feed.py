@@ -33,7 +33,9 @@ threads, as the listener's threading executor runs it, and in batches, as
 import collections
 import concurrent.futures
 import copy
+import os
 import random
+import statistics
 import time
 
 from oslo_utils import timeutils
@@ -240,9 +242,93 @@ def endpoint_throughput(deployment, store, count, threads, say,
         if stats['written'] != len(payloads):
             say('  WARNING: only %d of %d notifications wrote a document' %
                 (stats['written'], len(payloads)))
+    results['driver'] = driver_cost(deployment, store, feeder, sample,
+                                    count, len(runs), say)
     feeder.close()
     results['per_second'] = results['runs']['batch-1']['per_second']
     return results
+
+
+def driver_cost(deployment, store, feeder, sample, count, offset, say):
+    """What the embedded driver costs the Nova call that sends a notification.
+
+    ``count`` instance.update notifications, each about another instance
+    renamed in its cell just before, handed one after the other to the
+    driver's :class:`~nova_search_ext.index.feed.catchup.CatchUp` (what
+    ``IndexNotifyDriver.notify`` calls), outside any nova-api request, as
+    a compute manager or conductor sends them: in each ``[search_index]
+    embedded_writes`` mode, the time each call takes, and for the
+    deferred mode the time from the last call until the index holds every
+    new name (the writer thread's delay at this load).  Back to back, so
+    the thread and the calls share the interpreter: the least favourable
+    case for the deferred calls.
+
+    :returns: ``{mode: {'median_ms', 'p90_ms', 'calls', 'indexed',
+              'drained_ms'}}``
+    """
+    from nova_search_ext.bench import lag
+    from nova_search_ext.index import endpoint as endpoint_mod
+    from nova_search_ext.index.feed import catchup as catchup_mod
+    from nova_search_ext.index.feed import journal as journal_mod
+
+    results = {}
+    for i, mode in enumerate((catchup_mod.INLINE, catchup_mod.DEFERRED)):
+        items = [sample[((offset + i) * count + j) % len(sample)]
+                 for j in range(count)]
+        names = feeder.change(items, 'driver%s' % mode[0])
+        messages = [{'event_type': 'instance.update',
+                     'payload': feeder.payload_for(uuid, names[uuid]),
+                     'metadata': {'message_id': 'driver-%s-%d' % (mode, n)}}
+                    for n, (uuid, _m) in enumerate(items)]
+        journal = journal_mod.Journal(os.path.join(
+            deployment.workdir, 'journal', 'bench-%s.sqlite' % mode))
+        catchup = catchup_mod.CatchUp(
+            endpoint_mod.NotificationEndpoint(store, requeue_delay=0),
+            journal=journal, writer_id='nova-search-bench-%s@bench' % mode,
+            host='bench', program='nova-search-bench', mode=mode)
+        catchup.start()
+        calls = []
+        try:
+            for message in messages:
+                started = time.perf_counter()
+                catchup.deliver(message)
+                calls.append((time.perf_counter() - started) * 1000.0)
+            last = time.perf_counter()
+            deadline = last + 120.0
+            while journal.pending()[0] and time.perf_counter() < deadline:
+                time.sleep(0.001)
+            drained_ms = (time.perf_counter() - last) * 1000.0
+        finally:
+            # Withdraws the bench writer's lease: nova-api trusts the index
+            # as before.
+            catchup.stop()
+            journal.close()
+        found = lag.indexed_names(store, list(names))
+        indexed = sum(1 for uuid, name in names.items()
+                      if found.get(uuid) == name)
+        calls.sort()
+        entry = {'calls': len(calls), 'indexed': indexed,
+                 'median_ms': round(statistics.median(calls), 3),
+                 'p90_ms': round(calls[int(0.9 * (len(calls) - 1))], 3)}
+        if mode == catchup_mod.DEFERRED:
+            entry['drained_ms'] = round(drained_ms, 1)
+        results[mode] = entry
+        say('  embedded driver, embedded_writes = %s: %s' % (
+            mode, driver_text(entry)))
+        if indexed != len(names):
+            say('  WARNING: only %d of %d changes reached the index' % (
+                indexed, len(names)))
+    return results
+
+
+def driver_text(entry):
+    text = '%.2f ms median per notification to the sending call (p90 ' \
+        '%.2f, %d calls), %d of them in the index' % (
+            entry['median_ms'], entry['p90_ms'], entry['calls'],
+            entry['indexed'])
+    if 'drained_ms' in entry:
+        text += ' %.0f ms after the last call' % entry['drained_ms']
+    return text
 
 
 def _describe_run(run):

@@ -103,6 +103,7 @@ def parameters(args):
         'lag_count': args.lag_count,
         'drain_count': args.drain_count,
         'renames': args.renames,
+        'boots': args.boots,
         'indexer_processes': args.indexer_processes,
         'seed': args.seed,
         'one_cell_baseline': args.one_cell_baseline,
@@ -313,6 +314,16 @@ def measure_deployment(args, say, results):
                     failures.append(scenarios_mod.Failure(
                         'rename', 'wsgi', 'PUT', 0, problem))
                     say('  FAILURE %s' % problem)
+            if args.boots:
+                say('A boot through nova-api (POST /servers until ACTIVE), '
+                    'with and without the package, in Nova\'s in-process '
+                    'deployment')
+                boot = edits.boot_latency(dep.workdir, args.boots, say)
+                results.setdefault('edits', {})['boot'] = boot
+                if boot.get('error'):
+                    failures.append(scenarios_mod.Failure(
+                        'boot', 'wsgi', 'POST', 0, boot['error']))
+                    say('  FAILURE %s' % boot['error'])
             if args.notifications:
                 say('Indexing throughput: instance.update notifications '
                     'through NotificationEndpoint')

@@ -44,12 +44,12 @@ DEMO = {'cells': 4, 'instances': 500, 'warmup': 1, 'wsgi_warmup': 0,
         'min_repeat': 3, 'wsgi_min_repeat': 1, 'budget': 2.0,
         'breakdown_runs': 3, 'breakdown_min_runs': 1,
         'notifications': 100, 'lag_count': 200, 'drain_count': 0,
-        'renames': 5, 'collector_rounds': 2}
+        'renames': 5, 'boots': 0, 'collector_rounds': 2}
 FULL = {'cells': 16, 'instances': 20000, 'warmup': 2, 'wsgi_warmup': 1,
         'min_repeat': 5, 'wsgi_min_repeat': 5, 'budget': 45.0,
         'breakdown_runs': 3, 'breakdown_min_runs': 3,
         'notifications': 1000, 'lag_count': 2000, 'drain_count': 3000,
-        'renames': 50, 'collector_rounds': 6}
+        'renames': 50, 'boots': 20, 'collector_rounds': 6}
 
 
 def _csv(choices):
@@ -171,6 +171,14 @@ def build_parser():
                            'embedded feed; 0 to skip (default: %d for the '
                            'demo, %d with --full)' % (DEMO['renames'],
                                                       FULL['renames']))
+    feed.add_argument('--boots', type=int,
+                      help='boots through nova-api (POST /servers until '
+                           'ACTIVE) measured per configuration in Nova\'s '
+                           'in-process deployment (two cells, fake virt '
+                           'driver): stock Nova, the package with deferred '
+                           'and with in-line embedded writes; 0 to skip '
+                           '(default: %d for the demo, %d with --full)' % (
+                               DEMO['boots'], FULL['boots']))
     feed.add_argument('--notifications', type=int,
                       help='instance.update notifications fed to the '
                            'endpoint per thread count, 0 to skip (default: '

@@ -90,7 +90,11 @@ def local_journal_lines(directory=None):
     for name in names:
         path = os.path.join(directory, name)
         try:
-            count, oldest = journal.Journal(path).pending()
+            opened = journal.Journal(path)
+            try:
+                count, oldest = opened.pending()
+            finally:
+                opened.close()
         except Exception as e:
             lines.append('journal %s: unreadable (%s)' % (path, e))
             continue

@@ -130,19 +130,59 @@ Possible values:
 * 0: ``index purge`` removes every tombstone.
 * A positive number of seconds (default: one week).
 """),
+    cfg.StrOpt('embedded_writes',
+        default='deferred',
+        choices=[
+            ('deferred', 'The emitting call journals the notification and '
+             'returns; a thread of the same process indexes it moments '
+             'later. nova-api requests wait for their own notifications.'),
+            ('inline', 'The emitting call indexes the notification before '
+             'it returns.'),
+        ],
+        help="""
+When a Nova service with the ``nova_search_index`` notification driver writes
+a notification to the index.
+
+``deferred`` (the default): the Nova call that sent the notification appends
+it to the service's journal on local disk (``journal_dir``) and returns; a
+thread of the same process indexes the journal at once, in batches.  The call
+pays about a millisecond instead of the index write (which re-reads the
+instance from its cell: several milliseconds to tens of milliseconds), and a
+change is in the index a few milliseconds after the call that made it.
+Every nova-api request (with the package's api-paste filter) still waits,
+before it responds, until the notifications it sent itself are indexed: a
+change a user makes through the API (a rename, metadata, tags, a state
+change the API makes) is in the list as soon as the request returns.  Changes
+other services make, including those an API request waits for over RPC
+(attaching an interface, say), follow within the thread's delay.
+
+``inline``: the Nova call indexes the notification before it returns, in
+every service: a change is in the list as soon as any call that made it
+returns, at the cost of the index write in that call.
+
+In both modes a notification the index cannot take is journalled and
+indexed later (``catchup_interval``), and nova-api lists from the cells
+until it is (``writer_lease``).
+
+Related options:
+
+* ``[search_index] journal_dir``
+* ``[search_index] writer_lease``
+"""),
     cfg.StrOpt('journal_dir',
         default='$state_path/nova_search_journal',
         help="""
 Directory of the embedded feed's journal.
 
 Used by Nova services that load the ``nova_search_index`` notification
-driver.  When such a service cannot write a notification to the index (the
-index database is down, failing over, locked or unreachable from this host),
-the notification is appended to a journal file in this directory, on local
-disk, and written to the index once the index answers again (see
-``catchup_interval``).  Every process of one service on a host shares one
-file.  The directory must be writable by the service and survive its
-restarts; it is created if missing.
+driver.  With ``embedded_writes = deferred`` every notification passes
+through the journal.  When such a service cannot write a notification to the
+index (the index database is down, failing over, locked or unreachable from
+this host), the notification is appended to a journal file in this
+directory, on local disk, and written to the index once the index answers
+again (see ``catchup_interval``).  Every process of one service on a host
+shares one file.  The directory must be writable by the service and survive
+its restarts; it is created if missing.
 
 Related options:
 
@@ -174,10 +214,12 @@ Each Nova service that loads the ``nova_search_index`` notification driver
 renews a lease in the index every third of this time.  nova-api answers
 server lists from the index only while every such service holds a lease and
 has nothing journalled; otherwise it lists from the cells (one WARNING) until
-the index has caught up.  When an in-line write fails, the Nova call that
-sent the notification waits until the service's last lease has run out (once
-per outage, at most this long plus one second), so that no list answered
-from the index misses a change after the call that made it returned.
+the index has caught up.  When a write fails, the Nova call that sent the
+notification (with ``embedded_writes = deferred``: the nova-api request that
+sent it, or the service's next call that sends one) waits until the
+service's last lease has run out (once per outage, at most this long plus
+one second), so that no list answered from the index misses a change after
+the call that made it returned.
 
 Shorter leases shorten that wait and add writes to the index: one per
 service every ``writer_lease / 3`` seconds.  Keep the clocks of the Nova

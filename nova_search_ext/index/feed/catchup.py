@@ -40,9 +40,26 @@ lets a reader know about a writer that can no longer reach the store at
 all; the wait is what makes the lease a promise.  It costs the first
 failing call of an outage at most ``writer_lease`` + 1 seconds; later ones
 find the lease run out and do not wait.
+
+That is ``[search_index] embedded_writes = inline``.  With ``deferred``
+(the default) the emitting call only appends the notification to the
+journal (one durable ``INSERT``) and wakes the catch-up thread, which
+indexes this process's entries at once, in batches, oldest first; a
+notification is therefore in the index a few milliseconds after the call
+that sent it returned, not before.  Where a client waits for the change,
+the wait is kept: a :func:`settling` scope (every nova-api request, see
+:mod:`nova_search_ext.hooks`) records the entries appended in its thread
+and, when it ends, indexes what is left of them (or waits for the thread
+that is doing it) before the response goes out.  An entry still journalled
+:data:`OVERDUE` seconds after it was appended is nobody's work in progress
+(its process died, or the store refuses it): the periodic step replays it
+and announces it as pending, so readers stop trusting the index until it
+is written.  Failures are handled as above: an outage journals, fences and
+replays the same way in both modes.
 """
 
 import atexit
+import contextlib
 import os
 import re
 import socket
@@ -67,6 +84,15 @@ CLOCK_MARGIN = 1.0
 REPLAY_BATCH = 100
 
 LEASE_KEY = 'lease_until'
+
+# Seconds after which a deferred entry that is still journalled counts as
+# not being indexed by anyone (see the module's docstring).
+OVERDUE = 1.0
+
+INLINE, DEFERRED = 'inline', 'deferred'
+
+# Per thread: the entry numbers each open settling scope has appended.
+_SCOPES = threading.local()
 
 _SAFE = re.compile(r'[^A-Za-z0-9_.@-]+')
 
@@ -104,12 +130,15 @@ class CatchUp(object):
     :param clock: returns seconds since the epoch (tests)
     :param sleep: waits a number of seconds (tests; default: a wait that
                   :meth:`stop` interrupts)
+    :param mode: :data:`INLINE` or :data:`DEFERRED` (default:
+                 ``[search_index] embedded_writes``)
     """
 
     def __init__(self, endpoint, journal=None, writer_id=None, host=None,
                  program=None, lease=None, interval=None, clock=time.time,
-                 sleep=None):
+                 sleep=None, mode=None):
         group = conf.CONF.search_index
+        self.mode = mode or group.embedded_writes
         ident = writer_identity(host, program)
         self.writer_id = writer_id or ident[0]
         self.host = host or ident[1]
@@ -127,6 +156,10 @@ class CatchUp(object):
         self._thread = None
         self._pid = None
         self._lock = threading.Lock()
+        # Held while entries are handed to the endpoint, so that a settling
+        # scope and the thread never index the same entries at once.
+        self._drain_lock = threading.Lock()
+        self._step_now = False
         count, oldest = self.journal.pending()
         # Whether this process sends notifications to the journal rather
         # than to the store (an outage it has seen and not yet recovered
@@ -154,6 +187,9 @@ class CatchUp(object):
             # A worker forked from the process that started the thread
             # (nova-conductor's workers, say) runs its own.
             self._restart_in_child()
+        if self.mode == DEFERRED:
+            self._defer(message)
+            return
         while True:
             result = None
             if not self.outage:
@@ -170,15 +206,80 @@ class CatchUp(object):
         self._wake.set()
         self.fence()
 
+    def _defer(self, message):
+        """Journal ``message`` for the thread (deferred mode)."""
+        try:
+            seq = self.journal.append(message)
+        except Exception as e:
+            LOG.warning('Could not journal %(event)s for the search index '
+                        '(%(error)s); indexing it in-line.',
+                        {'event': message.get('event_type'), 'error': e})
+            result = self.endpoint.process_each([message])[0]
+            if result == listener.REQUEUE:
+                self._lost(message, e)
+            return
+        scopes = getattr(_SCOPES, 'stack', None)
+        if scopes:
+            scopes[-1].append(seq)
+        self._wake.set()
+        if self.outage:
+            self.fence()
+
     def _append(self, message):
         try:
             self.journal.append(message)
         except Exception as e:
-            self.endpoint.stats.incr('failed')
-            LOG.error('Could not journal %(event)s for the search index '
-                      '(%(error)s); it is lost until "nova-search-manage '
-                      'index verify --repair" runs.',
-                      {'event': message.get('event_type'), 'error': e})
+            self._lost(message, e)
+
+    def _lost(self, message, error):
+        self.endpoint.stats.incr('failed')
+        LOG.error('Could not journal %(event)s for the search index '
+                  '(%(error)s); it is lost until "nova-search-manage '
+                  'index verify --repair" runs.',
+                  {'event': message.get('event_type'), 'error': error})
+
+    @contextlib.contextmanager
+    def settling(self):
+        """A scope whose notifications are indexed when it ends.
+
+        In deferred mode, the notifications this thread sends inside the
+        scope are in the index (or, if the store refuses them, readers no
+        longer trust it: :meth:`fence`) when the ``with`` block is left,
+        however it is left.  Scopes nest; each settles its own.  In-line
+        mode has nothing to settle.
+        """
+        stack = _SCOPES.__dict__.setdefault('stack', [])
+        seqs = []
+        stack.append(seqs)
+        try:
+            yield
+        finally:
+            stack.pop()
+            if seqs:
+                self.settle(seqs)
+
+    def flush(self):
+        """Settle everything this process has journalled (deferred mode)."""
+        entries = self.journal.peek(-1, own=True)
+        self.settle([entry.seq for entry in entries])
+
+    def settle(self, seqs):
+        """Index the journal entries numbered ``seqs``; never raises."""
+        if not seqs:
+            return
+        try:
+            while not self.outage:
+                with self._drain_lock:
+                    if self.outage or not self.journal.remaining(seqs):
+                        break
+                    if not self._drain_batch():
+                        break
+            if self.outage:
+                self.fence()
+        except Exception:
+            LOG.exception('Could not settle %d search index notification(s) '
+                          'of %s; the catch-up thread will index them.',
+                          len(seqs), self.writer_id)
 
     def _begin_outage(self):
         """Enter the outage (with ``_lock`` held)."""
@@ -231,6 +332,7 @@ class CatchUp(object):
         # Threads do not survive a fork: the child has the parent's
         # objects, its locks in whatever state they were, and no thread.
         self._lock = threading.Lock()
+        self._drain_lock = threading.Lock()
         self._thread = None
         self._pid = None
         self.start()
@@ -251,7 +353,13 @@ class CatchUp(object):
         if not retire:
             return
         try:
-            if not self.journal.pending()[0]:
+            if self.mode == DEFERRED and not self.outage:
+                # A clean stop leaves none of its own entries behind.
+                with self._drain_lock:
+                    while not self.outage and self._drain_batch():
+                        pass
+            # Other workers' entries sharing the file are theirs to index.
+            if not self.journal.pending(own=self.mode == DEFERRED)[0]:
                 self._announce(0, None, base.FeedWriter.STOPPED)
         except Exception as e:
             LOG.debug('Could not withdraw the feed lease of %s: %s',
@@ -262,14 +370,57 @@ class CatchUp(object):
         return min(self.interval, self.lease / 3.0)
 
     def _run(self):
+        due = 0.0
         while not self._stop.is_set():
             try:
-                self.step()
+                if self.mode == DEFERRED and not self.outage:
+                    self.drain()
+                # In-line, every wake-up is a journalled notification; a
+                # deferred drain that has just begun an outage wants the
+                # step too (to announce it), not only every period.
+                step_due = self._step_now or time.monotonic() >= due
+                if self.mode == INLINE or step_due:
+                    self._step_now = False
+                    due = time.monotonic() + self.period
+                    self.step()
             except Exception:
                 LOG.exception('Unexpected error in the search index '
                               'catch-up of %s', self.writer_id)
-            self._wake.wait(self.period)
+                self._stop.wait(self.period)
+            self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
+
+    def drain(self):
+        """Index this process's journalled notifications (deferred mode).
+
+        :returns: the number of entries removed from the journal
+        """
+        removed = 0
+        while not self._stop.is_set() and not self.outage:
+            with self._drain_lock:
+                done = self._drain_batch()
+            if not done:
+                break
+            removed += done
+        return removed
+
+    def _drain_batch(self):
+        """Index the oldest batch of this process's entries.
+
+        Call with ``_drain_lock`` held.  A refusal begins an outage.
+
+        :returns: the number of entries removed (0: nothing to do)
+        """
+        entries = self.journal.peek(REPLAY_BATCH, own=True)
+        if not entries:
+            return 0
+        removed, refused = self._index(entries)
+        if refused:
+            with self._lock:
+                self._begin_outage()
+            self._step_now = True
+            self._wake.set()
+        return removed
 
     def step(self):
         """Replay what the journal holds, then renew the lease.
@@ -278,10 +429,15 @@ class CatchUp(object):
         in-line path journals with, so the store never hears "nothing
         pending" while a journalled notification waits.
         """
-        if self.journal.pending()[0] and self._store_answers():
-            self.replay()
+        cutoff = None
+        if self.mode == DEFERRED:
+            # Entries appended since are this or another live process's
+            # work in progress; in an outage, everything until now is due.
+            cutoff = self.clock() - (0.0 if self.outage else OVERDUE)
+        if self.journal.pending(cutoff)[0] and self._store_answers():
+            self.replay(cutoff)
         with self._lock:
-            count, oldest = self.journal.pending()
+            count, oldest = self.journal.pending(cutoff)
             try:
                 self._announce(count, oldest, base.FeedWriter.ACTIVE)
             except Exception as e:
@@ -316,42 +472,58 @@ class CatchUp(object):
             lease_until=lease_until, pending=count, pending_since=oldest,
             renewed_at=now))
 
-    def replay(self):
+    def replay(self, before=None):
         """Hand journalled notifications to the endpoint, oldest first.
 
+        :param before: only entries recorded at or before this time
         :returns: the number of entries removed from the journal
         """
         removed = 0
         while not self._stop.is_set():
-            entries = self.journal.peek(REPLAY_BATCH)
-            if not entries:
-                break
-            done = []
-            readable = []
-            for entry in entries:
-                if entry.message is None:
-                    self.endpoint.stats.incr('received')
-                    self.endpoint.stats.incr('malformed')
-                    LOG.warning('Skipping unreadable entry %(seq)d of the '
-                                'search index journal %(path)s',
-                                {'seq': entry.seq, 'path': self.journal.path})
-                    done.append(entry.seq)
-                else:
-                    readable.append(entry)
-            results = self.endpoint.process_each(
-                [entry.message for entry in readable])
-            refused = False
-            for entry, result in zip(readable, results):
-                if result == listener.REQUEUE:
-                    refused = True
-                else:
-                    done.append(entry.seq)
-            self.journal.remove(done)
-            removed += len(done)
+            with self._drain_lock:
+                entries = self.journal.peek(REPLAY_BATCH, before=before)
+                if not entries:
+                    break
+                done, refused = self._index(entries)
+            removed += done
             if refused:
+                with self._lock:
+                    self._begin_outage()
                 break
         self.replayed += removed
         return removed
+
+    def _index(self, entries):
+        """Hand ``entries`` to the endpoint; remove what it took.
+
+        Unreadable entries are counted as malformed and removed, like
+        those the endpoint skips, so that nothing is looped on.
+
+        :returns: ``(removed, refused)``; refused if the endpoint asked
+                  for any entry to be retried later
+        """
+        done = []
+        readable = []
+        for entry in entries:
+            if entry.message is None:
+                self.endpoint.stats.incr('received')
+                self.endpoint.stats.incr('malformed')
+                LOG.warning('Skipping unreadable entry %(seq)d of the '
+                            'search index journal %(path)s',
+                            {'seq': entry.seq, 'path': self.journal.path})
+                done.append(entry.seq)
+            else:
+                readable.append(entry)
+        results = self.endpoint.process_each(
+            [entry.message for entry in readable]) if readable else []
+        refused = False
+        for entry, result in zip(readable, results):
+            if result == listener.REQUEUE:
+                refused = True
+            else:
+                done.append(entry.seq)
+        self.journal.remove(done)
+        return len(done), refused
 
     def _end_outage(self):
         """Leave the outage (with ``_lock`` held)."""

@@ -21,6 +21,7 @@ for nova-compute's heartbeats).  Without an active endpoint nothing
 happens; the RabbitMQ indexer refreshes services on its own schedule.
 """
 
+import contextlib
 import threading
 
 from oslo_log import log as logging
@@ -67,6 +68,18 @@ def active():
 
 def active_catchup():
     return _ACTIVE[0][1] if _ACTIVE else None
+
+
+def settling():
+    """A scope whose notifications are in the index when it ends.
+
+    See :meth:`.catchup.CatchUp.settling`; nothing to do (a null context)
+    in a process without an embedded writer.
+    """
+    catchup = active_catchup()
+    if catchup is None:
+        return contextlib.nullcontext()
+    return catchup.settling()
 
 
 def service_saved(service):

@@ -20,8 +20,10 @@ Configured in any Nova service's ``nova.conf``::
 ``nova.rpc`` builds its notifiers at start-up in every Nova process; with
 this driver listed, each versioned notification the process sends is also
 handed to :class:`~nova_search_ext.index.endpoint.NotificationEndpoint`
-in-line, so the index is written before the emitting call returns (a change
-visible through ``GET /servers/{id}`` is visible in the list).
+through the process's :class:`~.catchup.CatchUp`: journalled and indexed
+by its thread moments later (``[search_index] embedded_writes =
+deferred``, the default; a nova-api request waits for its own), or
+in-line, before the emitting call returns (``inline``).
 
 The ``nova_search_index`` entry point names
 :class:`nova_search_ext.notify_driver.IndexNotifyDriver`, a subclass of

@@ -20,6 +20,8 @@ import socket
 import threading
 
 import fixtures
+from oslo_utils import timeutils
+from oslo_utils import uuidutils
 
 from nova.db.api import api as api_db
 from nova.db.main import api as main_db
@@ -114,6 +116,41 @@ class IndexFixture(fixtures.Fixture):
             payload = notifier._serializer.serialize_entity(ctxt, payload)
             fed.append(event_type)
             endpoint.process(event_type, payload, {})
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.notifications.FakeVersionedNotifier._notify',
+            _notify))
+
+
+class DriverFeedFixture(fixtures.Fixture):
+    """Nova's versioned notifications also go to a notification driver.
+
+    Every notification Nova's NotificationFixture captures is handed to
+    ``driver()`` (called each time: a test may load the driver again) as
+    oslo.messaging hands a message to a driver's ``notify``, the way
+    ``[oslo_messaging_notifications] driver = nova_search_index`` makes
+    it reach ours.  ``delivered(event_type, payload)``, if given, is called
+    once the driver has returned.
+    """
+
+    def __init__(self, driver, delivered=None):
+        self.driver = driver
+        self.delivered = delivered
+
+    def _setUp(self):
+        original = nova_notifications.FakeVersionedNotifier._notify
+        fixture = self
+
+        def _notify(notifier, priority, ctxt, event_type, payload):
+            original(notifier, priority, ctxt, event_type, payload)
+            payload = notifier._serializer.serialize_entity(ctxt, payload)
+            message = {'event_type': event_type, 'payload': payload,
+                       'message_id': uuidutils.generate_uuid(),
+                       'timestamp': str(timeutils.utcnow()),
+                       'priority': priority.upper()}
+            fixture.driver().notify(ctxt, message, priority.upper(), None)
+            if fixture.delivered is not None:
+                fixture.delivered(event_type, payload)
 
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.notifications.FakeVersionedNotifier._notify',

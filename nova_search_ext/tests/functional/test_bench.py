@@ -157,8 +157,17 @@ class BenchSmokeTestCase(base.ProcessTestCase):
         self.assertEqual([
             'speedup_50', 'speedup_1000', 'e2e_speedup_50',
             'e2e_speedup_1000', 'e2e_floor_50', 'e2e_floor_1000', 'scaling',
-            'floor_50', 'floor_1000', 'indexer_rate', 'lag_p99'],
+            'floor_50', 'floor_1000', 'indexer_rate', 'lag_p99',
+            'embedded_cost'],
             [t['name'] for t in result['targets']])
+        # The embedded driver in both modes: every change indexed.
+        for mode in ('inline', 'deferred'):
+            driver = feed['driver'][mode]
+            self.assertEqual((20, 20), (driver['calls'], driver['indexed']),
+                             mode)
+            self.assertIn('embedded driver (sqlite store), embedded_writes '
+                          '= %s: ' % mode, proc.stdout)
+        self.assertIn('drained_ms', feed['driver']['deferred'])
         values = {
             'speedup_50': result['scenarios']['a']['compute_api']['ratio'],
             'speedup_1000': result['scenarios']['b']['compute_api']['ratio'],
@@ -169,6 +178,7 @@ class BenchSmokeTestCase(base.ProcessTestCase):
             'e2e_floor_1000':
                 result['scenarios']['b']['wsgi_floor']['index_vs_floor'],
             'indexer_rate': feed['per_second'],
+            'embedded_cost': feed['driver']['deferred']['median_ms'],
         }
         for name, value in values.items():
             t = targets[name]
@@ -181,6 +191,35 @@ class BenchSmokeTestCase(base.ProcessTestCase):
         for name in ('scaling', 'lag_p99'):
             self.assertEqual('NOT MEASURED', targets[name]['verdict'], name)
             self.assertIsNone(targets[name]['value'], name)
+
+    def test_boot_latency(self):
+        proc, result = self.run_bench('--scenarios', 'a',
+                                      '--levels', 'compute_api',
+                                      '--notifications', '0',
+                                      '--lag-count', '0', '--renames', '0',
+                                      '--collector-rounds', '0',
+                                      '--breakdown-runs', '0',
+                                      '--boots', '1')
+        self.assertIsNotNone(result, proc.stdout[-4000:])
+        self.assertEqual(0, proc.returncode, proc.stdout[-4000:])
+        boot = result['edits']['boot']
+        self.assertNotIn('error', boot)
+        self.assertEqual(1, boot['boots'])
+        configs = boot['configurations']
+        self.assertEqual({'stock', 'deferred', 'inline'}, set(configs))
+        for key, entry in configs.items():
+            self.assertEqual(1, entry['boots'], key)
+            self.assertGreater(entry['median_ms'], 0, key)
+        for key in ('deferred', 'inline'):
+            # Every booted server reached the index ACTIVE.
+            self.assertEqual(0, configs[key]['never_indexed'], key)
+            self.assertIsNotNone(
+                configs[key]['index_after_active_median_ms'], key)
+            self.assertEqual(round(configs[key]['median_ms'] -
+                                   configs['stock']['median_ms'], 1),
+                             configs[key]['added_ms'])
+        self.assertIn('boot through nova-api (POST /servers until ACTIVE, '
+                      'median of 1', proc.stdout)
 
     def test_rabbitmq_lag(self):
         services.require(self, 'rabbitmq')

@@ -15,9 +15,10 @@
 its own, after ``driver = messagingv2``) is the activation of nova-compute
 (and of every Nova service that loads it): oslo.messaging finds the
 driver through its entry point, loading it installs the hooks, each
-versioned notification is indexed before the emitting call returns, the
-legacy notifier's copy ignores everything, and service heartbeats reach
-the index.
+versioned notification is indexed before the emitting call returns
+(``embedded_writes = inline``; the deferred mode is tested in
+test_embedded_deferred), the legacy notifier's copy ignores everything,
+and service heartbeats reach the index.
 """
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
@@ -59,6 +60,7 @@ class EmbeddedDriverTestCase(base.MultiCellTestCase):
             driver='nova_search_index', topics=topics)
 
     def test_driver_activates_and_indexes_in_line(self):
+        self.flags(embedded_writes='inline', group='search_index')
         hooks.uninstall()
         self.assertFalse(hooks.installed())
         notifier = self._notifier(['versioned_notifications'])

@@ -19,12 +19,12 @@ from nova_search_ext.tests.unit import base
 
 NAMES = ['speedup_50', 'speedup_1000', 'e2e_speedup_50', 'e2e_speedup_1000',
          'e2e_floor_50', 'e2e_floor_1000', 'scaling', 'floor_50',
-         'floor_1000', 'indexer_rate', 'lag_p99']
+         'floor_1000', 'indexer_rate', 'lag_p99', 'embedded_cost']
 
 
 def _results(a_compute=20.0, b_compute=3.0, a_wsgi=16.0, b_wsgi=4.0,
              a_floor=2.5, b_floor=3.5, rate=1200.0, p99=0.8,
-             cells=16, per_cell=20000):
+             cells=16, per_cell=20000, driver_ms=0.5):
     def scenario(compute, wsgi, floor, compute_floor):
         return {'compute_api': {'ratio': compute},
                 'wsgi': {'ratio': wsgi},
@@ -35,7 +35,9 @@ def _results(a_compute=20.0, b_compute=3.0, a_wsgi=16.0, b_wsgi=4.0,
                        'lag_rate': 200},
         'scenarios': {'a': scenario(a_compute, a_wsgi, a_floor, 1.2),
                       'b': scenario(b_compute, b_wsgi, b_floor, 1.6)},
-        'indexing': {'store': 'sqlite', 'per_second': rate},
+        'indexing': {'store': 'sqlite', 'per_second': rate,
+                     'driver': {'inline': {'median_ms': 11.0},
+                                'deferred': {'median_ms': driver_ms}}},
         'lag': {'p99_s': p99},
         'scaling': {'scenarios': {'a': {'ratio': 0.9},
                                   'b': {'ratio': 1.2}}},
@@ -64,7 +66,8 @@ class TargetsTestCase(base.TestCase):
                     'floor_50': (1.2, 1.5, 'PASS'),
                     'floor_1000': (1.6, 1.5, 'MISS'),
                     'indexer_rate': (1200.0, 1000.0, 'PASS'),
-                    'lag_p99': (0.8, 1.0, 'PASS')}
+                    'lag_p99': (0.8, 1.0, 'PASS'),
+                    'embedded_cost': (0.5, 5.0, 'PASS')}
         for name, (value, threshold, verdict) in expected.items():
             t = got[name]
             self.assertEqual((value, threshold, verdict),
@@ -74,7 +77,8 @@ class TargetsTestCase(base.TestCase):
             self.assertIsNone(t['note'], name)
         # The same targets flip with the figures.
         flipped = _by_name(_results(a_compute=14.9, b_wsgi=5.0, a_floor=3.1,
-                                    rate=999.0, p99=1.01))
+                                    rate=999.0, p99=1.01, driver_ms=5.01))
+        self.assertEqual('MISS', flipped['embedded_cost']['verdict'])
         self.assertEqual('MISS', flipped['speedup_50']['verdict'])
         self.assertEqual('PASS', flipped['e2e_speedup_1000']['verdict'])
         self.assertEqual('MISS', flipped['e2e_floor_50']['verdict'])
@@ -234,3 +238,21 @@ class GarbageCollectionTestCase(base.TestCase):
         with measure.GarbageCollection() as quiet:
             pass
         self.assertEqual(0.0, quiet.seconds)
+
+
+class EditLinesTestCase(base.TestCase):
+
+    def test_boot_line(self):
+        boot = {'boots': 20, 'configurations': {
+            'stock': {'median_ms': 800.0},
+            'deferred': {'median_ms': 805.5, 'added_ms': 5.5},
+            'inline': {'median_ms': 1000.0, 'added_ms': 200.0}}}
+        self.assertEqual(
+            "boot through nova-api (POST /servers until ACTIVE, median of "
+            "20, Nova's in-process deployment): stock Nova 800.0 ms, the "
+            "package, deferred writes 805.5 ms (+5.5 ms), the package, "
+            "in-line writes 1000.0 ms (+200.0 ms)", report.boot_line(boot))
+        self.assertEqual('boot through nova-api: it broke',
+                         report.boot_line({'error': 'it broke'}))
+        self.assertEqual('boot through nova-api: not measured: x',
+                         report.boot_line({'skipped': 'not measured: x'}))

@@ -44,7 +44,8 @@ def message(uuid, event_type='instance.update'):
             'metadata': {'message_id': 'm-' + uuid}}
 
 
-class CatchUpTestCase(base.NoDBTestCase):
+class CatchUpBase(base.NoDBTestCase):
+    """A catch-up on a real store and journal; the cells are fakes."""
 
     def setUp(self):
         super().setUp()
@@ -77,6 +78,9 @@ class CatchUpTestCase(base.NoDBTestCase):
         self.useFixture(fixtures.MockPatchObject(
             self.store, 'set_feed_writer', side_effect=set_writer))
 
+    # The mode the tests of this class are about.
+    MODE = catchup.INLINE
+
     def make(self, name='j.sqlite', interval=5.0, real_time=False):
         """A CatchUp of nova-compute@host1, journal ``name`` in the tmp dir.
 
@@ -84,13 +88,15 @@ class CatchUpTestCase(base.NoDBTestCase):
         """
         clock = {} if real_time else {'clock': self.clock}
         timing = {} if real_time else dict(clock, sleep=self.sleep)
-        return catchup.CatchUp(
+        made = catchup.CatchUp(
             self.endpoint,
             journal=journal_mod.Journal(os.path.join(self.dir, name),
                                         **clock),
             writer_id='nova-compute@host1', host='host1',
             program='nova-compute', lease=LEASE, interval=interval,
-            **timing)
+            mode=self.MODE, **timing)
+        self.addCleanup(made.journal.close)
+        return made
 
     def sleep(self, seconds):
         self.slept.append(seconds)
@@ -111,6 +117,10 @@ class CatchUpTestCase(base.NoDBTestCase):
     def untrusted(self):
         return [w.writer_id for w in self.store.feed_writers()
                 if not w.trusted_at(self.clock())]
+
+
+class CatchUpTestCase(CatchUpBase):
+    """In-line mode: the emitting call writes the index."""
 
     def test_healthy_writes_in_line_and_keeps_a_lease(self):
         self.catchup.step()

@@ -109,3 +109,71 @@ class JournalTestCase(base.TestCase):
             # 2 = FULL: an append is on disk when it returns.
             self.assertEqual(2, conn.execute(
                 'PRAGMA synchronous').fetchone()[0])
+
+    def test_a_journal_of_an_earlier_release_is_upgraded(self):
+        path = os.path.join(self.dir, 'old.sqlite')
+        db = sqlite3.connect(path)
+        with db:
+            db.execute('CREATE TABLE entries ('
+                       ' seq INTEGER PRIMARY KEY AUTOINCREMENT,'
+                       ' recorded_at REAL NOT NULL,'
+                       ' message TEXT NOT NULL)')
+            db.execute("INSERT INTO entries (recorded_at, message) "
+                       "VALUES (1.0, '{\"event_type\": \"x\"}')")
+        db.close()
+        upgraded = journal.Journal(path)
+        self.addCleanup(upgraded.close)
+        # The old entry is nobody's: kept, not among this process's own.
+        self.assertEqual(1, upgraded.pending()[0])
+        self.assertEqual([], upgraded.peek(10, own=True))
+        upgraded.append(message(1))
+        self.assertEqual([message(1)],
+                         [e.message for e in upgraded.peek(10, own=True)])
+        # Opening it again (another process of the service) changes
+        # nothing.
+        journal.Journal(path).close()
+        self.assertEqual(2, upgraded.pending()[0])
+
+    def test_own_entries_and_age(self):
+        self.journal.append(message(1))
+        db = sqlite3.connect(self.path)
+        with db:
+            db.execute("INSERT INTO entries (recorded_at, message, owner) "
+                       "VALUES (1.0, '{}', -1)")
+        db.close()
+        self.assertEqual(2, self.journal.pending()[0])
+        self.assertEqual(1, self.journal.pending(own=True)[0])
+        self.assertEqual((1, 1.0), self.journal.pending(before=1.0))
+        self.assertEqual([message(1)],
+                         [e.message for e in self.journal.peek(5, own=True)])
+        seqs = [e.seq for e in self.journal.peek(5)]
+        self.assertEqual(2, self.journal.remaining(seqs))
+        self.journal.remove(seqs[:1])
+        self.assertEqual(1, self.journal.remaining(seqs))
+        self.assertEqual(0, self.journal.remaining([]))
+
+    def test_a_forked_child_opens_its_own_connection(self):
+        self.journal.append(message(1))
+        parent_db = self.journal._db
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            status = b'fail'
+            try:
+                os.close(read)
+                self.journal.append(message(2))
+                own = [e.message for e in self.journal.peek(5, own=True)]
+                fresh = self.journal._db is not parent_db
+                status = b'ok' if fresh and own == [message(2)] else b'bad'
+            finally:
+                os.write(write, status)
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, 'rb') as pipe:
+            status = pipe.read()
+        os.waitpid(pid, 0)
+        self.assertEqual(b'ok', status)
+        self.assertIs(parent_db, self.journal._db)
+        self.assertEqual([message(1)],
+                         [e.message for e in self.journal.peek(5, own=True)])
+        self.assertEqual(2, self.journal.pending()[0])
