@@ -160,7 +160,11 @@ class CatchUp(object):
         # scope and the thread never index the same entries at once.
         self._drain_lock = threading.Lock()
         self._step_now = False
-        count, oldest = self.journal.pending()
+        # Deferred, entries younger than OVERDUE are other live processes'
+        # work in progress (workers of the service sharing the file), not a
+        # backlog to catch up on.
+        count, oldest = self.journal.pending(
+            self.clock() - OVERDUE if self.mode == DEFERRED else None)
         # Whether this process sends notifications to the journal rather
         # than to the store (an outage it has seen and not yet recovered
         # from, or a journal left by an earlier run).

@@ -23,6 +23,9 @@ and service heartbeats reach the index.
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
+import os
+
+import fixtures
 from nova import context as nova_context
 from nova import objects
 import oslo_messaging
@@ -41,6 +44,11 @@ class EmbeddedDriverTestCase(base.MultiCellTestCase):
 
     def setUp(self):
         super().setUp()
+        # The driver's journal in the test's directory, not under Nova's
+        # default state_path (the installed package).
+        self.flags(journal_dir=os.path.join(
+            self.useFixture(fixtures.TempDir()).path, 'journal'),
+            group='search_index')
         self.addCleanup(embedded.deactivate)
         self.server = self.boot('vm', host='host2')
         self.captured = [n for n in self.notifier.versioned_notifications

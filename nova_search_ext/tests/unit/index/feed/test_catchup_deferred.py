@@ -18,6 +18,7 @@ as the in-line tests, same fake cells.
 """
 
 import logging
+import os
 import sqlite3
 import threading
 
@@ -36,7 +37,10 @@ class DeferredCatchUpTestCase(test_catchup.CatchUpBase):
 
     def foreign_entry(self, uuid, recorded_at):
         """An entry appended by another process (another owner)."""
-        db = sqlite3.connect(self.catchup.journal.path)
+        self.foreign_entry_at(self.catchup.journal.path, uuid, recorded_at)
+
+    def foreign_entry_at(self, path, uuid, recorded_at):
+        db = sqlite3.connect(path)
         with db:
             db.execute(
                 'INSERT INTO entries (recorded_at, message, owner) '
@@ -232,14 +236,32 @@ class DeferredCatchUpTestCase(test_catchup.CatchUpBase):
         docs = [self.instance() for _ in range(3)]
         for doc in docs:
             self.catchup.deliver(message(doc.uuid))
-        # Killed before its thread indexed them; restarted at once.
+        # Killed before its thread indexed them; started again two
+        # seconds later: a backlog to catch up on.
         self.catchup.stop(retire=False)
+        self.clock.advance(2 * catchup.OVERDUE)
         restarted = self.make()
         self.assertTrue(restarted.outage)
         restarted.step()
         self.assertEqual(sorted(d.uuid for d in docs), self.indexed(*docs))
         self.assertFalse(restarted.outage)
         self.assertEqual([], self.untrusted())
+
+    def test_fresh_entries_at_start_are_not_a_backlog(self):
+        # What a worker starting next to another one that is indexing
+        # finds; or a process restarted at once: replayed once overdue.
+        doc = self.instance()
+        path = os.path.join(self.dir, 's.sqlite')
+        catchup.journal_mod.Journal(path).close()
+        self.foreign_entry_at(path, doc.uuid, self.clock())
+        started = self.make('s.sqlite')
+        self.assertFalse(started.outage)
+        started.step()
+        self.assertEqual([], self.indexed(doc))
+        self.clock.advance(2 * catchup.OVERDUE)
+        started.step()
+        self.assertEqual([doc.uuid], self.indexed(doc))
+        self.assertEqual((0, None), started.journal.pending())
 
     def test_the_thread_indexes_at_once(self):
         catchup_obj = self.make('t.sqlite', interval=60, real_time=True)
