@@ -186,8 +186,10 @@ def verify(context, store, repair=False, cells=None, batch_size=None,
     live = set()
     for cell in cells:
         for docs, _marker in _cell_batches(context, cell, batch_size):
+            # A tombstone keeps the document it replaced: a live instance
+            # whose row is a tombstone is missing from every list.
             stored = store.get_instances([d.uuid for d in docs],
-                                         include_deleted=True)
+                                         include_deleted=False)
             for doc in docs:
                 live.add(doc.uuid)
                 report.checked += 1

@@ -529,10 +529,13 @@ class VerifyTestCase(SyncTestBase):
         uuids = self.cells.fill(fakes.CELL1, 3)
         self.sync(fakes.CELL1)
         drift = {}
-        # Missing: never indexed, or only a tombstone of a live instance.
+        # Missing: never indexed, only a tombstone of a live instance, or
+        # a tombstone laid over its live document (which it keeps).
         drift['missing'] = sorted([self.cells.add_instance(fakes.CELL1),
                                    self.cells.add_instance(fakes.CELL1)])
         self.store.tombstone_instance(drift['missing'][0])
+        self.store.tombstone_instance(uuids[2])
+        drift['missing'] = sorted(drift['missing'] + [uuids[2]])
         # Stale: the index holds another version.
         self.store.upsert_instance(fakes.doc(
             uuid=uuids[1], display_name='elsewhere',
@@ -564,12 +567,12 @@ class VerifyTestCase(SyncTestBase):
 
         report = self.verify()
 
-        self.assertEqual({'checked': 5, 'missing': 2, 'stale': 1,
+        self.assertEqual({'checked': 5, 'missing': 3, 'stale': 1,
                           'orphaned': 1, 'repaired': 0, 'samples': drift},
                          dict(report.as_dict(),
                               samples={k: sorted(v) for k, v in
                                        report.samples.items()}))
-        self.assertEqual(4, report.drift)
+        self.assertEqual(5, report.drift)
         self.assertEqual(before, list(self.store.instance_versions()))
 
     def test_repair_rewrites_from_the_cells(self):
@@ -582,13 +585,16 @@ class VerifyTestCase(SyncTestBase):
 
         report = self.verify(repair=True)
 
-        self.assertEqual((2, 1, 2, 4),
+        self.assertEqual((3, 1, 2, 5),
                          (report.counts['missing'], report.counts['stale'],
                           report.counts['orphaned'], report.repaired))
         versions = {u: deleted for u, _c, _t, deleted in
                     self.store.instance_versions()}
         self.assertTrue(versions[drift['orphaned'][0]])
         self.assertFalse(versions[pending.uuid])
+        # The tombstoned live instances are live in the index again.
+        for uuid in drift['missing']:
+            self.assertFalse(versions[uuid], uuid)
         again = self.verify()
         self.assertEqual((0, 0, [pending.uuid]),
                          (again.counts['missing'], again.counts['stale'],
