@@ -35,6 +35,7 @@ from oslo_utils import timeutils
 from oslo_utils import uuidutils
 
 from nova import context as nova_context
+from nova import exception
 from nova import objects
 
 from nova_search_ext import conf
@@ -78,16 +79,34 @@ class VerifyReport(object):
 
 
 def _cell_batches(ctxt, cell, batch_size, marker=None):
-    """Yield lists of InstanceDocuments of one cell, by uuid."""
+    """Yield ``(docs, marker)``: InstanceDocuments of one cell, by uuid.
+
+    Nova finds the page after ``marker`` by reading the marker instance,
+    deleted or not; once it has been archived or purged (``nova-manage db
+    archive_deleted_rows``) it is gone and Nova raises MarkerNotFound.  The
+    cell is then read again from its start (what was written before is
+    found unchanged), announced by a ``(None, None)`` item.
+    """
     cctxt = source.cell_context(ctxt, cell)
     while True:
         # SOFT_DELETED instances are live (restorable) and listed by Nova
         # when asked for; only really deleted ones are left out.
-        instances = objects.InstanceList.get_by_filters(
-            cctxt, {'deleted': False, 'soft_deleted': True},
-            sort_keys=['uuid'],
-            sort_dirs=['asc'], limit=batch_size, marker=marker,
-            expected_attrs=source.INSTANCE_ATTRS)
+        try:
+            instances = objects.InstanceList.get_by_filters(
+                cctxt, {'deleted': False, 'soft_deleted': True},
+                sort_keys=['uuid'],
+                sort_dirs=['asc'], limit=batch_size, marker=marker,
+                expected_attrs=source.INSTANCE_ATTRS)
+        except exception.MarkerNotFound:
+            if marker is None:
+                raise
+            LOG.warning('Instance %(marker)s, where reading cell %(cell)s '
+                        'had got to, is no longer in the cell (archived or '
+                        'purged); reading the cell again from its start.',
+                        {'marker': marker, 'cell': cell.name or cell.uuid})
+            marker = None
+            yield None, None
+            continue
         if not instances:
             return
         uuids = [inst.uuid for inst in instances]
@@ -146,10 +165,17 @@ def sync(context, store, cells=None, batch_size=None, resume=True,
             started_at = timeutils.utcnow()
             store.set_sync_state(cell.uuid, run_id, None, 0, started_at)
         total = source.instance_count(context, cell) if progress else None
+        counted = 0
         for docs, marker in _cell_batches(context, cell, batch_size, marker):
+            if docs is None:
+                # Read again from the cell's start, and counted again.
+                totals['instances'] -= counted
+                counted = done = 0
+                continue
             totals['written'] += store.upsert_instances(docs).count(
                 base.WRITTEN)
             done += len(docs)
+            counted += len(docs)
             totals['instances'] += len(docs)
             store.set_sync_state(cell.uuid, run_id, marker, done, started_at)
             if progress is not None:
@@ -186,6 +212,11 @@ def verify(context, store, repair=False, cells=None, batch_size=None,
     live = set()
     for cell in cells:
         for docs, _marker in _cell_batches(context, cell, batch_size):
+            if docs is None:
+                # The cell is read again from its start (an instance was
+                # archived under the reading): what was checked already is
+                # checked, and counted, again.
+                continue
             # A tombstone keeps the document it replaced: a live instance
             # whose row is a tombstone is missing from every list.
             stored = store.get_instances([d.uuid for d in docs],

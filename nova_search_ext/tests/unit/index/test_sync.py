@@ -23,6 +23,7 @@ monotonic clock is a :class:`~nova_search_ext.tests.unit.fakes.FakeClock`.
 """
 
 import datetime
+import logging
 import types
 
 import fixtures
@@ -435,6 +436,33 @@ class InterruptedSyncTestCase(SyncTestBase):
         self.assertEqual(dict(interrupted, marker=self.uuids[4], synced=5,
                               completed_at=NOW + HOUR),
                          self.state(fakes.CELL1))
+
+    def test_an_archived_marker_restarts_the_cell(self):
+        self.fail_upsert(2, index_base.StoreError('disk full'))
+        self.assertRaises(index_base.StoreError, self.sync, fakes.CELL1,
+                          batch_size=2)
+        self.assertEqual(self.uuids[1], self.state(fakes.CELL1)['marker'])
+        # The instance the saved marker names is deleted and archived.
+        self.cells.instances[fakes.CELL1] = [
+            i for i in self.cells.instances[fakes.CELL1]
+            if i.uuid != self.uuids[1]]
+        del self.cells.queries[:]
+        logs = fakes.capture_logs(self, 'nova_search_ext.index.sync')
+
+        result = self.sync(fakes.CELL1, batch_size=2)
+
+        self.assertEqual([(2, self.uuids[1]), (2, None), (2, self.uuids[2]),
+                          (2, self.uuids[4])],
+                         self.cells.pages(fakes.CELL1))
+        self.assertEqual(4, result.instances)
+        live = [u for u in self.uuids if u != self.uuids[1]]
+        self.assertEqual(set(live), set(self.indexed()) - {self.uuids[1]})
+        state = self.state(fakes.CELL1)
+        self.assertEqual((4, self.uuids[4]),
+                         (state['synced'], state['marker']))
+        self.assertIsNotNone(state['completed_at'])
+        (warning,) = [r.getMessage() for r in logs.at(logging.WARNING)]
+        self.assertIn('%s, where reading cell' % self.uuids[1], warning)
 
     def test_a_failed_store_write_saves_no_progress_for_its_batch(self):
         self.fail_upsert(2, index_base.StoreError('disk full'))
