@@ -28,6 +28,12 @@ from nova_search_ext.index.sql.search import values as values_mod
 # The pseudo-field of Elasticsearch's relevance score: every hit scores 1.0.
 SCORE = '_score'
 
+# Searchlight mapped ``name`` as an analyzed string with a not-analyzed
+# ``name.raw`` subfield, its exact-match sort field (Searchlight rewrote a
+# sort on ``name`` to it).  The index's ``name`` is exact already: a sort
+# on the subfield is a sort on the field.
+RAW_SUBFIELDS = {'name.raw': 'name'}
+
 
 def _sort_dir(key):
     if key.missing is None:
@@ -48,9 +54,10 @@ class ResolvedSort(object):
             if key.field == SCORE:
                 self.fields.append(SCORE)
                 continue
-            field = schema.resolve(key.field)
+            name = RAW_SUBFIELDS.get(key.field, key.field)
+            field = schema.resolve(name)
             if field is None:
-                if any(o.resolve(key.field) is not None for o in others):
+                if any(o.resolve(name) is not None for o in others):
                     self.fields.append(None)
                     continue
                 raise errors.QueryError(

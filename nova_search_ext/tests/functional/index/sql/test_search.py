@@ -629,6 +629,25 @@ class SortTestCase(SearchTestBase):
                           [False, 1.0]], [h.sort for h in result.hits])
         self.assertEqual(sf.S6, result.hits[0].row.uuid)
 
+    def test_name_raw_sorts_as_name(self):
+        # Searchlight's exact-match sort field for the server name.
+        last = {'order': 'asc', 'missing': '_last'}
+        for raw_sort, sort in ((['name.raw'], ['name']),
+                               ([{'name.raw': 'desc'}], [{'name': 'desc'}]),
+                               ([{'name.raw': last}], [{'name': last}])):
+            raw = self.search(sort=raw_sort)
+            named = self.search(sort=sort)
+            self.assertEqual([h.row.uuid for h in named.hits],
+                             [h.row.uuid for h in raw.hits], raw_sort)
+            self.assertEqual([h.sort for h in named.hits],
+                             [h.sort for h in raw.hits], raw_sort)
+        self.assertEqual([sf.S2, sf.S1, sf.S6, sf.S3],
+                         self.uuids(sort=[{'name.raw': 'desc'}]))
+        # No other field has the subfield.
+        exc = self.assertRaises(errors.QueryError, self.search,
+                                sort=['status.raw'])
+        self.assertIn("unknown sort field 'status.raw'", str(exc))
+
     def test_missing_first_and_last(self):
         last = self.uuids(sort=[{'host': {'order': 'asc',
                                           'missing': '_last'}}])
