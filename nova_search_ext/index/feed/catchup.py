@@ -263,9 +263,14 @@ class CatchUp(object):
                 self.settle(seqs)
 
     def flush(self):
-        """Settle everything this process has journalled (deferred mode)."""
-        entries = self.journal.peek(-1, own=True)
-        self.settle([entry.seq for entry in entries])
+        """Index everything this process has journalled (deferred mode).
+
+        Or, the store refusing it, wait until readers no longer trust this
+        writer (:meth:`fence`), as a settling scope does.
+        """
+        self.drain(until_stopped=False)
+        if self.outage:
+            self.fence()
 
     def settle(self, seqs):
         """Index the journal entries numbered ``seqs``; never raises."""
@@ -357,11 +362,9 @@ class CatchUp(object):
         if not retire:
             return
         try:
-            if self.mode == DEFERRED and not self.outage:
+            if self.mode == DEFERRED:
                 # A clean stop leaves none of its own entries behind.
-                with self._drain_lock:
-                    while not self.outage and self._drain_batch():
-                        pass
+                self.drain(until_stopped=False)
             # Other workers' entries sharing the file are theirs to index.
             if not self.journal.pending(own=self.mode == DEFERRED)[0]:
                 self._announce(0, None, base.FeedWriter.STOPPED)
@@ -394,13 +397,19 @@ class CatchUp(object):
             self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
 
-    def drain(self):
+    def drain(self, until_stopped=True):
         """Index this process's journalled notifications (deferred mode).
 
+        Batch after batch, until none is left or an outage begins.
+
+        :param until_stopped: give up too once :meth:`stop` has been called
+                              (the thread); False to go on regardless (a
+                              clean stop, :meth:`flush`)
         :returns: the number of entries removed from the journal
         """
         removed = 0
-        while not self._stop.is_set() and not self.outage:
+        while not self.outage and not (until_stopped and
+                                       self._stop.is_set()):
             with self._drain_lock:
                 done = self._drain_batch()
             if not done:

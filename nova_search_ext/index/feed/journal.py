@@ -109,16 +109,12 @@ class Journal(object):
             db = self._connection()
             for statement in _SCHEMA:
                 db.execute(statement)
-            columns = [row[1] for row in
-                       db.execute('PRAGMA table_info(entries)')]
-            if 'owner' not in columns:
+            if not _has_owner(db):
                 try:
                     db.execute(_ADD_OWNER)
                 except sqlite3.OperationalError:
                     # Another process of the service added it meanwhile.
-                    columns = [row[1] for row in
-                               db.execute('PRAGMA table_info(entries)')]
-                    if 'owner' not in columns:
+                    if not _has_owner(db):
                         raise
 
     def _connect(self):
@@ -126,7 +122,7 @@ class Journal(object):
                              isolation_level=None, check_same_thread=False)
         db.execute('PRAGMA journal_mode = WAL')
         db.execute('PRAGMA synchronous = FULL')
-        return _Closing(db)
+        return db
 
     def _connection(self):
         """This process's connection (call with ``_lock`` held).
@@ -136,7 +132,7 @@ class Journal(object):
         the process that took them.
         """
         if self._db is None or self._pid != os.getpid():
-            self._db = self._connect().db
+            self._db = self._connect()
             self._pid = os.getpid()
         return self._db
 
@@ -231,15 +227,6 @@ class Journal(object):
                 'max(value, excluded.value)', (key, value))
 
 
-class _Closing(object):
-    """A sqlite3 connection as a context manager that closes it."""
-
-    def __init__(self, db):
-        self.db = db
-
-    def __enter__(self):
-        return self.db
-
-    def __exit__(self, *exc):
-        self.db.close()
-        return False
+def _has_owner(db):
+    return any(row[1] == 'owner'
+               for row in db.execute('PRAGMA table_info(entries)'))

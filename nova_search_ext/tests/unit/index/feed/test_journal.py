@@ -102,13 +102,13 @@ class JournalTestCase(base.TestCase):
             'lease_until'))
 
     def test_durable_settings(self):
-        db = self.journal._connect()
-        with db as conn:
-            self.assertEqual('wal', conn.execute(
-                'PRAGMA journal_mode').fetchone()[0])
-            # 2 = FULL: an append is on disk when it returns.
-            self.assertEqual(2, conn.execute(
-                'PRAGMA synchronous').fetchone()[0])
+        conn = self.journal._connect()
+        self.addCleanup(conn.close)
+        self.assertEqual('wal', conn.execute(
+            'PRAGMA journal_mode').fetchone()[0])
+        # 2 = FULL: an append is on disk when it returns.
+        self.assertEqual(2, conn.execute(
+            'PRAGMA synchronous').fetchone()[0])
 
     def test_a_journal_of_an_earlier_release_is_upgraded(self):
         path = os.path.join(self.dir, 'old.sqlite')
