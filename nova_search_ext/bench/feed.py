@@ -35,11 +35,12 @@ import concurrent.futures
 import copy
 import os
 import random
-import statistics
 import time
 
 from oslo_utils import timeutils
 import sqlalchemy as sa
+
+from nova_search_ext.bench import measure
 
 _DATA = 'nova_object.data'
 
@@ -292,7 +293,7 @@ def driver_cost(deployment, store, feeder, sample, count, offset, say):
             for message in messages:
                 started = time.perf_counter()
                 catchup.deliver(message)
-                calls.append((time.perf_counter() - started) * 1000.0)
+                calls.append(time.perf_counter() - started)
             last = time.perf_counter()
             deadline = last + 120.0
             while journal.pending()[0] and time.perf_counter() < deadline:
@@ -306,10 +307,10 @@ def driver_cost(deployment, store, feeder, sample, count, offset, say):
         found = lag.indexed_names(store, list(names))
         indexed = sum(1 for uuid, name in names.items()
                       if found.get(uuid) == name)
-        calls.sort()
-        entry = {'calls': len(calls), 'indexed': indexed,
-                 'median_ms': round(statistics.median(calls), 3),
-                 'p90_ms': round(calls[int(0.9 * (len(calls) - 1))], 3)}
+        summary = measure.summarize(calls)
+        entry = {'calls': summary['runs'], 'indexed': indexed,
+                 'median_ms': summary['median_ms'],
+                 'p90_ms': summary['p90_ms']}
         if mode == catchup_mod.DEFERRED:
             entry['drained_ms'] = round(drained_ms, 1)
         results[mode] = entry

@@ -63,10 +63,17 @@ class MultiCellTestCase(integrated_helpers._IntegratedTestBase):
     microversion = 'latest'
     SEARCH_ENABLED = True
     FEED_INDEX = True
+    # Room for every server of the test on Nova's fake virt driver: no
+    # allocation ratio or quota stops a test that boots many.
+    ROOM_FOR_MANY = False
     # host -> cell
     COMPUTES = (('host1', 'cell1'), ('host2', 'cell2'))
 
     def _setup_services(self):
+        if self.ROOM_FOR_MANY:
+            self.flags(cpu_allocation_ratio=64.0, ram_allocation_ratio=64.0,
+                       disk_allocation_ratio=64.0)
+            self.flags(instances=-1, cores=-1, ram=-1, group='quota')
         self.useFixture(nse_fixtures.PasteFixture(self))
         self.index = self.useFixture(nse_fixtures.IndexFixture(
             self, connection=self.index_connection(), feed=self.FEED_INDEX))

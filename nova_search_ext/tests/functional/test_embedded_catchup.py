@@ -95,6 +95,7 @@ class EmbeddedCatchUpTestCase(base.MultiCellTestCase):
     # Nothing feeds the index but the driver under test.
     FEED_INDEX = False
     BACKEND = 'sqlite'
+    ROOM_FOR_MANY = True
     # [search_index] embedded_writes: in-line, a change is complete as far
     # as the index goes when the call that sent its notification returns.
     MODE = 'inline'
@@ -118,13 +119,6 @@ class EmbeddedCatchUpTestCase(base.MultiCellTestCase):
         self.start_writers()
         self.addCleanup(embedded.deactivate)
         self._feed_through_the_driver()
-
-    def _setup_services(self):
-        # Room for every server of the test on Nova's fake virt driver.
-        self.flags(cpu_allocation_ratio=64.0, ram_allocation_ratio=64.0,
-                   disk_allocation_ratio=64.0)
-        self.flags(instances=-1, cores=-1, ram=-1, group='quota')
-        super()._setup_services()
 
     # The writing side -------------------------------------------------------
 

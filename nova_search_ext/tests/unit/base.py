@@ -24,9 +24,13 @@
 
 :class:`CapturedLog` keeps one logger's output for assertions on what it
 says (``warnings()``).
+
+:func:`in_forked_child` runs a check in a child process forked from the
+test, as a forking service's worker would run.
 """
 
 import logging
+import os
 
 import fixtures
 from oslotest import base as test_base
@@ -76,3 +80,26 @@ class CapturedLog(fixtures.Fixture):
         """The WARNING lines logged so far."""
         return [line for line in self.output.splitlines()
                 if line.startswith('WARNING|')]
+
+
+def in_forked_child(check):
+    """What ``check()`` returns (bytes) when run in a forked child.
+
+    ``b'fail'`` if it raised.  The child leaves with ``os._exit``, so none
+    of the test's cleanups run there.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = b'fail'
+        try:
+            os.close(read)
+            status = check()
+        finally:
+            os.write(write, status)
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, 'rb') as pipe:
+        status = pipe.read()
+    os.waitpid(pid, 0)
+    return status

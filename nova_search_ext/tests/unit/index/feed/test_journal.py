@@ -155,24 +155,14 @@ class JournalTestCase(base.TestCase):
     def test_a_forked_child_opens_its_own_connection(self):
         self.journal.append(message(1))
         parent_db = self.journal._db
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            status = b'fail'
-            try:
-                os.close(read)
-                self.journal.append(message(2))
-                own = [e.message for e in self.journal.peek(5, own=True)]
-                fresh = self.journal._db is not parent_db
-                status = b'ok' if fresh and own == [message(2)] else b'bad'
-            finally:
-                os.write(write, status)
-                os._exit(0)
-        os.close(write)
-        with os.fdopen(read, 'rb') as pipe:
-            status = pipe.read()
-        os.waitpid(pid, 0)
-        self.assertEqual(b'ok', status)
+
+        def child():
+            self.journal.append(message(2))
+            own = [e.message for e in self.journal.peek(5, own=True)]
+            fresh = self.journal._db is not parent_db
+            return b'ok' if fresh and own == [message(2)] else b'bad'
+
+        self.assertEqual(b'ok', base.in_forked_child(child))
         self.assertIs(parent_db, self.journal._db)
         self.assertEqual([message(1)],
                          [e.message for e in self.journal.peek(5, own=True)])

@@ -18,7 +18,6 @@ another process's commits are seen, and that a forked child neither uses
 nor closes what it inherited.
 """
 
-import os
 import sqlite3
 
 import sqlalchemy as sa
@@ -109,28 +108,16 @@ class SQLitePoolTestCase(base.TestCase):
         self.store.health()
         with self.store.engine.connect() as conn:
             inherited = id(conn.connection.dbapi_connection)
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            # The child: report what happened through the pipe, then leave
-            # without running the parent's cleanups.
-            status = b'fail'
-            try:
-                os.close(read)
-                self.store.upsert_instance(fakes.doc(display_name='child'))
-                with self.store.engine.connect() as conn:
-                    own = id(conn.connection.dbapi_connection)
-                inherited_pools = len(dialects._INHERITED_POOLS)
-                fresh = own != inherited and inherited_pools > 0
-                status = b'ok' if fresh else b'reused'
-            finally:
-                os.write(write, status)
-                os._exit(0)
-        os.close(write)
-        with os.fdopen(read, 'rb') as pipe:
-            status = pipe.read()
-        os.waitpid(pid, 0)
-        self.assertEqual(b'ok', status)
+
+        def child():
+            self.store.upsert_instance(fakes.doc(display_name='child'))
+            with self.store.engine.connect() as conn:
+                own = id(conn.connection.dbapi_connection)
+            inherited_pools = len(dialects._INHERITED_POOLS)
+            fresh = own != inherited and inherited_pools > 0
+            return b'ok' if fresh else b'reused'
+
+        self.assertEqual(b'ok', base.in_forked_child(child))
         # The parent's own connection was left alone and sees the child's
         # write.
         self.assertEqual(1, self.store.count())
