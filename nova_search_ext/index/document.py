@@ -87,8 +87,9 @@ def _strip_changes(prim):
     return prim
 
 
-# How a field's value becomes its primitive.
-_DATETIME, _OBJECT, _OBJECTS, _VALUE = range(4)
+# How a field's value becomes its primitive.  _BUILT: the value already is
+# the primitive (a nested object built from database rows).
+_DATETIME, _OBJECT, _OBJECTS, _VALUE, _BUILT = range(5)
 
 # class -> [(name, attribute or None, kind, field)]; classes live as long
 # as the process.
@@ -174,6 +175,8 @@ def _primitive(obj, drop=(), set_fields=None):
             data[name] = _primitive(value)
         elif kind == _OBJECTS:
             data[name] = [_primitive(item) for item in value]
+        elif kind == _BUILT:
+            data[name] = value
         else:
             data[name] = _strip_changes(field.to_primitive(obj, name, value))
     ns = obj.OBJ_SERIAL_NAMESPACE
@@ -181,6 +184,37 @@ def _primitive(obj, drop=(), set_fields=None):
             ns + '.namespace': obj.OBJ_PROJECT_NAMESPACE,
             ns + '.version': obj.VERSION,
             ns + '.data': data}
+
+
+def object_primitive(obj):
+    """The primitive of ``obj`` as the index stores it (see _primitive)."""
+    return _primitive(obj)
+
+
+def row_primitive(cls, raw, built=None, drop=()):
+    """The primitive an object of ``cls`` holding ``raw`` would have.
+
+    What ``_primitive`` gives for an object whose fields were set, as
+    Nova's ``_from_db_object`` sets them, from the values in ``raw``
+    (``{field: value read from the database}``): each value goes through
+    the field's own ``coerce``, then its ``to_primitive``, without an
+    object being built.  Fields missing from ``raw`` and ``built`` are
+    unset.
+
+    :param built: ``{field: primitive}`` of nested objects, already built
+    :returns: (primitive, ``{field: coerced value}``)
+    """
+    built = built or {}
+    values = {}
+    found = []
+    for name, _attr, kind, field in _walk(cls):
+        if name in built:
+            found.append((name, _BUILT, field, built[name]))
+        elif name in raw:
+            value = field.coerce(cls, name, raw[name])
+            values[name] = value
+            found.append((name, kind, field, value))
+    return _primitive(cls, drop=drop, set_fields=found), values
 
 
 def read_clock():
@@ -232,6 +266,26 @@ class InstanceDocument(object):
         self.system_metadata = system_metadata
         self.flavor_id = flavor_id
         self.read_at = read_at if read_at is not None else read_clock()
+
+    @classmethod
+    def from_primitives(cls, uuid, cell_uuid, values, instance, fault, bdms,
+                        flavor_id):
+        """Build a document from primitives already made.
+
+        :param values: ``{field: value}`` of the instance's set fields, as
+                       the object would hold them
+        """
+        tags = instance[_DATA].get('tags')
+        return cls(
+            uuid=uuid, cell_uuid=cell_uuid,
+            columns={name: _column_value(values, name)
+                     for name in catalog.INSTANCE_COLUMNS},
+            instance=instance, fault=fault, bdms=bdms,
+            tags=sorted(t[_DATA]['tag'] for t in tags[_DATA]['objects'])
+            if tags else [],
+            metadata=dict(values.get('metadata') or {}),
+            system_metadata=dict(values.get('system_metadata') or {}),
+            flavor_id=flavor_id)
 
     @classmethod
     def from_objects(cls, instance, bdms, cell_uuid):

@@ -35,7 +35,6 @@ from oslo_utils import timeutils
 from oslo_utils import uuidutils
 
 from nova import context as nova_context
-from nova import exception
 from nova import objects
 
 from nova_search_ext import conf
@@ -81,56 +80,24 @@ class VerifyReport(object):
 def _cell_batches(ctxt, cell, batch_size, marker=None):
     """Yield ``(docs, marker)``: InstanceDocuments of one cell, by uuid.
 
-    Nova finds the page after ``marker`` by reading the marker instance,
-    deleted or not; once it has been archived or purged (``nova-manage db
-    archive_deleted_rows``) it is gone and Nova raises MarkerNotFound.  The
-    cell is then read again from its start (what was written before is
-    found unchanged), announced by a ``(None, None)`` item.
+    Each page is the instances after ``marker`` in uuid order, read from
+    the cell's rows in one transaction (:func:`source.live_page`).  The
+    marker is a value, not a row: an instance archived or purged since it
+    was saved (``nova-manage db archive_deleted_rows``) does not stop a
+    resumed sync.
     """
-    cctxt = source.cell_context(ctxt, cell)
     while True:
-        # SOFT_DELETED instances are live (restorable) and listed by Nova
-        # when asked for; only really deleted ones are left out.
-        try:
-            instances = objects.InstanceList.get_by_filters(
-                cctxt, {'deleted': False, 'soft_deleted': True},
-                sort_keys=['uuid'],
-                sort_dirs=['asc'], limit=batch_size, marker=marker,
-                expected_attrs=source.INSTANCE_ATTRS)
-        except exception.MarkerNotFound:
-            if marker is None:
-                raise
-            LOG.warning('Instance %(marker)s, where reading cell %(cell)s '
-                        'had got to, is no longer in the cell (archived or '
-                        'purged); reading the cell again from its start.',
-                        {'marker': marker, 'cell': cell.name or cell.uuid})
-            marker = None
-            yield None, None
-            continue
-        if not instances:
+        uuids, docs = source.live_page(ctxt, cell, marker, batch_size)
+        if not uuids:
             return
-        uuids = [inst.uuid for inst in instances]
-        mappings = {m.instance_uuid: m for m in
-                    objects.InstanceMappingList.get_by_instance_uuids(
-                        ctxt, uuids)}
-        faults = {f.instance_uuid: f for f in
-                  objects.InstanceFaultList.get_latest_by_instance_uuids(
-                      cctxt, uuids)}
-        bdms = objects.BlockDeviceMappingList.bdms_by_instance_uuid(
-            cctxt, uuids)
-        docs = []
-        for inst in instances:
-            mapping = mappings.get(inst.uuid)
-            if (mapping is not None and mapping.cell_mapping is not None and
-                    mapping.cell_mapping.uuid != cell.uuid):
-                # A hidden copy left by a cross-cell move.
-                continue
-            inst.fault = faults.get(inst.uuid)
-            docs.append(document.InstanceDocument.from_objects(
-                inst, bdms.get(inst.uuid), cell.uuid))
+        mapped = source.mapped_cells(ctxt, uuids)
+        # A copy left behind by a cross-cell move, in a cell the mapping
+        # no longer names.
+        docs = [doc for doc in docs
+                if mapped.get(doc.uuid) in (None, cell.id)]
         marker = uuids[-1]
         yield docs, marker
-        if len(instances) < batch_size:
+        if len(uuids) < batch_size:
             return
 
 
@@ -165,17 +132,10 @@ def sync(context, store, cells=None, batch_size=None, resume=True,
             started_at = timeutils.utcnow()
             store.set_sync_state(cell.uuid, run_id, None, 0, started_at)
         total = source.instance_count(context, cell) if progress else None
-        counted = 0
         for docs, marker in _cell_batches(context, cell, batch_size, marker):
-            if docs is None:
-                # Read again from the cell's start, and counted again.
-                totals['instances'] -= counted
-                counted = done = 0
-                continue
             totals['written'] += store.upsert_instances(docs).count(
                 base.WRITTEN)
             done += len(docs)
-            counted += len(docs)
             totals['instances'] += len(docs)
             store.set_sync_state(cell.uuid, run_id, marker, done, started_at)
             if progress is not None:
@@ -212,11 +172,6 @@ def verify(context, store, repair=False, cells=None, batch_size=None,
     live = set()
     for cell in cells:
         for docs, _marker in _cell_batches(context, cell, batch_size):
-            if docs is None:
-                # The cell is read again from its start (an instance was
-                # archived under the reading): what was checked already is
-                # checked, and counted, again.
-                continue
             # A tombstone keeps the document it replaced: a live instance
             # whose row is a tombstone is missing from every list.
             stored = store.get_instances([d.uuid for d in docs],

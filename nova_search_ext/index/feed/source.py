@@ -42,6 +42,7 @@ from nova import objects
 from nova.objects import base as obj_base
 
 from nova_search_ext.index import document
+from nova_search_ext.index.feed import rows
 
 LOG = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ def load_instance(uuid, ctxt=None):
 def load_instances(uuids, ctxt=None):
     """Read the current state of many instances, a few queries per cell.
 
+    Where this process reads the cell databases itself, the documents are
+    built from the rows (:mod:`~nova_search_ext.index.feed.rows`);
+    nova-compute reads through its conductor, with Nova's objects.
+
     :returns: ``{uuid: (FOUND, InstanceDocument) | (GONE, None) |
               (PENDING, None)}``, the same answers as :func:`load_instance`
     """
@@ -97,29 +102,68 @@ def load_instances(uuids, ctxt=None):
                 else (GONE, None)
                 for uuid, instance, bdms in read_instances(ctxt.elevated(),
                                                            uuids)}
-    mappings = {m.instance_uuid: m for m in
-                objects.InstanceMappingList.get_by_instance_uuids(
-                    ctxt, uuids)}
+    mapped = _mapped_cells(ctxt, uuids)
+    cell_by_id = {c.id: c for c in cells(ctxt)} if mapped else {}
     result = {}
     by_cell = {}
     for uuid in uuids:
-        mapping = mappings.get(uuid)
-        if mapping is None:
+        if uuid not in mapped:
             result[uuid] = (GONE, None)
-        elif mapping.cell_mapping is None:
+        elif mapped[uuid] is None:
             result[uuid] = (PENDING, None)
         else:
-            cell = mapping.cell_mapping
+            cell = cell_by_id[mapped[uuid]]
             by_cell.setdefault(cell.uuid, (cell, []))[1].append(uuid)
     for cell, cell_uuids in by_cell.values():
         cctxt = cell_context(ctxt, cell)
-        for uuid, instance, bdms in read_instances(cctxt, cell_uuids):
-            if instance is None:
-                result[uuid] = (GONE, None)
-            else:
-                result[uuid] = (FOUND, document.InstanceDocument.from_objects(
-                    instance, bdms, cell.uuid))
+        with cell_connection(cctxt) as conn:
+            docs = rows.read_documents(conn, cell.uuid, cell_uuids)
+        if docs is None:
+            docs = _documents_from_objects(cctxt, cell, cell_uuids)
+        for uuid in cell_uuids:
+            doc = docs[uuid]
+            result[uuid] = (GONE, None) if doc is None else (FOUND, doc)
     return result
+
+
+def _documents_from_objects(cctxt, cell, uuids):
+    """``{uuid: InstanceDocument or None}`` read through Nova's objects.
+
+    For the cells whose rows hold something only Nova's objects read
+    right (see :func:`rows.read_documents`).
+    """
+    return {uuid: document.InstanceDocument.from_objects(
+                instance, bdms, cell.uuid) if instance is not None else None
+            for uuid, instance, bdms in read_instances(cctxt, uuids)}
+
+
+def live_page(ctxt, cell, marker, limit):
+    """The next page of a cell's live instances, sorted by uuid.
+
+    :returns: (uuids of the page, their InstanceDocuments); an instance
+              deleted between the two reads has no document
+    """
+    cctxt = cell_context(ctxt, cell)
+    with cell_connection(cctxt) as conn:
+        uuids = rows.live_page(conn, marker, limit)
+        docs = rows.read_documents(conn, cell.uuid, uuids) if uuids else {}
+    if docs is None:
+        docs = _documents_from_objects(cctxt, cell, uuids)
+    return uuids, [docs[uuid] for uuid in uuids if docs[uuid] is not None]
+
+
+def mapped_cells(ctxt, uuids):
+    """``{instance uuid: cell id, or None for a build request}``."""
+    return _mapped_cells(ctxt, uuids)
+
+
+@api_db.context_manager.reader
+def _mapped_cells(ctxt, uuids):
+    """``{instance uuid: cell id or None}`` from the instance mappings."""
+    table = api_models.InstanceMapping.__table__
+    return dict(ctxt.session.execute(
+        sa.select(table.c.instance_uuid, table.c.cell_id).where(
+            table.c.instance_uuid.in_(uuids))).all())
 
 
 def read_instances(cctxt, uuids):
@@ -148,6 +192,15 @@ def cell_reader(cctxt):
     (oslo.db's enginefacade nests them) instead of each opening its own.
     """
     return main_db.get_context_manager(cctxt).reader.using(cctxt)
+
+
+def cell_connection(cctxt):
+    """A Connection to the cell ``cctxt`` is targeted at.
+
+    In a reader transaction of Nova's: one snapshot of the cell for every
+    query made with it.
+    """
+    return main_db.get_context_manager(cctxt).reader.connection.using(cctxt)
 
 
 def _read_instances(cctxt, uuids):

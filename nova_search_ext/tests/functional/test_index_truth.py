@@ -154,7 +154,9 @@ def sorted_addresses(addresses):
             for label, entries in (addresses or {}).items()}
 
 
-class IndexMatchesNovaTestCase(base.MultiCellTestCase):
+class TruthWorldTestCase(base.MultiCellTestCase):
+    """Two cells and cell0 holding the servers described above."""
+
     ADMIN_API = True
 
     def setUp(self):
@@ -260,6 +262,28 @@ class IndexMatchesNovaTestCase(base.MultiCellTestCase):
                 uuids.update(i.uuid for i in objects.InstanceList.
                              get_by_filters(cctxt, {'deleted': False}))
         return uuids
+
+    def _check_world(self):
+        """The world has what the comparisons need to mean something."""
+        by_name = {server['name']: server for server in
+                   (self.api.get_server(s['id']) for s in self.live)}
+        web = by_name['web-1']
+        self.assertTrue(web['addresses'])
+        self.assertEqual({'role': 'web', 'owner': 'ops'}, web['metadata'])
+        self.assertTrue(web['locked'])
+        self.assertEqual('PAUSED', by_name['big']['status'])
+        self.assertEqual('SHUTOFF', by_name['db']['status'])
+        self.assertEqual(['red'], by_name['db']['tags'])
+        self.assertEqual('', by_name['vol']['image'])
+        self.assertEqual(1, len(by_name['vol'][
+            'os-extended-volumes:volumes_attached']))
+        self.assertEqual('ERROR', by_name['broken']['status'])
+        self.assertIn('fault', by_name['broken'])
+        cells = {self._cell(s['id']).name for s in self.live}
+        self.assertEqual({'cell0', 'cell1', 'cell2'}, cells)
+
+
+class IndexMatchesNovaTestCase(TruthWorldTestCase):
 
     # -- the index --------------------------------------------------------
 
@@ -493,25 +517,6 @@ class IndexMatchesNovaTestCase(base.MultiCellTestCase):
                                  getattr(row, column.name),
                                  'instances.%s of deleted %s' % (
                                      column.name, uuid))
-
-    def _check_world(self):
-        """The world has what the comparisons need to mean something."""
-        by_name = {server['name']: server for server in
-                   (self.api.get_server(s['id']) for s in self.live)}
-        web = by_name['web-1']
-        self.assertTrue(web['addresses'])
-        self.assertEqual({'role': 'web', 'owner': 'ops'}, web['metadata'])
-        self.assertTrue(web['locked'])
-        self.assertEqual('PAUSED', by_name['big']['status'])
-        self.assertEqual('SHUTOFF', by_name['db']['status'])
-        self.assertEqual(['red'], by_name['db']['tags'])
-        self.assertEqual('', by_name['vol']['image'])
-        self.assertEqual(1, len(by_name['vol'][
-            'os-extended-volumes:volumes_attached']))
-        self.assertEqual('ERROR', by_name['broken']['status'])
-        self.assertIn('fault', by_name['broken'])
-        cells = {self._cell(s['id']).name for s in self.live}
-        self.assertEqual({'cell0', 'cell1', 'cell2'}, cells)
 
     def test_fed_index_matches_nova(self):
         self._check_world()

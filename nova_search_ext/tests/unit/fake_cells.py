@@ -28,6 +28,8 @@ from nova import context as nova_context
 from nova import exception
 from nova import objects
 
+from nova_search_ext.index import document
+from nova_search_ext.index.feed import rows
 from nova_search_ext.index.feed import source
 from nova_search_ext.tests.unit import fakes
 
@@ -67,12 +69,21 @@ class FakeCells(fixtures.Fixture):
         # A reader transaction per entry: (cell uuid, [queries in it]).
         self.transactions = []
         self._open = None
+        # True: the rows of a cell need Nova's objects (rows.read_documents
+        # answers None), as a block device mapping without a uuid does.
+        self.rows_need_objects = False
 
     def _setUp(self):
         self.useFixture(fixtures.MockPatchObject(
             nova_context, 'set_target_cell', side_effect=self._target))
         self.useFixture(fixtures.MockPatchObject(
             source, 'cell_reader', side_effect=self._reader))
+        self.useFixture(fixtures.MockPatchObject(
+            source, 'cell_connection', side_effect=self._connection))
+        self.useFixture(fixtures.MockPatchObject(
+            source, '_mapped_cells', side_effect=self._mapped_cells))
+        self.useFixture(fixtures.MockPatchObject(
+            rows, 'read_documents', side_effect=self._read_documents))
         for owner, name, fake in (
                 (objects.InstanceMappingList, 'get_by_instance_uuids',
                  self._instance_mappings),
@@ -128,6 +139,33 @@ class FakeCells(fixtures.Fixture):
             yield
         finally:
             self._open = None
+
+    @contextlib.contextmanager
+    def _connection(self, ctxt):
+        with self._reader(ctxt):
+            yield ctxt
+
+    def _read_documents(self, conn, cell_uuid, uuids):
+        """What reading the rows gives: the objects' documents.
+
+        The functional tests (test_feed_rows) prove the two equal; here
+        the same queries are answered from the fake cells' objects.
+        """
+        self._cell('rows', conn, list(uuids))
+        if self.rows_need_objects:
+            return None
+        ctxt = conn
+        return {uuid: document.InstanceDocument.from_objects(
+                    instance, bdms, cell_uuid) if instance is not None
+                else None
+                for uuid, instance, bdms in source._read_instances(
+                    ctxt, uuids)}
+
+    def _mapped_cells(self, ctxt, uuids):
+        self._cell('mappings', ctxt, list(uuids))
+        return {uuid: (self.by_uuid[self.instance_cells[uuid]].id
+                       if self.instance_cells[uuid] else None)
+                for uuid in uuids if uuid in self.instance_cells}
 
     def _cell(self, query, ctxt, *args):
         self.contexts.append(ctxt)

@@ -141,17 +141,33 @@ class LoadInstancesTestCase(SourceTestCase):
         missing = uuidutils.generate_uuid()
         self.cells.instance_cells[missing] = fakes.CELL2
         source.load_instances(one + two + [missing], self.ctxt)
-        # The API database's mapping query is not in a cell transaction;
-        # every query on a cell is, one transaction per cell (the hidden
-        # copy looked for in cell2 included).
+        # The API database's mapping and cell queries are not in a cell
+        # transaction; every query on a cell is, one transaction per cell
+        # (the fake answers the rows from the objects: the hidden copy
+        # looked for in cell2 included).
         self.assertEqual(
-            sorted([(fakes.CELL1, ['instances', 'faults', 'bdms']),
-                    (fakes.CELL2, ['instances', 'instances', 'faults',
-                                   'bdms'])]),
+            sorted([(fakes.CELL1, ['rows', 'instances', 'faults', 'bdms']),
+                    (fakes.CELL2, ['rows', 'instances', 'instances',
+                                   'faults', 'bdms'])]),
             sorted(self.cells.transactions))
         self.assertEqual(
-            len(self.cells.queries) - 1,
+            len(self.cells.queries) - 2,
             sum(len(queries) for _, queries in self.cells.transactions))
+
+    def test_rows_nova_must_read_are_read_through_its_objects(self):
+        one = [self.cells.add_instance(fakes.CELL1, bdms=[fake_cells.VOLUME])
+               for _ in range(2)]
+        self.cells.rows_need_objects = True
+        result = source.load_instances(one, self.ctxt)
+        self.assertEqual({source.FOUND}, {found for found, _ in
+                                          result.values()})
+        self.assertEqual([fake_cells.VOLUME] * 2, [
+            doc.bdms[0]['nova_object.data']['volume_id']
+            for _, doc in (result[u] for u in one)])
+        # The rows first, then the objects, each in a transaction.
+        self.assertEqual([(fakes.CELL1, ['rows']),
+                          (fakes.CELL1, ['instances', 'faults', 'bdms'])],
+                         self.cells.transactions)
 
     def test_repeated_uuids_are_read_once(self):
         uuid = self.cells.add_instance(fakes.CELL1)
@@ -207,7 +223,11 @@ class LoadInstancesTestCase(SourceTestCase):
     def test_cells_are_read_with_an_admin_context(self):
         uuid = self.cells.add_instance(fakes.CELL1)
         source.load_instance(uuid, self.ctxt)
-        self.assertTrue(all(c.is_admin for c in self.cells.contexts[1:]))
+        on_cells = [ctxt for ctxt, (query, _cell, _args) in
+                    zip(self.cells.contexts, self.cells.queries)
+                    if query not in ('mappings', 'cells')]
+        self.assertTrue(on_cells)
+        self.assertTrue(all(c.is_admin for c in on_cells))
         self.assertIsNone(self.ctxt.cell_uuid)
 
     def test_without_a_context_the_admin_context_is_used(self):
