@@ -45,12 +45,12 @@ value to consume from the topic's own queue, shared with every other
 pool-less consumer.
 """),
     cfg.IntOpt('batch_size',
-        default=100,
+        default=500,
         min=1,
         help="""
 Maximum number of notifications indexed together.
 
-The indexer reads the instances of a batch from their cells with a few
+The indexer reads the instances of a batch from their cells with four
 queries per cell (each instance once, however many notifications name it)
 and writes them in one transaction, which is what makes a busy bus cheap to
 follow.  One batch is indexed at a time; what the bus hands over meanwhile
@@ -58,6 +58,13 @@ is indexed together next, up to this many notifications, so a backlog makes
 batches larger rather than more numerous.  A notification is acknowledged
 when its transaction has committed; those that must be retried (the index or
 their cell database failed) are handed back to the bus.
+
+A quiet bus never fills a batch (``batch_timeout`` bounds the wait), so the
+size only matters once a backlog forms.  Then the queries of every cell a
+batch touches are its fixed cost: with many cells a batch of 100 reads a
+handful of instances per cell, and a larger batch spreads that cost over
+more notifications.  Lower it to bound the memory and the length of one
+index transaction on a small indexer host.
 
 Related options:
 
