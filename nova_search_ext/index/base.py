@@ -56,6 +56,21 @@ class InvalidQuery(Exception):
     """
 
 
+# Searchlight's answer (400) to a query Elasticsearch could not parse.
+PARSE_FAILURE = ('Query malformed or search parse failure, please check '
+                 'the syntax')
+
+
+class MalformedQuery(InvalidQuery):
+    """A query that cannot be parsed, or that Elasticsearch would reject.
+
+    Searchlight answered every such query with one 400 message,
+    :data:`PARSE_FAILURE` (whatever Elasticsearch said); the search API
+    does the same.  ``str()`` is the detail, for logs and nova-api's
+    debug message.
+    """
+
+
 class UnsupportedQuery(InvalidQuery):
     """A valid request the index does not evaluate within its bounds.
 

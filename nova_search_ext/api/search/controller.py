@@ -17,7 +17,12 @@ policy decisions and project scoping, and the shape of the answers.  The
 query language is :mod:`nova_search_ext.index.sql.search`, ``sort`` and
 ``aggregations`` are parsed by :mod:`.parsing`; their errors become 400s
 here.  Every error is a WebOb error page (400, 403, 413, 503), never a
-500 for bad input.
+500 for bad input.  A query that cannot be parsed, or that Elasticsearch
+would have rejected as a parse failure, gets Searchlight's one message for
+those, :data:`~nova_search_ext.index.base.PARSE_FAILURE` (the detail goes
+to the log at INFO); a valid query this API does not evaluate gets a
+message that says what is not supported; Searchlight's own validation
+messages are kept.
 """
 
 import json
@@ -50,6 +55,14 @@ _RESERVED = ('self', 'schema')
 
 def _bad_request(message):
     return webob.exc.HTTPBadRequest(explanation=message)
+
+
+def _rejected(error):
+    """The 400 for a query or parse error: Searchlight's text if malformed."""
+    if isinstance(error, (index_base.MalformedQuery, parsing.Malformed)):
+        LOG.info('Rejected a malformed search: %s', error)
+        return _bad_request(index_base.PARSE_FAILURE)
+    return _bad_request(str(error))
 
 
 def _forbidden(message):
@@ -177,7 +190,7 @@ class SearchController(object):
         try:
             return store.search(request)
         except index_base.InvalidQuery as e:
-            raise _bad_request(str(e))
+            raise _rejected(e)
         except index_base.StoreError as e:
             LOG.error('The search index database cannot be reached: %s', e)
             raise webob.exc.HTTPServiceUnavailable(
@@ -241,11 +254,15 @@ class SearchController(object):
         source = _source_filter(body.get('_source'))
         aggregations = self._aggregations(ctx, body)
         if 'query' in body and not isinstance(body['query'], dict):
-            raise _bad_request("'query' must be a JSON object")
+            # Searchlight handed it to Elasticsearch, which could not parse
+            # it.
+            LOG.info("Rejected a malformed search: 'query' is %s",
+                     type(body['query']).__name__)
+            raise _bad_request(index_base.PARSE_FAILURE)
         try:
             sort = parsing.parse_sort(body.get('sort'))
         except parsing.ParseError as e:
-            raise _bad_request(str(e))
+            raise _rejected(e)
         visible = policy.visible_fields(ctx)
         request = request_mod.SearchRequest(
             types=types, query=body.get('query'), visible=visible,
@@ -282,7 +299,9 @@ class SearchController(object):
         if value is None:
             return None
         if not isinstance(value, dict):
-            raise _bad_request("'aggregations' must be a JSON object")
+            # Searchlight passed it on; Elasticsearch could not parse it.
+            raise _rejected(parsing.Malformed(
+                "'aggregations' must be a JSON object"))
         self._authorize(ctx, policy.AGGREGATIONS)
         for name, definition in value.items():
             if isinstance(definition, dict) and 'global' in definition:
@@ -291,7 +310,7 @@ class SearchController(object):
         try:
             return parsing.parse_aggregations(value)
         except parsing.ParseError as e:
-            raise _bad_request(str(e))
+            raise _rejected(e)
 
     @staticmethod
     def _hit(hit, ctx, visible, source, sorted_):

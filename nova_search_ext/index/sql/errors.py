@@ -15,7 +15,10 @@ A search can fail in the database for two reasons.  Its values may be
 wrong (a regular expression the engine cannot compile, a pattern it cannot
 apply to the column's type, text no database stores): that is the caller's
 error, a :class:`QueryError` (HTTP 400 in the search API; nova-api declines
-and lets the cells give Nova's answer).  Or the database cannot answer
+and lets the cells give Nova's answer): a :class:`MalformedQueryError` when
+Elasticsearch would have rejected the query as a parse failure (Searchlight
+answered those with one message), an :class:`UnsupportedQueryError` when
+the query is valid but not evaluated here.  Or the database cannot answer
 (connection lost, timeout): :func:`store_errors` makes that a
 :class:`~nova_search_ext.index.base.StoreError`, which nova-api's breaker
 handles.
@@ -37,8 +40,20 @@ class QueryError(base.InvalidQuery, ValueError):
     """The search cannot be translated; the message tells the caller why."""
 
 
+class MalformedQueryError(QueryError, base.MalformedQuery):
+    """A search that cannot be parsed, or that Elasticsearch rejects.
+
+    The search API answers it with Searchlight's one message,
+    :data:`~nova_search_ext.index.base.PARSE_FAILURE`.
+    """
+
+
 class UnsupportedQueryError(QueryError, base.UnsupportedQuery):
-    """A valid search this index does not evaluate within its bounds."""
+    """A valid search this index does not evaluate (or not within bounds).
+
+    Valid Elasticsearch 2.x, but not translated here: its message says
+    what is not supported.
+    """
 
 
 def _driver_error(exc):
@@ -83,8 +98,10 @@ def query_errors(budget, regex_timeout):
         yield
     except (db_exc.DBInvalidUnicodeParameter, UnicodeError) as e:
         # A value no database can store (a lone surrogate).
-        raise QueryError('a value of the query is not valid Unicode text: '
-                         '%s' % e) from e
+        # Valid JSON and valid Elasticsearch, but nothing this index can
+        # store or compare.
+        raise UnsupportedQueryError('a value of the query is not valid '
+                                    'Unicode text: %s' % e) from e
     except (db_exc.DBError, sa.exc.DBAPIError) as e:
         if budget.exceeded:
             raise UnsupportedQueryError(
@@ -93,9 +110,17 @@ def query_errors(budget, regex_timeout):
                 "the 'nova_regexp' patterns" % regex_timeout) from e
         if not rejects_value(e):
             raise
-        message = str(_driver_error(e) or e).splitlines()[0]
-        raise QueryError('the index database rejected a value of the '
-                         'query: %s' % message) from e
+        orig = _driver_error(e)
+        message = str(orig or e).splitlines()[0]
+        if getattr(orig, 'pgcode', None) == '42883':
+            # A valid pattern on a column PostgreSQL has no operator for.
+            raise UnsupportedQueryError(
+                'the index database cannot apply the query to that '
+                'field: %s' % message) from e
+        # A value the engine cannot parse (a regular expression, mostly):
+        # what Elasticsearch reported as a parse failure.
+        raise MalformedQueryError('the index database rejected a value of '
+                                  'the query: %s' % message) from e
 
 
 @contextlib.contextmanager

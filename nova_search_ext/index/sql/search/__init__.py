@@ -104,9 +104,17 @@ pattern}}``): Nova's own regular-expression filter for one instance column,
 unanchored, with the index database's operator from
 ``nova.db.utils.get_regexp_ops`` exactly as
 :mod:`~nova_search_ext.index.list_request` applies it to a server list
-filter.  ``query_string`` and the other full-text or join
-queries are rejected (400).  ``term`` on a null value is rejected (use
-``exists``).
+filter.  ``range`` also takes Elasticsearch 2.x's ``from``/``to`` with
+``include_lower``/``include_upper``; a null bound is no bound.
+``query_string`` and the other full-text or join queries are rejected
+(400).  ``term`` on a null value is rejected (use ``exists``).
+
+Every rejection is a :class:`~nova_search_ext.index.sql.errors.QueryError`
+of one of two kinds: a ``MalformedQueryError`` for what Elasticsearch 2.x
+would have failed to parse (the search API answers it with Searchlight's
+message, :data:`~nova_search_ext.index.base.PARSE_FAILURE`), an
+``UnsupportedQueryError`` for valid Elasticsearch 2.x not evaluated here
+(its message says what); :mod:`.translator` says which is which.
 
 A missing value never matches a comparison, and a negation of a comparison
 matches it (Elasticsearch semantics, not SQL's three-valued logic).

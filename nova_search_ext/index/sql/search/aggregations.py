@@ -45,7 +45,10 @@ def terms(session, schemas, wheres, agg, visible):
                 key = field.sort_value(key)
             counts[key] += count
     if not known:
-        raise errors.QueryError("unknown aggregation field '%s'" % agg.field)
+        # Elasticsearch gave no buckets for an unmapped field; this index
+        # names the mistake (a valid aggregation it does not answer so).
+        raise errors.UnsupportedQueryError(
+            "unknown aggregation field '%s'" % agg.field)
     buckets = [b for b in counts.items() if b[1] >= agg.min_doc_count]
     buckets.sort(key=_bucket_sort_key(agg.order))
     shown = buckets[:agg.size] if agg.size else buckets

@@ -45,8 +45,8 @@ class Field(object):
         self.visibility = visibility
 
     def _unsupported(self, what):
-        raise errors.QueryError("'%s' is not supported on field '%s'"
-                                % (what, self.name))
+        raise errors.UnsupportedQueryError(
+            "'%s' is not supported on field '%s'" % (what, self.name))
 
     def eq(self, value):
         self._unsupported('term')
@@ -74,7 +74,7 @@ class Field(object):
         return self.eq(value)
 
     def nova_regexp(self, value, safe_regex, regexp_op):
-        raise errors.QueryError(
+        raise errors.UnsupportedQueryError(
             "'nova_regexp' applies to instance columns only, "
             "not to '%s'" % self.name)
 

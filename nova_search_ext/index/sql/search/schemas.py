@@ -70,8 +70,8 @@ class Schema(object):
                 field = self.resolve(name)
                 column = getattr(field, 'column_name', None)
             if column is None:
-                raise errors.QueryError("'%s' is not a stored field of %s"
-                                               % (name, self.name))
+                raise errors.UnsupportedQueryError(
+                    "'%s' is not a stored field of %s" % (name, self.name))
             if column not in columns:
                 columns.append(column)
         return columns

@@ -138,7 +138,7 @@ class Searcher(object):
     def _marker(session, request, schemas, sorts):
         """The sort values of the marker document, as paginate_query's."""
         if len(schemas) != 1 or request.search_after is not None:
-            raise errors.QueryError(
+            raise errors.UnsupportedQueryError(
                 "a 'marker' needs exactly one resource 'type' "
                 "and no 'search_after'")
         schema = schemas[0]
@@ -152,23 +152,26 @@ class Searcher(object):
 
     @staticmethod
     def _check_search_after(request, schemas):
+        # Elasticsearch 5 (where search_after comes from) rejected these
+        # as parse failures, except the one about types (a limit here).
         if not isinstance(request.search_after, list):
-            raise errors.QueryError(
+            raise errors.MalformedQueryError(
                 "'search_after' must be a list of sort values")
         if not request.sort:
-            raise errors.QueryError("'search_after' needs an explicit 'sort'")
+            raise errors.MalformedQueryError(
+                "'search_after' needs an explicit 'sort'")
         if len(request.search_after) != len(request.sort):
-            raise errors.QueryError(
+            raise errors.MalformedQueryError(
                 "'search_after' has %d values but 'sort' has %d "
                 "keys" % (len(request.search_after),
                           len(request.sort)))
         if len(schemas) != 1:
-            raise errors.QueryError(
+            raise errors.UnsupportedQueryError(
                 "'search_after' needs exactly one resource "
                 "'type'")
         if request.offset:
-            raise errors.QueryError("'from'/'offset' must be 0 when "
-                                    "'search_after' is used")
+            raise errors.MalformedQueryError(
+                "'from'/'offset' must be 0 when 'search_after' is used")
 
     @staticmethod
     def _page(session, schema, where, sort, request, marker=None):
@@ -198,7 +201,7 @@ class Searcher(object):
                 if isinstance(field, fields_mod.ColumnField):
                     seen = types.setdefault(i, field.column.type)
                     if values_mod.value_type(seen) != field.vtype:
-                        raise errors.QueryError(
+                        raise errors.UnsupportedQueryError(
                             "sort field '%s' holds different kinds of "
                             "values in the resource types searched; give "
                             "one 'type'" % key.field)

@@ -60,12 +60,14 @@ class ResolvedSort(object):
                 if any(o.resolve(name) is not None for o in others):
                     self.fields.append(None)
                     continue
-                raise errors.QueryError(
+                # Elasticsearch: "No mapping found for [...] in order to
+                # sort on", a parse failure.
+                raise errors.MalformedQueryError(
                     "unknown sort field '%s' for resource type "
                     "%s" % (key.field, schema.name))
             if not field.sortable:
-                raise errors.QueryError("field '%s' cannot be used to sort"
-                                        % key.field)
+                raise errors.UnsupportedQueryError(
+                    "field '%s' cannot be used to sort" % key.field)
             if field.visibility not in visible:
                 field = None
             self.fields.append(field)
@@ -94,12 +96,12 @@ class ResolvedSort(object):
                 if value is not None and (isinstance(value, bool) or
                                           not isinstance(value,
                                                          (int, float))):
-                    raise errors.QueryError(
+                    raise errors.MalformedQueryError(
                         "the search_after value for '_score' "
                         "must be a number")
             elif field is not None:
                 if not (value is None or values_mod.is_scalar(value)):
-                    raise errors.QueryError(
+                    raise errors.MalformedQueryError(
                         "search_after values must be strings, "
                         "numbers, booleans or null")
                 marker[field.column_name] = field.marker_value(value)

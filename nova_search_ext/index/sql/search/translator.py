@@ -15,10 +15,21 @@
 for one resource type and returns the WHERE condition that selects its
 matches, resolving field names through a :mod:`.schemas` Schema and
 checking the limits on one search (:data:`MAX_DEPTH`, :data:`MAX_CLAUSES`,
-:data:`MAX_VALUES`).  Every malformed, unknown or unsupported clause is a
-:class:`~nova_search_ext.index.sql.errors.QueryError` (a 400), never a
-database error.  Paging, sorting and running the query are
-:mod:`.searcher`'s.
+:data:`MAX_VALUES`).  Every rejected clause is a 400, never a database
+error, of one of two kinds, decided site by site:
+
+* :class:`~nova_search_ext.index.sql.errors.MalformedQueryError`: the
+  clause cannot be parsed, or Elasticsearch 2.x would have rejected it as a
+  parse failure (an unknown clause or parameter, a value of the wrong JSON
+  type or one the field's type cannot parse, a missing required part).
+  Searchlight answered all of these with one message, and so does the
+  search API.
+* :class:`~nova_search_ext.index.sql.errors.UnsupportedQueryError`: valid
+  Elasticsearch 2.x that this index does not evaluate (a query type or
+  parameter it lacks, an operation a field cannot answer in SQL, a query
+  beyond the limits); its message says what.
+
+Paging, sorting and running the query are :mod:`.searcher`'s.
 """
 
 import functools
@@ -40,43 +51,78 @@ MAX_CLAUSES = 256
 MAX_VALUES = 10000
 _SUFFIXES = ('_ADMIN', '_USER')
 
-# Query clauses that exist in Elasticsearch but not here.
+# Query clauses of Elasticsearch 2.x that are not translated here (valid
+# queries, so UnsupportedQueryError); any other unknown name is malformed.
 _UNSUPPORTED = frozenset([
     'query_string', 'simple_query_string', 'multi_match', 'nested',
     'has_child', 'has_parent', 'fuzzy', 'regexp', 'more_like_this',
-    'script', 'function_score', 'dis_max', 'common', 'span_term',
-    'geo_shape', 'geo_distance', 'geo_bounding_box', 'indices', 'template',
-    'match_phrase', 'match_phrase_prefix', 'filtered', 'and', 'or', 'not',
-    'limit', 'boosting'])
+    'mlt', 'script', 'function_score', 'dis_max', 'common', 'span_term',
+    'span_first', 'span_near', 'span_or', 'span_not', 'span_containing',
+    'span_within', 'span_multi', 'field_masking_span', 'geo_shape',
+    'geo_distance', 'geo_distance_range', 'geo_bounding_box',
+    'geo_polygon', 'geohash_cell', 'indices', 'template', 'match_phrase',
+    'match_phrase_prefix', 'filtered', 'and', 'or', 'not', 'limit',
+    'boosting', 'fquery', 'parent_id'])
+
+# Parameters Elasticsearch 2.x accepts in a clause that are not translated
+# here, per clause: UnsupportedQueryError.  Any other unknown parameter is
+# malformed (Elasticsearch: "[<clause>] query does not support [<name>]").
+_UNSUPPORTED_PARAMS = {
+    'range': ('format', 'time_zone'),
+    'missing': ('existence', 'null_value'),
+    'match': ('analyzer', 'type', 'slop', 'fuzziness', 'prefix_length',
+              'max_expansions', 'minimum_should_match', 'fuzzy_rewrite',
+              'fuzzy_transpositions', 'lenient', 'cutoff_frequency',
+              'zero_terms_query'),
+    'terms': ('disable_coord', 'execution'),
+}
+
+
+def malformed(message):
+    """A MalformedQueryError: Elasticsearch would not parse the query."""
+    return errors.MalformedQueryError(message)
+
+
+def unsupported(message):
+    """An UnsupportedQueryError: valid, but not evaluated here."""
+    return errors.UnsupportedQueryError(message)
 
 
 def _one_field(kind, body, extra=('boost', '_name')):
     if not isinstance(body, dict):
-        raise errors.QueryError("'%s' needs a JSON object, got %s"
-                                % (kind, values_mod.describe(body)))
+        raise malformed("'%s' needs a JSON object, got %s"
+                        % (kind, values_mod.describe(body)))
     names = [k for k in body if k not in extra]
     if len(names) != 1:
-        raise errors.QueryError("'%s' needs exactly one field, got %s"
-                                % (kind, sorted(names)))
+        unknown = [k for k in names
+                   if k in _UNSUPPORTED_PARAMS.get(kind, ())]
+        if unknown:
+            raise unsupported("'%s' does not support %s here"
+                              % (kind, ', '.join(sorted(unknown))))
+        raise malformed("'%s' needs exactly one field, got %s"
+                        % (kind, sorted(names)))
     return names[0], body[names[0]]
 
 
 def _check_keys(kind, body, allowed):
     unknown = set(body) - set(allowed)
-    if unknown:
-        raise errors.QueryError("'%s' does not support %s (supported: %s)"
-                                % (kind, ', '.join(sorted(unknown)),
-                                   ', '.join(sorted(allowed))))
+    if not unknown:
+        return
+    message = "'%s' does not support %s (supported: %s)" % (
+        kind, ', '.join(sorted(unknown)), ', '.join(sorted(allowed)))
+    if unknown <= set(_UNSUPPORTED_PARAMS.get(kind, ())):
+        raise unsupported(message)
+    raise malformed(message)
 
 
 def _scalar(kind, field, value):
     if value is None:
-        raise errors.QueryError(
+        raise malformed(
             "'%s' on a null value of '%s' is not allowed; use "
             "an 'exists' query (inside 'must_not' to find "
             "missing values)" % (kind, field))
     if not values_mod.is_scalar(value):
-        raise errors.QueryError(
+        raise malformed(
             "'%s' on '%s' needs a string, number or boolean, "
             "got %s" % (kind, field, values_mod.describe(value)))
     return value
@@ -87,14 +133,14 @@ def _clause_list(kind, value):
         return [value]
     if isinstance(value, list):
         return value
-    raise errors.QueryError(
+    raise malformed(
         "'bool.%s' must be a query object or a list of them"
         % kind)
 
 
 def _minimum_should_match(value, count):
     if isinstance(value, bool):
-        raise errors.QueryError(
+        raise malformed(
             "'minimum_should_match' must be an integer or a "
             "percentage")
     if isinstance(value, int):
@@ -106,8 +152,27 @@ def _minimum_should_match(value, count):
             if m.group(3):
                 number = count * number // 100
             return count - number if m.group(1) else number
-    raise errors.QueryError("'minimum_should_match' must be an integer or a "
-                            "percentage, got %r" % (value,))
+    raise malformed("'minimum_should_match' must be an integer or a "
+                    "percentage, got %r" % (value,))
+
+
+def _range_bounds(name, bounds):
+    """gt/gte/lt/lte of a range, from those or Elasticsearch's from/to."""
+    result = {}
+    for op in ('gt', 'gte', 'lt', 'lte'):
+        if op in bounds and bounds[op] is not None:
+            result[op] = _scalar('range', name, bounds[op])
+    for flag in ('include_lower', 'include_upper'):
+        if not isinstance(bounds.get(flag, True), bool):
+            raise malformed("'%s' of range on '%s' must be true or false"
+                            % (flag, name))
+    for key, flag, inclusive, exclusive in (
+            ('from', 'include_lower', 'gte', 'gt'),
+            ('to', 'include_upper', 'lte', 'lt')):
+        if bounds.get(key) is not None:
+            op = inclusive if bounds.get(flag, True) else exclusive
+            result[op] = _scalar('range', name, bounds[key])
+    return result
 
 
 class Translator(object):
@@ -142,17 +207,20 @@ class Translator(object):
     def field(self, name):
         """The Field ``name`` names, or None when it matches nothing here."""
         if not isinstance(name, str) or not name or '\x00' in name:
-            raise errors.QueryError(
+            raise malformed(
                 'field names must be non-empty strings, got %r'
                 % (name,))
         field = self.schema.resolve(name)
         if field is None:
             if any(o.resolve(name) is not None for o in self.others):
                 return None
-            raise errors.QueryError("unknown field '%s' for resource type %s"
-                                    % (name, ', '.join(
-                                        [self.schema.name] +
-                                        [o.name for o in self.others])))
+            # Elasticsearch matched nothing on an unmapped field; this
+            # index names the mistake instead (a valid query it does not
+            # answer Elasticsearch's way).
+            raise unsupported("unknown field '%s' for resource type %s"
+                              % (name, ', '.join(
+                                  [self.schema.name] +
+                                  [o.name for o in self.others])))
         self.referenced.add(field.column_name or field.name)
         if field.visibility not in self.visible:
             return None
@@ -162,28 +230,28 @@ class Translator(object):
         self._clauses += clauses
         self._values += values
         if self._clauses > MAX_CLAUSES:
-            raise errors.QueryError(
+            raise unsupported(
                 'the query has more than %d clauses (match '
                 'words included)' % MAX_CLAUSES)
         if self._values > MAX_VALUES:
-            raise errors.QueryError(
+            raise unsupported(
                 "the query has more than %d 'terms' and 'ids' "
                 "values" % MAX_VALUES)
 
     def _clause(self, clause, depth):
         if depth > MAX_DEPTH:
-            raise errors.QueryError(
+            raise unsupported(
                 'the query is nested more than %d levels deep'
                 % MAX_DEPTH)
         self._count(clauses=1)
         if not isinstance(clause, dict):
-            raise errors.QueryError(
+            raise malformed(
                 'a query clause must be a JSON object, got %s'
                 % values_mod.describe(clause))
         if not clause:
             return sa.true()
         if len(clause) != 1:
-            raise errors.QueryError(
+            raise malformed(
                 'a query clause must have exactly one key, got '
                 '%s' % sorted(clause))
         kind, body = next(iter(clause.items()))
@@ -191,35 +259,39 @@ class Translator(object):
             if isinstance(kind, str) else None
         if handler is None:
             if kind in _UNSUPPORTED:
-                raise errors.QueryError(
+                raise unsupported(
                     "'%s' queries are not supported by this "
                     "search API" % kind)
-            raise errors.QueryError("unknown query clause '%s'" % (kind,))
+            raise malformed("unknown query clause '%s'" % (kind,))
         return handler(body, depth)
 
     # Compound clauses.
 
     def _q_match_all(self, body, depth):
         if not isinstance(body, dict):
-            raise errors.QueryError("'match_all' needs a JSON object")
+            raise malformed("'match_all' needs a JSON object")
         _check_keys('match_all', body, ('boost', '_name'))
         return sa.true()
 
     def _q_match_none(self, body, depth):
         if not isinstance(body, dict):
-            raise errors.QueryError("'match_none' needs a JSON object")
+            raise malformed("'match_none' needs a JSON object")
         _check_keys('match_none', body, ('_name',))
         return sa.false()
 
     def _q_constant_score(self, body, depth):
-        if not isinstance(body, dict) or 'filter' not in body:
-            raise errors.QueryError("'constant_score' needs a 'filter'")
-        _check_keys('constant_score', body, ('filter', 'boost', '_name'))
-        return self._clause(body['filter'], depth + 1)
+        # Elasticsearch 2.x still took the older 'query' for 'filter'.
+        if not isinstance(body, dict) or len(
+                [k for k in ('filter', 'query') if k in body]) != 1:
+            raise malformed("'constant_score' needs a 'filter'")
+        _check_keys('constant_score', body, ('filter', 'query', 'boost',
+                                             '_name'))
+        return self._clause(body.get('filter', body.get('query')),
+                            depth + 1)
 
     def _q_bool(self, body, depth):
         if not isinstance(body, dict):
-            raise errors.QueryError("'bool' needs a JSON object")
+            raise malformed("'bool' needs a JSON object")
         _check_keys('bool', body, (
             'must', 'filter', 'should', 'must_not', 'minimum_should_match',
             'boost', '_name', 'disable_coord', 'adjust_pure_negative'))
@@ -256,7 +328,7 @@ class Translator(object):
         if isinstance(value, dict):
             _check_keys('term', value, ('value', 'boost', '_name'))
             if 'value' not in value:
-                raise errors.QueryError(
+                raise malformed(
                     "'term' on '%s' needs a 'value'" % name)
             value = value['value']
         value = _scalar('term', name, value)
@@ -265,9 +337,15 @@ class Translator(object):
 
     def _q_terms(self, body, depth):
         name, values = _one_field('terms', body,
-                                  ('boost', '_name', 'minimum_should_match'))
+                                  ('boost', '_name', 'minimum_should_match',
+                                   'minimum_match'))
+        if isinstance(values, dict):
+            raise unsupported(
+                "'terms' lookups (values from another document) are not "
+                "supported by this search API; give '%s' a list of values"
+                % name)
         if not isinstance(values, list):
-            raise errors.QueryError(
+            raise malformed(
                 "'terms' on '%s' needs a list of values" % name)
         self._count(values=len(values))
         values = [_scalar('terms', name, v) for v in values]
@@ -277,13 +355,12 @@ class Translator(object):
     def _q_range(self, body, depth):
         name, bounds = _one_field('range', body, ())
         if not isinstance(bounds, dict):
-            raise errors.QueryError("'range' on '%s' needs an object of bounds"
-                                    % name)
-        _check_keys('range', bounds, ('gt', 'gte', 'lt', 'lte', 'boost',
-                                      '_name'))
-        bounds = {op: _scalar('range', name, v)
-                  for op, v in bounds.items() if op in ('gt', 'gte', 'lt',
-                                                        'lte')}
+            raise malformed("'range' on '%s' needs an object of bounds"
+                            % name)
+        _check_keys('range', bounds, ('gt', 'gte', 'lt', 'lte', 'from', 'to',
+                                      'include_lower', 'include_upper',
+                                      'boost', '_name'))
+        bounds = _range_bounds(name, bounds)
         field = self.field(name)
         if field is None:
             return sa.false()
@@ -291,10 +368,10 @@ class Translator(object):
 
     def _exists_field(self, kind, body):
         if not isinstance(body, dict):
-            raise errors.QueryError("'%s' needs a JSON object" % kind)
+            raise malformed("'%s' needs a JSON object" % kind)
         _check_keys(kind, body, ('field', 'boost', '_name'))
         if 'field' not in body:
-            raise errors.QueryError("'%s' needs a 'field'" % kind)
+            raise malformed("'%s' needs a 'field'" % kind)
         return self.field(body['field'])
 
     def _q_exists(self, body, depth):
@@ -307,19 +384,23 @@ class Translator(object):
 
     def _q_ids(self, body, depth):
         if not isinstance(body, dict):
-            raise errors.QueryError("'ids' needs a JSON object")
-        _check_keys('ids', body, ('values', 'type', 'boost', '_name'))
+            raise malformed("'ids' needs a JSON object")
+        _check_keys('ids', body, ('values', 'type', 'types', '_type',
+                                  'boost', '_name'))
         values = body.get('values', [])
         if not isinstance(values, list) or not all(
                 isinstance(v, str) for v in values):
-            raise errors.QueryError("'ids.values' must be a list of strings")
+            raise malformed("'ids.values' must be a list of strings")
         self._count(values=len(values))
-        types = body.get('type', [])
+        types = [body[k] for k in ('type', 'types', '_type') if k in body]
+        if len(types) > 1:
+            raise malformed("'ids' takes one of 'type', 'types', '_type'")
+        types = types[0] if types else []
         if isinstance(types, str):
             types = [types]
         if not isinstance(types, list) or not all(
                 isinstance(t, str) for t in types):
-            raise errors.QueryError(
+            raise malformed(
                 "'ids.type' must be a string or a list of them")
         if types and self.schema.name not in types:
             return sa.false()
@@ -337,7 +418,7 @@ class Translator(object):
     def _q_type(self, body, depth):
         if not isinstance(body, dict) or not isinstance(
                 body.get('value'), str):
-            raise errors.QueryError(
+            raise malformed(
                 "'type' needs {\"value\": <resource type>}")
         _check_keys('type', body, ('value', 'boost', '_name'))
         return sa.true() if body['value'] == self.schema.name else sa.false()
@@ -345,11 +426,13 @@ class Translator(object):
     def _pattern(self, kind, body):
         name, value = _one_field(kind, body, ())
         if isinstance(value, dict):
-            _check_keys(kind, value, ('value', kind, 'boost', '_name'))
+            # 'rewrite' tunes scoring, which is constant here.
+            _check_keys(kind, value, ('value', kind, 'boost', '_name',
+                                      'rewrite'))
             value = value.get('value', value.get(kind))
         if not isinstance(value, str):
-            raise errors.QueryError("'%s' on '%s' needs a string, got %s"
-                                    % (kind, name, values_mod.describe(value)))
+            raise malformed("'%s' on '%s' needs a string, got %s"
+                            % (kind, name, values_mod.describe(value)))
         return name, value
 
     def _q_prefix(self, body, depth):
@@ -371,11 +454,11 @@ class Translator(object):
             _check_keys('match', value, ('query', 'operator', 'boost',
                                          '_name'))
             if 'query' not in value:
-                raise errors.QueryError(
+                raise malformed(
                     "'match' on '%s' needs a 'query'" % name)
             op = value.get('operator', 'or')
             if not isinstance(op, str) or op.lower() not in ('or', 'and'):
-                raise errors.QueryError(
+                raise malformed(
                     "'match.operator' must be 'or' or 'and'")
             op = op.lower()
             value = value['query']
@@ -404,11 +487,13 @@ class Translator(object):
             try:
                 bounded_regex.check(self.safe_regex(str(value)))
             except (re.error, OverflowError, RecursionError) as e:
-                raise errors.QueryError(
+                # Elasticsearch's 'regexp' reported a pattern it could not
+                # parse as a parse failure.
+                raise malformed(
                     "invalid regular expression for '%s': %s"
                     % (name, e))
             except bounded_regex.Unsupported as e:
-                raise errors.UnsupportedQueryError(
+                raise unsupported(
                     "the regular expression for '%s' is not supported by "
                     "this search API: %s" % (name, e))
         return field.nova_regexp(value, self.safe_regex, self.regexp_op)

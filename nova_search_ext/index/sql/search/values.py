@@ -13,7 +13,11 @@
 
 This module owns the value types of searchable fields (:data:`STRING`,
 :data:`INTEGER`, :data:`BOOLEAN`, :data:`DATETIME`), the coercion of the
-JSON values of a query to them (a wrong value is a 400 naming the field),
+JSON values of a query to them (a value the field's type cannot parse is
+a :class:`~nova_search_ext.index.sql.errors.MalformedQueryError`, as
+Elasticsearch reported it a parse failure; one it parses but this index
+cannot hold or compare, an
+:class:`~nova_search_ext.index.sql.errors.UnsupportedQueryError`),
 the JSON form of stored datetimes, the translation of Elasticsearch
 wildcards to ``LIKE`` and SQLite's ``GLOB``, and :class:`Values`: the
 two-valued comparisons on one SQL expression that every field is built
@@ -71,11 +75,13 @@ def as_string(value, field):
     elif isinstance(value, (int, float)):
         value = str(value)
     if not isinstance(value, str):
-        raise errors.QueryError("field '%s' needs a string value, got %s"
-                                % (field, describe(value)))
+        raise errors.MalformedQueryError(
+            "field '%s' needs a string value, got %s"
+            % (field, describe(value)))
     if '\x00' in value:
-        raise errors.QueryError("values of field '%s' cannot contain NUL "
-                                "characters" % field)
+        # Valid JSON and Elasticsearch; no index database stores it.
+        raise errors.UnsupportedQueryError(
+            "values of field '%s' cannot contain NUL characters" % field)
     return value
 
 
@@ -91,8 +97,8 @@ def as_integer(value, field):
                                                  value):
         result = int(value)
     if result is None or not _INT_MIN <= result <= _INT_MAX:
-        raise errors.QueryError("field '%s' needs an integer value, got %r"
-                                % (field, value))
+        raise errors.MalformedQueryError(
+            "field '%s' needs an integer value, got %r" % (field, value))
     return result
 
 
@@ -103,8 +109,8 @@ def as_boolean(value, field):
         return bool(value)
     if isinstance(value, str) and value.lower() in ('true', 'false'):
         return value.lower() == 'true'
-    raise errors.QueryError("field '%s' needs a boolean value, got %r"
-                            % (field, value))
+    raise errors.MalformedQueryError(
+        "field '%s' needs a boolean value, got %r" % (field, value))
 
 
 def as_datetime(value, field):
@@ -113,7 +119,7 @@ def as_datetime(value, field):
             return timeutils.normalize_time(timeutils.parse_isotime(value))
         except (ValueError, OverflowError, TypeError):
             pass
-    raise errors.QueryError(
+    raise errors.MalformedQueryError(
         "field '%s' needs an ISO 8601 date and time, got %r"
         % (field, value))
 
@@ -199,7 +205,7 @@ class Values(object):
 
     def _need_string(self, what):
         if self.vtype != STRING:
-            raise errors.QueryError(
+            raise errors.UnsupportedQueryError(
                 "'%s' needs a text field; '%s' holds %s values"
                 % (what, self.field, self.vtype))
 
@@ -214,7 +220,7 @@ class Values(object):
 
     def range(self, bounds):
         if self.vtype == BOOLEAN:
-            raise errors.QueryError(
+            raise errors.UnsupportedQueryError(
                 "'range' does not apply to the boolean field "
                 "'%s'" % self.field)
         ops = {'gt': operator.gt, 'gte': operator.ge,
@@ -230,7 +236,7 @@ class Values(object):
         self._need_string(what)
         value = self.coerce(value)
         if len(value) > MAX_PATTERN:
-            raise errors.QueryError(
+            raise errors.UnsupportedQueryError(
                 "'%s' patterns are limited to %d characters"
                 % (what, MAX_PATTERN))
         return value
@@ -252,7 +258,7 @@ class Values(object):
     def contains(self, word):
         word = as_string(word, self.field).lower()
         if len(word) > MAX_PATTERN:
-            raise errors.QueryError(
+            raise errors.UnsupportedQueryError(
                 "'match' words are limited to %d characters"
                 % MAX_PATTERN)
         return self._guard(sa.func.lower(self.expr).like(
@@ -265,9 +271,9 @@ class Values(object):
         if regexp_op == '~' and self.vtype != STRING:
             # PostgreSQL has no regular expression operator for numbers or
             # timestamps (Nova's own filter fails there the same way).
-            raise errors.QueryError("'nova_regexp' needs a text field on this "
-                                    "index database; '%s' holds %s values"
-                                    % (self.field, self.vtype))
+            raise errors.UnsupportedQueryError(
+                "'nova_regexp' needs a text field on this index database; "
+                "'%s' holds %s values" % (self.field, self.vtype))
         if not isinstance(value, str):
             value = str(value)
         if regexp_op == 'LIKE':

@@ -358,10 +358,13 @@ class RangeTestCase(SearchTestBase):
             'gt': 'yesterday'}}})
         self.assertQueryError('integer value', {'range': {
             'power_state': {'gt': 'x'}}})
-        self.assertQueryError('does not support from',
-                              {'range': {'power_state': {'from': 1}}})
-        self.assertQueryError("null value", {'range': {
-            'power_state': {'gt': None}}})
+        self.assertQueryError('does not support x',
+                              {'range': {'power_state': {'x': 1}}})
+        # A null bound is no bound, as in Elasticsearch 2.x.
+        self.assertEqual(
+            self.uuids({'exists': {'field': 'power_state'}}),
+            self.uuids({'range': {'power_state': {'gt': None,
+                                                  'to': None}}}))
 
 
 class TextTestCase(SearchTestBase):
@@ -485,14 +488,13 @@ class NovaRegexpTestCase(SearchTestBase):
 class ErrorTestCase(SearchTestBase):
 
     def test_malformed_queries(self):
+        # What Elasticsearch 2.x failed to parse: MalformedQueryError, which
+        # the search API answers with Searchlight's parse-failure message.
         cases = [
             ([], 'must be a JSON object'),
             ('match_all', 'must be a JSON object'),
             ({'term': {'name': 'a'}, 'match_all': {}}, 'exactly one key'),
             ({'nope': {}}, "unknown query clause 'nope'"),
-            ({'query_string': {'query': 'a'}}, "'query_string' queries are "
-                                               "not supported"),
-            ({'regexp': {'name': 'a'}}, 'not supported'),
             ({'term': {'name': None}}, "use an 'exists' query"),
             ({'term': {'name': ['a']}}, 'needs a string, number or boolean'),
             ({'term': {'name': {'val': 'a'}}}, 'does not support val'),
@@ -502,20 +504,22 @@ class ErrorTestCase(SearchTestBase):
             ({'term': 'name'}, 'needs a JSON object'),
             ({'terms': {'name': 'a'}}, 'needs a list'),
             ({'terms': {'name': [None]}}, 'null value'),
-            ({'term': {'nonexistent': 'a'}}, "unknown field 'nonexistent'"),
-            ({'term': {'metadata': 'a'}}, "unknown field 'metadata'"),
-            ({'term': {'metadata.': 'a'}}, "unknown field 'metadata.'"),
-            ({'term': {'binary': 'nova-compute'}}, "unknown field 'binary'"),
-            ({'term': {'doc': 'x'}}, "unknown field 'doc'"),
             ({'term': {'power_state': 'on'}}, 'integer value'),
             ({'term': {'power_state': 2 ** 64}}, 'integer value'),
             ({'term': {'power_state': 1.5}}, 'integer value'),
             ({'term': {'locked': 'maybe'}}, 'boolean value'),
-            ({'term': {'name': 'a\x00b'}}, 'NUL'),
+            ({'range': {'created_at': {'gt': 'soon'}}}, 'ISO 8601'),
+            ({'range': {'created_at': {'from': '2024-01-01',
+                                       'include_lower': 'no'}}},
+             "'include_lower' of range"),
+            ({'range': {'created_at': {'gt': '2024-01-01', 'x': 1}}},
+             'does not support x'),
             ({'exists': {}}, "needs a 'field'"),
             ({'exists': {'field': 3}}, 'non-empty strings'),
             ({'ids': {'values': 'x'}}, 'list of strings'),
             ({'ids': {'values': ['x'], 'type': 3}}, 'string or a list'),
+            ({'ids': {'values': ['x'], 'type': 'a', 'types': 'b'}},
+             "one of 'type'"),
             ({'bool': {'must': 'x'}}, 'list of them'),
             ({'bool': {'must': ['x']}}, 'must be a JSON object'),
             ({'bool': {'should': [], 'minimum_should_match': True}},
@@ -524,14 +528,85 @@ class ErrorTestCase(SearchTestBase):
              'integer or a percentage'),
             ({'bool': {'musts': []}}, 'does not support musts'),
             ({'match_all': {'x': 1}}, 'does not support x'),
+            ({'match': {'name': {'query': 'a', 'operator': 'xor'}}},
+             "'match.operator'"),
+            ({'match': {'name': {'operator': 'or'}}}, "needs a 'query'"),
             ({'prefix': {'name': 1}}, 'needs a string'),
             ({'wildcard': {'name': {'value': None}}}, 'needs a string'),
             ({'type': 'x'}, "'type' needs"),
             ({'constant_score': {}}, "needs a 'filter'"),
+            ({'constant_score': {'filter': {}, 'query': {}}},
+             "needs a 'filter'"),
         ]
         for query, fragment in cases:
-            exc = self.assertRaises(errors.QueryError, self.search, query)
+            exc = self.assertRaises(errors.MalformedQueryError, self.search,
+                                    query)
             self.assertIn(fragment, str(exc), query)
+            self.assertIsInstance(exc, index_base.MalformedQuery)
+        exc = self.assertRaises(errors.MalformedQueryError, self.search,
+                                sort=['bogus'])
+        self.assertIn("unknown sort field 'bogus'", str(exc))
+
+    def test_unsupported_queries(self):
+        # Valid Elasticsearch 2.x that this index does not evaluate: an
+        # UnsupportedQueryError whose message says what.
+        cases = [
+            ({'query_string': {'query': 'a'}}, "'query_string' queries are "
+                                               "not supported"),
+            ({'regexp': {'name': 'a'}}, 'not supported'),
+            ({'filtered': {'filter': {}}}, 'not supported'),
+            ({'span_first': {}}, 'not supported'),
+            ({'terms': {'name': {'index': 'i', 'type': 't', 'id': '1',
+                                 'path': 'p'}}}, "'terms' lookups"),
+            ({'terms': {'name': ['a'], 'execution': 'plain'}},
+             "does not support execution"),
+            ({'match': {'name': {'query': 'a', 'analyzer': 'standard'}}},
+             'does not support analyzer'),
+            ({'range': {'created_at': {'gt': '2024-01-01',
+                                       'format': 'yyyy'}}},
+             'does not support format'),
+            ({'missing': {'field': 'host', 'existence': True}},
+             'does not support existence'),
+            ({'term': {'nonexistent': 'a'}}, "unknown field 'nonexistent'"),
+            ({'term': {'metadata': 'a'}}, "unknown field 'metadata'"),
+            ({'term': {'metadata.': 'a'}}, "unknown field 'metadata.'"),
+            ({'term': {'binary': 'nova-compute'}}, "unknown field 'binary'"),
+            ({'term': {'doc': 'x'}}, "unknown field 'doc'"),
+            ({'term': {'name': 'a\x00b'}}, 'NUL'),
+            ({'range': {'locked': {'gt': False}}}, 'boolean field'),
+            ({'prefix': {'power_state': '1'}}, "'prefix' needs a text field"),
+            ({'wildcard': {'name': 'x' * 1025}}, 'limited to 1024'),
+            ({'term': {'OS-EXT-SRV-ATTR:instance_name': 'x'}},
+             "'term' is not supported on field"),
+            ({'nova_regexp': {'tags': 'a'}}, 'applies to instance columns'),
+        ]
+        for query, fragment in cases:
+            exc = self.assertRaises(errors.UnsupportedQueryError, self.search,
+                                    query)
+            self.assertIn(fragment, str(exc), query)
+            self.assertNotIsInstance(exc, index_base.MalformedQuery)
+        exc = self.assertRaises(errors.UnsupportedQueryError, self.search,
+                                sort=['tags'])
+        self.assertIn("field 'tags' cannot be used to sort", str(exc))
+
+    def test_range_from_to(self):
+        # Elasticsearch 2.x's from/to/include_lower/include_upper.
+        self.assertHits([sf.S2, sf.S3], {'range': {'created_at': {
+            'from': '2024-05-02T12:00:00Z', 'to': '2024-05-04T12:00:00Z',
+            'include_lower': False}}}, sort=['created_at'])
+        self.assertHits([sf.S1], {'range': {'created_at': {
+            'from': None, 'to': '2024-05-03T12:00:00Z',
+            'include_upper': False}}}, sort=['created_at'])
+        self.assertHits([sf.S2, sf.S3], {'range': {'created_at': {
+            'from': '2024-05-03T12:00:00Z', 'to': '2024-05-04T12:00:00Z'}}},
+            sort=['created_at'])
+        self.assertHits([sf.S1], {'constant_score': {'query': {
+            'term': {'name': 'vm-1 Alpha'}}}})
+        self.assertHits([sf.S1, sf.S2], {'ids': {'values': [sf.S1, sf.S2],
+                                          'types': ['OS::Nova::Server'],
+                                          }}, types=[SERVER])
+        self.assertHits([], {'ids': {'values': [sf.S1],
+                                     '_type': 'OS::Nova::Service'}})
 
     def test_depth_limit(self):
         query = {'match_all': {}}

@@ -35,18 +35,26 @@ class ParseSortTestCase(base.TestCase):
                                        'unmapped_type': 'string'}}]))
 
     def test_bad_sorts(self):
-        for sort, fragment in (
-                (3, "'sort' must be a string, dict or list"),
-                ([3], 'each sort key'),
-                ([{'a': 'asc', 'b': 'asc'}], 'each sort key'),
-                ([{'name': 'up'}], "must be 'asc' or 'desc'"),
-                ([{'name': 3}], "must be 'asc', 'desc' or an object"),
-                ([{'name': {'order': 'asc', 'missing': 'x'}}], "'missing'"),
-                ([{'name': {'mode': 'min'}}], 'does not support mode'),
-                ([''], 'non-empty'),
-                (['id'] * (parsing.MAX_SORT_KEYS + 1), 'limited to 16')):
+        # Searchlight's own check (ParseError), what Elasticsearch failed to
+        # parse (Malformed) and valid sorts not evaluated here (Unsupported).
+        M, U, P = parsing.Malformed, parsing.Unsupported, parsing.ParseError
+        for sort, kind, fragment in (
+                (3, P, "'sort' must be a string, dict or list"),
+                ([3], M, 'each sort key'),
+                ([{'a': 'asc', 'b': 'asc'}], U, 'each sort key'),
+                ([{'name': 'up'}], M, "must be 'asc' or 'desc'"),
+                ([{'name': 3}], M, "must be 'asc', 'desc' or an object"),
+                ([{'name': {'order': 'asc', 'missing': 'x'}}], U,
+                 "'missing'"),
+                ([{'name': {'order': 'asc', 'missing': []}}], M,
+                 "'missing'"),
+                ([{'name': {'mode': 'min'}}], U, 'does not support mode'),
+                ([{'name': {'bogus': 'min'}}], M, 'does not support bogus'),
+                ([''], M, 'non-empty'),
+                (['id'] * (parsing.MAX_SORT_KEYS + 1), U, 'limited to 16')):
             exc = self.assertRaises(parsing.ParseError, parsing.parse_sort,
                                     sort)
+            self.assertIs(kind, type(exc), sort)
             self.assertIn(fragment, str(exc), sort)
         self.assertEqual(parsing.MAX_SORT_KEYS, len(
             parsing.parse_sort(['id'] * parsing.MAX_SORT_KEYS)))
@@ -71,28 +79,37 @@ class ParseAggregationsTestCase(base.TestCase):
                                 'min_doc_count': 2}}}))
 
     def test_bad_aggregations(self):
-        for aggs, fragment in (
-                ([], "'aggregations' must be a JSON object"),
-                ({'a': 1}, "aggregation 'a' must be a JSON object"),
-                ({'a': {'avg': {'field': 'vcpus'}}}, "only 'terms'"),
-                ({'a': {'terms': {'field': 'status'}, 'aggs': {}}},
+        M, U = parsing.Malformed, parsing.Unsupported
+        for aggs, kind, fragment in (
+                ([], M, "'aggregations' must be a JSON object"),
+                ({'a': 1}, M, "aggregation 'a' must be a JSON object"),
+                ({'a': {'percentiles': {'field': 'vcpus'}}}, U,
+                 "only 'terms'"),
+                ({'a': {'bogus': {'field': 'vcpus'}}}, M, "only 'terms'"),
+                ({'a': {'terms': {'field': 'status'}, 'aggs': {}}}, U,
                  'sub-aggregations'),
-                ({'a': {'terms': 'status'}}, "'terms' must be a JSON"),
-                ({'a': {'terms': {}}}, "needs a 'field'"),
-                ({'a': {'terms': {'field': 'status', 'size': -1}}},
+                ({'a': {'terms': 'status'}}, M, "'terms' must be a JSON"),
+                ({'a': {'terms': {}}}, M, "needs a 'field'"),
+                ({'a': {'terms': {'field': 'status', 'size': -1}}}, M,
                  'non-negative integer'),
-                ({'a': {'terms': {'field': 'status', 'size': True}}},
+                ({'a': {'terms': {'field': 'status', 'size': True}}}, M,
                  'non-negative integer'),
-                ({'a': {'terms': {'field': 'status', 'script': 'x'}}},
+                ({'a': {'terms': {'field': 'status', 'script': 'x'}}}, U,
                  'does not support script'),
+                ({'a': {'terms': {'field': 'status', 'bogus': 'x'}}}, M,
+                 'does not support bogus'),
                 ({'a': {'terms': {'field': 'status',
-                                  'order': {'_count': 'up'}}}},
+                                  'order': {'_count': 'up'}}}}, M,
                  "_count or _key"),
-                ({'a': {'terms': {'field': 'status', 'order': 'x'}}},
+                ({'a': {'terms': {'field': 'status',
+                                  'order': {'max_ram': 'asc'}}}}, U,
+                 "_count or _key"),
+                ({'a': {'terms': {'field': 'status', 'order': 'x'}}}, M,
                  "must be an object"),
                 ({str(n): {'terms': {'field': 'status'}}
-                  for n in range(parsing.MAX_AGGREGATIONS + 1)},
+                  for n in range(parsing.MAX_AGGREGATIONS + 1)}, U,
                  'limited to 32 aggregations')):
             exc = self.assertRaises(parsing.ParseError,
                                     parsing.parse_aggregations, aggs)
+            self.assertIs(kind, type(exc), aggs)
             self.assertIn(fragment, str(exc), aggs)

@@ -87,11 +87,24 @@ class QueryErrorsTestCase(testtools.TestCase):
         self.assertIn('missing )', str(exc))
         self.assertIsInstance(exc, base.InvalidQuery)
         self.assertNotIsInstance(exc, base.UnsupportedQuery)
+        # A pattern the engine cannot parse: Searchlight's parse failure.
+        self.assertIsInstance(exc, base.MalformedQuery)
+
+    def test_missing_operator_is_unsupported(self):
+        # PostgreSQL has no '~' for the column's type: a valid pattern on a
+        # field the index cannot apply it to.
+        exc = self.assertRaises(
+            errors.UnsupportedQueryError, self._raise,
+            _dbapi(PGError('operator does not exist: integer ~ unknown',
+                           '42883')))
+        self.assertIn('cannot apply the query to that field', str(exc))
+        self.assertNotIsInstance(exc, base.MalformedQuery)
 
     def test_invalid_unicode(self):
         for exc in (db_exc.DBInvalidUnicodeParameter(),
                     UnicodeEncodeError('utf-8', '\ud800', 0, 1, 'x')):
-            err = self.assertRaises(errors.QueryError, self._raise, exc)
+            err = self.assertRaises(errors.UnsupportedQueryError,
+                                    self._raise, exc)
             self.assertIn('not valid Unicode text', str(err))
 
     def test_spent_budget_is_unsupported(self):
