@@ -96,9 +96,7 @@ def search_body(request, limit=None, search_after=None):
         body['_source'] = list(request.fields)
     if request.aggregations:
         body['aggregations'] = {
-            name: {'terms': {'field': agg.field, 'size': agg.size,
-                             'order': [{k: d} for k, d in agg.order],
-                             'min_doc_count': agg.min_doc_count}}
+            name: request_mod.aggregation_body(agg)
             for name, agg in request.aggregations.items()}
     return body
 

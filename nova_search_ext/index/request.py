@@ -30,10 +30,50 @@ missing values go ('_first', '_last' or None: where the database puts
 NULLs)."""
 
 TermsAggregation = collections.namedtuple(
-    'TermsAggregation', ['field', 'size', 'order', 'min_doc_count'])
+    'TermsAggregation',
+    ['field', 'size', 'order', 'min_doc_count', 'aggs', 'meta'])
+TermsAggregation.__new__.__defaults__ = (None, None)
 TermsAggregation.__doc__ = """A terms aggregation: the field, the number of
-buckets (0: all), the bucket order as [(``_count``|``_key``, 'asc'|'desc')]
-and the minimum count of a bucket."""
+buckets (0: all), the bucket order as [(``_count``|``_key``, 'asc'|'desc')],
+the minimum count of a bucket, its sub-aggregations ({name: aggregation}
+or None) and the ``meta`` object to echo (or None)."""
+
+Aggregation = collections.namedtuple(
+    'Aggregation', ['kind', 'field', 'params', 'aggs', 'meta', 'source'])
+Aggregation.__doc__ = """Any other aggregation.
+
+:param kind: the Elasticsearch 2.x type (``min``, ``histogram``, ...)
+:param field: the field it reads, or None (``filter``, ``filters``)
+:param params: its validated options, by Elasticsearch name (an interval
+               already parsed, see the search API's parsing)
+:param aggs: sub-aggregations ({name: aggregation}) or None
+:param meta: the ``meta`` object to echo, or None
+:param source: the aggregation's own body as it came, ``{kind: {...}}``
+               without sub-aggregations (what a client sends on)"""
+
+# Bucket aggregations: those that take sub-aggregations.
+BUCKET_KINDS = frozenset(['terms', 'histogram', 'date_histogram', 'range',
+                          'filter', 'filters', 'missing'])
+# Metric aggregations: one value or a few over the values of a field.
+METRIC_KINDS = frozenset(['min', 'max', 'avg', 'sum', 'stats',
+                          'value_count', 'cardinality'])
+
+
+def aggregation_body(agg):
+    """The Searchlight (Elasticsearch 2.x) body of a parsed aggregation."""
+    if isinstance(agg, TermsAggregation):
+        body = {'terms': {'field': agg.field, 'size': agg.size,
+                          'order': [{k: d} for k, d in agg.order],
+                          'min_doc_count': agg.min_doc_count}}
+    else:
+        body = dict(agg.source)
+    if agg.meta is not None:
+        body['meta'] = agg.meta
+    if agg.aggs:
+        body['aggregations'] = {name: aggregation_body(sub)
+                                for name, sub in agg.aggs.items()}
+    return body
+
 
 SearchRequest = collections.namedtuple('SearchRequest', [
     'types', 'query', 'visible', 'project_id', 'offset', 'limit', 'sort',
@@ -52,7 +92,7 @@ SearchRequest.__doc__ = """A search.
 :param sort: list of SortKey (empty: id order)
 :param search_after: the sort values of the last hit of the previous page,
                      or None
-:param aggregations: {name: TermsAggregation}, or None
+:param aggregations: {name: TermsAggregation or Aggregation}, or None
 :param marker: the id of the last hit of the previous page, or None: the
                page starts after that document's sort values (it must exist,
                tombstones included; one resource type only)

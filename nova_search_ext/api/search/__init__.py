@@ -40,9 +40,10 @@ Search body (:mod:`.controller`)
     ``limit``/``size`` (default 25, at most ``[search_api] max_limit``, 0 for
     totals and aggregations only; both synonyms: 400; non-integer or
     negative: 400 with Searchlight's messages), ``sort`` and
-    ``aggregations``/``aggs`` (parsed by :mod:`.parsing`; ``terms``
-    aggregations only, no sub-aggregations; a top-level ``global``: 403;
-    both keys: 400), ``search_after`` (extension, see
+    ``aggregations``/``aggs`` (parsed by :mod:`.parsing`; ``terms``,
+    metric, ``histogram``, ``date_histogram``, ``range``, ``filter(s)``
+    and ``missing`` aggregations with sub-aggregations; a top-level
+    ``global``: 403; both keys: 400), ``search_after`` (extension, see
     :mod:`~nova_search_ext.index.sql.search`), ``_source`` (string, list or
     ``{include(s), exclude(s)}``; booleans: 400), ``all_projects`` (boolean,
     honoured for administrators only).
@@ -65,8 +66,9 @@ Response
     "_type": <type>, "_id": "<uuid>_ADMIN" | "<uuid>_USER" (servers) |
     "<uuid>" (services), "_score": null when sorted else 1.0, "_source":
     {...}, "sort": [<JSON values, datetimes as ISO 8601>] when sorted}]},
-    "aggregations": {<name>: {"doc_count_error_upper_bound": 0,
-    "sum_other_doc_count": n, "buckets": [{"key", "doc_count"}]}} when
+    "aggregations": {<name>: <Elasticsearch 2.x answer, e.g. terms:
+    {"doc_count_error_upper_bound": 0, "sum_other_doc_count": n,
+    "buckets": [{"key", "doc_count", <sub-aggregations>}]}>} when
     asked}``.  ``_source`` shapes: :mod:`.serializers`.
 
 Plugins and facets

@@ -37,6 +37,7 @@ from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import policy
 from nova_search_ext.api.search import server as server_mod
 from nova_search_ext.index.sql import models
+from nova_search_ext.index.sql.search import aggregations
 from nova_search_ext.tests.functional import base
 
 CONF = cfg.CONF
@@ -406,6 +407,24 @@ class SearchAPITestCase(base.MultiCellTestCase):
                    key=lambda b: (-b['doc_count'], b['key'])),
             answer['aggregations']['hosts']['buckets'])
         self.assertEqual([], answer['hits']['hits'])
+        # Metric sub-aggregations over each bucket's servers.
+        answer = http.post('/v1/search', json={
+            'type': SERVER, 'all_projects': True, 'limit': 0,
+            'aggregations': {'hosts': {'terms': {'field': 'host'}, 'aggs': {
+                'mem': {'sum': {'field': 'memory_mb'}},
+                'first': {'min': {'field': 'created_at'}}}}}}).json()
+        buckets = answer['aggregations']['hosts']['buckets']
+        self.assertEqual(len(hosts), len(buckets))
+        for bucket in buckets:
+            mine = [r for r in rows.values() if r.host == bucket['key']]
+            self.assertEqual(float(sum(r.memory_mb for r in mine)),
+                             bucket['mem']['value'])
+            first = aggregations.epoch_millis(
+                min(r.created_at for r in mine))
+            self.assertEqual({'value': float(first),
+                              'value_as_string':
+                              aggregations.date_string(first)},
+                             bucket['first'])
 
     def test_deleted_servers_need_the_deleted_field(self):
         victim = self.servers[0]['id']
@@ -435,6 +454,13 @@ class SearchAPITestCase(base.MultiCellTestCase):
             'x-openstack-request-id'].startswith('req-'))
         self.assertRaises(ks_exc.BadRequest, client.search.search,
                           query={'query_string': {'query': 'vm-a'}})
+        exc = self.assertRaises(ks_exc.BadRequest, client.search.search,
+                                query={'term': {'name': {'val': 'x'}}})
+        self.assertEqual({'message': 'Query malformed or search parse '
+                                     'failure, please check the syntax'
+                                     '<br /><br />\n\n\n',
+                          'code': '400 Bad Request', 'title': 'Bad Request'},
+                         exc.response.json())
         self.assertRaises(ks_exc.BadRequest, client.search.search,
                           limit=1001)
         exc = self.assertRaises(ks_exc.HttpError, client.http_client.put,

@@ -13,7 +13,7 @@
 
 This package owns the translation of a search request
 (:class:`~nova_search_ext.index.request.SearchRequest`: query clauses,
-sorts, paging, ``search_after`` and ``terms`` aggregations) into SQL over
+sorts, paging, ``search_after`` and aggregations) into SQL over
 the tables of :mod:`nova_search_ext.index.sql.models`, and running it.  It
 does not own HTTP, policy, the parsing of a Searchlight body's ``sort`` and
 ``aggregations`` or the shape of ``_source`` (see
@@ -37,7 +37,7 @@ Modules, by concern:
     sort keys resolved for a resource type, sort values, ``search_after``
     markers;
 :mod:`.aggregations`
-    ``terms`` aggregations;
+    aggregations (metrics, buckets, sub-aggregations);
 :mod:`.searcher`
     ``Searcher``: running a request (totals, pages, aggregations) under the
     regular-expression deadline and the database error mapping of
@@ -144,10 +144,15 @@ marker values (a NULL value does not constrain the page).
 Aggregations and limits
 -----------------------
 
-``terms`` aggregations (``field``, ``size`` (0: all), ``order`` by
-``_count`` or ``_key``/``_term``, ``min_doc_count``; no sub-aggregations)
-over every match of the search.  Keys are JSON values: booleans stay
-booleans, datetimes are ISO 8601 strings, ``status`` is lower case.
+Aggregations (:mod:`.aggregations`) over every match of the search:
+``terms`` (``field``, ``size`` (0: all), ``order`` by ``_count`` or
+``_key``/``_term``, ``min_doc_count``; keys are JSON values: booleans stay
+booleans, datetimes are ISO 8601 strings, ``status`` is lower case), the
+metrics ``min``, ``max``, ``avg``, ``sum``, ``stats``, ``value_count``,
+``cardinality``, and ``histogram``, ``date_histogram``, ``range``,
+``filter``, ``filters``, ``missing``, with sub-aggregations under the
+bucket ones; bounded by :data:`.aggregations.MAX_BUCKETS` and
+:data:`.aggregations.MAX_QUERIES`.
 
 One search may have at most :data:`.translator.MAX_DEPTH` levels of
 nesting, :data:`.translator.MAX_CLAUSES` clauses (``match`` words

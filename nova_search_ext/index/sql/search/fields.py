@@ -81,6 +81,14 @@ class Field(object):
     def terms_aggregation(self, model, where):
         self._unsupported('terms aggregation')
 
+    def value_select(self, model, where):
+        """SELECT of the field's values (column ``v``) in ``where``."""
+        self._unsupported('aggregation')
+
+    def bucket(self, raw):
+        """The condition of a terms bucket (``raw``: a key as read)."""
+        self._unsupported('terms aggregation')
+
 
 class ColumnField(Field):
     """A column of the resource table."""
@@ -156,6 +164,13 @@ class ColumnField(Field):
                 .where(where, self.column.is_not(None))
                 .group_by(key))
 
+    def value_select(self, model, where):
+        return (sa.select(self.column.label('v')).select_from(model)
+                .where(where, self.column.is_not(None)))
+
+    def bucket(self, raw):
+        return sa.and_(self.column.is_not(None), self.values.lhs == raw)
+
 
 class ChildField(Field):
     """Values of a child table of index_instances (tags, metadata)."""
@@ -218,6 +233,19 @@ class ChildField(Field):
                           sa.func.count(sa.distinct(t.c.instance_uuid)))
                 .where(*conditions)
                 .group_by(self.value_column))
+
+    def value_select(self, model, where):
+        t = self.table
+        conditions = [
+            t.c.instance_uuid.in_(
+                sa.select(model.uuid).select_from(model).where(where)),
+            self.value_column.is_not(None)]
+        if self.key is not None:
+            conditions.append(t.c.key == self.key)
+        return sa.select(self.value_column.label('v')).where(*conditions)
+
+    def bucket(self, raw):
+        return self._some(self.value_column == raw)
 
 
 class InstanceNameField(Field):

@@ -128,10 +128,15 @@ class Searcher(object):
             else:
                 hits = self._union_page(session, schemas, wheres, sorts,
                                         request)
-        buckets = collections.OrderedDict(
-            (name, aggregations.terms(session, schemas, wheres, agg,
-                                      request.visible))
-            for name, agg in (request.aggregations or {}).items())
+        buckets = collections.OrderedDict()
+        if request.aggregations:
+            def translate(schema, query):
+                return translator.Translator(
+                    schema, request.visible, self.dialect, self.regexp_ops,
+                    schemas).translate(query)
+            buckets = aggregations.Aggregator(
+                session, schemas, wheres, request.visible, self.dialect,
+                translate).run(request.aggregations)
         return SearchResult(total, hits, buckets)
 
     @staticmethod

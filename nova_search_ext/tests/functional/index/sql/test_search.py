@@ -22,6 +22,7 @@ spelled out per backend.
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
+import fixtures
 from oslo_db.sqlalchemy import utils as sqlalchemyutils
 from sqlalchemy import orm
 import testscenarios
@@ -32,6 +33,7 @@ from nova_search_ext.index import catalog
 from nova_search_ext.index import request as request_mod
 from nova_search_ext.index.sql import errors
 from nova_search_ext.index.sql import models
+from nova_search_ext.index.sql.search import aggregations
 from nova_search_ext.index.sql.search import searcher
 from nova_search_ext.index.sql.search import translator
 from nova_search_ext.tests.functional import backends
@@ -922,6 +924,365 @@ class AggregationTestCase(SearchTestBase):
         self.assertEqual([{'key': 'nova-compute', 'doc_count': 2},
                           {'key': 'nova-scheduler', 'doc_count': 1}],
                          result.aggregations['binary']['buckets'])
+
+    def aggs(self, aggs, query=None, **kwargs):
+        return self.search(query, limit=0, aggs=aggs, **kwargs).aggregations
+
+    def test_metrics(self):
+        aggs = self.aggs({
+            'min': {'min': {'field': 'power_state'}},
+            'max': {'max': {'field': 'power_state'}},
+            'avg': {'avg': {'field': 'power_state'}},
+            'sum': {'sum': {'field': 'power_state'}},
+            'stats': {'stats': {'field': 'power_state'}},
+            'count': {'value_count': {'field': 'power_state'}},
+            'distinct': {'cardinality': {'field': 'power_state',
+                                         'precision_threshold': 100}},
+            'tags': {'value_count': {'field': 'tags'}},
+            'tag_kinds': {'cardinality': {'field': 'tags'}},
+            'statuses': {'cardinality': {'field': 'status'}},
+            'none': {'min': {'field': 'launched_at'}}},
+            {'bool': {'must_not': {'term': {'name': 'nothing'}}}})
+        self.assertEqual({'value': 0.0}, aggs['min'])
+        self.assertEqual({'value': 4.0}, aggs['max'])
+        self.assertEqual({'value': 1.5}, aggs['avg'])
+        self.assertEqual({'value': 6.0}, aggs['sum'])
+        self.assertEqual({'count': 4, 'min': 0.0, 'max': 4.0, 'avg': 1.5,
+                          'sum': 6.0}, aggs['stats'])
+        self.assertEqual(['count', 'min', 'max', 'avg', 'sum'],
+                         list(aggs['stats']))
+        self.assertEqual({'value': 4}, aggs['count'])
+        self.assertEqual({'value': 3}, aggs['distinct'])
+        # S1 has tags a and b, S2 has b: three values, two kinds.
+        self.assertEqual({'value': 3}, aggs['tags'])
+        self.assertEqual({'value': 2}, aggs['tag_kinds'])
+        self.assertEqual({'value': 3}, aggs['statuses'])
+        self.assertEqual({'value': 1714651200000.0,
+                          'value_as_string': '2024-05-02T12:00:00.000Z'},
+                         aggs['none'])
+
+    def test_metrics_without_values(self):
+        aggs = self.aggs({
+            'min': {'min': {'field': 'power_state'}},
+            'avg': {'avg': {'field': 'created_at'}},
+            'sum': {'sum': {'field': 'power_state'}},
+            'stats': {'stats': {'field': 'created_at'}},
+            'count': {'value_count': {'field': 'name'}},
+            'distinct': {'cardinality': {'field': 'name'}}},
+            {'term': {'name': 'nothing'}})
+        self.assertEqual({
+            'min': {'value': None}, 'avg': {'value': None},
+            'sum': {'value': 0.0},
+            'stats': {'count': 0, 'min': None, 'max': None, 'avg': None,
+                      'sum': 0.0},
+            'count': {'value': 0}, 'distinct': {'value': 0}}, aggs)
+
+    def test_date_metrics_have_value_as_string(self):
+        aggs = self.aggs({
+            'min': {'min': {'field': 'created_at'}},
+            'max': {'max': {'field': 'updated_at'}},
+            'avg': {'avg': {'field': 'created_at'}},
+            'stats': {'stats': {'field': 'created_at'}}},
+            {'terms': {'id': [sf.S1, sf.S2, sf.S3]}})
+        self.assertEqual({'value': 1714651200000.0,
+                          'value_as_string': '2024-05-02T12:00:00.000Z'},
+                         aggs['min'])
+        self.assertEqual({'value': 1714824000000.0,
+                          'value_as_string': '2024-05-04T12:00:00.000Z'},
+                         aggs['max'])
+        self.assertEqual({'value': 1714737600000.0,
+                          'value_as_string': '2024-05-03T12:00:00.000Z'},
+                         aggs['avg'])
+        self.assertEqual({
+            'count': 3, 'min': 1714651200000.0, 'max': 1714824000000.0,
+            'avg': 1714737600000.0, 'sum': 5144212800000.0,
+            'min_as_string': '2024-05-02T12:00:00.000Z',
+            'max_as_string': '2024-05-04T12:00:00.000Z',
+            'avg_as_string': '2024-05-03T12:00:00.000Z',
+            'sum_as_string': '2133-01-05T12:00:00.000Z'}, aggs['stats'])
+
+    def test_histogram(self):
+        aggs = self.aggs({
+            'h': {'histogram': {'field': 'power_state', 'interval': 2}},
+            'gaps': {'histogram': {'field': 'power_state', 'interval': 2,
+                                   'min_doc_count': 0}},
+            'bounds': {'histogram': {
+                'field': 'power_state', 'interval': 2, 'min_doc_count': 0,
+                'extended_bounds': {'min': -2, 'max': 7}}},
+            'offset': {'histogram': {'field': 'power_state', 'interval': 2,
+                                     'offset': 1,
+                                     'order': {'_count': 'desc'}}},
+            'keyed': {'histogram': {'field': 'power_state', 'interval': 3,
+                                    'keyed': True}}})
+        self.assertEqual({'buckets': [{'key': 0, 'doc_count': 3},
+                                      {'key': 4, 'doc_count': 1}]},
+                         aggs['h'])
+        self.assertEqual([(0, 3), (2, 0), (4, 1)], [
+            (b['key'], b['doc_count']) for b in aggs['gaps']['buckets']])
+        self.assertEqual([(-2, 0), (0, 3), (2, 0), (4, 1), (6, 0)], [
+            (b['key'], b['doc_count']) for b in aggs['bounds']['buckets']])
+        self.assertEqual([(1, 2), (-1, 1), (3, 1)], [
+            (b['key'], b['doc_count']) for b in aggs['offset']['buckets']])
+        self.assertEqual({'buckets': {'0': {'key': 0, 'doc_count': 3},
+                                      '3': {'key': 3, 'doc_count': 1}}},
+                         aggs['keyed'])
+
+    def test_date_histogram(self):
+        def buckets(agg):
+            return [(b['key_as_string'], b['key'], b['doc_count'])
+                    for b in agg['buckets']]
+        aggs = self.aggs({
+            'day': {'date_histogram': {'field': 'created_at',
+                                       'interval': 'day'}},
+            'days': {'date_histogram': {'field': 'created_at',
+                                        'interval': '1d',
+                                        'min_doc_count': 0}},
+            'week': {'date_histogram': {'field': 'created_at',
+                                        'interval': 'week'}},
+            'month': {'date_histogram': {'field': 'created_at',
+                                         'interval': 'month',
+                                         'time_zone': 'UTC'}},
+            'quarter': {'date_histogram': {
+                'field': 'created_at', 'interval': 'quarter',
+                'min_doc_count': 0,
+                'extended_bounds': {'min': '2024-01-15T00:00:00Z'}}},
+            'year': {'date_histogram': {'field': 'created_at',
+                                        'interval': '1y'}},
+            'fixed': {'date_histogram': {'field': 'created_at',
+                                         'interval': '2d', 'offset': '12h',
+                                         'keyed': True}}})
+        self.assertEqual([
+            ('2024-05-02T00:00:00.000Z', 1714608000000, 1),
+            ('2024-05-03T00:00:00.000Z', 1714694400000, 1),
+            ('2024-05-04T00:00:00.000Z', 1714780800000, 1),
+            ('2024-05-07T00:00:00.000Z', 1715040000000, 1)],
+            buckets(aggs['day']))
+        self.assertEqual([1, 1, 1, 0, 0, 1],
+                         [b[2] for b in buckets(aggs['days'])])
+        # Weeks start on Monday (2024-04-29 and 2024-05-06).
+        self.assertEqual([('2024-04-29T00:00:00.000Z', 1714348800000, 3),
+                          ('2024-05-06T00:00:00.000Z', 1714953600000, 1)],
+                         buckets(aggs['week']))
+        self.assertEqual([('2024-05-01T00:00:00.000Z', 1714521600000, 4)],
+                         buckets(aggs['month']))
+        self.assertEqual([('2024-01-01T00:00:00.000Z', 1704067200000, 0),
+                          ('2024-04-01T00:00:00.000Z', 1711929600000, 4)],
+                         buckets(aggs['quarter']))
+        self.assertEqual([('2024-01-01T00:00:00.000Z', 1704067200000, 4)],
+                         buckets(aggs['year']))
+        # Two days from 12:00, the epoch's days counted in pairs.
+        self.assertEqual(
+            ['2024-05-01T12:00:00.000Z', '2024-05-03T12:00:00.000Z',
+             '2024-05-07T12:00:00.000Z'], list(aggs['fixed']['buckets']))
+        self.assertEqual([1, 2, 1], [
+            b['doc_count'] for b in aggs['fixed']['buckets'].values()])
+
+    def test_range(self):
+        aggs = self.aggs({
+            'r': {'range': {'field': 'power_state', 'ranges': [
+                {'from': 4}, {'to': 1}, {'from': 1, 'to': 4, 'key': 'mid'}]}},
+            'd': {'range': {'field': 'created_at', 'keyed': True, 'ranges': [
+                {'to': '2024-05-03T12:00:00Z'},
+                {'from': '2024-05-03T12:00:00Z'}]}}})
+        self.assertEqual({'buckets': [
+            {'key': '*-1.0', 'to': 1.0, 'doc_count': 1},
+            {'key': 'mid', 'from': 1.0, 'to': 4.0, 'doc_count': 2},
+            {'key': '4.0-*', 'from': 4.0, 'doc_count': 1}]}, aggs['r'])
+        self.assertEqual({'buckets': {
+            '*-2024-05-03T12:00:00.000Z': {
+                'to': 1714737600000.0,
+                'to_as_string': '2024-05-03T12:00:00.000Z',
+                'doc_count': 1},
+            '2024-05-03T12:00:00.000Z-*': {
+                'from': 1714737600000.0,
+                'from_as_string': '2024-05-03T12:00:00.000Z',
+                'doc_count': 3}}}, aggs['d'])
+
+    def test_filter_filters_and_missing(self):
+        aggs = self.aggs({
+            'active': {'filter': {'term': {'status': 'active'}},
+                       'aggs': {'tags': {'terms': {'field': 'tags'}}}},
+            'f': {'filters': {'filters': {
+                'active': {'term': {'status': 'active'}},
+                'locked': {'term': {'locked': True}}},
+                'other_bucket': True}},
+            'anon': {'filters': {'filters': [{'term': {'host': 'h1'}},
+                                             {'match_all': {}}]}},
+            'no_host': {'missing': {'field': 'host'},
+                        'aggs': {'ids': {'terms': {'field': 'id'}}}},
+            'no_tag': {'missing': {'field': 'tags'}}})
+        self.assertEqual(2, aggs['active']['doc_count'])
+        self.assertEqual([{'key': 'a', 'doc_count': 1},
+                          {'key': 'b', 'doc_count': 1}],
+                         aggs['active']['tags']['buckets'])
+        self.assertEqual({'buckets': {'active': {'doc_count': 2},
+                                      'locked': {'doc_count': 1},
+                                      '_other_': {'doc_count': 2}}},
+                         aggs['f'])
+        self.assertEqual({'buckets': [{'doc_count': 1}, {'doc_count': 4}]},
+                         aggs['anon'])
+        self.assertEqual(2, aggs['no_host']['doc_count'])
+        self.assertEqual([sf.S3, sf.S6], [
+            b['key'] for b in aggs['no_host']['ids']['buckets']])
+        self.assertEqual({'doc_count': 2}, aggs['no_tag'])
+
+    def test_sub_aggregations_and_meta(self):
+        aggs = self.aggs({'st': {
+            'meta': {'color': 'blue'},
+            'terms': {'field': 'status'},
+            'aggs': {
+                'power': {'avg': {'field': 'power_state'}},
+                'days': {'date_histogram': {
+                    'field': 'created_at', 'interval': 'day'},
+                    'aggs': {'n': {'value_count': {'field': 'id'}}}}}}})
+        st = aggs['st']
+        self.assertEqual({'color': 'blue'}, st['meta'])
+        self.assertEqual(['meta', 'doc_count_error_upper_bound',
+                          'sum_other_doc_count', 'buckets'], list(st))
+        self.assertEqual([('active', 2, 1.0), ('error', 1, 0.0),
+                          ('shutoff', 1, 4.0)],
+                         [(b['key'], b['doc_count'], b['power']['value'])
+                          for b in st['buckets']])
+        active = st['buckets'][0]['days']['buckets']
+        self.assertEqual([('2024-05-02T00:00:00.000Z', 1, 1),
+                          ('2024-05-07T00:00:00.000Z', 1, 1)],
+                         [(b['key_as_string'], b['doc_count'],
+                           b['n']['value']) for b in active])
+        # An empty bucket's sub-aggregations are empty, without a query.
+        aggs = self.aggs({'r': {
+            'range': {'field': 'power_state', 'ranges': [{'from': 100}]},
+            'aggs': {'m': {'max': {'field': 'created_at'}},
+                     't': {'terms': {'field': 'status'}},
+                     'h': {'histogram': {'field': 'power_state',
+                                         'interval': 1,
+                                         'min_doc_count': 0,
+                                         'extended_bounds': {'min': 0,
+                                                             'max': 1}}}}}})
+        bucket = aggs['r']['buckets'][0]
+        self.assertEqual(0, bucket['doc_count'])
+        self.assertEqual({'value': None}, bucket['m'])
+        self.assertEqual([], bucket['t']['buckets'])
+        self.assertEqual([{'key': 0, 'doc_count': 0},
+                          {'key': 1, 'doc_count': 0}],
+                         bucket['h']['buckets'])
+
+    def test_aggregations_are_scoped(self):
+        # A user of p2 sees only S3; administrator-only fields have no
+        # values for users: nothing about other projects or hidden fields.
+        kwargs = dict(project='p2', admin=False)
+        aggs = self.aggs({
+            'ps': {'stats': {'field': 'power_state'}},
+            'h': {'histogram': {'field': 'power_state', 'interval': 1}},
+            'nid': {'stats': {'field': 'nova_id'}},
+            'nid_count': {'value_count': {'field': 'nova_id'}},
+            'nid_card': {'cardinality': {'field': 'nova_id'}},
+            'nid_hist': {'histogram': {'field': 'nova_id', 'interval': 1}},
+            'nid_range': {'range': {'field': 'nova_id',
+                                    'ranges': [{'to': 4}]}},
+            'host_missing': {'missing': {'field': 'host'}},
+            'by_host': {'filter': {'exists': {'field': 'node'}}},
+            'launched': {'missing': {'field': 'launched_on'}},
+            'sysmeta': {'value_count': {'field': 'system_metadata.*'}}},
+            **kwargs)
+        self.assertEqual({'count': 1, 'min': 0.0, 'max': 0.0, 'avg': 0.0,
+                          'sum': 0.0}, aggs['ps'])
+        self.assertEqual([{'key': 0, 'doc_count': 1}], aggs['h']['buckets'])
+        self.assertEqual({'count': 0, 'min': None, 'max': None,
+                          'avg': None, 'sum': 0.0}, aggs['nid'])
+        self.assertEqual({'value': 0}, aggs['nid_count'])
+        self.assertEqual({'value': 0}, aggs['nid_card'])
+        self.assertEqual([], aggs['nid_hist']['buckets'])
+        self.assertEqual([{'key': '*-4.0', 'to': 4.0, 'doc_count': 0}],
+                         aggs['nid_range']['buckets'])
+        self.assertEqual({'doc_count': 1}, aggs['host_missing'])
+        self.assertEqual({'doc_count': 0}, aggs['by_host'])
+        self.assertEqual({'doc_count': 1}, aggs['launched'])
+        self.assertEqual({'value': 0}, aggs['sysmeta'])
+        # The same for an administrator of p2 sees the hidden values.
+        admin = self.aggs({'nid': {'stats': {'field': 'nova_id'}},
+                           'sysmeta': {'value_count': {
+                               'field': 'system_metadata.*'}}},
+                          project='p2')
+        self.assertEqual(3.0, admin['nid']['max'])
+        self.assertEqual({'value': 1}, admin['sysmeta'])
+
+    def test_aggregations_across_types(self):
+        aggs = self.aggs({
+            'hosts': {'value_count': {'field': 'host'}},
+            'kinds': {'cardinality': {'field': 'host'}},
+            'first': {'min': {'field': 'created_at'}},
+            'per_day': {'date_histogram': {'field': 'created_at',
+                                           'interval': 'day'}},
+            'no_binary': {'missing': {'field': 'binary'}}},
+            types=[SERVER, SERVICE])
+        # Servers S1 (h1), S2 (h2); services V1 (h1), V2 (h2), V3 (h1).
+        self.assertEqual({'value': 5}, aggs['hosts'])
+        self.assertEqual({'value': 2}, aggs['kinds'])
+        self.assertEqual('2024-05-02T12:00:00.000Z',
+                         aggs['first']['value_as_string'])
+        self.assertEqual([2, 2, 2, 1], [
+            b['doc_count'] for b in aggs['per_day']['buckets']])
+        self.assertEqual({'doc_count': 4}, aggs['no_binary'])
+
+    def test_bucket_and_query_bounds(self):
+        # A hostile interval is refused before any bucket is built.
+        for agg in (
+                {'date_histogram': {'field': 'created_at',
+                                    'interval': '1s', 'min_doc_count': 0}},
+                {'histogram': {'field': 'power_state', 'interval': 1,
+                               'min_doc_count': 0,
+                               'extended_bounds': {'max': 10 ** 12}}},
+                {'date_histogram': {'field': 'created_at',
+                                    'interval': 'month', 'min_doc_count': 0,
+                                    'extended_bounds': {
+                                        'min': '1000-01-01T00:00:00Z'}}}):
+            exc = self.assertRaises(errors.UnsupportedQueryError, self.aggs,
+                                    {'a': agg})
+            self.assertIn('more than %d buckets'
+                          % aggregations.MAX_BUCKETS, str(exc))
+        # Sub-aggregations count in every parent bucket.
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_search_ext.index.sql.search.aggregations.MAX_BUCKETS', 6))
+        within = {'st': {'terms': {'field': 'status'}, 'aggs': {
+            'tags': {'terms': {'field': 'tags'}}}}}
+        self.assertEqual(3, len(self.aggs(within)['st']['buckets']))
+        within['st']['aggs']['h'] = {'histogram': {
+            'field': 'power_state', 'interval': 1}}
+        exc = self.assertRaises(errors.UnsupportedQueryError, self.aggs,
+                                within)
+        self.assertIn('more than 6 buckets', str(exc))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_search_ext.index.sql.search.aggregations.MAX_QUERIES', 3))
+        exc = self.assertRaises(errors.UnsupportedQueryError, self.aggs, {
+            'st': {'terms': {'field': 'status'}, 'aggs': {
+                'm': {'max': {'field': 'power_state'}}}}})
+        self.assertIn('more than 3 SQL statements', str(exc))
+
+    def test_unsupported_aggregation_fields(self):
+        for agg, fragment in (
+                ({'avg': {'field': 'name'}},
+                 "'avg' aggregations need a integer or a datetime field"),
+                ({'sum': {'field': 'locked'}}, 'holds boolean values'),
+                ({'histogram': {'field': 'created_at', 'interval': 1}},
+                 'need a integer field'),
+                ({'date_histogram': {'field': 'power_state',
+                                     'interval': 'day'}},
+                 'need a datetime field'),
+                ({'range': {'field': 'name', 'ranges': [{'to': 1}]}},
+                 'holds string values'),
+                ({'value_count': {'field': 'OS-EXT-SRV-ATTR:instance_name'}},
+                 "'aggregation' is not supported"),
+                ({'min': {'field': 'bogus'}}, "unknown aggregation field")):
+            exc = self.assertRaises(errors.UnsupportedQueryError, self.aggs,
+                                    {'a': agg})
+            self.assertIn(fragment, str(exc), agg)
+        for agg in ({'filter': {'nope': {}}},
+                    {'range': {'field': 'created_at',
+                               'ranges': [{'to': 'soon'}]}},
+                    {'range': {'field': 'power_state',
+                               'ranges': [{'to': 'x'}]}}):
+            self.assertRaises(errors.MalformedQueryError, self.aggs,
+                              {'a': agg})
 
     def test_bad_aggregations(self):
         # Malformed aggregations: tests/unit/api/search/test_parsing.py.

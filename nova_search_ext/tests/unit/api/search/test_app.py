@@ -100,6 +100,18 @@ class SearchAPITestBase(base.NoDBTestCase):
         self.assertIn(fragment, body['message'])
         return body
 
+    def assertParseFailure(self, body):
+        """A 400 with exactly Searchlight's message for a parse failure."""
+        resp = self.request('POST', '/v1/search', body)
+        self.assertEqual(400, resp.status_int, resp.text)
+        message = resp.json['message']
+        # WebOb's JSON error page: the explanation, then '<br /><br />'.
+        self.assertEqual(index_base.PARSE_FAILURE + '<br /><br />',
+                         message.strip(), body)
+        self.assertEqual(
+            'Query malformed or search parse failure, please check the '
+            'syntax', index_base.PARSE_FAILURE)
+
     def _policy_file(self, text):
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'policy.yaml')
@@ -230,18 +242,6 @@ class SearchBodyTestCase(seeds.SeededTest, SearchAPITestBase):
             kwargs = {'raw': body} if isinstance(body, bytes) else \
                 {'body': body}
             self.assertError(status, fragment, **kwargs)
-
-    def assertParseFailure(self, body):
-        """A 400 with exactly Searchlight's message for a parse failure."""
-        resp = self.request('POST', '/v1/search', body)
-        self.assertEqual(400, resp.status_int, resp.text)
-        message = resp.json['message']
-        # WebOb's JSON error page: the explanation, then '<br /><br />'.
-        self.assertEqual(index_base.PARSE_FAILURE + '<br /><br />',
-                         message.strip(), body)
-        self.assertEqual(
-            'Query malformed or search parse failure, please check the '
-            'syntax', index_base.PARSE_FAILURE)
 
     def test_parse_failures_get_searchlights_message(self):
         # What Searchlight handed to Elasticsearch and Elasticsearch could
@@ -486,6 +486,73 @@ class ResponseTestCase(SearchAPITestBase):
             project='p2')
         self.assertEqual([{'key': 'error', 'doc_count': 1}],
                          body['aggregations']['st']['buckets'])
+
+    def test_metric_bucket_and_sub_aggregations(self):
+        body = self.search({'all_projects': True, 'limit': 0, 'aggs': {
+            'ps': {'stats': {'field': 'power_state'}},
+            'first': {'min': {'field': 'created_at'}},
+            'st': {'terms': {'field': 'status'}, 'aggs': {
+                'days': {'date_histogram': {'field': 'created_at',
+                                            'interval': 'month'}}}},
+            'r': {'range': {'field': 'power_state',
+                            'ranges': [{'from': 1}]}}}})
+        aggs = body['aggregations']
+        self.assertEqual({'count': 4, 'min': 0.0, 'max': 4.0, 'avg': 1.5,
+                          'sum': 6.0}, aggs['ps'])
+        self.assertEqual({'value': 1714651200000.0,
+                          'value_as_string': '2024-05-02T12:00:00.000Z'},
+                         aggs['first'])
+        self.assertEqual({'key': 'active', 'doc_count': 2, 'days': {
+            'buckets': [{'key_as_string': '2024-05-01T00:00:00.000Z',
+                         'key': 1714521600000, 'doc_count': 2}]}},
+            aggs['st']['buckets'][0])
+        self.assertEqual({'buckets': [{'key': '1.0-*', 'from': 1.0,
+                                       'doc_count': 3}]}, aggs['r'])
+
+    def test_aggregations_reveal_nothing_hidden(self):
+        # A member of p1 aggregating fields only administrators see (and
+        # another project's servers) learns nothing: the answers are those
+        # of documents without the fields.
+        hidden = {
+            'h': {'histogram': {'field': 'nova_id', 'interval': 1}},
+            'n': {'stats': {'field': 'nova_id'}},
+            'c': {'cardinality': {'field': 'host'}},
+            'm': {'missing': {'field': 'host'}},
+            'f': {'filter': {'term': {'host': 'h1'}}},
+            'd': {'date_histogram': {'field': 'launched_at',
+                                     'interval': 'day'}},
+            't': {'terms': {'field': 'status'}, 'aggs': {
+                'hosts': {'value_count': {'field': 'node'}}}}}
+        member = self.search({'limit': 0, 'aggs': hidden}, roles='member',
+                             project='p1')['aggregations']
+        self.assertEqual([], member['h']['buckets'])
+        self.assertEqual({'count': 0, 'min': None, 'max': None, 'avg': None,
+                          'sum': 0.0}, member['n'])
+        self.assertEqual({'value': 0}, member['c'])
+        self.assertEqual({'doc_count': 3}, member['m'])
+        self.assertEqual({'doc_count': 0}, member['f'])
+        self.assertEqual(1, len(member['d']['buckets']))
+        self.assertEqual([('active', 2, 0), ('shutoff', 1, 0)], [
+            (b['key'], b['doc_count'], b['hosts']['value'])
+            for b in member['t']['buckets']])
+        admin = self.search({'limit': 0, 'aggs': hidden},
+                            project='p1')['aggregations']
+        self.assertEqual(3, len(admin['h']['buckets']))
+        self.assertEqual({'doc_count': 1}, admin['f'])
+        self.assertEqual([('active', 2, 1), ('shutoff', 1, 1)], [
+            (b['key'], b['doc_count'], b['hosts']['value'])
+            for b in admin['t']['buckets']])
+
+    def test_global_stays_refused(self):
+        self.assertError(403, "Aggregation 'g' contains the 'global' "
+                         "aggregation which is not allowed", body={
+                             'aggs': {'g': {'global': {}, 'aggs': {
+                                 'n': {'value_count': {'field': 'id'}}}}}})
+        # Nested, Elasticsearch could not parse it; it never widens the
+        # scope.
+        self.assertParseFailure({'aggs': {'t': {
+            'terms': {'field': 'status'},
+            'aggs': {'g': {'global': {}}}}}})
 
     def test_search_after_round_trip(self):
         body = {'all_projects': True, 'limit': 1,

@@ -65,7 +65,8 @@ class ParseAggregationsTestCase(base.TestCase):
     def test_terms(self):
         agg = request_mod.TermsAggregation
         self.assertEqual(
-            {'st': agg('status', 10, [('_count', 'desc')], 1),
+            {'st': agg('status', 10, [('_count', 'desc')], 1, None,
+                       {'a': 1}),
              'k': agg('created', 0, [('_key', 'asc'), ('_count', 'desc')],
                       1),
              'm': agg('tags', 3, [('_count', 'desc')], 2)},
@@ -78,16 +79,143 @@ class ParseAggregationsTestCase(base.TestCase):
                 'm': {'terms': {'field': 'tags', 'size': 3,
                                 'min_doc_count': 2}}}))
 
+    def test_other_aggregations(self):
+        aggs = parsing.parse_aggregations({
+            'm': {'avg': {'field': 'vcpus'}, 'meta': {'a': 1}},
+            'c': {'cardinality': {'field': 'host',
+                                  'precision_threshold': 10}},
+            'h': {'histogram': {'field': 'vcpus', 'interval': 2,
+                                'offset': 1, 'min_doc_count': 0,
+                                'extended_bounds': {'min': 0, 'max': 8},
+                                'order': {'_count': 'desc'},
+                                'keyed': True},
+                  'aggs': {'s': {'stats': {'field': 'memory_mb'}}}},
+            'd': {'date_histogram': {'field': 'created_at',
+                                     'interval': '90m', 'offset': '-30m',
+                                     'time_zone': 'Z'}},
+            'w': {'date_histogram': {'field': 'created_at',
+                                     'interval': 'week'}},
+            'q': {'date_histogram': {'field': 'created_at',
+                                     'interval': '1q'}},
+            'r': {'range': {'field': 'vcpus', 'ranges': [
+                {'to': 2}, {'from': 2, 'key': 'big'}]}},
+            'f': {'filter': {'term': {'status': 'active'}}},
+            'fs': {'filters': {'filters': [{'match_all': {}}],
+                               'other_bucket_key': 'rest'}},
+            'x': {'missing': {'field': 'host'}}})
+        self.assertEqual(('avg', 'vcpus', {}, None, {'a': 1}),
+                         aggs['m'][:5])
+        self.assertEqual({'avg': {'field': 'vcpus'}}, aggs['m'].source)
+        self.assertEqual('cardinality', aggs['c'].kind)
+        h = aggs['h']
+        self.assertEqual({'interval': 2, 'offset': 1, 'min_doc_count': 0,
+                          'order': [('_count', 'desc')], 'keyed': True,
+                          'extended_bounds': {'min': 0, 'max': 8}},
+                         h.params)
+        self.assertEqual(['s'], list(h.aggs))
+        self.assertEqual('stats', h.aggs['s'].kind)
+        self.assertEqual((('fixed', 5400), -1800),
+                         (aggs['d'].params['interval'],
+                          aggs['d'].params['offset']))
+        self.assertEqual([('_key', 'asc')], aggs['d'].params['order'])
+        self.assertEqual(1, aggs['d'].params['min_doc_count'])
+        # Weeks start on Monday: three days before the epoch's Thursday.
+        self.assertEqual((('fixed', 604800), -259200),
+                         (aggs['w'].params['interval'],
+                          aggs['w'].params['offset']))
+        self.assertEqual(('calendar', 'quarter'),
+                         aggs['q'].params['interval'])
+        self.assertEqual([(None, 2, None), (2, None, 'big')],
+                         aggs['r'].params['ranges'])
+        self.assertEqual({'term': {'status': 'active'}},
+                         aggs['f'].params['query'])
+        self.assertEqual({'filters': [(None, {'match_all': {}})],
+                          'keyed': False, 'other': 'rest'},
+                         aggs['fs'].params)
+        self.assertEqual(('missing', 'host'), aggs['x'][:2])
+        # What a client sends on: the body as it came, sub-aggregations
+        # and meta included.
+        self.assertEqual(
+            {'histogram': {'field': 'vcpus', 'interval': 2, 'offset': 1,
+                           'min_doc_count': 0,
+                           'extended_bounds': {'min': 0, 'max': 8},
+                           'order': {'_count': 'desc'}, 'keyed': True},
+             'aggregations': {'s': {'stats': {'field': 'memory_mb'}}}},
+            request_mod.aggregation_body(h))
+        self.assertEqual({'avg': {'field': 'vcpus'}, 'meta': {'a': 1}},
+                         request_mod.aggregation_body(aggs['m']))
+
     def test_bad_aggregations(self):
         M, U = parsing.Malformed, parsing.Unsupported
         for aggs, kind, fragment in (
                 ([], M, "'aggregations' must be a JSON object"),
                 ({'a': 1}, M, "aggregation 'a' must be a JSON object"),
                 ({'a': {'percentiles': {'field': 'vcpus'}}}, U,
-                 "only 'terms'"),
-                ({'a': {'bogus': {'field': 'vcpus'}}}, M, "only 'terms'"),
-                ({'a': {'terms': {'field': 'status'}, 'aggs': {}}}, U,
-                 'sub-aggregations'),
+                 "'percentiles' aggregations are not supported"),
+                ({'a': {'bogus': {'field': 'vcpus'}}}, M,
+                 "unknown aggregation type 'bogus'"),
+                ({'a': {'min': {'field': 'vcpus'}, 'aggs': {}}}, M,
+                 'cannot have sub-aggregations'),
+                ({'a': {'terms': {'field': 'status'}, 'aggs': {},
+                        'aggregations': {}}}, M, "both 'aggs'"),
+                ({'a': {'terms': {'field': 'status'}, 'aggs': []}}, M,
+                 'must be a JSON object'),
+                ({'a': {'terms': {'field': 'status'}, 'aggs': {
+                    'g': {'global': {}}}}}, M, "'global' cannot be"),
+                ({'a': {'terms': {'field': 'status'},
+                        'min': {'field': 'x'}}}, M, 'exactly one type'),
+                ({'a': {'terms': {'field': 'status'}, 'meta': 1}}, M,
+                 "'meta'"),
+                ({'a': {'avg': {'script': 'doc.x'}}}, U,
+                 'does not support script'),
+                ({'a': {'avg': {}}}, M, "needs a 'field'"),
+                ({'a': {'sum': {'field': 'x', 'missing': 0}}}, U,
+                 'does not support missing'),
+                ({'a': {'histogram': {'field': 'x'}}}, M,
+                 "needs an 'interval'"),
+                ({'a': {'histogram': {'field': 'x', 'interval': 0}}}, M,
+                 'must be positive'),
+                ({'a': {'histogram': {'field': 'x', 'interval': 1.5}}}, M,
+                 'must be an integer'),
+                ({'a': {'histogram': {'field': 'x', 'interval': 1,
+                                      'extended_bounds': {'min': 'a'}}}},
+                 M, 'must be a number'),
+                ({'a': {'histogram': {'field': 'x', 'interval': 1,
+                                      'keyed': 'yes'}}}, M,
+                 'must be true or false'),
+                ({'a': {'date_histogram': {'field': 'x',
+                                           'interval': 'fortnight'}}}, M,
+                 'time value'),
+                ({'a': {'date_histogram': {'field': 'x',
+                                           'interval': '500ms'}}}, U,
+                 'whole seconds'),
+                ({'a': {'date_histogram': {'field': 'x', 'interval': 'month',
+                                           'offset': '1d'}}}, U,
+                 'not supported with a month interval'),
+                ({'a': {'date_histogram': {'field': 'x', 'interval': 'day',
+                                           'time_zone': '+01:00'}}}, U,
+                 'only UTC'),
+                ({'a': {'date_histogram': {'field': 'x', 'interval': 'day',
+                                           'format': 'yyyy'}}}, U,
+                 'does not support format'),
+                ({'a': {'range': {'field': 'x'}}}, M, "list of 'ranges'"),
+                ({'a': {'range': {'field': 'x', 'ranges': [{'to': []}]}}},
+                 M, 'number or a date'),
+                ({'a': {'range': {'field': 'x', 'ranges': [{'t': 1}]}}}, M,
+                 'does not support t'),
+                ({'a': {'filters': {'filters': 'x'}}}, M, "needs 'filters'"),
+                ({'a': {'filters': {'filters': [], 'other_bucket': 1}}}, M,
+                 'must be true or false'),
+                ({'a': {'terms': {'field': 'status'}, 'aggs': {'b': {
+                    'terms': {'field': 'status'}, 'aggs': {'c': {
+                        'terms': {'field': 'status'}, 'aggs': {'d': {
+                            'terms': {'field': 'status'}, 'aggs': {'e': {
+                                'min': {'field': 'x'}}}}}}}}}}}, U,
+                 'nested at most 4 levels'),
+                ({'a': {'terms': {'field': 'status'}, 'aggs': {
+                    str(n): {'min': {'field': 'x'}}
+                    for n in range(parsing.MAX_AGGREGATIONS)}}}, U,
+                 'limited to 32 aggregations'),
                 ({'a': {'terms': 'status'}}, M, "'terms' must be a JSON"),
                 ({'a': {'terms': {}}}, M, "needs a 'field'"),
                 ({'a': {'terms': {'field': 'status', 'size': -1}}}, M,
