@@ -75,7 +75,9 @@ Plugins and facets
     ``/plugins``: ``{"plugins": [{"type", "alias-searching":
     "searchlight-search", "alias-indexing": "searchlight-listener"}]}``
     for the types the caller may search.  ``/facets``: ``{<type>:
-    {"doc_count": n, "facets": [{"name", "type", "options": [{"key",
+    {"doc_count": n, "facets": [{"name", "type", <extra keys as
+    Searchlight's mapping gave them: "nested", "facet_field",
+    "resource_type", "min_version">, "options": [{"key",
     "doc_count"}]}]}}`` scoped like searches; query parameters ``type``
     (repeatable), ``index``, ``all_projects``, ``include_fields``,
     ``exclude_options`` (``true``/``false``) and ``limit_terms`` (integer

@@ -376,6 +376,7 @@ class SearchController(object):
         answer['facets'] = []
         for facet in facets:
             entry = {'name': facet.name, 'type': facet.type}
+            entry.update(facet.extra)
             if facet.name in aggregations:
                 entry['options'] = result.aggregations[facet.name]['buckets']
             answer['facets'].append(entry)

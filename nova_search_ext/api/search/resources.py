@@ -36,31 +36,48 @@ TYPES = (catalog.SERVER_TYPE, catalog.SERVICE_TYPE)
 _ROLE_SEPARATED = frozenset([catalog.SERVER_TYPE])
 
 Facet = collections.namedtuple('Facet', ['name', 'type', 'options',
-                                         'visibility'])
+                                         'visibility', 'extra'])
+Facet.__new__.__defaults__ = ((),)
+Facet.__doc__ = """A facet: its name, Elasticsearch 2 mapping type, whether
+its options are listed, its visibility class and the extra keys of its
+entry ((key, value) pairs, in order)."""
 
 _P, _E, _A = catalog.PUBLIC, catalog.EXTENDED, catalog.ADMIN
-# (name, Elasticsearch 2 mapping type, options listed, visibility class;
-# a project's own id is of no use to its members as a facet)
+
+# The extra keys of Searchlight's server facets, as it built them from its
+# mapping: "nested" for a field inside an object (false) or a nested
+# object (true), "facet_field" for an analyzed string with a raw subfield,
+# then what the mapping's _meta said of the field ("resource_type": the
+# type its value names, "min_version": the compute API microversion that
+# introduced it).
+_IMAGE = (('nested', False), ('resource_type', 'OS::Glance::Image'))
+_FLAVOR = (('nested', False), ('resource_type', 'OS::Nova::Flavor'))
+_PROJECT = (('resource_type', 'OS::Keystone::Project'),)
+_USER = (('resource_type', 'OS::Keystone::User'),)
+_AZ = (('resource_type', 'OS::Nova::AvailabilityZone'),)
+
+# (name, Elasticsearch 2 mapping type, options listed, visibility class,
+# extra keys; a project's own id is of no use to its members as a facet)
 FACETS = {
     catalog.SERVER_TYPE: [Facet(*f) for f in (
         ('id', 'string', False, _P),
-        ('name', 'string', False, _P),
-        ('description', 'string', False, _P),
-        ('tenant_id', 'string', False, _A),
-        ('project_id', 'string', False, _A),
-        ('user_id', 'string', False, _P),
+        ('name', 'string', False, _P, (('facet_field', 'name.raw'),)),
+        ('description', 'string', False, _P, (('min_version', '2.19'),)),
+        ('tenant_id', 'string', False, _A, _PROJECT),
+        ('project_id', 'string', False, _A, _PROJECT),
+        ('user_id', 'string', False, _P, _USER),
         ('status', 'string', True, _P),
         ('OS-EXT-STS:vm_state', 'string', True, _P),
         ('OS-EXT-STS:task_state', 'string', False, _P),
         ('OS-EXT-STS:power_state', 'integer', False, _P),
-        ('OS-EXT-AZ:availability_zone', 'string', True, _P),
+        ('OS-EXT-AZ:availability_zone', 'string', True, _P, _AZ),
         ('OS-EXT-SRV-ATTR:host', 'string', False, _E),
         ('OS-EXT-SRV-ATTR:hypervisor_hostname', 'string', False, _E),
-        ('image.id', 'string', True, _P),
-        ('flavor.id', 'string', True, _P),
+        ('image.id', 'string', True, _P, _IMAGE),
+        ('flavor.id', 'string', True, _P, _FLAVOR),
         ('key_name', 'string', False, _P),
-        ('locked', 'boolean', False, _P),
-        ('tags', 'string', True, _P),
+        ('locked', 'boolean', False, _P, (('min_version', '2.9'),)),
+        ('tags', 'string', True, _P, (('min_version', '2.26'),)),
         ('accessIPv4', 'string', False, _P),
         ('accessIPv6', 'string', False, _P),
         ('created_at', 'date', False, _P),

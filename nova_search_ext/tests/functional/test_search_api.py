@@ -357,6 +357,20 @@ class SearchAPITestCase(base.MultiCellTestCase):
                          by_name['status']['options'])
         self.assertEqual([{'key': 'nova', 'doc_count': 3}],
                          by_name['OS-EXT-AZ:availability_zone']['options'])
+        self.assertEqual((False, 'OS::Glance::Image'), (
+            by_name['image.id']['nested'],
+            by_name['image.id']['resource_type']))
+        self.assertEqual((False, 'OS::Nova::Flavor'), (
+            by_name['flavor.id']['nested'],
+            by_name['flavor.id']['resource_type']))
+        # The facet field of a name (Searchlight's raw subfield) can be
+        # aggregated.
+        answer = self.client().http_client.post('/v1/search', json={
+            'type': SERVER, 'all_projects': True, 'limit': 0,
+            'aggs': {'n': {'terms': {
+                'field': by_name['name']['facet_field']}}}}).json()
+        self.assertEqual(3, sum(b['doc_count'] for b in
+                                answer['aggregations']['n']['buckets']))
         facets = self.client('member', OTHER_PROJECT).facets.list(
             all_projects=True)
         self.assertEqual([SERVER], list(facets))

@@ -805,8 +805,31 @@ class PluginsAndFacetsTestCase(SearchAPITestBase):
             {'key': 'active', 'doc_count': 2}]}, facets['status'])
         self.assertEqual([{'key': 'b', 'doc_count': 2}],
                          facets['tags']['options'])
-        self.assertEqual([{'key': fakes.IMAGE, 'doc_count': 3}],
-                         facets['image.id']['options'])
+        self.assertEqual({'name': 'image.id', 'type': 'string',
+                          'nested': False,
+                          'resource_type': 'OS::Glance::Image',
+                          'options': [{'key': fakes.IMAGE, 'doc_count': 3}]},
+                         facets['image.id'])
+        self.assertEqual(['name', 'type', 'nested', 'resource_type',
+                          'options'], list(facets['image.id']))
+        self.assertEqual((False, 'OS::Nova::Flavor'), (
+            facets['flavor.id']['nested'],
+            facets['flavor.id']['resource_type']))
+        self.assertEqual({'name': 'name', 'type': 'string',
+                          'facet_field': 'name.raw'}, facets['name'])
+        self.assertEqual({'name': 'user_id', 'type': 'string',
+                          'resource_type': 'OS::Keystone::User'},
+                         facets['user_id'])
+        self.assertEqual('OS::Keystone::Project',
+                         facets['tenant_id']['resource_type'])
+        self.assertEqual('OS::Nova::AvailabilityZone', facets[
+            'OS-EXT-AZ:availability_zone']['resource_type'])
+        self.assertEqual({'name': 'locked', 'type': 'boolean',
+                          'min_version': '2.9'}, facets['locked'])
+        # Fields that are neither in an object nor typed by _meta carry
+        # no extra keys.
+        self.assertEqual({'name': 'key_name', 'type': 'string'},
+                         facets['key_name'])
         for name in ('OS-EXT-AZ:availability_zone', 'flavor.id',
                      'OS-EXT-STS:vm_state'):
             self.assertIn('options', facets[name])
