@@ -32,6 +32,8 @@ the reference of the query language).
 """
 
 import collections
+import fractions
+import math
 import re
 
 from nova_search_ext.index import request as request_mod
@@ -69,6 +71,10 @@ _AGG_TYPES_UNSUPPORTED = frozenset([
 # their nesting.  The buckets they may produce are bounded when they run
 # (nova_search_ext.index.sql.search.aggregations.MAX_BUCKETS).
 MAX_AGG_DEPTH = 4
+# Histogram intervals and offsets (integers; seconds for dates), so that
+# bucket arithmetic stays within the index databases' 64-bit integers.
+MAX_INTERVAL = 2 ** 53
+MAX_DATE_INTERVAL = 2 ** 40
 
 # Options of Elasticsearch 2.x aggregations not evaluated here.
 _VALUES_UNSUPPORTED = ('script', 'lang', 'params', 'missing', 'value_type',
@@ -292,8 +298,10 @@ def _missing(name, kind, body, aggs, meta):
 
 
 def _number(value, what, integer=False):
+    # Python's json module reads NaN and Infinity, which are not JSON.
     if isinstance(value, bool) or not isinstance(
-            value, int if integer else (int, float)):
+            value, int if integer else (int, float)) or (
+                isinstance(value, float) and not math.isfinite(value)):
         raise Malformed('%s must be %s' % (
             what, 'an integer' if integer else 'a number'))
     return value
@@ -338,11 +346,21 @@ def _histogram(name, kind, body, aggs, meta):
               'offset': _number(body.get('offset', 0),
                                 "'offset' of aggregation '%s'" % name,
                                 integer=True)}
+    _check_magnitude(name, params, MAX_INTERVAL)
     _histogram_common(name, body, params)
     for key, bound in params['extended_bounds'].items():
         _number(bound, "'extended_bounds.%s' of aggregation '%s'"
                 % (key, name))
     return _generic(kind, field, params, aggs, meta, body)
+
+
+def _check_magnitude(name, params, limit):
+    for key in ('interval', 'offset'):
+        if abs(params[key]) > limit:
+            raise Unsupported("'%s' of aggregation '%s' is limited to %d%s "
+                              "here" % (key, name, limit,
+                                        ' seconds' if limit ==
+                                        MAX_DATE_INTERVAL else ''))
 
 
 def _time_value(value, what):
@@ -352,8 +370,11 @@ def _time_value(value, what):
     if isinstance(value, str):
         m = _TIME_VALUE.fullmatch(value.strip())
         if m:
-            millis = float(m.group(2)) * _TIME_UNITS[m.group(3)]
-            return int(-millis if m.group(1) == '-' else millis)
+            # Exact: "1.5h" is 5400000 ms, never a float's neighbour.
+            millis = fractions.Fraction(m.group(2)) * _TIME_UNITS[
+                m.group(3)]
+            if millis.denominator == 1:
+                return int(-millis if m.group(1) == '-' else millis)
     raise Malformed('%s must be a time value such as "1h" or "90m", got %r'
                     % (what, value))
 
@@ -403,6 +424,10 @@ def _date_histogram(name, kind, body, aggs, meta):
         # Calendar weeks start on Monday; 1970-01-01 was a Thursday.
         offset -= 3 * 86400 * 1000
     params = {'interval': interval, 'offset': offset // 1000}
+    if interval[0] == 'fixed':
+        _check_magnitude(name, {'interval': interval[1],
+                                'offset': params['offset']},
+                         MAX_DATE_INTERVAL)
     _histogram_common(name, body, params)
     for key, bound in params['extended_bounds'].items():
         if isinstance(bound, bool) or not isinstance(bound, (str, int)):
@@ -426,9 +451,11 @@ def _range(name, kind, body, aggs, meta):
         _check_keys('range', item, ('from', 'to', 'key'))
         for bound in ('from', 'to'):
             value = item.get(bound)
-            if value is not None and (isinstance(value, bool) or
-                                      not isinstance(value,
-                                                     (int, float, str))):
+            if value is not None and (
+                    isinstance(value, bool) or
+                    not isinstance(value, (int, float, str)) or
+                    (isinstance(value, float) and
+                     not math.isfinite(value))):
                 raise Malformed("'%s' of a range of aggregation '%s' must "
                                 "be a number or a date" % (bound, name))
         if item.get('key') is not None and not isinstance(item['key'], str):

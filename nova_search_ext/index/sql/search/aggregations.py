@@ -183,6 +183,7 @@ class Aggregator(object):
         self.translate = translate
         self.buckets = 0
         self.queries = 0
+        self.depth = 0
 
     def run(self, aggs):
         """{name: answer} of ``aggs`` ({name: aggregation})."""
@@ -238,7 +239,11 @@ class Aggregator(object):
             for name, condition in conditions.items():
                 if scope[name] is not None and condition is not None:
                     sub[name] = sa.and_(scope[name], condition)
-        return self._run_all(agg.aggs, sub)
+        self.depth += 1
+        try:
+            return self._run_all(agg.aggs, sub)
+        finally:
+            self.depth -= 1
 
     def _resolve(self, name):
         """[(schema, Field)] of the types searched that have ``name``."""
@@ -408,7 +413,11 @@ class Aggregator(object):
         buckets = [b for b in counts.items() if b[1] >= agg.min_doc_count]
         buckets.sort(key=_bucket_sort_key(agg.order))
         shown = buckets[:agg.size] if agg.size else buckets
-        self._add_buckets(len(shown))
+        if agg.aggs or self.depth:
+            # A top-level terms aggregation without sub-aggregations has
+            # at most a bucket per value the database counted (facets with
+            # limit_terms=0 list them all, as before); any other counts.
+            self._add_buckets(len(shown))
         out = []
         for key, count in shown:
             bucket = collections.OrderedDict([('key', _json_key(key)),
@@ -507,8 +516,13 @@ class Aggregator(object):
             lambda key: collections.OrderedDict([('key', key)]), conditions)
 
     def _date_bound(self, agg, value):
-        if isinstance(value, int):
-            return EPOCH + datetime.timedelta(milliseconds=value)
+        if isinstance(value, (int, float)):
+            try:
+                return EPOCH + datetime.timedelta(milliseconds=value)
+            except OverflowError:
+                raise errors.UnsupportedQueryError(
+                    "the date %r of aggregation on '%s' is out of range"
+                    % (value, agg.field))
         return values_mod.as_datetime(value, agg.field)
 
     def _date_histogram(self, agg, scope):

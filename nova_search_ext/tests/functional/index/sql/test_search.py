@@ -1240,7 +1240,19 @@ class AggregationTestCase(SearchTestBase):
                                     {'a': agg})
             self.assertIn('more than %d buckets'
                           % aggregations.MAX_BUCKETS, str(exc))
-        # Sub-aggregations count in every parent bucket.
+        # Sub-aggregations count in every parent bucket; a top-level terms
+        # aggregation alone does not (it lists what the database counted,
+        # as facets with limit_terms=0 do).
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_search_ext.index.sql.search.aggregations.MAX_BUCKETS', 6))
+        self.assertEqual(4, len(self.aggs({'ids': {'terms': {
+            'field': 'id', 'size': 0}}})['ids']['buckets']))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_search_ext.index.sql.search.aggregations.MAX_BUCKETS', 3))
+        exc = self.assertRaises(errors.UnsupportedQueryError, self.aggs, {
+            'f': {'filter': {'match_all': {}}, 'aggs': {
+                'ids': {'terms': {'field': 'id', 'size': 0}}}}})
+        self.assertIn('more than 3 buckets', str(exc))
         self.useFixture(fixtures.MonkeyPatch(
             'nova_search_ext.index.sql.search.aggregations.MAX_BUCKETS', 6))
         within = {'st': {'terms': {'field': 'status'}, 'aggs': {
@@ -1276,6 +1288,11 @@ class AggregationTestCase(SearchTestBase):
             exc = self.assertRaises(errors.UnsupportedQueryError, self.aggs,
                                     {'a': agg})
             self.assertIn(fragment, str(exc), agg)
+        exc = self.assertRaises(
+            errors.UnsupportedQueryError, self.aggs, {'a': {
+                'range': {'field': 'created_at',
+                          'ranges': [{'from': 10 ** 20}]}}})
+        self.assertIn('out of range', str(exc))
         for agg in ({'filter': {'nope': {}}},
                     {'range': {'field': 'created_at',
                                'ranges': [{'to': 'soon'}]}},
