@@ -22,14 +22,17 @@ metadata, the latest fault, the block device mappings, a service's
 
 Two ways to reach a cell:
 
-* with the API database (nova-api, nova-conductor, the indexer and the
-  manage commands): the instance mapping names the cell, and the record is
-  read with a context targeted at it;
-* without it (nova-compute, whose objects are remoted to its cell
-  conductor): the record is read through the conductor, which can only see
-  its own cell.
+* with the API database (nova-api, the superconductor, the indexer and
+  the manage commands): the instance mapping names the cell, and the
+  record is read with a context targeted at it;
+* without it: nova-compute, whose objects are remoted to its cell
+  conductor, reads through the conductor, which can only see its own
+  cell; a cell's nova-conductor without ``[api_database]`` (Nova's
+  superconductor layout) reads its own cell database.  Neither knows its
+  cell's uuid; the index keeps the cell a document already had.
 """
 
+from oslo_db import exception as db_exc
 from oslo_log import log as logging
 import sqlalchemy as sa
 
@@ -54,9 +57,34 @@ GONE = 'gone'          # no longer in any cell: tombstone it
 PENDING = 'pending'    # not in a cell yet (a build request): nothing to do
 
 
+# Set once this process has found it has no API database.
+_NO_API_DATABASE = []
+
+
 def remote_objects():
     """True where Nova objects are remoted to a conductor (nova-compute)."""
     return obj_base.NovaObject.indirection_api is not None
+
+
+def own_cell_only():
+    """True where only this service's own cell can be read.
+
+    nova-compute reaches its cell through its conductor; a cell's
+    nova-conductor laid out as Nova recommends (the superconductor
+    layout) has its cell database but no ``[api_database]``, so it can
+    map neither instances nor hosts to cells.  Both read their own cell,
+    without knowing its uuid (the index keeps the cell a document had).
+    """
+    return remote_objects() or bool(_NO_API_DATABASE)
+
+
+def _no_api_database(error):
+    """Remember that this process has no API database (said once)."""
+    if not _NO_API_DATABASE:
+        LOG.info('No API database in this process (%s): the search index '
+                 'feed reads instances and services from this service\'s '
+                 'own cell only.', error)
+        _NO_API_DATABASE.append(True)
 
 
 def admin_context():
@@ -95,14 +123,13 @@ def load_instances(uuids, ctxt=None):
     """
     ctxt = ctxt or admin_context()
     uuids = list(dict.fromkeys(uuids))
-    if remote_objects():
-        # nova-compute: the conductor reads its own cell; no mapping.
-        return {uuid: (FOUND, document.InstanceDocument.from_objects(
-                    instance, bdms, None)) if instance is not None
-                else (GONE, None)
-                for uuid, instance, bdms in read_instances(ctxt.elevated(),
-                                                           uuids)}
-    mapped = _mapped_cells(ctxt, uuids)
+    if own_cell_only():
+        return _load_from_own_cell(ctxt, uuids)
+    try:
+        mapped = _mapped_cells(ctxt, uuids)
+    except db_exc.CantStartEngineError as e:
+        _no_api_database(e)
+        return _load_from_own_cell(ctxt, uuids)
     cell_by_id = {c.id: c for c in cells(ctxt)} if mapped else {}
     result = {}
     by_cell = {}
@@ -119,21 +146,36 @@ def load_instances(uuids, ctxt=None):
         with cell_connection(cctxt) as conn:
             docs = rows.read_documents(conn, cell.uuid, cell_uuids)
         if docs is None:
-            docs = _documents_from_objects(cctxt, cell, cell_uuids)
+            docs = _documents_from_objects(cctxt, cell.uuid, cell_uuids)
         for uuid in cell_uuids:
             doc = docs[uuid]
             result[uuid] = (GONE, None) if doc is None else (FOUND, doc)
     return result
 
 
-def _documents_from_objects(cctxt, cell, uuids):
+def _load_from_own_cell(ctxt, uuids):
+    """load_instances where only this service's own cell can be read."""
+    elevated = ctxt.elevated()
+    docs = None
+    if not remote_objects():
+        # A cell conductor: its own cell database, read as any other.
+        with cell_connection(elevated) as conn:
+            docs = rows.read_documents(conn, None, uuids)
+    if docs is None:
+        docs = _documents_from_objects(elevated, None, uuids)
+    return {uuid: (GONE, None) if docs[uuid] is None else (FOUND, docs[uuid])
+            for uuid in uuids}
+
+
+def _documents_from_objects(cctxt, cell_uuid, uuids):
     """``{uuid: InstanceDocument or None}`` read through Nova's objects.
 
-    For the cells whose rows hold something only Nova's objects read
-    right (see :func:`rows.read_documents`).
+    Through nova-compute's conductor, and for the cells whose rows hold
+    something only Nova's objects read right (see
+    :func:`rows.read_documents`).
     """
     return {uuid: document.InstanceDocument.from_objects(
-                instance, bdms, cell.uuid) if instance is not None else None
+                instance, bdms, cell_uuid) if instance is not None else None
             for uuid, instance, bdms in read_instances(cctxt, uuids)}
 
 
@@ -148,7 +190,7 @@ def live_page(ctxt, cell, marker, limit):
         uuids = rows.live_page(conn, marker, limit)
         docs = rows.read_documents(conn, cell.uuid, uuids) if uuids else {}
     if docs is None:
-        docs = _documents_from_objects(cctxt, cell, uuids)
+        docs = _documents_from_objects(cctxt, cell.uuid, uuids)
     return uuids, [docs[uuid] for uuid in uuids if docs[uuid] is not None]
 
 
@@ -259,13 +301,14 @@ def load_service(uuid, host=None, ctxt=None):
     :returns: (FOUND, ServiceDocument) or (GONE, None)
     """
     ctxt = ctxt or admin_context()
-    if remote_objects():
+    service_cells = _service_cells_if_mapped(ctxt, host)
+    if service_cells is None:
         try:
             service = objects.Service.get_by_uuid(ctxt, uuid)
         except exception.ServiceNotFound:
             return GONE, None
         return FOUND, document.ServiceDocument.from_object(service, None)
-    for cell in _service_cells(ctxt, host):
+    for cell in service_cells:
         cctxt = cell_context(ctxt, cell)
         try:
             service = objects.Service.get_by_uuid(cctxt, uuid)
@@ -276,18 +319,30 @@ def load_service(uuid, host=None, ctxt=None):
     return GONE, None
 
 
+def _service_cells_if_mapped(ctxt, host):
+    """:func:`_service_cells`, or None where only the own cell is read."""
+    if own_cell_only():
+        return None
+    try:
+        return _service_cells(ctxt, host)
+    except db_exc.CantStartEngineError as e:
+        _no_api_database(e)
+        return None
+
+
 def service_uuid_by_host(host, binary, ctxt=None):
     """The uuid of the live ``binary`` service on ``host``, or None.
 
     For ServiceStatusPayload 1.0, which does not carry the uuid.
     """
     ctxt = ctxt or admin_context()
-    if remote_objects():
+    service_cells = _service_cells_if_mapped(ctxt, host)
+    if service_cells is None:
         try:
             return objects.Service.get_by_args(ctxt, host, binary).uuid
         except exception.HostBinaryNotFound:
             return None
-    for cell in _service_cells(ctxt, host):
+    for cell in service_cells:
         try:
             return objects.Service.get_by_args(
                 cell_context(ctxt, cell), host, binary).uuid

@@ -22,6 +22,7 @@ import collections
 import contextlib
 
 import fixtures
+from oslo_db import exception as db_exc
 from oslo_utils import uuidutils
 
 from nova import context as nova_context
@@ -72,6 +73,9 @@ class FakeCells(fixtures.Fixture):
         # True: the rows of a cell need Nova's objects (rows.read_documents
         # answers None), as a block device mapping without a uuid does.
         self.rows_need_objects = False
+        # True: the API database is not configured (a cell conductor in
+        # Nova's superconductor layout): its queries raise as oslo.db does.
+        self.no_api_database = False
 
     def _setUp(self):
         self.useFixture(fixtures.MockPatchObject(
@@ -84,6 +88,8 @@ class FakeCells(fixtures.Fixture):
             source, '_mapped_cells', side_effect=self._mapped_cells))
         self.useFixture(fixtures.MockPatchObject(
             rows, 'read_documents', side_effect=self._read_documents))
+        self.useFixture(fixtures.MockPatchObject(
+            source, '_NO_API_DATABASE', []))
         for owner, name, fake in (
                 (objects.InstanceMappingList, 'get_by_instance_uuids',
                  self._instance_mappings),
@@ -161,8 +167,14 @@ class FakeCells(fixtures.Fixture):
                 for uuid, instance, bdms in source._read_instances(
                     ctxt, uuids)}
 
+    def _api(self, query, ctxt, *args):
+        self._cell(query, ctxt, *args)
+        if self.no_api_database:
+            raise db_exc.CantStartEngineError(
+                'No sql_connection parameter is established')
+
     def _mapped_cells(self, ctxt, uuids):
-        self._cell('mappings', ctxt, list(uuids))
+        self._api('mappings', ctxt, list(uuids))
         return {uuid: (self.by_uuid[self.instance_cells[uuid]].id
                        if self.instance_cells[uuid] else None)
                 for uuid in uuids if uuid in self.instance_cells}
@@ -212,14 +224,14 @@ class FakeCells(fixtures.Fixture):
         return result
 
     def _host_mapping(self, ctxt, host):
-        self._cell('host_mapping', ctxt, host)
+        self._api('host_mapping', ctxt, host)
         if host not in self.host_cells:
             raise exception.HostMappingNotFound(name=host)
         return objects.HostMapping(
             host=host, cell_mapping=self.by_uuid[self.host_cells[host]])
 
     def _cells(self, ctxt):
-        self._cell('cells', ctxt)
+        self._api('cells', ctxt)
         return objects.CellMappingList(objects=list(self.cell_mappings))
 
     def _service_by_uuid(self, ctxt, uuid):

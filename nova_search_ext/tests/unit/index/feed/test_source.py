@@ -277,6 +277,53 @@ class ThroughTheConductorTestCase(SourceTestCase):
         self.assertEqual([], self.cells.asked('host_mapping', 'cells'))
 
 
+class CellConductorTestCase(SourceTestCase):
+    """A cell's conductor: its cell database, no API database."""
+
+    def setUp(self):
+        super().setUp()
+        self.cells.no_api_database = True
+        self.logs = fakes.capture_logs(self, 'nova_search_ext.index.feed')
+
+    def test_instances_are_read_from_its_own_cell(self):
+        uuid = self.cells.add_instance(fakes.CELL2, mapped=False,
+                                       fault='boom', bdms=[fake_cells.VOLUME])
+        gone = uuidutils.generate_uuid()
+        result = source.load_instances([uuid, gone], self.ctxt)
+        found, doc = result[uuid]
+        self.assertEqual(source.FOUND, found)
+        self.assertIsNone(doc.cell_uuid)
+        self.assertEqual('boom', doc.fault['nova_object.data']['message'])
+        self.assertEqual(1, len(doc.bdms))
+        self.assertEqual((source.GONE, None), result[gone])
+        # Its own database, in one reader transaction, rows first.
+        self.assertEqual([(None, ['rows', 'instances', 'instances',
+                                  'faults', 'bdms'])],
+                         self.cells.transactions)
+        # The API database was tried once, then no more.
+        source.load_instances([uuid], self.ctxt)
+        self.assertEqual(1, len(self.cells.asked('mappings')))
+        (info,) = [r.getMessage() for r in self.logs.records]
+        self.assertIn('No API database in this process', info)
+
+    def test_services(self):
+        svc = self.cells.add_service(fakes.CELL2, host='compute2')
+        found, doc = source.load_service(svc.uuid, 'compute2', self.ctxt)
+        self.assertEqual((source.FOUND, svc.uuid, None),
+                         (found, doc.uuid, doc.cell_uuid))
+        self.assertEqual(svc.uuid, source.service_uuid_by_host(
+            'compute2', 'nova-compute', self.ctxt))
+        self.assertEqual(1, len(self.cells.asked('host_mapping', 'cells')))
+
+    def test_with_an_api_database_the_cells_are_mapped(self):
+        self.cells.no_api_database = False
+        uuid = self.cells.add_instance(fakes.CELL1)
+        found, doc = source.load_instance(uuid, self.ctxt)
+        self.assertEqual((source.FOUND, fakes.CELL1),
+                         (found, doc.cell_uuid))
+        self.assertEqual([], self.logs.records)
+
+
 class ServicesTestCase(SourceTestCase):
 
     def service_cells(self):
