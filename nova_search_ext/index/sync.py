@@ -94,7 +94,8 @@ def _cell_batches(ctxt, cell, batch_size, marker=None):
         # A copy left behind by a cross-cell move, in a cell the mapping
         # no longer names.
         docs = [doc for doc in docs
-                if mapped.get(doc.uuid) in (None, cell.id)]
+                if mapped.get(doc.uuid) is None or
+                mapped[doc.uuid].uuid == cell.uuid]
         marker = uuids[-1]
         yield docs, marker
         if len(uuids) < batch_size:

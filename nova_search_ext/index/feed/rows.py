@@ -18,18 +18,19 @@ object layer builds an ``Instance`` with its nested objects from them, and
 the document is the primitive of that object.  That was nine tenths of the
 indexer's work per notification.
 
-This module reads the same rows with SQLAlchemy Core, on Nova's own table
-definitions, in one transaction of the cell: the instances with their
-``instance_extra`` and ``instance_info_caches`` rows, their metadata,
-system metadata and tags, the latest fault of each and the block device
-mappings.  Each value goes through the oslo.versionedobjects field of the
-Nova class that holds it (``coerce``, then ``to_primitive``), and the
-joined attributes follow Nova's rules for them (which metadata rows count,
-tags only on a live instance, a flavor only where ``instance_extra`` has
-one), so the document equals the one built from Nova's objects; a
-functional test compares the two for every instance of a world built by
-Nova's API.  Flavors and trusted certificates, stored as primitives, are
-still read by Nova's classes.
+This module reads the same rows in one transaction of the cell: with
+SQLAlchemy Core on Nova's own table definitions, the instances with their
+``instance_extra`` and ``instance_info_caches`` rows (one query) and their
+metadata, system metadata and tags (one more); with Nova's own database
+API functions, the ones its views use, the latest fault of each and the
+block device mappings.  Each value goes through the oslo.versionedobjects
+field of the Nova class that holds it (``coerce``, then ``to_primitive``),
+and the joined attributes follow Nova's rules for them (which metadata
+rows count, tags only on a live instance, a flavor only where
+``instance_extra`` has one), so the document equals the one built from
+Nova's objects; a functional test compares the two for every instance of
+a world built by Nova's API.  Flavors and trusted certificates, stored as
+primitives, are still read by Nova's classes.
 
 What this does not convert itself it hands back: a block device mapping
 without a uuid (Nova gives it one, and saves it, when it reads it) makes
@@ -42,6 +43,7 @@ import json
 
 import sqlalchemy as sa
 
+from nova.db.main import api as main_db
 from nova.db.main import models
 from nova import objects
 from nova.objects import block_device as bdm_obj
@@ -58,8 +60,6 @@ _INFO = models.InstanceInfoCache.__table__
 _META = models.InstanceMetadata.__table__
 _SYSMETA = models.InstanceSystemMetadata.__table__
 _TAGS = models.Tag.__table__
-_FAULTS = models.InstanceFault.__table__
-_BDMS = models.BlockDeviceMapping.__table__
 
 # Labels of the joined rows' columns in the instance query.
 _X = 'x_'
@@ -81,7 +81,7 @@ def _instance_fields():
 
 
 def _statements():
-    """The four queries of a read, built once, with expanding parameters.
+    """Two queries of a read, built once, with expanding parameters.
 
     ``uuids``: every uuid asked for; ``present``: those with a row;
     ``live``: those with a live row.
@@ -126,23 +126,11 @@ def _statements():
         children.c.kind, children.c.owner, children.c.row_id,
         children.c.name)
 
-    latest = sa.select(
-        _FAULTS.c.instance_uuid,
-        sa.func.max(_FAULTS.c.id).label('max_id')).where(
-        _FAULTS.c.instance_uuid.in_(live),
-        _FAULTS.c.deleted == 0).group_by(
-        _FAULTS.c.instance_uuid).subquery()
-    faults = sa.select(_FAULTS).join(latest,
-                                     _FAULTS.c.id == latest.c.max_id)
-
-    bdms = sa.select(_BDMS).where(
-        _BDMS.c.instance_uuid.in_(live), _BDMS.c.deleted == 0).order_by(
-        _BDMS.c.id)
-    return instances, children, faults, bdms
+    return instances, children
 
 
 _META_KIND, _SYSMETA_KIND, _TAG_KIND = range(3)
-_INSTANCE_Q, _CHILDREN_Q, _FAULTS_Q, _BDMS_Q = _statements()
+_INSTANCE_Q, _CHILDREN_Q = _statements()
 
 
 def _flavors(text):
@@ -194,11 +182,17 @@ def live_page(conn, marker, limit):
     return [uuid for (uuid,) in conn.execute(query)]
 
 
-def read_documents(conn, cell_uuid, uuids):
+def read_documents(conn, cctxt, cell_uuid, uuids):
     """Documents of instances of one cell, read from its rows.
 
-    :param conn: SQLAlchemy Connection to the cell database, in a
-                 transaction (one snapshot of the cell)
+    The latest faults and the block device mappings are read with Nova's
+    own database API functions, the ones Nova's views read them with (and
+    Nova's API sample tests stand in for), in the same transaction.
+
+    :param conn: SQLAlchemy Connection to the cell database, in a reader
+                 transaction of Nova's on ``cctxt`` (one snapshot of the
+                 cell)
+    :param cctxt: the RequestContext targeted at the cell
     :returns: ``{uuid: InstanceDocument or None}`` (None: no such row), or
               None when an instance needs Nova's objects to be read
     """
@@ -217,9 +211,11 @@ def read_documents(conn, cell_uuid, uuids):
     faults = {}
     bdms = collections.defaultdict(list)
     if live:
-        faults = {row['instance_uuid']: row for row in conn.execute(
-            _FAULTS_Q, {'live': live}).mappings()}
-        for bdm in conn.execute(_BDMS_Q, {'live': live}).mappings():
+        faults = {uuid: found[0] for uuid, found in
+                  main_db.instance_fault_get_by_instance_uuids(
+                      cctxt, live, latest=True).items() if found}
+        for bdm in main_db.block_device_mapping_get_all_by_instance_uuids(
+                cctxt, live):
             if not bdm['uuid']:
                 return None
             bdms[bdm['instance_uuid']].append(bdm)

@@ -67,7 +67,7 @@ class RowsReadAsObjectsTestCase(test_index_truth.TruthWorldTestCase):
     def _both(self, cell, uuids):
         cctxt = source.cell_context(self.ctxt, cell)
         with source.cell_connection(cctxt) as conn:
-            from_rows = rows.read_documents(conn, cell.uuid, uuids)
+            from_rows = rows.read_documents(conn, cctxt, cell.uuid, uuids)
         from_objects = {
             uuid: document.InstanceDocument.from_objects(
                 instance, bdms, cell.uuid) if instance is not None else None
@@ -156,7 +156,8 @@ class RowsReadAsObjectsTestCase(test_index_truth.TruthWorldTestCase):
                     table.c.instance_uuid == vol).values(uuid=None))
         cctxt = source.cell_context(self.ctxt, cell)
         with source.cell_connection(cctxt) as conn:
-            self.assertIsNone(rows.read_documents(conn, cell.uuid, [vol]))
+            self.assertIsNone(
+                rows.read_documents(conn, cctxt, cell.uuid, [vol]))
         # load_instances then reads the cell through Nova's objects, which
         # give the mapping a uuid.
         found, doc = source.load_instances([vol])[vol]
@@ -165,4 +166,4 @@ class RowsReadAsObjectsTestCase(test_index_truth.TruthWorldTestCase):
         self.assertTrue(doc.bdms[0]['nova_object.data']['uuid'])
         with source.cell_connection(cctxt) as conn:
             self.assertIsNotNone(
-                rows.read_documents(conn, cell.uuid, [vol])[vol])
+                rows.read_documents(conn, cctxt, cell.uuid, [vol])[vol])

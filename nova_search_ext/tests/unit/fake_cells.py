@@ -85,8 +85,6 @@ class FakeCells(fixtures.Fixture):
         self.useFixture(fixtures.MockPatchObject(
             source, 'cell_connection', side_effect=self._connection))
         self.useFixture(fixtures.MockPatchObject(
-            source, '_mapped_cells', side_effect=self._mapped_cells))
-        self.useFixture(fixtures.MockPatchObject(
             rows, 'read_documents', side_effect=self._read_documents))
         self.useFixture(fixtures.MockPatchObject(
             source, '_NO_API_DATABASE', []))
@@ -151,7 +149,7 @@ class FakeCells(fixtures.Fixture):
         with self._reader(ctxt):
             yield ctxt
 
-    def _read_documents(self, conn, cell_uuid, uuids):
+    def _read_documents(self, conn, cctxt, cell_uuid, uuids):
         """What reading the rows gives: the objects' documents.
 
         The functional tests (test_feed_rows) prove the two equal; here
@@ -173,12 +171,6 @@ class FakeCells(fixtures.Fixture):
             raise db_exc.CantStartEngineError(
                 'No sql_connection parameter is established')
 
-    def _mapped_cells(self, ctxt, uuids):
-        self._api('mappings', ctxt, list(uuids))
-        return {uuid: (self.by_uuid[self.instance_cells[uuid]].id
-                       if self.instance_cells[uuid] else None)
-                for uuid in uuids if uuid in self.instance_cells}
-
     def _cell(self, query, ctxt, *args):
         self.contexts.append(ctxt)
         cell = ctxt.cell_uuid
@@ -191,7 +183,7 @@ class FakeCells(fixtures.Fixture):
         return cell if cell is not None else self.local_cell
 
     def _instance_mappings(self, ctxt, uuids):
-        self._cell('mappings', ctxt, list(uuids))
+        self._api('mappings', ctxt, list(uuids))
         return objects.InstanceMappingList(objects=[
             objects.InstanceMapping(
                 instance_uuid=uuid, queued_for_delete=False,

@@ -86,7 +86,7 @@ class SyncCells(fake_cells.FakeCells):
         cctxt = source.cell_context(ctxt, cell)
         uuids = [i.uuid for i in self._page(cctxt, dict(LISTED), limit,
                                             marker)]
-        docs = self._read_documents(cctxt, cell.uuid, uuids) \
+        docs = self._read_documents(cctxt, cctxt, cell.uuid, uuids) \
             if uuids else {}
         return uuids, [docs[u] for u in uuids if docs[u] is not None]
 
