@@ -31,7 +31,10 @@ the index has not taken, or no lease (:mod:`nova_search_ext.index.feed
 starts and one INFO line when the index has caught up.
 """
 
+import atexit
+import os
 import threading
+import time
 
 from oslo_log import log as logging
 
@@ -51,14 +54,19 @@ LOG = logging.getLogger(__name__)
 _BREAKER_LOCK = threading.Lock()
 _BREAKER = []
 
-# How many list requests each path answered, for operators (debug log) and
-# for the tests that prove which path served a request.
+# How many list requests each path answered, for operators (the INFO line of
+# ``[searchlight] stats_log_interval``) and for the tests that prove which
+# path served a request.
 # 'declined': the index refused the request as Nova would (unknown marker,
 # invalid sort) and the cells gave Nova's own answer; 'fallback': the index
 # failed.
 STATS = {'index': 0, 'cells': 0, 'declined': 0, 'fallback': 0,
          'pending': 0}
 _STATS_LOCK = threading.Lock()
+# For the INFO line of ``[searchlight] stats_log_interval``: when it was
+# last logged (monotonic clock), what it said, and whether the process
+# logs it once more at exit.
+_STATS_LOG = {'at': None, 'logged': None, 'atexit': False}
 
 # The writers that kept the last list on the cells (for one WARNING per
 # catch-up and one INFO line at its end).
@@ -105,6 +113,42 @@ def _note_caught_up():
 def _count(name):
     with _STATS_LOCK:
         STATS[name] += 1
+    _maybe_log_stats()
+
+
+def _stats_line(counts):
+    return ('Server lists since start (pid %d): index %d, fallback %d, '
+            'pending %d, declined %d, cells %d' % (
+                os.getpid(), counts['index'], counts['fallback'],
+                counts['pending'], counts['declined'], counts['cells']))
+
+
+def _maybe_log_stats(now=None):
+    """One INFO line with :data:`STATS` per ``stats_log_interval``."""
+    interval = conf.CONF.searchlight.stats_log_interval
+    if not interval:
+        return
+    now = time.monotonic() if now is None else now
+    with _STATS_LOCK:
+        if not _STATS_LOG['atexit']:
+            _STATS_LOG['atexit'] = True
+            atexit.register(log_stats_at_exit)
+        if (_STATS_LOG['at'] is not None and
+                now - _STATS_LOG['at'] < interval):
+            return
+        _STATS_LOG['at'] = now
+        counts = _STATS_LOG['logged'] = dict(STATS)
+    LOG.info(_stats_line(counts))
+
+
+def log_stats_at_exit():
+    """The INFO line once more, if the counts changed since the last one."""
+    with _STATS_LOCK:
+        counts = dict(STATS)
+        if counts == _STATS_LOG['logged']:
+            return
+        _STATS_LOG['logged'] = counts
+    LOG.info(_stats_line(counts))
 
 
 def get_breaker():
@@ -126,6 +170,7 @@ def reset():
         for key in STATS:
             STATS[key] = 0
         _PENDING[:] = []
+        _STATS_LOG['at'] = _STATS_LOG['logged'] = None
 
 
 def index_serves(filters):

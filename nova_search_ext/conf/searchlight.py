@@ -142,6 +142,32 @@ Possible values:
   the index again; success closes the breaker, failure re-opens it for
   another interval.
 """),
+    cfg.IntOpt('stats_log_interval',
+        default=0,
+        min=0,
+        help="""
+Seconds between INFO lines counting how nova-api answered server lists.
+
+With a positive value each nova-api process logs, at most once per interval
+and only after a list request, one INFO line with the number of
+``GET /servers`` and ``GET /servers/detail`` requests since it started, by
+the path that answered them: ``index`` (the search index), ``fallback`` (the
+index failed; the cells answered), ``pending`` (the embedded feed was
+behind; the cells answered), ``declined`` (the index refused the request as
+Nova would; the cells gave Nova's answer) and ``cells`` (listing from the
+index is off, or the request is one the index does not serve).  The process
+logs the line once more when it exits, if the counts changed since the last
+one.  The counts are per process: add up the last line of each worker.
+
+Possible values:
+
+* 0 (default): log no counts.
+* A positive number of seconds: the shortest time between two lines.
+
+Related options:
+
+* ``[searchlight] enabled``
+"""),
 ]
 
 

@@ -18,6 +18,7 @@ which arguments.
 
 import datetime
 import functools
+import os
 from unittest import mock
 
 import fixtures
@@ -290,3 +291,69 @@ class ListBranchTestCase(base.NoDBTestCase):
         self.assertIsNot(first, list_branch.get_breaker())
         self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
         self.assertEqual({0}, set(list_branch.STATS.values()))
+
+
+class StatsLogTestCase(base.NoDBTestCase):
+    """The INFO line of ``[searchlight] stats_log_interval``."""
+
+    def setUp(self):
+        super().setUp()
+        conf.register_opts()
+        list_branch.reset()
+        self.addCleanup(list_branch.reset)
+        self.log = self.useFixture(base.CapturedLog(
+            'nova_search_ext.compute.list_branch'))
+        self.registered = self.useFixture(fixtures.MockPatch(
+            'atexit.register')).mock
+        self.now = 1000.0
+        self.useFixture(fixtures.MockPatch(
+            'time.monotonic', side_effect=lambda: self.now))
+
+    def _info(self):
+        return [line for line in self.log.output.splitlines()
+                if line.startswith('INFO|')]
+
+    def _line(self, index=0, fallback=0, pending=0, declined=0, cells=0):
+        return ('INFO|Server lists since start (pid %d): index %d, '
+                'fallback %d, pending %d, declined %d, cells %d' % (
+                    os.getpid(), index, fallback, pending, declined, cells))
+
+    def test_off_by_default(self):
+        list_branch._count('index')
+        self.assertEqual([], self._info())
+        self.assertEqual(0, self.registered.call_count)
+
+    def test_at_most_one_line_per_interval(self):
+        self.flags(stats_log_interval=60, group='searchlight')
+        list_branch._count('index')
+        self.now += 59
+        list_branch._count('index')
+        list_branch._count('fallback')
+        self.assertEqual([self._line(index=1)], self._info())
+        self.now += 1
+        list_branch._count('cells')
+        self.assertEqual([self._line(index=1),
+                          self._line(index=2, fallback=1, cells=1)],
+                         self._info())
+
+    def test_at_exit_only_when_changed(self):
+        self.flags(stats_log_interval=60, group='searchlight')
+        list_branch._count('pending')
+        self.registered.assert_called_once_with(
+            list_branch.log_stats_at_exit)
+        list_branch.log_stats_at_exit()
+        self.assertEqual([self._line(pending=1)], self._info())
+        list_branch._count('declined')
+        list_branch._count('declined')
+        self.assertEqual(1, self.registered.call_count)
+        list_branch.log_stats_at_exit()
+        self.assertEqual([self._line(pending=1),
+                          self._line(pending=1, declined=2)], self._info())
+
+    def test_counts_every_path_of_a_list(self):
+        self.flags(enabled=False, stats_log_interval=1, group='searchlight')
+        original = mock.Mock(return_value=(objects.InstanceList(), []))
+        list_branch.get_instance_objects_sorted(
+            original, fakes.context(), dict(FILTERS), 10, None,
+            EXPECTED_ATTRS, SORT_KEYS, SORT_DIRS)
+        self.assertEqual([self._line(cells=1)], self._info())
