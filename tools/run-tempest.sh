@@ -27,6 +27,12 @@
 #   NSE_TEMPEST_PORT_BASE  first of the six TCP ports used (28700)
 #   NSE_TEMPEST_REGEX      tempest test selection (default below)
 #   NSE_TEMPEST_CONCURRENCY  tempest workers (2)
+#   NSE_TEMPEST_FEED       embedded (default): the nova_search_index driver
+#                          in every Nova service, nova-api reads the index
+#                          itself; indexer: Nova sends to RabbitMQ only,
+#                          nova-search-indexer writes the index and nova-api
+#                          queries nova-search-api ([searchlight] client =
+#                          searchlight) with keystone tokens
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +40,12 @@ run=${NSE_TEMPEST_RUN:-$top/.tempest-run}
 prefix=${NSE_TEMPEST_PREFIX:-nse_tempest}
 port_base=${NSE_TEMPEST_PORT_BASE:-28700}
 concurrency=${NSE_TEMPEST_CONCURRENCY:-2}
+feed=${NSE_TEMPEST_FEED:-embedded}
+case $feed in
+    embedded|indexer) ;;
+    *) echo "NSE_TEMPEST_FEED must be embedded or indexer, not $feed" >&2
+       exit 2 ;;
+esac
 # Nova's server list, filter and paging tests, the negative list tests,
 # the list tests of the create-server classes and of the microversion
 # classes (2.47 to 2.100: list, show, update, rebuild), and the admin list
@@ -53,6 +65,7 @@ placement_port=$((port_base + 1))
 glance_port=$((port_base + 2))
 neutron_port=$((port_base + 3))
 nova_port=$((port_base + 4))
+search_port=$((port_base + 5))
 
 etc=$run/etc
 logs=$run/logs
@@ -62,6 +75,10 @@ password=nse-secret
 db_url="mysql+pymysql://root@127.0.0.1"
 rabbit="rabbit://guest:guest@127.0.0.1:5672"
 cells="1 2"
+# Nova's default scheduler filters plus the host hints a selected test uses.
+filters=ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter
+filters+=,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter
+filters+=,DifferentHostFilter,SameHostFilter
 computes_per_cell=2
 
 started=$(date +%s)
@@ -331,7 +348,11 @@ notify_on_state_change = vm_and_task_state
 [oslo_messaging_notifications]
 transport_url = $rabbit/${prefix}_notify
 driver = messagingv2
-driver = nova_search_index
+EOF
+    if [ "$feed" = embedded ]; then
+        echo "driver = nova_search_index"
+    fi
+    cat <<EOF
 [search_index]
 connection = $db_url/${prefix}_index?charset=utf8
 journal_dir = $state/nova/journal
@@ -340,6 +361,8 @@ workers = 1
 [scheduler]
 workers = 1
 discover_hosts_in_cells_interval = -1
+[filter_scheduler]
+enabled_filters = $filters
 [vnc]
 enabled = False
 [glance]
@@ -372,6 +395,19 @@ enabled = True
 stats_log_interval = 10
 EOF
         authtoken nova
+        if [ "$feed" = indexer ]; then
+            # nova-api queries nova-search-api, found in the catalog, as
+            # the nova user (an admin, as the search API requires).
+            ksa_section searchlight nova
+            echo "client = searchlight"
+            cat <<EOF
+[search_api]
+bind_host = 127.0.0.1
+bind_port = $search_port
+workers = 1
+auth_strategy = keystone
+EOF
+        fi
     } > "$etc/nova/nova.conf"
     "$venv/bin/nova-search-manage" api-paste \
         --file "$venv/etc/nova/api-paste.ini" > "$etc/nova/api-paste.ini"
@@ -447,6 +483,7 @@ build_timeout = 120
 min_compute_nodes = 4
 max_microversion = latest
 [compute-feature-enabled]
+scheduler_enabled_filters = $filters
 snapshot = False
 console_output = False
 change_password = False
@@ -578,7 +615,8 @@ NSE_SERVICE_USERS="nova placement glance neutron" \
 NSE_ENDPOINTS="placement=placement=http://127.0.0.1:$placement_port
 image=glance=http://127.0.0.1:$glance_port
 network=neutron=http://127.0.0.1:$neutron_port
-compute=nova=http://127.0.0.1:$nova_port/v2.1" \
+compute=nova=http://127.0.0.1:$nova_port/v2.1
+$([ "$feed" = indexer ] && echo "search=searchlight=http://127.0.0.1:$search_port")" \
     python -m nse_tempest_cloud.bootstrap identity
 
 step="placement, glance, neutron"
@@ -638,6 +676,12 @@ start_nova_api() {  # log name
         "OS_NOVA_CONFIG_DIR=$etc/nova"
     wait_http "$1" "$nova_port"
 }
+if [ "$feed" = indexer ]; then
+    start nova-search-indexer nova-search-indexer \
+        --config-file "$etc/nova/nova.conf"
+    start nova-search-api nova-search-api --config-file "$etc/nova/nova.conf"
+    wait_http nova-search-api "$search_port"
+fi
 start_nova_api nova-api-index-on
 for c in $cells; do
     for n in $(seq 1 "$computes_per_cell"); do
