@@ -419,17 +419,11 @@ EOF
         {
             nova_common "${prefix}_cell$c" "${prefix}_nova_cell$c"
         } > "$etc/nova-cell$c/nova.conf"
-        # Nova runs a cell conductor without the API database; the
-        # embedded feed needs it there (the instance mappings lead it to
-        # the cell it re-reads an instance from): without it every write
-        # fails with "No sql_connection parameter is established" and the
-        # notification stays journalled.  Not in nova-compute's files:
-        # there Nova would use it to query every cell database.
+        # The cell conductor as Nova lays it out: no API database.  The
+        # embedded feed then reads from the conductor's own cell.
         cat > "$etc/nova-cell$c/conductor.conf" <<EOF
 [DEFAULT]
 state_path = $state/nova/cell$c-conductor
-[api_database]
-connection = $db_url/${prefix}_nova_api?charset=utf8
 EOF
         for n in $(seq 1 "$computes_per_cell"); do
             mkdir -p "$state/nova/cell$c-compute$n"
