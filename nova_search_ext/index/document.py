@@ -149,7 +149,7 @@ def _set_fields(obj):
     return found
 
 
-def _primitive(obj, drop=(), set_fields=None):
+def object_primitive(obj, drop=(), set_fields=None):
     """The versioned-object primitive of ``obj``, as the index stores it.
 
     The same primitive as ``obj.obj_to_primitive()`` (which the unit tests
@@ -172,9 +172,9 @@ def _primitive(obj, drop=(), set_fields=None):
         elif kind == _DATETIME:
             data[name] = _datetime(value)
         elif kind == _OBJECT:
-            data[name] = _primitive(value)
+            data[name] = object_primitive(value)
         elif kind == _OBJECTS:
-            data[name] = [_primitive(item) for item in value]
+            data[name] = [object_primitive(item) for item in value]
         elif kind == _BUILT:
             data[name] = value
         else:
@@ -184,11 +184,6 @@ def _primitive(obj, drop=(), set_fields=None):
             ns + '.namespace': obj.OBJ_PROJECT_NAMESPACE,
             ns + '.version': obj.VERSION,
             ns + '.data': data}
-
-
-def object_primitive(obj):
-    """The primitive of ``obj`` as the index stores it (see _primitive)."""
-    return _primitive(obj)
 
 
 def row_primitive(cls, raw, built=None, drop=()):
@@ -214,7 +209,7 @@ def row_primitive(cls, raw, built=None, drop=()):
             value = field.coerce(cls, name, raw[name])
             values[name] = value
             found.append((name, kind, field, value))
-    return _primitive(cls, drop=drop, set_fields=found), values
+    return object_primitive(cls, drop=drop, set_fields=found), values
 
 
 def read_clock():
@@ -296,7 +291,8 @@ class InstanceDocument(object):
         :param cell_uuid: uuid of the cell holding the instance, or None
         """
         fault = instance.fault if 'fault' in instance else None
-        bdm_prims = [_primitive(bdm, drop=('connection_info', 'instance'))
+        bdm_prims = [object_primitive(bdm,
+                                      drop=('connection_info', 'instance'))
                      for bdm in bdms or []]
         set_fields = _set_fields(instance)
         values = {name: value for name, _kind, _field, value in set_fields}
@@ -307,9 +303,9 @@ class InstanceDocument(object):
             uuid=instance.uuid,
             cell_uuid=cell_uuid,
             columns=columns,
-            instance=_primitive(instance, drop=('fault', 'services'),
+            instance=object_primitive(instance, drop=('fault', 'services'),
                                 set_fields=set_fields),
-            fault=_primitive(fault) if fault else None,
+            fault=object_primitive(fault) if fault else None,
             bdms=bdm_prims,
             tags=sorted(t.tag for t in instance.tags) if 'tags' in instance
             else [],
@@ -365,7 +361,7 @@ class ServiceDocument(object):
 
         return cls(
             uuid=service.uuid, cell_uuid=cell_uuid,
-            service=_primitive(service, drop=('compute_node',)),
+            service=object_primitive(service, drop=('compute_node',)),
             host=service.host, binary=service.binary, topic=service.topic,
             disabled=service.disabled, forced_down=service.forced_down,
             last_seen_up=naive(service.last_seen_up),

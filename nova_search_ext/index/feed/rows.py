@@ -69,15 +69,18 @@ _I = 'i_'
 # instances of a cloud share a few flavors.  Bounded; cleared when full.
 _FLAVORS = {}
 _FLAVORS_MAX = 512
-_FIELDS = []
+_FIELDS = {}
 
 
-def _instance_fields():
-    """The Instance fields Nova's _from_db_object sets from the row."""
-    if not _FIELDS:
-        _FIELDS.extend(name for name in objects.Instance.fields
-                       if name not in instance_obj.INSTANCE_OPTIONAL_ATTRS)
-    return _FIELDS
+def _row_fields(cls, optional):
+    """The fields of ``cls`` Nova's _from_db_object sets from its row.
+
+    :param optional: the fields Nova loads separately (its module's
+                     OPTIONAL_ATTRS)
+    """
+    if cls not in _FIELDS:
+        _FIELDS[cls] = [name for name in cls.fields if name not in optional]
+    return _FIELDS[cls]
 
 
 def _statements():
@@ -219,7 +222,8 @@ def read_documents(conn, cctxt, cell_uuid, uuids):
             if not bdm['uuid']:
                 return None
             bdms[bdm['instance_uuid']].append(bdm)
-    fields = _instance_fields()
+    fields = _row_fields(objects.Instance,
+                         instance_obj.INSTANCE_OPTIONAL_ATTRS)
     found = dict.fromkeys(uuids)
     for row in rows:
         uuid = row['uuid']
@@ -276,9 +280,8 @@ def _document(cell_uuid, row, fields, metadata, system_metadata, tags,
     instance, values = document.row_primitive(objects.Instance, raw, built)
     fault_prim = document.row_primitive(
         objects.InstanceFault, fault)[0] if fault is not None else None
-    bdm_fields = [name for name in objects.BlockDeviceMapping.fields
-                  if name not in bdm_obj.BLOCK_DEVICE_OPTIONAL_ATTRS] \
-        if bdms else ()
+    bdm_fields = _row_fields(objects.BlockDeviceMapping,
+                             bdm_obj.BLOCK_DEVICE_OPTIONAL_ATTRS)
     bdm_prims = [document.row_primitive(
         objects.BlockDeviceMapping, {name: bdm[name] for name in bdm_fields},
         drop=('connection_info', 'instance'))[0] for bdm in bdms]

@@ -126,7 +126,7 @@ def load_instances(uuids, ctxt=None):
     if own_cell_only():
         return _load_from_own_cell(ctxt, uuids)
     try:
-        mapped = _mapped_cells(ctxt, uuids)
+        mapped = mapped_cells(ctxt, uuids)
     except db_exc.CantStartEngineError as e:
         _no_api_database(e)
         return _load_from_own_cell(ctxt, uuids)
@@ -141,11 +141,8 @@ def load_instances(uuids, ctxt=None):
             cell = mapped[uuid]
             by_cell.setdefault(cell.uuid, (cell, []))[1].append(uuid)
     for cell, cell_uuids in by_cell.values():
-        cctxt = cell_context(ctxt, cell)
-        with cell_connection(cctxt) as conn:
-            docs = rows.read_documents(conn, cctxt, cell.uuid, cell_uuids)
-        if docs is None:
-            docs = _documents_from_objects(cctxt, cell.uuid, cell_uuids)
+        _, docs = _cell_documents(cell_context(ctxt, cell), cell.uuid,
+                                  cell_uuids)
         for uuid in cell_uuids:
             doc = docs[uuid]
             result[uuid] = (GONE, None) if doc is None else (FOUND, doc)
@@ -154,16 +151,35 @@ def load_instances(uuids, ctxt=None):
 
 def _load_from_own_cell(ctxt, uuids):
     """load_instances where only this service's own cell can be read."""
-    elevated = ctxt.elevated()
-    docs = None
-    if not remote_objects():
-        # A cell conductor: its own cell database, read as any other.
-        with cell_connection(elevated) as conn:
-            docs = rows.read_documents(conn, elevated, None, uuids)
-    if docs is None:
-        docs = _documents_from_objects(elevated, None, uuids)
+    # A cell conductor reads its own cell database as any other,
+    # nova-compute through its conductor.
+    _, docs = _cell_documents(ctxt.elevated(), None, uuids)
     return {uuid: (GONE, None) if docs[uuid] is None else (FOUND, docs[uuid])
             for uuid in uuids}
+
+
+def _cell_documents(cctxt, cell_uuid, uuids=(), page=None):
+    """``(uuids, {uuid: InstanceDocument or None})`` of one cell.
+
+    Built from the cell's rows in one reader transaction
+    (:func:`rows.read_documents`), or through Nova's objects where this
+    process reaches its cell through a conductor or the rows hold what only
+    the objects read right.
+
+    :param page: ``(marker, limit)``: the instances are the cell's next
+                 live page (:func:`rows.live_page`), read in the same
+                 transaction as their rows, instead of ``uuids``
+    """
+    docs = None
+    if not remote_objects():
+        with cell_connection(cctxt) as conn:
+            if page is not None:
+                uuids = rows.live_page(conn, *page)
+            docs = (rows.read_documents(conn, cctxt, cell_uuid, uuids)
+                    if uuids else {})
+    if docs is None:
+        docs = _documents_from_objects(cctxt, cell_uuid, uuids)
+    return uuids, docs
 
 
 def _documents_from_objects(cctxt, cell_uuid, uuids):
@@ -184,22 +200,13 @@ def live_page(ctxt, cell, marker, limit):
     :returns: (uuids of the page, their InstanceDocuments); an instance
               deleted between the two reads has no document
     """
-    cctxt = cell_context(ctxt, cell)
-    with cell_connection(cctxt) as conn:
-        uuids = rows.live_page(conn, marker, limit)
-        docs = rows.read_documents(conn, cctxt, cell.uuid, uuids) \
-            if uuids else {}
-    if docs is None:
-        docs = _documents_from_objects(cctxt, cell.uuid, uuids)
+    uuids, docs = _cell_documents(cell_context(ctxt, cell), cell.uuid,
+                                  page=(marker, limit))
     return uuids, [docs[uuid] for uuid in uuids if docs[uuid] is not None]
 
 
 def mapped_cells(ctxt, uuids):
     """``{instance uuid: CellMapping, or None for a build request}``."""
-    return _mapped_cells(ctxt, uuids)
-
-
-def _mapped_cells(ctxt, uuids):
     # Through Nova's object, which Nova's own single-cell test fixture
     # stands in for (a query of the table would not see that cell).
     return {m.instance_uuid: m.cell_mapping for m in

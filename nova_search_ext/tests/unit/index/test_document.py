@@ -313,7 +313,7 @@ class InstanceFromStoredTestCase(base.TestCase):
 
 
 class PrimitiveTestCase(base.TestCase):
-    """document._primitive is obj_to_primitive, walked once.
+    """document.object_primitive is obj_to_primitive, walked once.
 
     Same names, versions, namespaces and data as oslo.versionedobjects
     produces; the only intended differences are the dropped fields, no
@@ -350,7 +350,7 @@ class PrimitiveTestCase(base.TestCase):
         inst = fakes.instance(ctxt, tags=['a', 'b'],
                               metadata={'z': '1', 'a': '2'})
         inst.fault = fakes.fault(ctxt, inst.uuid)
-        ours = document._primitive(inst, drop=('fault',))
+        ours = document.object_primitive(inst, drop=('fault',))
         self._same_but_datetimes(ours, self._oslo(inst, drop=('fault',)))
         self.assertNotIn('fault', ours['nova_object.data'])
         # Dict order is kept (the views render it as stored).
@@ -364,7 +364,7 @@ class PrimitiveTestCase(base.TestCase):
                           (fakes.bdm(ctxt, inst.uuid),
                            ('connection_info', 'instance')),
                           (fakes.service(ctxt), ('compute_node',))):
-            self._same_but_datetimes(document._primitive(obj, drop=drop),
+            self._same_but_datetimes(document.object_primitive(obj, drop=drop),
                                      self._oslo(obj, drop=drop))
 
     def test_a_field_with_its_own_property_is_read_through_it(self):
@@ -385,7 +385,7 @@ class PrimitiveTestCase(base.TestCase):
         walk = {name: attr for name, attr, _k, _f in document._walk(Thing)}
         self.assertEqual({'plain': '_obj_plain', 'shown': None,
                           'unset': '_obj_unset', 'when': '_obj_when'}, walk)
-        ours = document._primitive(thing)
+        ours = document.object_primitive(thing)
         theirs = thing.obj_to_primitive()
         del theirs['versioned_object.changes']
         self.assertEqual(theirs, ours)
@@ -409,7 +409,7 @@ class PrimitiveTestCase(base.TestCase):
         inst = fakes.instance(ctxt)
         inst.launched_at = datetime.datetime(
             2026, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.timezone.utc)
-        prim = json.loads(json.dumps(document._primitive(inst)))
+        prim = json.loads(json.dumps(document.object_primitive(inst)))
         back = objects.Instance.obj_from_primitive(prim, ctxt)
         self.assertEqual(678901, back.launched_at.microsecond)
         self.assertEqual('UTC', back.launched_at.tzname())

@@ -33,7 +33,8 @@ from nova_search_ext.tests.unit import fakes
 
 def _stored(obj, drop=()):
     """The primitive as the index stores and reads it back (JSON)."""
-    return json.loads(document.dumps(document._primitive(obj, drop=drop)))
+    return json.loads(document.dumps(
+        document.object_primitive(obj, drop=drop)))
 
 
 class RebuildTestCase(base.TestCase):
