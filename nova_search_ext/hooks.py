@@ -50,6 +50,13 @@ What :func:`install` overlays:
     to this process's embedded index writer, if there is one
     (:mod:`nova_search_ext.index.feed.embedded`): Nova sends no
     notification for a heartbeat, and ``host_status`` depends on it.
+``nova.service.Service.stop`` and ``start``
+    A Nova service that stops withdraws its embedded index writer's lease
+    after Nova has stopped it, and renews it when started again
+    (:func:`nova_search_ext.index.feed.embedded.service_stopped`): Nova's
+    threading backend leaves the process with ``os._exit``, so the lease
+    would otherwise keep every list on the cells until an operator
+    withdrew it.
 ``nova.api.openstack.wsgi.Resource._process_stack``
     Each nova-api request is a settling scope of the embedded feed
     (:func:`nova_search_ext.index.feed.embedded.settling`): with deferred
@@ -154,6 +161,30 @@ def _install_service_liveness():
 
     _patch(service_obj.Service, 'save',
            _after_service_write('save', embedded.service_saved))
+
+
+def _install_service_lifecycle():
+    from nova import service as nova_service
+
+    from nova_search_ext.index.feed import embedded
+
+    start = nova_service.Service.start
+    stop = nova_service.Service.stop
+
+    @functools.wraps(start)
+    def started(self, *args, **kwargs):
+        embedded.service_starting(self.binary, self.host)
+        return start(self, *args, **kwargs)
+
+    @functools.wraps(stop)
+    def stopped(self, *args, **kwargs):
+        try:
+            return stop(self, *args, **kwargs)
+        finally:
+            embedded.service_stopped(self.binary, self.host)
+
+    _patch(nova_service.Service, 'start', started)
+    _patch(nova_service.Service, 'stop', stopped)
 
 
 def _install_request_settling():
@@ -325,6 +356,7 @@ def install():
             _install_serialize_once()
             _install_request_specs()
             _install_service_liveness()
+            _install_service_lifecycle()
             _install_request_settling()
             if native_service_notifications():
                 LOG.debug('Nova sends service.create and service.delete '

@@ -337,6 +337,21 @@ class CatchUp(object):
             self._thread.start()
         atexit.register(self.stop)
 
+    def resume(self):
+        """Start again after :meth:`stop` (a Nova service started again).
+
+        Renews the lease and replays the journal from now on, as a new
+        process of the service would.
+        """
+        with self._lock:
+            if self._thread is not None:
+                return
+            default_sleep = self._sleep == self._stop.wait
+            self._stop = threading.Event()
+            if default_sleep:
+                self._sleep = self._stop.wait
+        self.start()
+
     def _restart_in_child(self):
         # Threads do not survive a fork: the child has the parent's
         # objects, its locks in whatever state they were, and no thread.

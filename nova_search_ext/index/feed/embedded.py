@@ -56,6 +56,36 @@ def deactivate(retire=True):
     _stop(previous, retire=retire)
 
 
+def service_stopped(binary, host):
+    """Nova stopped its service ``binary`` on ``host`` in this process.
+
+    When that service is this process's writer, its catch-up stops and
+    withdraws the lease (nothing pending) or keeps it (something pending),
+    as at exit: Nova's threading backend ends the process with
+    ``os._exit`` once the service has stopped, so no ``atexit`` handler
+    runs after that.  The writer stays active, to resume if Nova starts the
+    service again (a restart on SIGHUP).
+    """
+    catchup = _serving(binary, host)
+    if catchup is not None:
+        catchup.stop()
+
+
+def service_starting(binary, host):
+    """Nova starts its service ``binary`` on ``host`` (again)."""
+    catchup = _serving(binary, host)
+    if catchup is not None:
+        catchup.resume()
+
+
+def _serving(binary, host):
+    catchup = active_catchup()
+    if catchup is not None and catchup.writer_id == '%s@%s' % (binary,
+                                                                host):
+        return catchup
+    return None
+
+
 def _stop(previous, keep=None, retire=True):
     for _endpoint, catchup in previous:
         if catchup is not None and catchup is not keep:

@@ -341,6 +341,30 @@ class CatchUpTestCase(CatchUpBase):
         self.assertEqual([doc.uuid], self.indexed(doc))
         self.assertFalse(catchup_obj.outage)
 
+    def test_resume_after_stop_renews_the_lease_and_replays(self):
+        catchup_obj = self.make('r.sqlite', interval=0.05, real_time=True)
+        catchup_obj.start()
+        self.addCleanup(catchup_obj.stop)
+        catchup_obj.stop()
+        self.assertEqual('stopped', self.writer().state)
+        self.down = True
+        doc = self.instance()
+        catchup_obj.deliver(message(doc.uuid))
+        self.down = False
+        catchup_obj.resume()
+        self.assertTrue(catchup_obj._thread.is_alive())
+        for _ in range(200):
+            if self.writer().state == 'active' and \
+                    not catchup_obj.journal.pending()[0]:
+                break
+            catchup_obj._stop.wait(0.05)
+        self.assertEqual('active', self.writer().state)
+        self.assertEqual([doc.uuid], self.indexed(doc))
+        # Resuming a running catch-up changes nothing.
+        thread = catchup_obj._thread
+        catchup_obj.resume()
+        self.assertIs(thread, catchup_obj._thread)
+
     def test_a_forked_worker_starts_its_own_thread(self):
         catchup_obj = self.make('f.sqlite', interval=60, real_time=True)
         catchup_obj.start()
