@@ -9,6 +9,7 @@
 # stack extra        nova-search-indexer and nova-search-api when enabled,
 #                    the search API in the catalog, "index sync" and
 #                    "index verify"
+# stack test-config  tempest.conf for the package's tempest plugin
 # unstack            stop the plugin's services
 # clean              remove the index file and the embedded feed's journals
 #
@@ -158,6 +159,16 @@ function init_nova_search_ext {
     nova_search_manage index verify
 }
 
+# tempest.conf: the package's tempest plugin
+# (nova_search_ext.tempest_plugin) runs against this cloud.
+function configure_tempest_nova_search_ext {
+    iniset "$TEMPEST_CONFIG" service_available nova_search True
+    iniset "$TEMPEST_CONFIG" nova_search index_lag "$NOVA_SEARCH_TEMPEST_LAG"
+    if is_service_enabled nova-search-api; then
+        iniset "$TEMPEST_CONFIG" nova_search search_api True
+    fi
+}
+
 function stop_nova_search_ext {
     stop_process nova-search-api
     stop_process nova-search-indexer
@@ -181,6 +192,11 @@ elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
     echo_summary "Starting nova_search_ext"
     start_nova_search_ext
     init_nova_search_ext
+elif [[ "$1" == "stack" && "$2" == "test-config" ]]; then
+    if is_service_enabled tempest; then
+        echo_summary "Configuring tempest for nova_search_ext"
+        configure_tempest_nova_search_ext
+    fi
 fi
 
 if [[ "$1" == "unstack" ]]; then

@@ -7,9 +7,12 @@
 # neutron-server under gunicorn; nova-api (nova.wsgi.osapi_compute under
 # gunicorn, keystonemiddleware, the searchindex paste filter); nova-scheduler;
 # a super-conductor; one nova-conductor and two nova-compute (fake virt
-# driver) for each of two cells, plus cell0.  Databases on the local MariaDB,
-# one RabbitMQ vhost per cell.  The embedded notification driver
-# (nova_search_index) feeds the index, a database on the same MariaDB.
+# driver) for each of two cells, plus cell0, and a spare nova-compute in
+# cell 1 for the plugin's service deletion test; nova-search-api.
+# Databases on the local MariaDB, one RabbitMQ vhost per cell.  The
+# embedded notification driver (nova_search_index) feeds the index, a
+# database on the same MariaDB.  The tests: Nova's server list tests of
+# tempest and the package's tempest plugin (nova_search_ext.tempest_plugin).
 # See doc/source/contributor/tempest.rst.
 #
 # Everything is stopped and removed at the end (processes, databases,
@@ -57,7 +60,7 @@ default_regex+='|servers\.test_create_server\.(ServersTestJSON|ServersTestManual
 default_regex+='|servers\.test_servers\.(ServersListShow|ServerShowV)[0-9]+Test\.test_[a-z_]*list'
 default_regex+='|admin\.test_servers\.ServersAdminTestJSON\.test_list'
 default_regex+='|admin\.test_servers_on_multinodes\.ServersOnMultiNodesTest\.test_[a-z_]*list'
-default_regex+=')'
+default_regex+=')|^nova_search_ext\.tempest_plugin\.'
 regex=${NSE_TEMPEST_REGEX:-$default_regex}
 
 ks_port=$port_base
@@ -80,6 +83,7 @@ filters=ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter
 filters+=,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter
 filters+=,DifferentHostFilter,SameHostFilter
 computes_per_cell=2
+spare_host=cell1-spare
 
 started=$(date +%s)
 say() { echo "[$(( $(date +%s) - started ))s] $*" >&2; }
@@ -400,14 +404,16 @@ EOF
             # the nova user (an admin, as the search API requires).
             ksa_section searchlight nova
             echo "client = searchlight"
-            cat <<EOF
+        fi
+        # nova-search-api runs in both configurations, for Searchlight's
+        # users and the tempest plugin's search tests.
+        cat <<EOF
 [search_api]
 bind_host = 127.0.0.1
 bind_port = $search_port
 workers = 1
 auth_strategy = keystone
 EOF
-        fi
     } > "$etc/nova/nova.conf"
     "$venv/bin/nova-search-manage" api-paste \
         --file "$venv/etc/nova/api-paste.ini" > "$etc/nova/api-paste.ini"
@@ -439,6 +445,15 @@ EOF
             } > "$etc/nova-cell$c/compute$n.conf"
         done
     done
+    # The spare compute of cell 1, whose service the plugin deletes.
+    mkdir -p "$state/nova/spare"
+    cat > "$etc/nova-cell1/spare.conf" <<EOF
+[DEFAULT]
+host = $spare_host
+compute_driver = fake.FakeDriver
+state_path = $state/nova/spare
+instances_path = $state/nova/spare/instances
+EOF
 }
 
 write_tempest_conf() {
@@ -497,6 +512,7 @@ public_network_id =
 project_networks_reachable = False
 [service_available]
 nova = True
+nova_search = True
 glance = True
 neutron = True
 cinder = False
@@ -508,6 +524,11 @@ run_validation = False
 region = RegionOne
 [network-feature-enabled]
 ipv6 = False
+[nova_search]
+search_api = True
+index_lag = 15
+cell_hosts = $(for c in $cells; do printf 'cell%s-compute1,' "$c"; done | sed 's/,$//')
+spare_compute_host = $spare_host
 EOF
 }
 
@@ -610,7 +631,7 @@ NSE_ENDPOINTS="placement=placement=http://127.0.0.1:$placement_port
 image=glance=http://127.0.0.1:$glance_port
 network=neutron=http://127.0.0.1:$neutron_port
 compute=nova=http://127.0.0.1:$nova_port/v2.1
-$([ "$feed" = indexer ] && echo "search=searchlight=http://127.0.0.1:$search_port")" \
+search=searchlight=http://127.0.0.1:$search_port" \
     python -m nse_tempest_cloud.bootstrap identity
 
 step="placement, glance, neutron"
@@ -673,9 +694,9 @@ start_nova_api() {  # log name
 if [ "$feed" = indexer ]; then
     start nova-search-indexer nova-search-indexer \
         --config-file "$etc/nova/nova.conf"
-    start nova-search-api nova-search-api --config-file "$etc/nova/nova.conf"
-    wait_http nova-search-api "$search_port"
 fi
+start nova-search-api nova-search-api --config-file "$etc/nova/nova.conf"
+wait_http nova-search-api "$search_port"
 start_nova_api nova-api-index-on
 for c in $cells; do
     for n in $(seq 1 "$computes_per_cell"); do
@@ -712,7 +733,39 @@ run_tempest() {  # phase
         "in $((SECONDS - t0)) s"
 }
 
+# The spare compute of cell 1: started until the API database and the
+# index know its service, then disabled and stopped, for the plugin's test
+# that deletes a service.  Its state directory is new each time, so a
+# restart after that deletion registers a new compute node.
+spare_up() {
+    local known=0 mapped=0
+    rm -rf "$state/nova/spare"
+    mkdir -p "$state/nova/spare"
+    start nova-compute-spare nova-compute \
+        --config-file "$etc/nova-cell1/nova.conf" \
+        --config-file "$etc/nova-cell1/spare.conf"
+    for _ in $(seq 1 60); do
+        nm cell_v2 discover_hosts >>"$logs/bootstrap.log" 2>&1 || true
+        known=$(mysql_root -e "SELECT COUNT(*) FROM ${prefix}_index.index_services
+            WHERE host = '$spare_host' AND deleted = 0")
+        mapped=$(mysql_root -e "SELECT COUNT(*) FROM ${prefix}_nova_api.host_mappings
+            WHERE host = '$spare_host'")
+        [ "$known" -ge 1 ] && [ "$mapped" -ge 1 ] && break
+        sleep 2
+    done
+    if [ "$known" -lt 1 ] || [ "$mapped" -lt 1 ]; then
+        echo "the spare compute did not register (index $known," \
+            "mapped $mapped)" >&2
+        exit 1
+    fi
+    NSE_SPARE_HOST=$spare_host python -m nse_tempest_cloud.bootstrap \
+        disable-spare
+    stop nova-compute-spare
+    say "spare compute $spare_host registered, disabled and stopped"
+}
+
 step="tempest, index on"
+spare_up
 run_tempest index-on
 nova-search-manage --config-file "$etc/nova/nova.conf" index verify \
     > "$logs/index-verify.log" 2>&1 || true
@@ -729,6 +782,7 @@ on_line="$on_line fallbacks: $((fallback + pending))"
 step="tempest, index off"
 sed -i 's/^enabled = True$/enabled = False/' "$etc/nova/nova.conf"
 start_nova_api nova-api-index-off
+spare_up
 run_tempest index-off
 off_line="index off: $passed passed, $failed failed, $skipped skipped"
 # Green: no failure in either run, the same tests passed in both, the index

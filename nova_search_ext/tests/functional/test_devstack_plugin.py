@@ -215,6 +215,28 @@ class DevStackPluginTestCase(base.ProcessTestCase):
                           'stop_process nova-search-indexer'],
                          [c for c in calls if c.startswith('stop_process')])
 
+    def test_test_config_sets_up_the_tempest_plugin(self):
+        tempest_conf = os.path.join(self.tmp, 'tempest.conf')
+        services = 'key,n-api,n-cond,n-sch,n-cpu,placement-api,tempest'
+        self.assertRan(self.run_plugin(
+            phases=('stack test-config',), TEMPEST_CONFIG=tempest_conf,
+            ENABLED_SERVICES=services))
+        conf = read_conf(tempest_conf)
+        self.assertEqual(['True'], conf['service_available']['nova_search'])
+        self.assertEqual({'index_lag': ['30']}, conf['nova_search'])
+        # With nova-search-api, its tests run too.
+        self.assertRan(self.run_plugin(
+            phases=('stack test-config',), TEMPEST_CONFIG=tempest_conf,
+            ENABLED_SERVICES=services, NOVA_SEARCH_CLIENT='searchlight',
+            NOVA_SEARCH_TEMPEST_LAG='45'))
+        self.assertEqual({'index_lag': ['45'], 'search_api': ['True']},
+                         read_conf(tempest_conf)['nova_search'])
+        # Without tempest, no tempest.conf.
+        os.unlink(tempest_conf)
+        self.assertRan(self.run_plugin(
+            phases=('stack test-config',), TEMPEST_CONFIG=tempest_conf))
+        self.assertFalse(os.path.exists(tempest_conf))
+
     def test_post_config_twice_changes_nothing(self):
         self.assertRan(self.run_plugin(phases=('stack post-config',)))
         files = {}
@@ -375,3 +397,11 @@ class ZuulJobTestCase(base.ProcessTestCase):
             'tempest.api.compute.servers.test_list_server_filters',
             'tempest.api.compute.servers.test_list_servers_negative'],
             sorted(modules))
+        # And every test of the package's own plugin, which the jobs
+        # install into tempest's environment.
+        self.assertEqual(['x/nova_search_ext'], self.vars(
+            'nova-search-ext-devstack-tempest')['tempest_plugins'])
+        for module in ('test_server_list', 'test_search_api'):
+            self.assertTrue(regex.search(
+                'nova_search_ext.tempest_plugin.tests.api.%s.SomeTest.'
+                'test_x' % module), module)

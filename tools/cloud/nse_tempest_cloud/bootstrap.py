@@ -122,8 +122,21 @@ def flavors(sess):
         print('%s=%s' % (key, fid))
 
 
+def disable_spare(sess):
+    """Disable the spare nova-compute service, so nothing is built there."""
+    nova = _client(sess, 'compute',
+                   default_microversion='2.53')
+    host = os.environ['NSE_SPARE_HOST']
+    found = nova.get('/os-services', params={
+        'host': host, 'binary': 'nova-compute'}).json()['services']
+    if len(found) != 1:
+        sys.exit('%d nova-compute services on %s' % (len(found), host))
+    nova.put('/os-services/%s' % found[0]['id'], json={
+        'status': 'disabled', 'disabled_reason': 'spare for tempest'})
+
+
 STEPS = {'identity': identity, 'image': image, 'network': network,
-         'flavors': flavors}
+         'flavors': flavors, 'disable-spare': disable_spare}
 
 
 def main(argv=None):
