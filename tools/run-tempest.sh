@@ -578,7 +578,7 @@ ensure_service mariadb 3306 start-stop-daemon --start --oknodo \
     --background --exec /usr/sbin/mariadbd
 
 step="virtualenv"
-venv=$("$top/tools/ensure-cloud-venv.sh")
+venv=$("$top/tools/ensure-venv.sh" cloud)
 export PATH="$venv/bin:$PATH"
 
 step="run directory"
