@@ -319,6 +319,43 @@ class SearchAPITestCase(base.MultiCellTestCase):
                 type=SERVER, query={'term': {'host': 'host1'}})
             self.assertEqual(0, result.hits['total'])
 
+    def test_free_text(self):
+        # What 'openstack search query vm-a' sends, and its relatives.
+        by_name = {s['name']: s['id'] for s in self.servers}
+        client = self.client()
+        for query, names in (
+                ({'query_string': {'query': 'vm-a'}}, ['vm-a']),
+                ({'query_string': {'query': 'vm-a OR other-vm'}},
+                 ['other-vm', 'vm-a']),
+                ({'query_string': {'query': 'name:vm* -name:vm-b'}},
+                 ['vm-a']),
+                ({'query_string': {
+                    'query': r'OS-EXT-STS\:vm_state:active AND name:vm* '
+                             r'AND OS-EXT-SRV-ATTR\:host:host1'}},
+                 ['vm-a']),
+                ({'query_string': {'query': 'host1 -other'}}, ['vm-a']),
+                ({'query_string': {'query': 'created_at:[2000-01-01 TO *]',
+                                   'default_operator': 'AND'}},
+                 ['other-vm', 'vm-a', 'vm-b']),
+                ({'simple_query_string': {'query': '"vm-b" | other*'}},
+                 ['other-vm', 'vm-b'])):
+            result = client.search.search(type=SERVER, all_projects=True,
+                                          query=query)
+            self.assertEqual(sorted(by_name[n] for n in names), sorted(
+                h['_source']['id'] for h in result.hits['hits']), query)
+        # A member: its own project only, and no match on the compute
+        # host, an administrator-only field: 0 hits, not a 403.
+        member = self.client('member')
+        for text in ('host1', 'host:host1', 'OS-EXT-SRV-ATTR:host:host1',
+                     r'OS-EXT-SRV-ATTR\:host:host1'):
+            result = member.search.search(
+                type=SERVER, query={'query_string': {'query': text}})
+            self.assertEqual(0, result.hits['total'], text)
+        result = member.search.search(
+            type=SERVER, query={'query_string': {'query': 'vm-a OR host1'}})
+        self.assertEqual([by_name['vm-a']],
+                         [h['_source']['id'] for h in result.hits['hits']])
+
     def test_services(self):
         result = self.client().search.search(
             type=SERVICE, limit=100, sort='id')
@@ -466,8 +503,11 @@ class SearchAPITestCase(base.MultiCellTestCase):
                          exc.response.json())
         self.assertTrue(exc.response.headers[
             'x-openstack-request-id'].startswith('req-'))
-        self.assertRaises(ks_exc.BadRequest, client.search.search,
-                          query={'query_string': {'query': 'vm-a'}})
+        exc = self.assertRaises(ks_exc.BadRequest, client.search.search,
+                                query={'query_string': {'query': 'vm-a AND'}})
+        self.assertEqual('Query malformed or search parse failure, please '
+                         'check the syntax<br /><br />\n\n\n',
+                         exc.response.json()['message'])
         exc = self.assertRaises(ks_exc.BadRequest, client.search.search,
                                 query={'term': {'name': {'val': 'x'}}})
         self.assertEqual({'message': 'Query malformed or search parse '

@@ -106,8 +106,26 @@ unanchored, with the index database's operator from
 :mod:`~nova_search_ext.index.list_request` applies it to a server list
 filter.  ``range`` also takes Elasticsearch 2.x's ``from``/``to`` with
 ``include_lower``/``include_upper``; a null bound is no bound.
-``query_string`` and the other full-text or join queries are rejected
-(400).  ``term`` on a null value is rejected (use ``exists``).
+``term`` on a null value is rejected (use ``exists``).
+
+Free text (:mod:`.free_text`): ``query_string`` (Lucene's classic syntax,
+parsed with luqum: ``field:value``, ``AND``/``OR``/``NOT``, ``&&``/``||``/
+``!``, ``+``/``-``, parentheses, ``field:(a b)``, quoted phrases, ``*``
+and ``?`` wildcards, ranges ``[a TO b]``, ``{a TO b}``, mixed, ``*``
+bounds, ``>``/``>=``/``<``/``<=``, ``_exists_:``/``_missing_:``, boosts
+ignored; parameters ``default_field``, ``fields`` (boosts ignored),
+``default_operator`` (``or``, the default, or ``and``), ``lenient``,
+``allow_leading_wildcard``, ``minimum_should_match``) and
+``simple_query_string`` (``|``, ``+``, ``-``, ``"``, a trailing ``*``,
+parentheses; never a syntax error).  Each term, phrase, wildcard or range
+becomes the field operation of ``match`` (words), a phrase ``match`` (the
+whole phrase occurs), ``wildcard`` (the whole value) or ``range`` on its
+field; a term without a field searches the schema's
+:attr:`~.schemas.Schema.default_fields` (what Searchlight's ``_all``
+held) that the caller sees, and each field it searches counts as a
+clause.  A field the caller does not see matches nothing.  Fuzzy,
+proximity and regular-expression terms are rejected (400).  The other
+full-text and join queries are rejected (400).
 
 Every rejection is a :class:`~nova_search_ext.index.sql.errors.QueryError`
 of one of two kinds: a ``MalformedQueryError`` for what Elasticsearch 2.x

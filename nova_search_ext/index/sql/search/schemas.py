@@ -32,6 +32,11 @@ _UNSEARCHABLE_COLUMNS = frozenset(['doc', 'fault', 'bdms', 'indexed_at'])
 class Schema(object):
     """The searchable fields of one resource type."""
 
+    # The text fields a free-text query without a field searches: what
+    # Searchlight's ``_all`` field held for this type, each where the
+    # caller sees it.
+    default_fields = ()
+
     def __init__(self, name, model, aliases, columns, visibility=None,
                  project_column=None):
         self.name = name
@@ -80,6 +85,13 @@ class Schema(object):
 class ServerSchema(Schema):
     """OS::Nova::Server: index_instances and its child tables."""
 
+    default_fields = (
+        'id', 'name', 'description', 'status', 'OS-EXT-STS:vm_state',
+        'OS-EXT-STS:task_state', 'tenant_id', 'user_id', 'image.id',
+        'flavor.id', 'OS-EXT-AZ:availability_zone', 'key_name',
+        'tags', 'metadata.*',
+        'OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname')
+
     _CHILDREN = (
         ('metadata', models.index_instance_metadata, catalog.PUBLIC),
         ('system_metadata', models.index_instance_system_metadata,
@@ -117,6 +129,8 @@ class ServerSchema(Schema):
 
 class ServiceSchema(Schema):
     """OS::Nova::Service: index_services."""
+
+    default_fields = ('id', 'host', 'binary', 'topic')
 
     def __init__(self):
         super().__init__(catalog.SERVICE_TYPE, models.IndexService,

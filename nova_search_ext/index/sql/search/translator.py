@@ -40,6 +40,7 @@ import sqlalchemy as sa
 
 from nova_search_ext.index.sql import bounded_regex
 from nova_search_ext.index.sql import errors
+from nova_search_ext.index.sql.search import free_text
 from nova_search_ext.index.sql.search import values as values_mod
 
 # Bounds on one search, so that no request can exceed the limits of the
@@ -54,7 +55,7 @@ _SUFFIXES = ('_ADMIN', '_USER')
 # Query clauses of Elasticsearch 2.x that are not translated here (valid
 # queries, so UnsupportedQueryError); any other unknown name is malformed.
 _UNSUPPORTED = frozenset([
-    'query_string', 'simple_query_string', 'multi_match', 'nested',
+    'multi_match', 'nested',
     'has_child', 'has_parent', 'fuzzy', 'regexp', 'more_like_this',
     'mlt', 'script', 'function_score', 'dis_max', 'common', 'span_term',
     'span_first', 'span_near', 'span_or', 'span_not', 'span_containing',
@@ -75,7 +76,26 @@ _UNSUPPORTED_PARAMS = {
               'fuzzy_transpositions', 'lenient', 'cutoff_frequency',
               'zero_terms_query'),
     'terms': ('disable_coord', 'execution'),
+    'query_string': ('analyzer', 'quote_analyzer', 'quote_field_suffix',
+                     'fuzziness', 'fuzzy_max_expansions',
+                     'fuzzy_prefix_length', 'phrase_slop', 'time_zone',
+                     'escape'),
+    'simple_query_string': ('analyzer', 'flags'),
 }
+
+# Free-text parameters Elasticsearch 2.x accepts that change no match here
+# (scoring, analysis of text this index does not analyze).
+_FREE_TEXT_IGNORED = ('boost', '_name', 'analyze_wildcard',
+                      'lowercase_expanded_terms', 'locale')
+_QUERY_STRING_KEYS = _FREE_TEXT_IGNORED + (
+    'query', 'default_field', 'fields', 'default_operator', 'lenient',
+    'minimum_should_match', 'allow_leading_wildcard', 'use_dis_max',
+    'tie_breaker', 'auto_generate_phrase_queries',
+    'enable_position_increments', 'rewrite', 'fuzzy_rewrite',
+    'max_determinized_states')
+_SIMPLE_QUERY_STRING_KEYS = _FREE_TEXT_IGNORED + (
+    'query', 'fields', 'default_operator', 'lenient',
+    'minimum_should_match')
 
 
 def malformed(message):
@@ -175,6 +195,32 @@ def _range_bounds(name, bounds):
     return result
 
 
+_ABSENT = object()
+
+
+def _bool(must, should, must_not, minimum_should_match=_ABSENT):
+    """The condition of a ``bool`` of conditions, as Elasticsearch's."""
+    conditions = list(must)
+    conditions.extend(sa.not_(c) for c in must_not)
+    if minimum_should_match is not _ABSENT:
+        required = _minimum_should_match(minimum_should_match, len(should))
+    elif should and not must:
+        required = 1
+    else:
+        required = 0
+    if required > len(should):
+        conditions.append(sa.false())
+    elif required == 1:
+        conditions.append(sa.or_(*should))
+    elif required == len(should) and required > 0:
+        conditions.extend(should)
+    elif required > 0:
+        matched = functools.reduce(operator.add, [
+            sa.case((c, 1), else_=0) for c in should])
+        conditions.append(matched >= required)
+    return sa.and_(sa.true(), *conditions)
+
+
 class Translator(object):
     """Translate one query into a WHERE condition for one resource type.
 
@@ -238,12 +284,15 @@ class Translator(object):
                 "the query has more than %d 'terms' and 'ids' "
                 "values" % MAX_VALUES)
 
-    def _clause(self, clause, depth):
+    def _enter(self, depth):
         if depth > MAX_DEPTH:
             raise unsupported(
                 'the query is nested more than %d levels deep'
                 % MAX_DEPTH)
         self._count(clauses=1)
+
+    def _clause(self, clause, depth):
+        self._enter(depth)
         if not isinstance(clause, dict):
             raise malformed(
                 'a query clause must be a JSON object, got %s'
@@ -299,27 +348,9 @@ class Translator(object):
         for kind in ('must', 'filter', 'should', 'must_not'):
             parts[kind] = [self._clause(c, depth + 1)
                            for c in _clause_list(kind, body.get(kind, []))]
-        conditions = parts['must'] + parts['filter']
-        conditions.extend(sa.not_(c) for c in parts['must_not'])
-        should = parts['should']
-        if 'minimum_should_match' in body:
-            required = _minimum_should_match(body['minimum_should_match'],
-                                             len(should))
-        elif should and not (parts['must'] or parts['filter']):
-            required = 1
-        else:
-            required = 0
-        if required > len(should):
-            conditions.append(sa.false())
-        elif required == 1:
-            conditions.append(sa.or_(*should))
-        elif required == len(should) and required > 0:
-            conditions.extend(should)
-        elif required > 0:
-            matched = functools.reduce(operator.add, [
-                sa.case((c, 1), else_=0) for c in should])
-            conditions.append(matched >= required)
-        return sa.and_(sa.true(), *conditions)
+        return _bool(parts['must'] + parts['filter'], parts['should'],
+                     parts['must_not'],
+                     body.get('minimum_should_match', _ABSENT))
 
     # Leaf clauses.
 
@@ -497,3 +528,118 @@ class Translator(object):
                     "the regular expression for '%s' is not supported by "
                     "this search API: %s" % (name, e))
         return field.nova_regexp(value, self.safe_regex, self.regexp_op)
+
+    # Free text: query_string and simple_query_string.
+
+    def _free_text_params(self, kind, body, allowed):
+        if not isinstance(body, dict):
+            raise malformed("'%s' needs a JSON object" % kind)
+        _check_keys(kind, body, allowed)
+        text = body.get('query')
+        if not isinstance(text, str):
+            raise malformed("'%s' needs a 'query' string, got %s"
+                            % (kind, values_mod.describe(text)))
+        op = body.get('default_operator', 'or')
+        if not isinstance(op, str) or op.lower() not in ('or', 'and'):
+            raise malformed("'%s.default_operator' must be 'or' or 'and'"
+                            % kind)
+        for flag in ('lenient', 'allow_leading_wildcard'):
+            if not isinstance(body.get(flag, False), bool):
+                raise malformed("'%s.%s' must be true or false"
+                                % (kind, flag))
+        names = body.get('fields')
+        if names is None:
+            names = [body.get('default_field', '_all')]
+        if not isinstance(names, list) or not names or not all(
+                isinstance(n, str) and n for n in names):
+            raise malformed("'%s' fields must be a list of field names"
+                            % kind)
+        # 'name^2' boosts a field; scores are constant here.
+        names = [n.split('^', 1)[0] for n in names]
+        if any(n in ('_all', '*') for n in names):
+            names = list(self.schema.default_fields)
+        return text, op.lower(), names
+
+    def _q_query_string(self, body, depth):
+        text, op, names = self._free_text_params(
+            'query_string', body, _QUERY_STRING_KEYS)
+        tree = free_text.parse_query_string(
+            values_mod.as_string(text, 'query_string'), op,
+            body.get('allow_leading_wildcard', True), MAX_DEPTH - depth)
+        return self._free_text(tree, names, body, depth)
+
+    def _q_simple_query_string(self, body, depth):
+        if isinstance(body, dict) and body.get('flags') in ('ALL', -1):
+            # Every operator, the default: any other set is not supported.
+            body = {k: v for k, v in body.items() if k != 'flags'}
+        text, op, names = self._free_text_params(
+            'simple_query_string', body, _SIMPLE_QUERY_STRING_KEYS)
+        tree = free_text.parse_simple_query_string(
+            values_mod.as_string(text, 'simple_query_string'), op,
+            MAX_DEPTH - depth)
+        return self._free_text(tree, names, body, depth)
+
+    def _free_text(self, tree, names, body, depth):
+        lenient = body.get('lenient', False)
+        if isinstance(tree, free_text.Bool) and (
+                'minimum_should_match' in body):
+            # Elasticsearch applies it to the top-level clauses.
+            self._enter(depth + 1)
+            return _bool(
+                [self._text(n, names, lenient, depth + 2)
+                 for n in tree.must],
+                [self._text(n, names, lenient, depth + 2)
+                 for n in tree.should],
+                [self._text(n, names, lenient, depth + 2)
+                 for n in tree.must_not],
+                body['minimum_should_match'])
+        return self._text(tree, names, lenient, depth + 1)
+
+    def _text(self, node, names, lenient, depth):
+        self._enter(depth)
+        if isinstance(node, free_text.Bool):
+            return _bool(
+                [self._text(n, names, lenient, depth + 1)
+                 for n in node.must],
+                [self._text(n, names, lenient, depth + 1)
+                 for n in node.should],
+                [self._text(n, names, lenient, depth + 1)
+                 for n in node.must_not])
+        if node.kind in ('all', 'none'):
+            return sa.true() if node.kind == 'all' else sa.false()
+        if node.kind in ('exists', 'missing'):
+            field = self.field(node.field)
+            if field is None:
+                return sa.true() if node.kind == 'missing' else sa.false()
+            exists = field.exists()
+            return exists if node.kind == 'exists' else sa.not_(exists)
+        conditions = []
+        for name in [node.field] if node.field else names:
+            field = self.field(name)
+            if field is None:
+                # A field the caller does not see (or of another resource
+                # type) matches nothing, as in Searchlight's _USER copies.
+                continue
+            self._count(clauses=1)
+            try:
+                conditions.append(self._text_leaf(field, node))
+            except errors.MalformedQueryError:
+                # 'lenient' ignores values a field's type cannot parse.
+                if not lenient:
+                    raise
+        return sa.or_(sa.false(), *conditions)
+
+    def _text_leaf(self, field, node):
+        kind, value = node.kind, node.value
+        if kind == 'range':
+            return field.range(value) if value else field.exists()
+        if kind == 'wildcard':
+            return field.wildcard(value, self.dialect)
+        if field.vtype != values_mod.STRING:
+            if field.column_name == 'deleted' and value in ('true', 'false'):
+                # What 'term' takes as a JSON boolean (see ColumnField.eq).
+                value = value == 'true'
+            return field.match(value)
+        words = value.split() if kind == 'text' else [value]
+        self._count(clauses=max(0, len(words) - 1))
+        return sa.or_(sa.false(), *[field.contains(w) for w in words])

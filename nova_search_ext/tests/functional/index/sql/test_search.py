@@ -409,6 +409,155 @@ class TextTestCase(SearchTestBase):
                                                   'operator': 'xor'}}})
 
 
+class FreeTextTestCase(SearchTestBase):
+    """query_string and simple_query_string on real documents."""
+
+    def assertText(self, expected, text, kind='query_string', **params):
+        kwargs = {k: params.pop(k) for k in ('admin', 'project', 'types')
+                  if k in params}
+        query = {kind: dict(params, query=text)}
+        self.assertEqual(expected, self.uuids(query, **kwargs), query)
+
+    def assertSimple(self, expected, text, **params):
+        self.assertText(expected, text, 'simple_query_string', **params)
+
+    def test_field_less_terms_search_the_document(self):
+        self.assertText([sf.S1], 'alpha')
+        self.assertText([sf.S1], 'ALPHA')
+        # description and metadata values, tags, key name
+        self.assertText([sf.S1], 'web')
+        self.assertText([sf.S1], 'front')
+        self.assertText([sf.S1], 'key1')
+        self.assertText([sf.S1, sf.S2], 'alpha beta')
+        self.assertText([sf.S2, sf.S3], 'gamma OR beta')
+        self.assertText([], 'nothing-like-this')
+        self.assertText([sf.S1], 'alpha', default_field='_all')
+        self.assertText([sf.S1], 'alpha OR gamma', project='p1')
+
+    def test_fields(self):
+        self.assertText([sf.S1], 'alpha', default_field='name')
+        self.assertText([sf.S1], 'web', default_field='description')
+        self.assertText([], 'front', default_field='description')
+        self.assertText([sf.S1, sf.S2], 'b', fields=['tags', 'name^3'])
+        self.assertText([sf.S1], 'alpha', fields=['name'],
+                        default_field='description')
+        self.assertText([sf.S1], 'name:alpha')
+        self.assertText([sf.S1, sf.S6], 'status:ACTIVE')
+        self.assertText([sf.S2], r'OS-EXT-STS\:vm_state:stopped')
+        self.assertText([sf.S2], 'OS-EXT-STS:vm_state:stopped')
+        self.assertText([sf.S1, sf.S2], 'tags:b')
+        self.assertText([sf.S2], 'metadata.role:db')
+        self.assertText([sf.S1], 'metadata.*:front')
+        self.assertText([sf.S2], r'OS-EXT-STS\:power_state:4')
+        self.assertText([sf.S6], 'locked:true')
+        self.assertText([sf.S1, sf.S2], 'name:(alpha OR beta)')
+
+    def test_boolean_operators(self):
+        self.assertText([sf.S1], 'status:active AND NOT locked:true')
+        self.assertText([sf.S1], '+tags:b -metadata.role:db')
+        self.assertText([sf.S1], 'tags:b -metadata.role:db')
+        self.assertText([sf.S1, sf.S2, sf.S6], '-name:gamma')
+        self.assertText([sf.S1, sf.S2, sf.S6], 'NOT name:gamma')
+        self.assertText([sf.S2, sf.S3], 'name:gamma name:beta')
+        self.assertText([], 'name:gamma name:beta', default_operator='AND')
+        self.assertText([sf.S2], 'name:vm name:beta', default_operator='and')
+        # Lucene's rules for AND after OR: 'alpha' is optional.
+        self.assertText([sf.S2], 'name:alpha OR name:beta AND tags:b')
+        self.assertText([sf.S1, sf.S2],
+                        '(name:alpha OR name:beta) AND tags:b')
+        self.assertText([sf.S1], 'tags:b && !metadata.role:db')
+        self.assertText([sf.S1, sf.S2], 'name:vm name:beta name:zzz',
+                        minimum_should_match=1)
+        self.assertText([sf.S2], 'name:vm name:beta name:zzz',
+                        minimum_should_match=2)
+
+    def test_phrases(self):
+        self.assertText([sf.S1], '"web server"')
+        self.assertText([sf.S1], '"WEB Server"')
+        self.assertText([], '"server web"')
+        self.assertText([sf.S1], 'name:"vm-1 alpha"')
+        self.assertText([], 'name:"alpha vm-1"')
+
+    def test_wildcards_and_existence(self):
+        self.assertText([sf.S1, sf.S2], 'name:vm-?*')
+        self.assertText([sf.S1, sf.S2], 'vm*')
+        self.assertText([sf.S3], 'g?mma')
+        self.assertText([sf.S6], r'name:odd\*name\?')
+        # An escaped wildcard is a literal: a word in the value.
+        self.assertText([sf.S6], r'name:odd\*')
+        self.assertText([], r'name:odd\?')
+        self.assertText(sf.LIVE, '*')
+        self.assertText([sf.S1, sf.S2], 'host:*')
+        self.assertText([sf.S1, sf.S2], '_exists_:host')
+        self.assertText([sf.S3, sf.S6], '_missing_:host')
+
+    def test_ranges(self):
+        self.assertText([sf.S2, sf.S3, sf.S6],
+                        'created_at:[2024-05-03 TO *]')
+        self.assertText([sf.S3],
+                        'created_at:{2024-05-03T12:00:00Z TO 2024-05-07]')
+        self.assertText([sf.S2, sf.S3],
+                        'created_at:[2024-05-03T12:00:00Z TO 2024-05-07}')
+        self.assertText([sf.S1, sf.S2, sf.S6],
+                        r'OS-EXT-STS\:power_state:>=1')
+        self.assertText([sf.S3], r'OS-EXT-STS\:power_state:<1')
+        self.assertText([sf.S2], r'OS-EXT-STS\:power_state:{1 TO *]')
+        self.assertText([sf.S1, sf.S3, sf.S6], 'name:[gamma TO vm-2]')
+        self.assertText(sf.LIVE, 'created_at:[* TO *]')
+
+    def test_tombstones_need_the_deleted_field(self):
+        self.assertText([], 'name:vm-4')
+        self.assertText([sf.S4], 'name:vm-4 AND deleted:true')
+        self.assertText([sf.S4], 'name:vm AND NOT deleted:false')
+
+    def test_simple_query_string(self):
+        self.assertSimple([sf.S1, sf.S3], '"web server" | gamma')
+        self.assertSimple([sf.S1, sf.S2], 'alpha beta')
+        self.assertSimple([], 'alpha beta', default_operator='AND')
+        self.assertSimple([sf.S1], 'alpha + vm*')
+        # '-' is "everything but": with OR, the rest of the index too.
+        self.assertSimple([sf.S1, sf.S2, sf.S3, sf.S6], 'vm* -beta')
+        self.assertSimple([sf.S1], 'vm* + -beta')
+        self.assertSimple([sf.S1], 'web', fields=['description'])
+        self.assertSimple([], 'front', fields=['description'])
+        # The simple syntax has no fields: 'name:alpha' is a word.
+        self.assertSimple([], 'name:alpha')
+        # It never fails: what it cannot read is ignored.
+        self.assertSimple([sf.S1], 'alpha +')
+        self.assertSimple([sf.S3], 'gamma)')
+        self.assertSimple([sf.S1], '"web server')
+        self.assertSimple([], '')
+
+    def test_hidden_fields_match_nothing(self):
+        for text in ('host:h1', 'OS-EXT-SRV-ATTR:host:h1',
+                     r'OS-EXT-SRV-ATTR\:host:h1', 'h1', 'n1', 'host:*',
+                     '_exists_:node', 'locked_by:owner',
+                     'system_metadata.image_os:linux'):
+            self.assertText([], text, admin=False)
+            self.assertNotEqual([], self.uuids(
+                {'query_string': {'query': text}}), text)
+        self.assertText([sf.S1], 'name:alpha OR host:h1', admin=False)
+        self.assertText([sf.S1], 'h1')
+        self.assertSimple([], 'h1', fields=['host'], admin=False)
+        self.assertSimple([sf.S1], 'h1', fields=['host'])
+
+    def test_errors(self):
+        for text in ('alpha AND', '(alpha', 'name:', 'created_at:[x TO *]',
+                     'OS-EXT-STS\\:power_state:on'):
+            exc = self.assertRaises(errors.MalformedQueryError, self.search,
+                                    {'query_string': {'query': text}})
+            self.assertIsInstance(exc, index_base.MalformedQuery)
+        self.assertText([], 'OS-EXT-STS\\:power_state:on', lenient=True)
+        self.assertQueryError('more than 256', {'query_string': {
+            'query': ' '.join('w%d' % i for i in range(20))}})
+
+    def test_several_types(self):
+        both = (SERVER, SERVICE)
+        self.assertText([sf.S1, sf.V1, sf.V3], 'h1', types=both)
+        self.assertText([sf.V3], 'binary:nova-scheduler', types=both)
+        self.assertText([sf.V3], 'scheduler', types=[SERVICE])
+
+
 class NovaRegexpTestCase(SearchTestBase):
 
     def test_regexp(self):
@@ -553,8 +702,10 @@ class ErrorTestCase(SearchTestBase):
         # Valid Elasticsearch 2.x that this index does not evaluate: an
         # UnsupportedQueryError whose message says what.
         cases = [
-            ({'query_string': {'query': 'a'}}, "'query_string' queries are "
-                                               "not supported"),
+            ({'multi_match': {'query': 'a'}}, "'multi_match' queries are "
+                                              "not supported"),
+            ({'query_string': {'query': 'a~1'}}, 'fuzzy terms'),
+            ({'query_string': {'query': 'bogus:a'}}, "unknown field 'bogus'"),
             ({'regexp': {'name': 'a'}}, 'not supported'),
             ({'filtered': {'filter': {}}}, 'not supported'),
             ({'span_first': {}}, 'not supported'),

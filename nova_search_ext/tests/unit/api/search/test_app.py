@@ -262,6 +262,12 @@ class SearchBodyTestCase(seeds.SeededTest, SearchAPITestBase):
             {'query': {'match': {'name': {'query': 'a', 'operator': 'x'}}}},
             {'query': {'exists': {}}},
             {'query': {'nova_regexp': {'name': '(unclosed'}}},
+            {'query': {'query_string': {'query': 'vm AND'}}},
+            {'query': {'query_string': {'query': '(vm'}}},
+            {'query': {'query_string': {'query': 'name:[a TO]'}}},
+            {'query': {'query_string': {'query': 'launch_index:x'}}},
+            {'query': {'query_string': {}}},
+            {'query': {'simple_query_string': {'query': 'a', 'bogus': 1}}},
             {'sort': ['bogus']},
             {'sort': [{'name': 'up'}]},
             {'sort': [{'name': {'order': 'asc', 'bogus': 1}}]},
@@ -280,8 +286,12 @@ class SearchBodyTestCase(seeds.SeededTest, SearchAPITestBase):
         # Valid Elasticsearch 2.x that this API does not evaluate: a 400
         # that names what, never Searchlight's parse-failure message.
         cases = [
-            ({'query': {'query_string': {'query': 'vm'}}},
-             "'query_string' queries are not supported"),
+            ({'query': {'multi_match': {'query': 'vm'}}},
+             "'multi_match' queries are not supported"),
+            ({'query': {'query_string': {'query': 'vm~2'}}},
+             "fuzzy terms ('~') in 'query_string' are not supported"),
+            ({'query': {'query_string': {'query': 'bogus:vm'}}},
+             "unknown field 'bogus'"),
             ({'query': {'nested': {'path': 'networks', 'query': {}}}},
              "'nested' queries are not supported"),
             ({'query': {'term': {'bogus': 1}}}, "unknown field 'bogus'"),
@@ -378,6 +388,7 @@ class SearchBodyTestCase(seeds.SeededTest, SearchAPITestBase):
         clauses = ['match_all', 'bool', 'term', 'terms', 'range', 'exists',
                    'ids', 'prefix', 'wildcard', 'match', 'nova_regexp',
                    'missing', 'constant_score', 'type', 'query_string',
+                   'simple_query_string', 'query',
                    'must', 'filter', 'should', 'must_not', 'nested', 'x']
         fields = ['name', 'status', 'host', 'tags', 'metadata.role',
                   'metadata.*', 'metadata_keys', 'system_metadata.a',
@@ -470,6 +481,27 @@ class ResponseTestCase(SearchAPITestBase):
         body = self.search({'query': {'term': {'name': 'nothing'}}})
         self.assertEqual({'total': 0, 'max_score': None, 'hits': []},
                          body['hits'])
+
+    def test_free_text(self):
+        for query, expected in (
+                ({'query_string': {'query': 'alpha OR gamma'}},
+                 [sf.S1, sf.S3]),
+                ({'query_string': {'query': 'name:vm* -beta'}}, [sf.S1]),
+                ({'query_string': {
+                    'query': 'tags:b AND NOT metadata.role:db'}},
+                 [sf.S1]),
+                ({'simple_query_string': {'query': '"web server" | gamma'}},
+                 [sf.S1, sf.S3]),
+                # Elasticsearch's semantics: 'vm*' OR not 'beta'.
+                ({'simple_query_string': {'query': 'vm* -beta'}},
+                 [sf.S1, sf.S2, sf.S3, sf.S6]),
+                ({'simple_query_string': {'query': 'vm* + -beta'}},
+                 [sf.S1]),
+                ({'simple_query_string': {'query': 'vm* -beta',
+                                          'default_operator': 'and'}},
+                 [sf.S1])):
+            self.assertEqual(expected, self.hits(
+                {'query': query, 'all_projects': True}), query)
 
     def test_aggregations(self):
         for key in ('aggs', 'aggregations'):
@@ -955,6 +987,21 @@ class FieldVisibilityTestCase(SearchAPITestBase):
         self.assertEqual(set(), set(ADMIN_ONLY) - self._source_keys('admin'))
         self.assertNotIn('OS-EXT-SRV-ATTR:host', self._facets('member'))
         self.assertIn('OS-EXT-SRV-ATTR:host', self._facets('admin'))
+
+    def test_free_text_on_hidden_fields_matches_nothing(self):
+        # Never a 403, never a match: as Searchlight's _USER documents.
+        for query in ('host:h1', 'OS-EXT-SRV-ATTR:host:h1',
+                      r'OS-EXT-SRV-ATTR\:host:h1', 'h1', 'n1',
+                      'locked_by:owner', '_exists_:launched_on',
+                      'system_metadata.image_os:linux'):
+            body = {'query': {'query_string': {'query': query}},
+                    'all_projects': True}
+            self.assertEqual([], self.hits(body, roles='member'), query)
+            self.assertNotEqual([], self.hits(body), query)
+        self.assertEqual([], self.hits({'query': {'simple_query_string': {
+            'query': 'h1', 'fields': ['host', 'name']}}}, roles='member'))
+        self.assertEqual([sf.S1], self.hits({'query': {
+            'simple_query_string': {'query': 'h1', 'fields': ['host']}}}))
 
     def test_operator_grants_extended_attributes_to_members(self):
         self._policy_file('"%s": "rule:context_is_admin or role:member"\n'
