@@ -21,6 +21,9 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import collections
 import json
+import os
+import subprocess
+import sys
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import noauth
@@ -355,6 +358,34 @@ class SearchAPITestCase(base.MultiCellTestCase):
             type=SERVER, query={'query_string': {'query': 'vm-a OR host1'}})
         self.assertEqual([by_name['vm-a']],
                          [h['_source']['id'] for h in result.hits['hits']])
+
+    def openstack(self, *args):
+        """Run the venv's ``openstack`` CLI against the search API."""
+        command = [os.path.join(os.path.dirname(sys.executable), 'openstack'),
+                   '--os-auth-type', 'none', '--os-endpoint', self.endpoint]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith('OS_')}
+        done = subprocess.run(command + list(args), env=env,
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(0, done.returncode, done.stderr)
+        return done.stdout
+
+    def test_free_text_through_the_openstack_cli(self):
+        # python-searchlightclient's 'openstack search query <text>' sends
+        # {"query_string": {"query": <text>}}; noauth makes the caller an
+        # administrator.
+        by_name = {s['name']: s['id'] for s in self.servers}
+        rows = json.loads(self.openstack(
+            'search', 'query', 'vm-a OR other-vm', '--all-projects',
+            '--type', SERVER, '-f', 'json'))
+        self.assertEqual(sorted([by_name['vm-a'], by_name['other-vm']]),
+                         sorted(r['ID'] for r in rows))
+        self.assertEqual({'vm-a', 'other-vm'}, {r['Name'] for r in rows})
+        rows = json.loads(self.openstack(
+            'search', 'query', r'name:vm* AND NOT OS-EXT-STS\:vm_state:x',
+            '--all-projects', '--type', SERVER, '-f', 'json'))
+        self.assertEqual(sorted([by_name['vm-a'], by_name['vm-b']]),
+                         sorted(r['ID'] for r in rows))
 
     def test_services(self):
         result = self.client().search.search(
