@@ -28,8 +28,10 @@ it exactly as a cell does.
 Every field has a visibility class: :data:`PUBLIC` (what Nova's server
 detail shows to whoever sees the server), :data:`EXTENDED` (Nova's
 extended server attributes, shown under Nova's
-``os_compute_api:os-extended-server-attributes`` policy) or :data:`ADMIN`
-(what Nova's API never shows).  A search names the classes its caller sees.
+``os_compute_api:os-extended-server-attributes`` policy),
+:data:`HOST_STATUS` (``host_status``, under Nova's
+``os_compute_api:servers:show:host_status``) or :data:`ADMIN` (what
+Nova's API never shows).  A search names the classes its caller sees.
 
 ``OS::Nova::Service``: one document per service, fields
 :data:`SERVICE_COLUMNS` and ``id`` (the service uuid).
@@ -45,7 +47,12 @@ SERVICE_TYPE = 'OS::Nova::Service'
 PUBLIC = 'public'
 EXTENDED = 'extended'
 ADMIN = 'admin'
-EVERYTHING = frozenset([PUBLIC, EXTENDED, ADMIN])
+# Nova's host status (``os_compute_api:servers:show:host_status``), and the
+# narrower ``...:host_status:unknown-only`` (only the value UNKNOWN shows;
+# no search on it).
+HOST_STATUS = 'host_status'
+HOST_STATUS_UNKNOWN = 'host_status_unknown'
+EVERYTHING = frozenset([PUBLIC, EXTENDED, ADMIN, HOST_STATUS])
 
 # The columns of Nova's instances table: the index mirrors each of them
 # under its own name, with Nova's type, so that Nova's filters (exact and
@@ -80,6 +87,10 @@ SERVER_ALIASES = {
     'OS-SRV-USG:terminated_at': 'terminated_at',
 }
 INSTANCE_NAME_FIELD = 'OS-EXT-SRV-ATTR:instance_name'
+# Computed fields of OS::Nova::Server (no column of their own).
+DISK_CONFIG_FIELD = 'OS-DCF:diskConfig'
+HOST_ID_FIELD = 'hostId'
+HOST_STATUS_FIELD = 'host_status'
 
 # Columns Nova shows as extended server attributes (``OS-EXT-SRV-ATTR:*``;
 # ``hostname`` is public since microversion 2.90).

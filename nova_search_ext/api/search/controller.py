@@ -42,6 +42,7 @@ from nova_search_ext.api.search import resources
 from nova_search_ext.api.search import serializers
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import base as index_base
+from nova_search_ext.index import catalog
 from nova_search_ext.index import request as request_mod
 
 LOG = logging.getLogger(__name__)
@@ -272,7 +273,8 @@ class SearchController(object):
             aggregations=aggregations)
 
         result = self._search(request)
-        hits = [self._hit(h, ctx, visible, source, bool(sort))
+        host_statuses = self._host_statuses(visible, source, result.hits)
+        hits = [self._hit(h, ctx, visible, source, bool(sort), host_statuses)
                 for h in result.hits]
         if sort:
             max_score = None
@@ -312,15 +314,34 @@ class SearchController(object):
         except parsing.ParseError as e:
             raise _rejected(e)
 
+    def _host_statuses(self, visible, source, hits):
+        """HostStatuses of a page: one store query for its hosts.
+
+        None (no query) when the caller may not see ``host_status`` or
+        ``_source`` leaves it out (nova-api's pages of stored forms).
+        """
+        if not ({catalog.HOST_STATUS, catalog.HOST_STATUS_UNKNOWN} &
+                visible) or not source.includes_path(
+                    serializers.HOST_STATUS_FIELD):
+            return None
+        hosts = [h.row.host for h in hits if h.type == catalog.SERVER_TYPE]
+        store = self._store or index_api.get_store()
+        try:
+            return serializers.HostStatuses.for_hosts(store, hosts)
+        except index_base.StoreError as e:
+            LOG.error('The search index database cannot be reached: %s', e)
+            raise webob.exc.HTTPServiceUnavailable(
+                explanation='The search index is unavailable.')
+
     @staticmethod
-    def _hit(hit, ctx, visible, source, sorted_):
+    def _hit(hit, ctx, visible, source, sorted_, host_statuses=None):
         build = serializers.SOURCES[hit.type]
         result = {
             '_index': resources.INDEX_NAME,
             '_type': hit.type,
             '_id': resources.hit_id(hit.type, hit.row.uuid, ctx.is_admin),
             '_score': None if sorted_ else 1.0,
-            '_source': build(hit.row, visible, source),
+            '_source': build(hit.row, visible, source, host_statuses),
         }
         if sorted_:
             result['sort'] = hit.sort

@@ -29,7 +29,9 @@ Which fields a caller sees is Nova's decision, not ours:
 :func:`visible_fields` asks Nova's own policy enforcer (Nova's in-code
 defaults plus the operator's Nova policy file) whether the caller may see
 the extended server attributes (``os_compute_api:os-extended-server-
-attributes``), with the target Nova's server detail list uses, and gives
+attributes``) and the host status (``os_compute_api:servers:show:
+host_status``, or ``...:host_status:unknown-only``), with the target
+Nova's server detail list uses, and gives
 administrators (``context_is_admin``) the fields Nova's API shows nobody.
 Change Nova's policy and the search API follows.
 
@@ -45,6 +47,7 @@ from oslo_policy import policy
 
 from nova import context as nova_context
 from nova.policies import extended_server_attributes as esa_policies
+from nova.policies import servers as servers_policies
 from nova import policy as nova_policy
 
 from nova_search_ext.index import catalog
@@ -57,6 +60,10 @@ AGGREGATIONS = 'search:query:aggregations'
 PLUGINS_INFO = 'search:plugins_info'
 FACETS = 'search:facets'
 RESOURCE = 'resource:%s'
+
+HOST_STATUS_RULE = servers_policies.SERVERS % 'show:host_status'
+HOST_STATUS_UNKNOWN_RULE = servers_policies.SERVERS % \
+    'show:host_status:unknown-only'
 
 _ADMIN_OR_OWNER = 'rule:context_is_admin or project_id:%(project_id)s'
 
@@ -162,4 +169,10 @@ def visible_fields(context):
         classes.add(catalog.ADMIN)
     if nova_can(context, esa_policies.BASE_POLICY_NAME):
         classes.add(catalog.EXTENDED)
+    # As Nova's server detail decides it: the full host status, else
+    # perhaps the value UNKNOWN alone.
+    if nova_can(context, HOST_STATUS_RULE):
+        classes.add(catalog.HOST_STATUS)
+    elif nova_can(context, HOST_STATUS_UNKNOWN_RULE):
+        classes.add(catalog.HOST_STATUS_UNKNOWN)
     return frozenset(classes)

@@ -12,8 +12,12 @@
 """``_source`` of search hits, built from the stored index rows.
 
 ``OS::Nova::Server`` documents look like Searchlight's (the compute API's
-server detail with Searchlight's additions), built from the row's columns
-and the stored ``Instance`` primitive:
+server detail with Searchlight's additions), built from the row's columns,
+the stored ``Instance`` primitive, the stored block device mappings and,
+for ``host_status``, the index's compute services.  Who sees what is
+Nova's policy (see :func:`nova_search_ext.api.search.policy.
+visible_fields`); doc/source/admin/search-api.rst has the full field
+mapping:
 
 * everybody: ``id``, ``name``, ``description``, ``tenant_id``,
   ``project_id``, ``owner``, ``user_id``, ``status`` (lower case, as
@@ -22,17 +26,30 @@ and the stored ``Instance`` primitive:
   ``updated``, ``created_at``, ``updated_at``, ``flavor`` (``{"id"}``),
   ``image`` (``{"id"}``, absent for volume-backed servers, as in
   Searchlight), ``key_name``, ``locked``, ``tags``, ``metadata``,
-  ``security_groups`` (``[{"name"}]``, as Searchlight returned them),
   ``addresses`` and ``networks`` (from the stored network info cache, in the
   compute API's and Searchlight's shapes), ``accessIPv4``, ``accessIPv6``,
-  ``OS-SRV-USG:launched_at``, ``OS-SRV-USG:terminated_at``, ``config_drive``
-  and ``fault`` (``{"code", "message", "created"}``, when the index holds
+  ``OS-SRV-USG:launched_at``, ``OS-SRV-USG:terminated_at``, ``config_drive``,
+  ``OS-DCF:diskConfig`` (``AUTO``/``MANUAL``), ``hostId`` (Nova's
+  obfuscated host id), ``os-extended-volumes:volumes_attached`` (the
+  volume block device mappings, ``{"id", "delete_on_termination"}``) and
+  ``fault`` (``{"code", "message", "created"}``, when the index holds
   one);
+* never ``security_groups``: with Neutron (all Nova 34 supports) the
+  groups live on the ports, Nova's API asks Neutron for them on every
+  request, and nothing the index holds is a truthful copy (the instance's
+  own security group records stay empty; the network info cache has no
+  groups; no notification tells the index that a port's groups changed).
+  Searchlight's ``[]`` would claim "no groups"; an absent field claims
+  nothing;
 * callers Nova shows extended server attributes (its
   ``os_compute_api:os-extended-server-attributes`` policy, administrators
   by default): ``OS-EXT-SRV-ATTR:host``,
   ``OS-EXT-SRV-ATTR:hypervisor_hostname``, ``OS-EXT-SRV-ATTR:instance_name``,
   ``host``, ``node``;
+* callers Nova shows the host status (``os_compute_api:servers:show:
+  host_status``, administrators by default): ``host_status``, judged when
+  the page is served (:class:`HostStatuses`); callers allowed only
+  ``...:host_status:unknown-only`` see it when it is ``UNKNOWN``;
 * administrators only (``context_is_admin``): ``cell_uuid``, and, only when
   ``_source`` names them exactly (they are large and hold every field):
   ``nova_object`` (the stored ``Instance`` primitive),
@@ -60,12 +77,17 @@ from nova.api.openstack import common as api_common
 from nova.api.openstack.compute.views import ips as ips_view
 from nova.network import model as network_model
 from nova import objects
+from nova.objects import fields as nova_fields
+from nova.servicegroup.drivers import db as servicegroup_db
+from nova import utils as nova_utils
 
 from nova_search_ext.index import catalog
 
 LOG = logging.getLogger(__name__)
 
 _DATA = 'nova_object.data'
+HOST_STATUS_FIELD = catalog.HOST_STATUS_FIELD
+COMPUTE_BINARY = 'nova-compute'
 RAW_FIELDS = {
     catalog.SERVER_TYPE: ('nova_object', 'nova_fault', 'nova_bdms'),
     catalog.SERVICE_TYPE: ('nova_object',),
@@ -129,6 +151,101 @@ def _fault(text):
     return fault
 
 
+def disk_config(auto_disk_config):
+    """``OS-DCF:diskConfig`` as Nova's API shows it."""
+    return 'AUTO' if auto_disk_config else 'MANUAL'
+
+
+def host_id(project_id, host):
+    """``hostId``: Nova's obfuscated host id (empty without a host)."""
+    return nova_utils.generate_hostid(host, str(project_id))
+
+
+def volumes_attached(bdms_text):
+    """``os-extended-volumes:volumes_attached`` from the stored BDMs.
+
+    What Nova's latest server detail shows: every mapping with a volume,
+    in the stored order (Nova's), with its ``delete_on_termination``.
+    """
+    result = []
+    for prim in json.loads(bdms_text) if bdms_text else []:
+        data = prim.get(_DATA, {}) if isinstance(prim, dict) else {}
+        if data.get('volume_id'):
+            result.append({
+                'id': data['volume_id'],
+                'delete_on_termination': bool(
+                    data.get('delete_on_termination'))})
+    return result
+
+
+def _service_value(data, name):
+    value = data.get(name)
+    if name in ('last_seen_up', 'created_at') and isinstance(value, str):
+        value = timeutils.normalize_time(timeutils.parse_isotime(value))
+    return value
+
+
+def host_status(host, services, driver):
+    """The ``host_status`` of an instance on ``host``, as Nova judges it.
+
+    Nova's rules (``nova.compute.api.API.get_instance_host_status``): no
+    host, or no ``nova-compute`` service on it, is ``""``; the host's
+    first compute service forced down is ``DOWN``, disabled is
+    ``MAINTENANCE``; otherwise ``UP`` while the service group driver
+    judges it alive, ``UNKNOWN`` once it does not.
+
+    :param services: Service primitives of ``host`` (any binary)
+    :param driver: Nova's database service group driver
+    """
+    if not host:
+        return nova_fields.HostStatus.NONE
+    computes = [s.get(_DATA, {}) for s in services or ()
+                if isinstance(s, dict) and
+                s.get(_DATA, {}).get('binary') == COMPUTE_BINARY]
+    if not computes:
+        return nova_fields.HostStatus.NONE
+    service = {k: _service_value(computes[0], k)
+               for k in ('host', 'binary', 'forced_down', 'disabled',
+                         'last_seen_up', 'created_at')}
+    if service['forced_down']:
+        return nova_fields.HostStatus.DOWN
+    if service['disabled']:
+        return nova_fields.HostStatus.MAINTENANCE
+    if service['last_seen_up'] is None and service['created_at'] is None:
+        return nova_fields.HostStatus.UNKNOWN
+    if driver.is_up(service):
+        return nova_fields.HostStatus.UP
+    return nova_fields.HostStatus.UNKNOWN
+
+
+class HostStatuses(object):
+    """``host_status`` of the hosts of one page of hits.
+
+    Built once per page from the index's compute services of the page's
+    hosts (one store query, :meth:`for_hosts`); the heartbeat is judged
+    by Nova's own database service group driver, so against
+    ``[DEFAULT] service_down_time`` of nova.conf at the time of the
+    request.
+    """
+
+    def __init__(self, services_by_host, driver=None):
+        self._services = services_by_host or {}
+        self._driver = driver or servicegroup_db.DbDriver()
+        self._cache = {}
+
+    @classmethod
+    def for_hosts(cls, store, hosts):
+        hosts = sorted({h for h in hosts if h})
+        return cls(store.get_services(hosts, binary=COMPUTE_BINARY)
+                   if hosts else {})
+
+    def __call__(self, host):
+        if host not in self._cache:
+            self._cache[host] = host_status(
+                host, self._services.get(host), self._driver)
+        return self._cache[host]
+
+
 def instance_name(prim):
     """``OS-EXT-SRV-ATTR:instance_name`` from a stored Instance primitive.
 
@@ -142,12 +259,14 @@ def instance_name(prim):
     return objects.Instance.obj_from_primitive(scalar).name
 
 
-def server_source(row, visible, wanted):
+def server_source(row, visible, wanted, host_statuses=None):
     """The ``_source`` of an OS::Nova::Server hit.
 
     :param row: IndexInstance row
     :param visible: the field visibility classes of the caller
     :param wanted: SourceFilter of the request
+    :param host_statuses: HostStatuses of the page (callers that may see
+                          ``host_status``)
     """
     prim = json.loads(row.doc)
     data = prim.get(_DATA, {})
@@ -174,8 +293,6 @@ def server_source(row, visible, wanted):
         'locked': bool(row.locked),
         'tags': sorted(t.get('tag') for t in _list_objects(data, 'tags')),
         'metadata': data.get('metadata') or {},
-        'security_groups': [{'name': g.get('name')}
-                            for g in _list_objects(data, 'security_groups')],
         'addresses': addresses,
         'networks': _networks(addresses),
         'accessIPv4': row.access_ip_v4 or '',
@@ -183,6 +300,9 @@ def server_source(row, visible, wanted):
         'OS-SRV-USG:launched_at': _usage_time(row.launched_at),
         'OS-SRV-USG:terminated_at': _usage_time(row.terminated_at),
         'config_drive': row.config_drive or '',
+        'OS-DCF:diskConfig': disk_config(row.auto_disk_config),
+        'hostId': host_id(row.project_id, row.host),
+        'os-extended-volumes:volumes_attached': volumes_attached(row.bdms),
     }
     if row.image_ref:
         source['image'] = {'id': row.image_ref}
@@ -198,6 +318,13 @@ def server_source(row, visible, wanted):
         })
         if wanted.includes_path(catalog.INSTANCE_NAME_FIELD):
             source[catalog.INSTANCE_NAME_FIELD] = instance_name(prim)
+    if host_statuses is not None and (
+            catalog.HOST_STATUS in visible or
+            catalog.HOST_STATUS_UNKNOWN in visible):
+        status = host_statuses(row.host)
+        if catalog.HOST_STATUS in visible or \
+                status == nova_fields.HostStatus.UNKNOWN:
+            source[HOST_STATUS_FIELD] = status
     if catalog.ADMIN in visible:
         source['cell_uuid'] = row.cell_uuid
         if wanted.raw('nova_object'):
@@ -210,7 +337,7 @@ def server_source(row, visible, wanted):
     return wanted.apply(source, RAW_FIELDS[catalog.SERVER_TYPE])
 
 
-def service_source(row, visible, wanted):
+def service_source(row, visible, wanted, host_statuses=None):
     """The ``_source`` of an OS::Nova::Service hit."""
     prim = json.loads(row.doc)
     data = prim.get(_DATA, {})

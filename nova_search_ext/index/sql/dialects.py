@@ -32,6 +32,7 @@ The engine itself is created by
 """
 
 import contextlib
+import hashlib
 import os
 import urllib.parse
 import weakref
@@ -139,6 +140,26 @@ def configure(engine, timeout, regex_timeout):
     if engine.dialect.name == 'sqlite':
         sa.event.listen(engine, 'connect', _sqlite_pragmas(timeout))
         bounded_regex.install(engine, regex_timeout)
+        _install_sha224(engine)
+
+
+# The SQLite function behind ``hostId`` queries
+# (:class:`nova_search_ext.index.sql.search.fields.sha224_hex`).
+SQLITE_SHA224 = 'nse_sha224_hex'
+
+
+def sqlite_sha224(value):
+    """Lower-case hex SHA-224 of ``value``'s UTF-8 bytes (None for null)."""
+    if value is None:
+        return None
+    return hashlib.sha224(value.encode('utf-8')).hexdigest()
+
+
+def _install_sha224(engine):
+    def register(dbapi_connection, connection_record):
+        dbapi_connection.create_function(
+            SQLITE_SHA224, 1, sqlite_sha224, deterministic=True)
+    sa.event.listen(engine, 'connect', register)
 
 
 @contextlib.contextmanager

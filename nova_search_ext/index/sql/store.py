@@ -191,7 +191,7 @@ class SQLStore(base.Store):
             return {}
         t = models.index_services
         result = {}
-        with self._session() as session:
+        with errors.store_errors(), self._session() as session:
             rows = session.execute(
                 sa.select(t.c.host, t.c.doc)
                 .where(t.c.host.in_(hosts), t.c.binary == binary,

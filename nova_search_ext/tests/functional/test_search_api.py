@@ -47,7 +47,9 @@ CONF = cfg.CONF
 SERVER = 'OS::Nova::Server'
 SERVICE = 'OS::Nova::Service'
 OTHER_PROJECT = 'b0b5c0ffee0000000000000000000000'
-ADMIN_ONLY = ('OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
+VOLUME = '0b9b4a0a-7a3e-4c55-8a3f-6f0b8e3f1c11'
+ADMIN_ONLY = ('host_status', 'OS-EXT-SRV-ATTR:host',
+              'OS-EXT-SRV-ATTR:hypervisor_hostname',
               'OS-EXT-SRV-ATTR:instance_name', 'host', 'node', 'cell_uuid')
 
 
@@ -80,16 +82,21 @@ def source_from_nova(server, flavor_id, cell_uuid=None, admin=False):
         'created_at': server['created'], 'updated_at': server['updated'],
         'flavor': {'id': flavor_id},
         'tags': sorted(server['tags']),
-        # Nova leaves the key out when neutron has no port for the server.
-        'security_groups': server.get('security_groups', []),
         'networks': searchlight_networks(server['addresses']),
     }
+    # security_groups: never in a hit (Nova asks neutron; the index holds
+    # no truthful copy), see test_hits_leave_security_groups_out.
     for key in ('OS-EXT-STS:vm_state', 'OS-EXT-STS:task_state',
                 'OS-EXT-STS:power_state', 'OS-EXT-AZ:availability_zone',
                 'key_name', 'locked', 'metadata', 'addresses', 'accessIPv4',
                 'accessIPv6', 'OS-SRV-USG:launched_at',
-                'OS-SRV-USG:terminated_at', 'config_drive'):
+                'OS-SRV-USG:terminated_at', 'config_drive',
+                'OS-DCF:diskConfig', 'hostId',
+                'os-extended-volumes:volumes_attached'):
         source[key] = server[key]
+    if 'host_status' in server:
+        # Nova's policy decides (administrators by default).
+        source['host_status'] = server['host_status']
     if server['image']:
         source['image'] = {'id': server['image']['id']}
     if 'fault' in server:
@@ -193,6 +200,8 @@ class SearchAPITestCase(base.MultiCellTestCase):
                      'tags': ['blue', 'green'], 'accessIPv4': '192.0.2.10'})
         web = self._wait_for_state_change(
             self.api.post_server({'server': body}), 'ACTIVE')
+        # A volume attached (kept when the server is deleted).
+        self._attach_volume(web, VOLUME)
         self.api.post_server_metadata(web['id'], {'owner': 'ops'})
         self.api.post_server_action(
             web['id'], {'lock': {'locked_reason': 'maintenance'}})
@@ -204,6 +213,20 @@ class SearchAPITestCase(base.MultiCellTestCase):
         broken = self._create_server(
             name='broken', networks='none', az='nova:no-such-host',
             api=self.admin_api, expected_state='ERROR')
+        # A server asking for an automatic disk configuration, and a host
+        # per service state: host1 up, host2 disabled (MAINTENANCE), host3
+        # forced down.
+        self._start_compute('host3', cell_name='cell1')
+        body = self._build_server(name='auto-disk', networks='none',
+                                  az='nova:host3')
+        body['OS-DCF:diskConfig'] = 'AUTO'
+        auto = self._wait_for_state_change(
+            self.admin_api.post_server({'server': body}), 'ACTIVE')
+        self.assertEqual('AUTO', auto['OS-DCF:diskConfig'])
+        services = {s['host']: s['id'] for s in self.admin_api.get_services(
+            binary='nova-compute')}
+        self.admin_api.put_service(services['host2'], {'status': 'disabled'})
+        self.admin_api.put_service(services['host3'], {'forced_down': True})
 
         # Every live server of every cell, as Nova lists them (the cells,
         # not the index).
@@ -213,7 +236,8 @@ class SearchAPITestCase(base.MultiCellTestCase):
         self.flags(enabled=True, group='searchlight')
         uuids = sorted(s['id'] for s in listed)
         self.assertEqual(sorted([s['id'] for s in self.servers] +
-                                [web['id'], broken['id']]), uuids)
+                                [web['id'], broken['id'], auto['id']]),
+                         uuids)
         ctxt = nova_context.get_admin_context()
         cells = {m.instance_uuid: m.cell_mapping.uuid for m in
                  objects.InstanceMappingList.get_by_instance_uuids(
@@ -235,20 +259,27 @@ class SearchAPITestCase(base.MultiCellTestCase):
             expected = source_from_nova(server, flavor_id, cells[uuid],
                                         admin=True)
             source = dict(hit['_source'])
-            # Known to differ: test_hit_security_groups_match_nova.
-            self.assertIn('security_groups', source)
-            expected.pop('security_groups')
-            source.pop('security_groups')
+            self.assertIn('host_status', server)
             self.assertEqual(expected, source, uuid)
             seen.update(k for k, v in source.items() if v)
         # The comparisons covered the interesting values.
         for key in ('addresses', 'networks', 'metadata', 'tags', 'fault',
                     'image', 'locked', 'description', 'accessIPv4',
-                    'OS-SRV-USG:launched_at', 'OS-EXT-SRV-ATTR:host'):
+                    'OS-SRV-USG:launched_at', 'OS-EXT-SRV-ATTR:host',
+                    'hostId', 'os-extended-volumes:volumes_attached'):
             self.assertIn(key, seen)
+        # Every host status Nova can show here, each equal to Nova's.
+        self.assertEqual({'UP', 'MAINTENANCE', 'DOWN', ''},
+                         {h['_source']['host_status'] for h in hits})
+        self.assertEqual({'AUTO', 'MANUAL'},
+                         {h['_source']['OS-DCF:diskConfig'] for h in hits})
         self.assertEqual({'active', 'shutoff', 'error'},
                          {h['_source']['status'] for h in hits})
         self.assertEqual(3, len(set(cells.values())))
+        attached = {h['_source']['id']: h['_source'][
+            'os-extended-volumes:volumes_attached'] for h in hits}
+        self.assertEqual([{'id': VOLUME, 'delete_on_termination': False}],
+                         attached[web['id']])
 
         # Members, each project: what Nova shows them.
         for project, api in ((self.project, self.api),
@@ -266,15 +297,23 @@ class SearchAPITestCase(base.MultiCellTestCase):
                 server, flavor_id = self.nova_server(hit['_source']['id'], api)
                 expected = source_from_nova(server, flavor_id)
                 source = dict(hit['_source'])
-                self.assertIn('security_groups', source)
-                expected.pop('security_groups')
-                source.pop('security_groups')
+                self.assertNotIn('host_status', server)
                 self.assertEqual(expected, source)
+                # Found by the hostId and diskConfig Nova shows.
+                found = self.client('member', project).search.search(
+                    type=SERVER, query={'bool': {'must': [
+                        {'term': {'hostId': server['hostId']}},
+                        {'term': {'OS-DCF:diskConfig':
+                                  server['OS-DCF:diskConfig']}}]}}
+                ).hits['hits']
+                self.assertIn(server['id'],
+                              [h['_source']['id'] for h in found])
 
-    def test_hit_security_groups_match_nova(self):
-        # A server with a port: Nova shows the port's security groups
-        # (from neutron); the hit's come from the instance's own
-        # security group records, which Nova no longer fills with neutron.
+    def test_hits_leave_security_groups_out(self):
+        # A server with a port: Nova shows the port's security groups,
+        # asking neutron on every request.  The index holds no truthful
+        # copy (the instance's own security group records stay empty with
+        # neutron), so hits leave the field out rather than claim [].
         body = self._build_server(
             name='web', networks=[{'uuid': self.neutron.network_1['id']}])
         web = self._wait_for_state_change(
@@ -282,21 +321,17 @@ class SearchAPITestCase(base.MultiCellTestCase):
         self.assertEqual([{'name': 'default'}],
                          self.admin_api.get_server(web['id'])[
                              'security_groups'])
-        hits = self.client().search.search(
-            type=SERVER, all_projects=True, sort=[{'id': 'asc'}],
-            _source=['id', 'security_groups']).hits['hits']
-        self.assertEqual(4, len(hits))
-        expected = {h['_source']['id']: self.admin_api.get_server(
-            h['_source']['id']).get('security_groups', []) for h in hits}
-        actual = {h['_source']['id']: h['_source']['security_groups']
-                  for h in hits}
-        # KNOWN PRODUCT BUG (reported): the hits show [] for the server
-        # with a port.  Remove expectFailure once the index carries the
-        # port security groups; it turns into an unexpected success then.
-        self.expectFailure(
-            'hit security_groups come from Nova\'s instance records, not '
-            'from neutron as GET /servers/{id} shows them',
-            self.assertEqual, expected, actual)
+        for roles in ('admin', 'member'):
+            hits = self.client(roles).search.search(
+                type=SERVER, all_projects=True, sort=[{'id': 'asc'}],
+                _source=['id', 'security_groups']).hits['hits']
+            self.assertEqual(3 if roles == 'member' else 4, len(hits))
+            for hit in hits:
+                self.assertEqual({'id'}, set(hit['_source']))
+        # Not a searchable field either.
+        self.assertRaises(
+            ks_exc.BadRequest, self.client().search.search, type=SERVER,
+            query={'term': {'security_groups.name': 'default'}})
 
     def test_admin_without_all_projects_sees_its_project(self):
         result = self.client().search.search(type=SERVER, limit=100)
@@ -318,9 +353,12 @@ class SearchAPITestCase(base.MultiCellTestCase):
                 for key in ADMIN_ONLY + ('nova_object',):
                     self.assertNotIn(key, hit['_source'])
             # No fishing on administrator-only fields.
-            result = self.client('member', project).search.search(
-                type=SERVER, query={'term': {'host': 'host1'}})
-            self.assertEqual(0, result.hits['total'])
+            for query in ({'term': {'host': 'host1'}},
+                          {'exists': {'field': 'host_status'}},
+                          {'term': {'host_status': 'UP'}}):
+                result = self.client('member', project).search.search(
+                    type=SERVER, query=query)
+                self.assertEqual(0, result.hits['total'])
 
     def test_free_text(self):
         # What 'openstack search query vm-a' sends, and its relatives.

@@ -19,13 +19,20 @@ condition, or with a 400 where the operation does not apply to it.  A
 that sorts and pages); a :class:`ChildField` is the values of a child table
 of ``index_instances`` (tags, metadata, system metadata), one key or all;
 :class:`InstanceNameField` is the computed
-``OS-EXT-SRV-ATTR:instance_name``.  Which names a resource type has is
+``OS-EXT-SRV-ATTR:instance_name``, :class:`DiskConfigField` and
+:class:`HostIdField` the computed ``OS-DCF:diskConfig`` and ``hostId``
+(term, terms, match and exists only), :class:`UnsearchableField` a field
+of ``_source`` that no query can compare (``host_status``, judged when a
+page is served).  Which names a resource type has is
 :mod:`.schemas`'s business.
 """
 
 import sqlalchemy as sa
+from sqlalchemy.ext import compiler as sa_compiler
+from sqlalchemy.sql import functions as sa_functions
 
 from nova_search_ext.index import catalog
+from nova_search_ext.index.sql import dialects
 from nova_search_ext.index.sql import errors
 from nova_search_ext.index.sql.search import values as values_mod
 
@@ -258,3 +265,107 @@ class InstanceNameField(Field):
 
     def exists(self):
         return self.model.id.is_not(None)
+
+
+class DiskConfigField(Field):
+    """``OS-DCF:diskConfig``: ``AUTO`` or ``MANUAL`` from auto_disk_config.
+
+    Nova shows ``AUTO`` for a true ``auto_disk_config`` and ``MANUAL``
+    otherwise (false or null); the values compare exactly, as the
+    not-analysed strings Searchlight indexed did.
+    """
+
+    def __init__(self, model):
+        super().__init__(catalog.DISK_CONFIG_FIELD, values_mod.STRING)
+        self.column = model.auto_disk_config
+
+    def eq(self, value):
+        value = values_mod.as_string(value, self.name)
+        if value == 'AUTO':
+            return self.column.is_not(None) & (self.column == sa.true())
+        if value == 'MANUAL':
+            return sa.or_(self.column.is_(None), self.column == sa.false())
+        return sa.false()
+
+    def any_of(self, values):
+        return sa.or_(sa.false(), *[self.eq(v) for v in values])
+
+    def contains(self, word):
+        # One keyword, not words: a 'match' compares it whole.
+        return self.eq(word)
+
+    def exists(self):
+        return sa.true()
+
+
+class sha224_hex(sa_functions.FunctionElement):
+    """Lower-case hex SHA-224 of a string's UTF-8 bytes, in SQL."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@sa_compiler.compiles(sha224_hex, 'sqlite')
+def _sha224_sqlite(element, compiler, **kw):
+    return '%s(%s)' % (dialects.SQLITE_SHA224,
+                       compiler.process(element.clauses, **kw))
+
+
+@sa_compiler.compiles(sha224_hex, 'mysql')
+def _sha224_mysql(element, compiler, **kw):
+    return 'SHA2(%s, 224)' % compiler.process(element.clauses, **kw)
+
+
+@sa_compiler.compiles(sha224_hex, 'postgresql')
+def _sha224_postgresql(element, compiler, **kw):
+    return "encode(sha224(convert_to(%s, 'UTF8')), 'hex')" % (
+        compiler.process(element.clauses, **kw))
+
+
+class HostIdField(Field):
+    """``hostId``: Nova's SHA-224 of project id and host, or ``""``.
+
+    Compared by hashing each candidate row's project and host in the
+    index database (no index helps; the project scope usually narrows
+    the rows first).  A caller who sees ``hostId`` but not the host learns
+    nothing more than the hit already shows.
+    """
+
+    def __init__(self, model):
+        super().__init__(catalog.HOST_ID_FIELD, values_mod.STRING)
+        self.host = model.host
+        # Nova hashes str(project_id): 'None' when there is none.
+        self.hashed = sha224_hex(
+            sa.func.coalesce(model.project_id, 'None') + model.host)
+
+    def _no_host(self):
+        return sa.or_(self.host.is_(None), self.host == '')
+
+    def eq(self, value):
+        value = values_mod.as_string(value, self.name)
+        if value == '':
+            return self._no_host()
+        if len(value) != 56 or value.strip('0123456789abcdef'):
+            # Not a hostId Nova could show: it matches nothing.
+            return sa.false()
+        return sa.and_(self.host.is_not(None), self.host != '',
+                       self.hashed == value)
+
+    def any_of(self, values):
+        return sa.or_(sa.false(), *[self.eq(v) for v in values])
+
+    def contains(self, word):
+        return self.eq(word)
+
+    def exists(self):
+        # Nova shows "" without a host; Elasticsearch indexed "" as a
+        # value, so every server has the field.
+        return sa.true()
+
+
+class UnsearchableField(Field):
+    """A field of ``_source`` that no query compares (``host_status``).
+
+    Callers who cannot see it get no hits from a query on it, as for
+    every field they cannot see; callers who can get a 400 naming it.
+    """

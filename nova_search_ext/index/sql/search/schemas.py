@@ -24,6 +24,7 @@ from nova_search_ext.index import catalog
 from nova_search_ext.index.sql import errors
 from nova_search_ext.index.sql import models
 from nova_search_ext.index.sql.search import fields
+from nova_search_ext.index.sql.search import values as values_mod
 
 # Columns of index_instances that hold stored forms, not searchable values.
 _UNSEARCHABLE_COLUMNS = frozenset(['doc', 'fault', 'bdms', 'indexed_at'])
@@ -109,6 +110,12 @@ class ServerSchema(Schema):
             'tags', model, models.index_instance_tags, 'tag')
         self._fields[catalog.INSTANCE_NAME_FIELD] = \
             fields.InstanceNameField(model)
+        self._fields[catalog.DISK_CONFIG_FIELD] = \
+            fields.DiskConfigField(model)
+        self._fields[catalog.HOST_ID_FIELD] = fields.HostIdField(model)
+        self._fields[catalog.HOST_STATUS_FIELD] = fields.UnsearchableField(
+            catalog.HOST_STATUS_FIELD, values_mod.STRING,
+            visibility=catalog.HOST_STATUS)
         for prefix, table, visibility in self._CHILDREN:
             self._fields[prefix + '.*'] = fields.ChildField(
                 prefix + '.*', model, table, 'value', visibility=visibility)

@@ -27,6 +27,8 @@ from oslo_db.sqlalchemy import utils as sqlalchemyutils
 from sqlalchemy import orm
 import testscenarios
 
+from nova import utils as nova_utils
+
 from nova_search_ext.api.search import parsing
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import catalog
@@ -275,6 +277,67 @@ class TermTestCase(SearchTestBase):
         self.assertHits([], {'ids': {'values': [sf.S3], 'type': [SERVICE]}})
         self.assertHits([], {'ids': {'values': []}})
         self.assertHits([], {'ids': {'values': [sf.S4]}})
+
+
+class ServerDetailFieldsTestCase(SearchTestBase):
+    """``OS-DCF:diskConfig``, ``hostId`` and ``host_status`` queries.
+
+    The hostId hash runs in the index database (SHA2 on MariaDB, sha224
+    on PostgreSQL, a registered function on SQLite): each must give the
+    value Nova's own helper computes, also for non-ASCII hosts.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.auto = sf.uuid('a', 8)
+        self.store.upsert_instance(fakes.doc(
+            uuid=self.auto, id=8, display_name='auto', project_id='p\u00e9',
+            vm_state='active', host='h\u00f6st', auto_disk_config=True,
+            created_at=sf._at(8), updated_at=sf._at(8)))
+
+    def test_disk_config(self):
+        manual = [sf.S1, sf.S2, sf.S3, sf.S6]
+        for admin in (True, False):
+            self.assertHits([self.auto], {'term': {
+                'OS-DCF:diskConfig': 'AUTO'}}, admin=admin)
+            self.assertHits(manual, {'term': {
+                'OS-DCF:diskConfig': {'value': 'MANUAL'}}}, admin=admin)
+            self.assertHits(sorted(manual + [self.auto]), {'terms': {
+                'OS-DCF:diskConfig': ['MANUAL', 'AUTO']}}, admin=admin)
+            self.assertHits([], {'term': {'OS-DCF:diskConfig': 'Auto'}},
+                            admin=admin)
+            self.assertHits(manual, {'bool': {'must_not': {'term': {
+                'OS-DCF:diskConfig': 'AUTO'}}}}, admin=admin)
+
+    def test_host_id(self):
+        for project, host, uuid in (('p1', 'h1', sf.S1),
+                                    ('p1', 'h2', sf.S2),
+                                    ('p\u00e9', 'h\u00f6st', self.auto)):
+            value = nova_utils.generate_hostid(host, project)
+            for admin in (True, False):
+                self.assertHits([uuid], {'term': {'hostId': value}},
+                                admin=admin)
+                self.assertHits([uuid], {'match': {'hostId': value}},
+                                admin=admin)
+        self.assertHits([sf.S3, sf.S6], {'term': {'hostId': ''}})
+        self.assertHits([sf.S1, sf.S2], {'terms': {'hostId': [
+            nova_utils.generate_hostid('h1', 'p1'),
+            nova_utils.generate_hostid('h2', 'p1'),
+            nova_utils.generate_hostid('h1', 'p2')]}})
+        # S4 (p2, h1) is a tombstone: naming deleted finds it.
+        self.assertHits([sf.S4], {'bool': {'must': [
+            {'term': {'hostId': nova_utils.generate_hostid('h1', 'p2')}},
+            {'term': {'deleted': True}}]}})
+        self.assertHits([], {'term': {'hostId': 'h1'}})
+
+    def test_host_status(self):
+        # Judged when a page is served: no query compares it.  Callers
+        # who cannot see it get no hits, never an error or a match.
+        for query in ({'term': {'host_status': 'UP'}},
+                      {'exists': {'field': 'host_status'}}):
+            self.assertHits([], query, admin=False)
+            self.assertQueryError("is not supported on field "
+                                  "'host_status'", query)
 
 
 class BoolTestCase(SearchTestBase):

@@ -17,10 +17,13 @@ called in process with WebOb requests, over the fixed index of
 :mod:`.fakes`.
 """
 
+import datetime
+import hashlib
 import io
 import json
 import os
 import re
+from unittest import mock
 
 import fixtures
 from oslo_config import cfg
@@ -30,6 +33,7 @@ from nova.tests import fixtures as nova_fixtures
 
 from nova_search_ext.api.search import app as search_app
 from nova_search_ext.api.search import policy
+from nova_search_ext.index import api as index_api
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import catalog
 from nova_search_ext.tests import seeds
@@ -45,6 +49,21 @@ REQUEST_ID = re.compile(r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-'
 ADMIN_ONLY = ('OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
               'OS-EXT-SRV-ATTR:instance_name', 'host', 'node', 'cell_uuid')
 RAW = ('nova_object', 'nova_fault', 'nova_bdms')
+
+
+def freeze(test, now):
+    """Make ``timeutils.utcnow()`` (Nova's heartbeat clock) return ``now``.
+
+    Again in the same test: move the frozen clock.
+    """
+    now = now.replace(tzinfo=None)
+    clock = getattr(test, '_frozen_clock', None)
+    if clock is None:
+        clock = test._frozen_clock = [now]
+        test.useFixture(fixtures.MockPatch(
+            'oslo_utils.timeutils.utcnow',
+            side_effect=lambda *args, **kwargs: clock[0]))
+    clock[0] = now
 
 
 class SearchAPITestBase(base.NoDBTestCase):
@@ -708,6 +727,11 @@ class SourceTestCase(SearchAPITestBase):
         self.assertEqual(1, hits['total'])
         return hits['hits'][0]
 
+    def setUp(self):
+        super().setUp()
+        # h1's compute service (V1) reported at T0: up for a minute.
+        freeze(self, fakes.T0 + datetime.timedelta(seconds=30))
+
     def test_server_source_for_admins(self):
         hit = self._source(sf.S1)
         source = hit['_source']
@@ -727,7 +751,6 @@ class SourceTestCase(SearchAPITestBase):
             'flavor': {'id': '42'}, 'image': {'id': fakes.IMAGE},
             'key_name': 'key1', 'locked': False, 'tags': ['a', 'b'],
             'metadata': {'role': 'web', 'tier': 'front'},
-            'security_groups': [{'name': 'default'}],
             'addresses': {'private': [{
                 'version': 4, 'addr': '10.0.0.5', 'OS-EXT-IPS:type': 'fixed',
                 'OS-EXT-IPS-MAC:mac_addr': 'fa:16:3e:00:00:01'}]},
@@ -738,6 +761,10 @@ class SourceTestCase(SearchAPITestBase):
             'accessIPv4': '', 'accessIPv6': '',
             'OS-SRV-USG:launched_at': '2024-05-02T12:00:00.000000',
             'OS-SRV-USG:terminated_at': None, 'config_drive': '',
+            'OS-DCF:diskConfig': 'MANUAL',
+            'hostId': hashlib.sha224(b'p1h1').hexdigest(),
+            'os-extended-volumes:volumes_attached': [],
+            'host_status': 'UP',
             'OS-EXT-SRV-ATTR:host': 'h1',
             'OS-EXT-SRV-ATTR:hypervisor_hostname': 'n1',
             'OS-EXT-SRV-ATTR:instance_name': 'instance-00000001',
@@ -1029,3 +1056,168 @@ class FieldVisibilityTestCase(SearchAPITestBase):
         admin = self._source_keys('admin')
         self.assertEqual({'cell_uuid'}, set(ADMIN_ONLY) & admin)
         self.assertNotIn('OS-EXT-SRV-ATTR:host', self._facets('admin'))
+
+
+class ServerDocumentTestCase(SearchAPITestBase):
+    """Nova's diskConfig, hostId, volumes and host_status in hits.
+
+    Who sees them and how they search.
+    """
+
+    HOST_STATUS = 'os_compute_api:servers:show:host_status'
+    UNKNOWN_ONLY = HOST_STATUS + ':unknown-only'
+
+    def setUp(self):
+        super().setUp()
+        self.store = index_api.get_store()
+        # h1's compute service (V1) last reported at T0.
+        self.at(30)
+
+    def at(self, seconds):
+        freeze(self, fakes.T0 + datetime.timedelta(seconds=seconds))
+
+    def sources(self, roles='admin', project='p1', **body):
+        body.setdefault('all_projects', True)
+        body.setdefault('sort', ['id'])
+        hits = self.search(body, roles=roles, project=project)['hits']
+        return {h['_source']['id']: h['_source'] for h in hits['hits']}
+
+    def host_statuses(self, roles='admin', project='p1'):
+        return {uuid: source.get('host_status', 'absent')
+                for uuid, source in self.sources(
+                    roles, project, _source=['id', 'host_status']).items()}
+
+    def test_public_fields(self):
+        for roles in ('admin', 'member', 'reader'):
+            sources = self.sources(roles)
+            self.assertEqual({sf.S1, sf.S2, sf.S6} | (
+                {sf.S3} if roles == 'admin' else set()), set(sources))
+            s1, s6 = sources[sf.S1], sources[sf.S6]
+            self.assertEqual('MANUAL', s1['OS-DCF:diskConfig'])
+            self.assertEqual(hashlib.sha224(b'p1h1').hexdigest(),
+                             s1['hostId'])
+            self.assertEqual('', s6['hostId'])
+            self.assertEqual([], s1['os-extended-volumes:volumes_attached'])
+            self.assertEqual(
+                [{'id': '0c0c8d06-1f3d-4a3b-8a1a-6a9f2a1a6b10',
+                  'delete_on_termination': False}],
+                s6['os-extended-volumes:volumes_attached'])
+            for source in sources.values():
+                # No truthful source in the index: never shown.
+                self.assertNotIn('security_groups', source)
+                self.assertEqual(roles == 'admin', 'host_status' in source)
+
+    def test_host_status_states(self):
+        self.assertEqual({sf.S1: 'UP', sf.S2: 'MAINTENANCE', sf.S3: '',
+                          sf.S6: ''}, self.host_statuses())
+        # Stale heartbeat: UNKNOWN, as Nova's database driver judges it.
+        self.at(61)
+        self.assertEqual('UNKNOWN', self.host_statuses()[sf.S1])
+        # Forced down wins over everything.
+        self.store.upsert_service(fakes.service_doc(
+            uuid=sf.V1, id=1, host='h1', forced_down=True, disabled=True,
+            created_at=sf._at(1), updated_at=sf._at(5)))
+        self.assertEqual('DOWN', self.host_statuses()[sf.S1])
+        # Only a scheduler left on h1: Nova shows "".
+        self.store.tombstone_service(sf.V1)
+        self.assertEqual('', self.host_statuses()[sf.S1])
+
+    def test_host_status_service_down_time_boundary(self):
+        self.at(60)
+        self.assertEqual('UP', self.host_statuses()[sf.S1])
+        freeze(self, fakes.T0 + datetime.timedelta(seconds=60,
+                                                   microseconds=1))
+        self.assertEqual('UNKNOWN', self.host_statuses()[sf.S1])
+        # nova.conf's [DEFAULT] service_down_time, read per request.
+        self.flags(service_down_time=120)
+        self.at(120)
+        self.assertEqual('UP', self.host_statuses()[sf.S1])
+        self.at(121)
+        self.assertEqual('UNKNOWN', self.host_statuses()[sf.S1])
+
+    def test_one_service_query_per_page(self):
+        with mock.patch.object(self.store, 'get_services',
+                               wraps=self.store.get_services
+                               ) as get_services:
+            self.sources()
+            self.assertEqual(1, get_services.call_count)
+            self.assertEqual(['h1', 'h2'],
+                             sorted(get_services.call_args[0][0]))
+            # Callers who may not see host_status cost no query, nor do
+            # pages whose _source leaves it out (nova-api's).
+            self.sources('member')
+            self.sources(_source=['id', 'nova_object'])
+            self.sources(_source={'exclude': ['host_*']})
+            self.assertEqual(1, get_services.call_count)
+            self.assertEqual('UP', self.sources(_source=[
+                'id', 'host*'])[sf.S1]['host_status'])
+            self.assertEqual(2, get_services.call_count)
+
+    def test_unknown_only_policy(self):
+        self._policy_file('"%s": "role:member"\n' % self.UNKNOWN_ONLY)
+        self.assertEqual({sf.S1: 'absent', sf.S2: 'absent', sf.S6: 'absent'},
+                         self.host_statuses('member'))
+        self.at(61)
+        self.assertEqual({sf.S1: 'UNKNOWN', sf.S2: 'absent',
+                          sf.S6: 'absent'}, self.host_statuses('member'))
+        # Not searchable by them: no hits.
+        self.assertEqual([], self.hits({'query': {'exists': {
+            'field': 'host_status'}}}, roles='member'))
+
+    def test_operator_policy_moves_host_status(self):
+        self._policy_file('"%s": "role:member"\n' % self.HOST_STATUS)
+        self.assertEqual({sf.S1: 'UP', sf.S2: 'MAINTENANCE', sf.S6: ''},
+                         self.host_statuses('member'))
+        self.assertEqual('absent', self.host_statuses('admin')[sf.S1])
+
+    def test_host_status_is_not_searchable(self):
+        for query in ({'term': {'host_status': 'UP'}},
+                      {'exists': {'field': 'host_status'}}):
+            self.assertEqual([], self.hits({'query': query}, roles='member'))
+            self.assertError(400, "is not supported on field 'host_status'",
+                             body={'type': SERVER, 'query': query})
+
+    def test_disk_config_queries(self):
+        self.store.upsert_instance(fakes.doc(
+            uuid=sf.uuid('a', 8), id=8, display_name='auto', project_id='p1',
+            vm_state='active', host='h2', auto_disk_config=True,
+            created_at=sf._at(8), updated_at=sf._at(8)))
+        auto = sf.uuid('a', 8)
+        self.assertEqual('AUTO', self.sources()[auto]['OS-DCF:diskConfig'])
+        for roles in ('admin', 'member'):
+            q = {'all_projects': True}
+            self.assertEqual([auto], self.hits(dict(q, query={'term': {
+                'OS-DCF:diskConfig': 'AUTO'}}), roles=roles))
+            manual = [sf.S1, sf.S2, sf.S6] + ([sf.S3] if roles == 'admin'
+                                              else [])
+            self.assertEqual(sorted(manual), sorted(self.hits(dict(
+                q, query={'match': {'OS-DCF:diskConfig': 'MANUAL'}}),
+                roles=roles)))
+            self.assertEqual(len(manual) + 1, len(self.hits(dict(
+                q, query={'terms': {'OS-DCF:diskConfig': [
+                    'AUTO', 'MANUAL']}}), roles=roles)))
+            self.assertEqual([], self.hits(dict(q, query={'term': {
+                'OS-DCF:diskConfig': 'auto'}}), roles=roles))
+
+    def test_host_id_queries(self):
+        h1 = hashlib.sha224(b'p1h1').hexdigest()
+        h2 = hashlib.sha224(b'p1h2').hexdigest()
+        for roles in ('admin', 'member'):
+            self.assertEqual([sf.S1], self.hits(
+                {'query': {'term': {'hostId': h1}}}, roles=roles))
+            self.assertEqual(sorted([sf.S1, sf.S2]), sorted(self.hits(
+                {'query': {'terms': {'hostId': [h1, h2]}}}, roles=roles)))
+            self.assertEqual([sf.S6], self.hits(
+                {'query': {'term': {'hostId': ''}}}, roles=roles))
+            # Another project's hash of the same host names nothing here.
+            self.assertEqual([], self.hits({'query': {'term': {
+                'hostId': hashlib.sha224(b'p2h1').hexdigest()}}},
+                roles=roles))
+            self.assertEqual([], self.hits(
+                {'query': {'term': {'hostId': 'h1'}}}, roles=roles))
+        # Every hit carries the hostId it is found by.
+        for uuid, source in self.sources().items():
+            self.assertEqual([uuid], [u for u in self.hits(
+                {'all_projects': True,
+                 'query': {'term': {'hostId': source['hostId']}}})
+                if u == uuid])

@@ -1,0 +1,234 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""The server document's fields from Nova's server detail, field by field.
+
+Each value is checked against what Nova's own code answers for the same
+input: its view builder's ``hostId`` and ``OS-DCF:diskConfig``, its
+compute API's host status (with its database service group driver).
+"""
+
+import datetime
+import hashlib
+import json
+
+import fixtures
+import webob
+
+from nova.api.openstack.compute.views import servers as servers_view
+from nova.compute import api as compute_api
+from nova import objects
+from nova.servicegroup import api as servicegroup_api
+
+from nova_search_ext.api.search import serializers
+from nova_search_ext.index import catalog
+from nova_search_ext.index import document
+from nova_search_ext.tests.unit import base
+from nova_search_ext.tests.unit import fakes
+
+T0 = fakes.T0.replace(tzinfo=None)
+INSTANCE = 'a0000008-0000-4000-8000-000000000000'
+
+
+class _NovaHostStatus(object):
+    """Nova's ``API.get_instance_host_status`` without a compute API."""
+
+    def __init__(self):
+        self.servicegroup_api = servicegroup_api.API()
+
+    def __call__(self, host, services):
+        instance = objects.Instance(host=host)
+        instance.services = objects.ServiceList(objects=services)
+        return compute_api.API.get_instance_host_status(self, instance)
+
+
+class ServerFieldsTestCase(base.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.now = T0 + datetime.timedelta(seconds=30)
+        self.useFixture(fixtures.MockPatch(
+            'oslo_utils.timeutils.utcnow',
+            side_effect=lambda *args, **kwargs: self.now))
+        self.nova = _NovaHostStatus()
+
+    @staticmethod
+    def _request():
+        req = webob.Request.blank('/servers', base_url='http://localhost/v2.1')
+        req.environ['nova.context'] = fakes.context()
+        return req
+
+    def test_disk_config(self):
+        for value in (True, False, None):
+            self.assertEqual(
+                servers_view.ViewBuilder().create(
+                    self._request(), {'server': {}},
+                    {'uuid': 'u', 'auto_disk_config': value})['server'][
+                        'OS-DCF:diskConfig'],
+                serializers.disk_config(value))
+        self.assertEqual('AUTO', serializers.disk_config(True))
+        self.assertEqual('MANUAL', serializers.disk_config(None))
+
+    def test_host_id(self):
+        for project, host in (('p1', 'h1'), ('p1', None), ('p1', ''),
+                              (None, 'h1'), ('p\u00e9', 'h\u00f6st')):
+            nova = servers_view.ViewBuilder._get_host_id(
+                {'host': host, 'project_id': project})
+            self.assertEqual(nova, serializers.host_id(project, host))
+        self.assertEqual(hashlib.sha224(b'p1h1').hexdigest(),
+                         serializers.host_id('p1', 'h1'))
+        self.assertEqual('', serializers.host_id('p1', None))
+
+    def test_volumes_attached(self):
+        ctxt = fakes.context()
+        bdms = [fakes.bdm(ctxt, INSTANCE, id=1, volume_id=None,
+                          source_type='image', destination_type='local',
+                          boot_index=0),
+                fakes.bdm(ctxt, INSTANCE, id=2, volume_id='v2',
+                          delete_on_termination=True),
+                fakes.bdm(ctxt, INSTANCE, id=3, volume_id='v1')]
+        text = json.dumps([b.obj_to_primitive() for b in bdms])
+        self.assertEqual(
+            [{'id': 'v2', 'delete_on_termination': True},
+             {'id': 'v1', 'delete_on_termination': False}],
+            serializers.volumes_attached(text))
+        self.assertEqual([], serializers.volumes_attached(None))
+        self.assertEqual([], serializers.volumes_attached('[]'))
+
+    def _services(self, **updates):
+        return [fakes.service(host='h1', **updates)]
+
+    def _status(self, host, services):
+        """Ours (from stored primitives) after checking it equals Nova's."""
+        prims = [json.loads(document.dumps(s.obj_to_primitive()))
+                 for s in services]
+        ours = serializers.HostStatuses({host: prims})(host)
+        self.assertEqual(self.nova(host, services), ours)
+        return ours
+
+    def test_host_status_states(self):
+        self.assertEqual('UP', self._status('h1', self._services()))
+        self.assertEqual('MAINTENANCE', self._status(
+            'h1', self._services(disabled=True)))
+        self.assertEqual('DOWN', self._status(
+            'h1', self._services(forced_down=True)))
+        self.assertEqual('DOWN', self._status(
+            'h1', self._services(forced_down=True, disabled=True)))
+        self.assertEqual('', self._status('h1', []))
+        self.assertEqual('', self._status('h1', self._services(
+            binary='nova-scheduler')))
+        self.assertEqual('', serializers.HostStatuses({})(None))
+        self.assertEqual('', serializers.HostStatuses({})(''))
+        self.now = T0 + datetime.timedelta(hours=1)
+        self.assertEqual('UNKNOWN', self._status('h1', self._services()))
+        # Never reported: Nova counts from the service's creation.
+        self.assertEqual('UNKNOWN', self._status('h1', self._services(
+            last_seen_up=None)))
+        self.now = T0
+        self.assertEqual('UP', self._status('h1', self._services(
+            last_seen_up=None)))
+
+    def test_host_status_first_compute_service(self):
+        services = [fakes.service(host='h1', binary='nova-scheduler',
+                                  forced_down=True),
+                    fakes.service(host='h1', disabled=True),
+                    fakes.service(host='h1')]
+        self.assertEqual('MAINTENANCE', self._status('h1', services))
+
+    def test_host_status_service_down_time_boundary(self):
+        for down_time in (60, 180):
+            self.flags(service_down_time=down_time)
+            self.nova = _NovaHostStatus()
+            self.now = T0 + datetime.timedelta(seconds=down_time)
+            self.assertEqual('UP', self._status('h1', self._services()))
+            self.now += datetime.timedelta(microseconds=1)
+            self.assertEqual('UNKNOWN', self._status('h1', self._services()))
+            # Nova judges the distance either way (a clock ahead).
+            self.now = T0 - datetime.timedelta(seconds=down_time)
+            self.assertEqual('UP', self._status('h1', self._services()))
+            self.now -= datetime.timedelta(microseconds=1)
+            self.assertEqual('UNKNOWN', self._status('h1', self._services()))
+
+    def test_host_statuses_judged_once_per_host(self):
+        statuses = serializers.HostStatuses({'h1': [json.loads(
+            document.dumps(fakes.service(host='h1').obj_to_primitive()))]})
+        self.assertEqual('UP', statuses('h1'))
+        self.now = T0 + datetime.timedelta(hours=1)
+        # One page, one judgement per host.
+        self.assertEqual('UP', statuses('h1'))
+
+
+class _Row(object):
+    def __init__(self, doc_, **overrides):
+        columns = dict(doc_.columns)
+        columns.update(overrides)
+        self.__dict__.update(columns)
+        self.uuid = doc_.uuid
+        self.cell_uuid = doc_.cell_uuid
+        self.flavor_id = '42'
+        self.status = 'ACTIVE'
+        self.doc = document.dumps(doc_.instance)
+        self.fault = document.dumps(doc_.fault) if doc_.fault else None
+        self.bdms = document.dumps(doc_.bdms)
+
+
+class ServerSourceVisibilityTestCase(base.NoDBTestCase):
+    """Who sees the new fields in ``server_source``."""
+
+    NEW_PUBLIC = ('OS-DCF:diskConfig', 'hostId',
+                  'os-extended-volumes:volumes_attached')
+
+    def setUp(self):
+        super().setUp()
+        ctxt = fakes.context()
+        self.row = _Row(fakes.doc(
+            uuid=INSTANCE, project_id='p1',
+            host='h1', auto_disk_config=True,
+            bdms=[fakes.bdm(ctxt, INSTANCE, volume_id='v1',
+                            delete_on_termination=True)]))
+        self.statuses = lambda host: {'h1': 'UNKNOWN'}.get(host, 'UP')
+
+    def source(self, visible, statuses=True):
+        return serializers.server_source(
+            self.row, frozenset(visible), serializers.SourceFilter(),
+            self.statuses if statuses else None)
+
+    def test_public(self):
+        source = self.source([catalog.PUBLIC])
+        self.assertEqual('AUTO', source['OS-DCF:diskConfig'])
+        self.assertEqual(hashlib.sha224(b'p1h1').hexdigest(),
+                         source['hostId'])
+        self.assertEqual([{'id': 'v1', 'delete_on_termination': True}],
+                         source['os-extended-volumes:volumes_attached'])
+        self.assertNotIn('host_status', source)
+        self.assertNotIn('security_groups', source)
+
+    def test_host_status_classes(self):
+        self.assertEqual('UNKNOWN', self.source(
+            [catalog.PUBLIC, catalog.HOST_STATUS])['host_status'])
+        self.assertEqual('UNKNOWN', self.source(
+            [catalog.PUBLIC, catalog.HOST_STATUS_UNKNOWN])['host_status'])
+        self.statuses = lambda host: 'UP'
+        self.assertEqual('UP', self.source(
+            [catalog.PUBLIC, catalog.HOST_STATUS])['host_status'])
+        self.assertNotIn('host_status', self.source(
+            [catalog.PUBLIC, catalog.HOST_STATUS_UNKNOWN]))
+        # Administrators as such do not see it: Nova's policy decides.
+        self.assertNotIn('host_status', self.source(
+            [catalog.PUBLIC, catalog.ADMIN, catalog.EXTENDED]))
+        self.assertNotIn('host_status', self.source(
+            [catalog.PUBLIC, catalog.HOST_STATUS], statuses=False))
+
+    def test_source_filter(self):
+        source = serializers.server_source(
+            self.row, frozenset([catalog.PUBLIC, catalog.HOST_STATUS]),
+            serializers.SourceFilter(['host*']), self.statuses)
+        self.assertEqual({'hostId', 'host_status'}, set(source))
