@@ -228,7 +228,8 @@ class ChildField(Field):
     def match(self, value):
         return self.eq(value)
 
-    def terms_aggregation(self, model, where):
+    def _value_rows(self, model, where):
+        """Conditions on this field's rows of the instances in ``where``."""
         t = self.table
         conditions = [
             t.c.instance_uuid.in_(
@@ -236,20 +237,17 @@ class ChildField(Field):
             self.value_column.is_not(None)]
         if self.key is not None:
             conditions.append(t.c.key == self.key)
-        return (sa.select(self.value_column,
-                          sa.func.count(sa.distinct(t.c.instance_uuid)))
-                .where(*conditions)
+        return conditions
+
+    def terms_aggregation(self, model, where):
+        return (sa.select(self.value_column, sa.func.count(
+                    sa.distinct(self.table.c.instance_uuid)))
+                .where(*self._value_rows(model, where))
                 .group_by(self.value_column))
 
     def value_select(self, model, where):
-        t = self.table
-        conditions = [
-            t.c.instance_uuid.in_(
-                sa.select(model.uuid).select_from(model).where(where)),
-            self.value_column.is_not(None)]
-        if self.key is not None:
-            conditions.append(t.c.key == self.key)
-        return sa.select(self.value_column.label('v')).where(*conditions)
+        return sa.select(self.value_column.label('v')).where(
+            *self._value_rows(model, where))
 
     def bucket(self, raw):
         return self._some(self.value_column == raw)
