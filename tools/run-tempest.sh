@@ -36,6 +36,17 @@
 #                          nova-search-indexer writes the index and nova-api
 #                          queries nova-search-api ([searchlight] client =
 #                          searchlight) with keystone tokens
+#   NSE_TEMPEST_FAULTS     1 (with NSE_TEMPEST_FEED=indexer): during the
+#                          index-on tempest run, stop nova-search-api for
+#                          15 s, later nova-search-indexer for 15 s, start
+#                          each again, run "index verify" once both are
+#                          back, and report nova-api's warnings; nova-api
+#                          retries the search API after 10 s (default 0)
+#   NSE_TEMPEST_LATENCY    N > 0: after the tempest runs, boot, rename and
+#                          delete N servers one at a time through nova-api,
+#                          with the package, then with every Nova service
+#                          restarted without it (stock Nova), and log what
+#                          a user waits for (default 0: not measured)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,12 +54,20 @@ run=${NSE_TEMPEST_RUN:-$top/.tempest-run}
 prefix=${NSE_TEMPEST_PREFIX:-nse_tempest}
 port_base=${NSE_TEMPEST_PORT_BASE:-28700}
 concurrency=${NSE_TEMPEST_CONCURRENCY:-2}
+latency_samples=${NSE_TEMPEST_LATENCY:-0}
+faults=${NSE_TEMPEST_FAULTS:-0}
+# Set for the stock Nova phase: no service loads the package.
+stock=
 feed=${NSE_TEMPEST_FEED:-embedded}
 case $feed in
     embedded|indexer) ;;
     *) echo "NSE_TEMPEST_FEED must be embedded or indexer, not $feed" >&2
        exit 2 ;;
 esac
+if [ "$faults" = 1 ] && [ "$feed" != indexer ]; then
+    echo "NSE_TEMPEST_FAULTS=1 needs NSE_TEMPEST_FEED=indexer" >&2
+    exit 2
+fi
 # Nova's server list, filter and paging tests, the negative list tests,
 # the list tests of the create-server classes and of the microversion
 # classes (2.47 to 2.100: list, show, update, rebuild), and the admin list
@@ -353,7 +372,7 @@ notify_on_state_change = vm_and_task_state
 transport_url = $rabbit/${prefix}_notify
 driver = messagingv2
 EOF
-    if [ "$feed" = embedded ]; then
+    if [ "$feed" = embedded ] && [ -z "$stock" ]; then
         echo "driver = nova_search_index"
     fi
     cat <<EOF
@@ -404,6 +423,11 @@ EOF
             # the nova user (an admin, as the search API requires).
             ksa_section searchlight nova
             echo "client = searchlight"
+            if [ "$faults" = 1 ]; then
+                # Ask the search API again 10 s after a failure rather
+                # than only after a restart, so that both outages show.
+                echo "retry_interval = 10"
+            fi
         fi
         # nova-search-api runs in both configurations, for Searchlight's
         # users and the tempest plugin's search tests.
@@ -438,7 +462,7 @@ EOF
                 cat <<EOF
 [DEFAULT]
 host = cell$c-compute$n
-compute_driver = fake.FakeDriver
+compute_driver = fake.FakeDriverWithoutFakeNodes
 state_path = $state/nova/cell$c-compute$n
 instances_path = $state/nova/cell$c-compute$n/instances
 EOF
@@ -450,7 +474,7 @@ EOF
     cat > "$etc/nova-cell1/spare.conf" <<EOF
 [DEFAULT]
 host = $spare_host
-compute_driver = fake.FakeDriver
+compute_driver = fake.FakeDriverWithoutFakeNodes
 state_path = $state/nova/spare
 instances_path = $state/nova/spare/instances
 EOF
@@ -679,13 +703,27 @@ nm() { nova-manage --config-file "$etc/nova/nova.conf" "$@"; }
 
 step="nova services"
 say "nova services"
-start nova-super-conductor nova-conductor --config-file "$etc/nova/nova.conf"
-for c in $cells; do
-    start "nova-conductor-cell$c" nova-conductor \
-        --config-file "$etc/nova-cell$c/nova.conf" \
-        --config-file "$etc/nova-cell$c/conductor.conf"
-done
-start nova-scheduler nova-scheduler --config-file "$etc/nova/nova.conf"
+start_nova_backends() {
+    start nova-super-conductor nova-conductor \
+        --config-file "$etc/nova/nova.conf"
+    for c in $cells; do
+        start "nova-conductor-cell$c" nova-conductor \
+            --config-file "$etc/nova-cell$c/nova.conf" \
+            --config-file "$etc/nova-cell$c/conductor.conf"
+    done
+    start nova-scheduler nova-scheduler --config-file "$etc/nova/nova.conf"
+}
+start_computes() {
+    local c n
+    for c in $cells; do
+        for n in $(seq 1 "$computes_per_cell"); do
+            start "nova-compute-cell$c-$n" nova-compute \
+                --config-file "$etc/nova-cell$c/nova.conf" \
+                --config-file "$etc/nova-cell$c/compute$n.conf"
+        done
+    done
+}
+start_nova_backends
 start_nova_api() {  # log name
     gunicorn_start "$1" "$nova_port" 2 nova.wsgi.osapi_compute \
         "OS_NOVA_CONFIG_DIR=$etc/nova"
@@ -698,13 +736,7 @@ fi
 start nova-search-api nova-search-api --config-file "$etc/nova/nova.conf"
 wait_http nova-search-api "$search_port"
 start_nova_api nova-api-index-on
-for c in $cells; do
-    for n in $(seq 1 "$computes_per_cell"); do
-        start "nova-compute-cell$c-$n" nova-compute \
-            --config-file "$etc/nova-cell$c/nova.conf" \
-            --config-file "$etc/nova-cell$c/compute$n.conf"
-    done
-done
+start_computes
 want=$(( $(echo "$cells" | wc -w) * computes_per_cell ))
 for _ in $(seq 1 120); do
     nm cell_v2 discover_hosts >>"$logs/bootstrap.log" 2>&1 || true
@@ -764,9 +796,58 @@ spare_up() {
     say "spare compute $spare_host registered, disabled and stopped"
 }
 
+# Boots, renames and deletes one at a time (NSE_TEMPEST_LATENCY).
+measure_latency() {  # label
+    local line
+    say "latency, $1: $latency_samples servers"
+    NSE_IMAGE=$image_ref NSE_FLAVOR=$flavor_ref NSE_NETWORK=$network_name \
+        python -m nse_tempest_cloud.latency "$1" "$latency_samples" \
+        > "$logs/latency-$1.log" 2>&1 || say "latency, $1: failed"
+    while read -r line; do
+        say "$line"
+    done < <(grep -v '^latency-json' "$logs/latency-$1.log")
+}
+
+# Outages of the second configuration's own services while tempest runs
+# (NSE_TEMPEST_FAULTS=1), in the background.
+inject_faults() {
+    sleep 20
+    say "fault: nova-search-api stopped for 15 s"
+    stop nova-search-api
+    sleep 15
+    start nova-search-api nova-search-api --config-file "$etc/nova/nova.conf"
+    wait_http nova-search-api "$search_port"
+    say "fault: nova-search-api is back"
+    sleep 10
+    say "fault: nova-search-indexer stopped for 15 s"
+    stop nova-search-indexer
+    sleep 15
+    start nova-search-indexer nova-search-indexer \
+        --config-file "$etc/nova/nova.conf"
+    say "fault: nova-search-indexer is back"
+    sleep 10
+    nova-search-manage --config-file "$etc/nova/nova.conf" index verify \
+        > "$logs/index-verify-after-faults.log" 2>&1 || true
+    say "fault: $(tail -1 "$logs/index-verify-after-faults.log")"
+}
+
 step="tempest, index on"
 spare_up
+fault_pid=
+if [ "$faults" = 1 ]; then
+    inject_faults &
+    fault_pid=$!
+fi
 run_tempest index-on
+if [ -n "$fault_pid" ]; then
+    wait "$fault_pid" || true
+    say "fault: nova-api logged $(grep -c 'WARNING nova_search_ext' \
+        "$logs/nova-api-index-on.log" || true) warning(s) of the package"
+fi
+if [ "$latency_samples" -gt 0 ]; then
+    step="latency, with the package"
+    measure_latency package
+fi
 nova-search-manage --config-file "$etc/nova/nova.conf" index verify \
     > "$logs/index-verify.log" 2>&1 || true
 stop nova-api-index-on
@@ -785,6 +866,31 @@ start_nova_api nova-api-index-off
 spare_up
 run_tempest index-off
 off_line="index off: $passed passed, $failed failed, $skipped skipped"
+if [ "$latency_samples" -gt 0 ]; then
+    # Stock Nova: every Nova service restarted without the package (no
+    # notification driver of ours, Nova's own api-paste.ini), the same
+    # processes, databases and bus otherwise.
+    step="latency, stock Nova"
+    say "restarting every Nova service without the package"
+    nova_processes=(nova-api-index-off nova-super-conductor nova-scheduler)
+    for c in $cells; do
+        nova_processes+=("nova-conductor-cell$c")
+        for n in $(seq 1 "$computes_per_cell"); do
+            nova_processes+=("nova-compute-cell$c-$n")
+        done
+    done
+    stop "${nova_processes[@]}"
+    stock=1
+    write_nova_confs
+    cp "$venv/etc/nova/api-paste.ini" "$etc/nova/api-paste.ini"
+    start_nova_backends
+    start_nova_api nova-api-stock
+    start_computes
+    # Let the computes report and the scheduler see them again.
+    sleep 20
+    measure_latency stock
+fi
+
 # Green: no failure in either run, the same tests passed in both, the index
 # served lists and nothing fell back.
 rc=0
