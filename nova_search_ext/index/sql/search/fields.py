@@ -265,7 +265,24 @@ class InstanceNameField(Field):
         return self.model.id.is_not(None)
 
 
-class DiskConfigField(Field):
+class ComputedKeywordField(Field):
+    """A string Nova computes for every server, compared whole.
+
+    Subclasses give ``eq``; a ``match`` compares its one keyword whole,
+    and every server has the field (Nova always shows it).
+    """
+
+    def any_of(self, values):
+        return sa.or_(sa.false(), *[self.eq(v) for v in values])
+
+    def contains(self, word):
+        return self.eq(word)
+
+    def exists(self):
+        return sa.true()
+
+
+class DiskConfigField(ComputedKeywordField):
     """``OS-DCF:diskConfig``: ``AUTO`` or ``MANUAL`` from auto_disk_config.
 
     Nova shows ``AUTO`` for a true ``auto_disk_config`` and ``MANUAL``
@@ -284,16 +301,6 @@ class DiskConfigField(Field):
         if value == 'MANUAL':
             return sa.or_(self.column.is_(None), self.column == sa.false())
         return sa.false()
-
-    def any_of(self, values):
-        return sa.or_(sa.false(), *[self.eq(v) for v in values])
-
-    def contains(self, word):
-        # One keyword, not words: a 'match' compares it whole.
-        return self.eq(word)
-
-    def exists(self):
-        return sa.true()
 
 
 class sha224_hex(sa_functions.FunctionElement):
@@ -320,8 +327,11 @@ def _sha224_postgresql(element, compiler, **kw):
         compiler.process(element.clauses, **kw))
 
 
-class HostIdField(Field):
+class HostIdField(ComputedKeywordField):
     """``hostId``: Nova's SHA-224 of project id and host, or ``""``.
+
+    Nova shows ``""`` without a host, and Elasticsearch indexed ``""`` as
+    a value, so every server has the field.
 
     Compared by hashing each candidate row's project and host in the
     index database (no index helps; the project scope usually narrows
@@ -348,17 +358,6 @@ class HostIdField(Field):
             return sa.false()
         return sa.and_(self.host.is_not(None), self.host != '',
                        self.hashed == value)
-
-    def any_of(self, values):
-        return sa.or_(sa.false(), *[self.eq(v) for v in values])
-
-    def contains(self, word):
-        return self.eq(word)
-
-    def exists(self):
-        # Nova shows "" without a host; Elasticsearch indexed "" as a
-        # value, so every server has the field.
-        return sa.true()
 
 
 class UnsearchableField(Field):
