@@ -31,6 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext import compiler as sa_compiler
 from sqlalchemy.sql import functions as sa_functions
 
+from nova.db import types as nova_types
+
 from nova_search_ext.index import catalog
 from nova_search_ext.index.sql import dialects
 from nova_search_ext.index.sql import errors
@@ -97,6 +99,29 @@ class Field(object):
         self._unsupported('terms aggregation')
 
 
+class ip_text(sa_functions.FunctionElement):
+    """An IP address column of Nova's as the text Nova shows.
+
+    Nova keeps IP addresses as ``inet`` on PostgreSQL, which has no text
+    functions or ``LIKE``, and as strings on every other engine; ``host()``
+    gives PostgreSQL's the same text, so that every query compares them
+    alike.
+    """
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@sa_compiler.compiles(ip_text)
+def _ip_text(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@sa_compiler.compiles(ip_text, 'postgresql')
+def _ip_text_postgresql(element, compiler, **kw):
+    return 'host(%s)' % compiler.process(element.clauses, **kw)
+
+
 class ColumnField(Field):
     """A column of the resource table."""
 
@@ -107,8 +132,10 @@ class ColumnField(Field):
         super().__init__(name, values_mod.value_type(column.type), visibility)
         self.column_name = column_name
         self.column = column
-        self.values = values_mod.Values(name, column, self.vtype,
-                             column_name in CASE_INSENSITIVE)
+        expr = (ip_text(column)
+                if isinstance(column.type, nova_types.IPAddress) else column)
+        self.values = values_mod.Values(name, expr, self.vtype,
+                                        column_name in CASE_INSENSITIVE)
 
     def eq(self, value):
         if self.column_name == 'deleted' and isinstance(value, bool):
