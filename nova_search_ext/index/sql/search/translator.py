@@ -580,22 +580,14 @@ class Translator(object):
         return self._free_text(tree, names, body, depth)
 
     def _free_text(self, tree, names, body, depth):
-        lenient = body.get('lenient', False)
-        if isinstance(tree, free_text.Bool) and (
-                'minimum_should_match' in body):
-            # Elasticsearch applies it to the top-level clauses.
-            self._enter(depth + 1)
-            return _bool(
-                [self._text(n, names, lenient, depth + 2)
-                 for n in tree.must],
-                [self._text(n, names, lenient, depth + 2)
-                 for n in tree.should],
-                [self._text(n, names, lenient, depth + 2)
-                 for n in tree.must_not],
-                body['minimum_should_match'])
-        return self._text(tree, names, lenient, depth + 1)
+        # Elasticsearch applies minimum_should_match to the top-level
+        # clauses.
+        return self._text(tree, names, body.get('lenient', False),
+                          depth + 1,
+                          body.get('minimum_should_match', _ABSENT))
 
-    def _text(self, node, names, lenient, depth):
+    def _text(self, node, names, lenient, depth,
+              minimum_should_match=_ABSENT):
         self._enter(depth)
         if isinstance(node, free_text.Bool):
             return _bool(
@@ -604,7 +596,8 @@ class Translator(object):
                 [self._text(n, names, lenient, depth + 1)
                  for n in node.should],
                 [self._text(n, names, lenient, depth + 1)
-                 for n in node.must_not])
+                 for n in node.must_not],
+                minimum_should_match)
         if node.kind in ('all', 'none'):
             return sa.true() if node.kind == 'all' else sa.false()
         if node.kind in ('exists', 'missing'):
