@@ -59,7 +59,9 @@ once in exactly one outcome counter (:data:`COUNTERS`, kept by
 
 import collections
 import contextlib
+import random
 import threading
+import time
 
 from oslo_db import exception as db_exc
 from oslo_log import log as logging
@@ -89,6 +91,13 @@ TRANSIENT_ERRORS = UNAVAILABLE_ERRORS + (db_exc.DBDeadlock,
 # Deliveries of one document failing with a transient-looking error, while
 # the store answers, before it is counted as failed.
 MAX_ATTEMPTS = 5
+# A deadlock (MariaDB 1213, PostgreSQL 40P01) rolled the transaction back
+# because another one wrote the same rows: the write is tried again at once,
+# this many times, before the failure policy sees it.
+DEADLOCK_RETRIES = 3
+# The most seconds to wait before each of those tries, drawn at random (so
+# that the two writers do not meet again), times the try's number.
+DEADLOCK_BACKOFF = 0.05
 
 _text = logtext.text
 
@@ -162,11 +171,26 @@ class Writer(object):
     def _write(self, works):
         """Write ``works``, setting each one's outcome (failure policy)."""
         try:
-            self._write_together(works)
+            self._write_retrying_deadlocks(works)
         except Exception as e:
             self._recover([w for w in works if w.outcome is None], e)
         self._attempts.forget(w.key for w in works
                               if w.outcome not in ('requeued', 'failed'))
+
+    def _write_retrying_deadlocks(self, works):
+        for attempt in range(1, DEADLOCK_RETRIES + 2):
+            try:
+                return self._write_together(works)
+            except db_exc.DBDeadlock as e:
+                if attempt > DEADLOCK_RETRIES:
+                    raise
+                LOG.info('Deadlock writing %(n)d notification(s) (first: '
+                         '%(id)s), trying again: %(error)s',
+                         {'n': len(works), 'id': _text(works[0].message_id),
+                          'error': _text(str(e), 240)})
+                for work in works:
+                    work.outcome = None
+                time.sleep(random.uniform(0, DEADLOCK_BACKOFF) * attempt)
 
     def _write_together(self, works):
         for work in works:

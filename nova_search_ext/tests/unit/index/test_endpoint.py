@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import endpoint
 from nova_search_ext.index.feed import source
+from nova_search_ext.index.feed import writer
 from nova_search_ext.index.sql import models
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fake_cells
@@ -798,19 +799,43 @@ class FailurePolicyTestCase(EndpointTestCase):
         self.assertEqual(HANDLED, self.batch.info(self.messages()))
         self.assertEqual({d.uuid for d in self.docs}, self.indexed())
 
-    def test_a_batch_deadlock_is_retried_one_by_one(self):
+    def _deadlocks(self, count):
         real = self.store.upsert_instances.side_effect
         calls = []
 
-        def deadlock_once(docs, force=False):
+        def deadlock(docs, force=False):
             calls.append(len(docs))
-            if len(calls) == 1:
-                raise db_exc.DBDeadlock()
+            if len(calls) <= count:
+                raise db_exc.DBDeadlock('1213 Deadlock found')
             return real(docs, force=force)
 
-        self.store.upsert_instances.side_effect = deadlock_once
+        self.store.upsert_instances.side_effect = deadlock
+        self.useFixture(fixtures.MockPatch(
+            'nova_search_ext.index.feed.writer.time.sleep'))
+        return calls
+
+    def test_a_deadlock_is_tried_again_at_once(self):
+        calls = self._deadlocks(writer.DEADLOCK_RETRIES)
         self.assertEqual(HANDLED, self.batch.info(self.messages()))
-        self.assertEqual([4, 1, 1, 1, 1], calls)
+        self.assertEqual([4] * (writer.DEADLOCK_RETRIES + 1), calls)
+        self.assertEqual({'received': 4, 'written': 4}, self.stats())
+        self.assertEqual(writer.DEADLOCK_RETRIES,
+                         len(self.logs.at(logging.INFO)))
+        # One message (the embedded feed's usual call), deadlocked as
+        # often: written, not handed back (which would journal it and
+        # fence the Nova call).
+        del calls[:]
+        self.assertEqual(HANDLED, self.endpoint.process(
+            'instance.update', instance_payload(self.docs[0].uuid)))
+        self.assertEqual([1] * (writer.DEADLOCK_RETRIES + 1), calls)
+        self.assertEqual(0, self.endpoint.stats['requeued'])
+
+    def test_a_deadlock_that_persists_meets_the_failure_policy(self):
+        calls = self._deadlocks(writer.DEADLOCK_RETRIES + 1)
+        self.assertEqual(HANDLED, self.batch.info(self.messages()))
+        # Then one at a time, as for any batch failure.
+        self.assertEqual([4] * (writer.DEADLOCK_RETRIES + 1) + [1] * 4,
+                         calls)
         self.assertEqual({'received': 4, 'written': 4}, self.stats())
 
     def test_a_service_write_error_fails_only_its_message(self):
