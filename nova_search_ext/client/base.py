@@ -45,15 +45,51 @@ class SearchClient(metaclass=abc.ABCMeta):
         """Return ``{host: [Service primitive, ...]}`` (nova-compute)."""
 
     def untrusted_writers(self, context):
-        """The embedded feed's writers the index cannot vouch for now.
+        """The feed's writers that cannot vouch for the index now.
 
-        :returns: list of nova_search_ext.index.base.FeedWriter whose lease
-                  ran out or that have journalled notifications (see
-                  :mod:`nova_search_ext.index.feed.catchup`); empty when
-                  the client cannot tell (the index is then trusted, as
-                  with a RabbitMQ indexer)
+        Asked before each list.  A client that learns the feed's state
+        only with an answer raises :class:`FeedPending` from
+        :meth:`list_instances` instead.
+
+        :returns: list of nova_search_ext.index.base.FeedWriter
+                  (:func:`nova_search_ext.index.base.untrusted_writers`);
+                  empty when the client cannot tell (the index is then
+                  trusted)
         """
         return []
+
+
+class FeedPending(Exception):
+    """A writer of the feed cannot vouch for the index (readers wait).
+
+    :param writers: the FeedWriters (:func:`nova_search_ext.index.base
+                    .untrusted_writers`)
+    :param more: how many more there are (a remote index lists a few)
+    """
+
+    def __init__(self, writers, more=0):
+        self.writers = writers
+        text = ', '.join(sorted(describe(w) for w in writers))
+        if more:
+            text += ' and %d more' % more
+        super().__init__(text)
+
+
+def describe(writer):
+    """A writer, as nova-api's warning names it."""
+    if writer.consumer:
+        if writer.state == writer.STARTING:
+            return '%s (indexing the backlog of %s)' % (writer.writer_id,
+                                                       writer.feed)
+        if writer.state == writer.STOPPED:
+            return '%s (stopped; nothing consumes %s)' % (writer.writer_id,
+                                                          writer.feed)
+        return '%s (no lease; nothing consumes %s)' % (writer.writer_id,
+                                                       writer.feed)
+    if writer.pending:
+        return '%s (%d notification(s) journalled)' % (writer.writer_id,
+                                                        writer.pending)
+    return '%s (no lease)' % writer.writer_id
 
 
 _LOCK = threading.Lock()

@@ -15,6 +15,7 @@ import time
 
 from nova_search_ext.client import base
 from nova_search_ext.index import api as index_api
+from nova_search_ext.index import base as index_base
 
 
 class LocalClient(base.SearchClient):
@@ -26,6 +27,5 @@ class LocalClient(base.SearchClient):
         return index_api.get_store().get_services(hosts)
 
     def untrusted_writers(self, context):
-        now = time.time()
-        return [writer for writer in index_api.get_store().feed_writers()
-                if not writer.trusted_at(now)]
+        return index_base.untrusted_writers(
+            index_api.get_store().feed_writers(), time.time())

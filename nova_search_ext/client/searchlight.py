@@ -32,7 +32,13 @@ see, exactly as it does on the cell path):
   most the server's page size are chained;
 * the hits carry the stored forms (``nova_object``, ``nova_fault``,
   ``nova_bdms``), which go through the same conversion as the local
-  client's.
+  client's;
+* each answer carries the feed's state
+  (:mod:`nova_search_ext.index.feed_state`): when a writer of the feed
+  cannot vouch for the index (an indexer stopped or still indexing its
+  backlog, an embedded writer with journalled notifications), the list
+  raises :class:`~nova_search_ext.client.base.FeedPending` and nova-api
+  lists from the cells, as with the local client.
 
 Any failure (missing endpoint, connection error, timeout, HTTP error,
 malformed answer) raises, and the list branch's breaker takes over.
@@ -48,6 +54,7 @@ from nova_search_ext.conf import searchlight as searchlight_conf
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import catalog
 from nova_search_ext.index import document
+from nova_search_ext.index import feed_state
 from nova_search_ext.index import list_request
 from nova_search_ext.index import request as request_mod
 
@@ -134,6 +141,7 @@ class SearchlightClient(base.SearchClient):
             # filter it cannot apply): the cells give Nova's answer, and the
             # search API stays in use for other requests.
             raise index_base.InvalidQuery('search API: %s' % e) from e
+        self._check_feed(resp.headers.get(feed_state.HEADER))
         try:
             result = resp.json()
             hits = result['hits']['hits']
@@ -142,6 +150,19 @@ class SearchlightClient(base.SearchClient):
         if not isinstance(hits, list):
             raise MalformedAnswer('hits is not a list')
         return hits
+
+    @staticmethod
+    def _check_feed(value):
+        if value is None:
+            # Not nova-search-api, or an older one: trusted, as Searchlight
+            # was.
+            return
+        try:
+            writers, more = feed_state.decode(value)
+        except ValueError as e:
+            raise MalformedAnswer('%s header: %s' % (feed_state.HEADER, e))
+        if writers:
+            raise base.FeedPending(writers, more)
 
     def _marker_values(self, request):
         hits = self._search(marker_body(request))

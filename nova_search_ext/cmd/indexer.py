@@ -19,6 +19,11 @@ notification topics (``[search_indexer] topics``), in the listener pool
 acknowledged only when the endpoint returns, i.e. after its index writes
 have committed; database failures hand it back to the bus (requeue).
 
+It holds a consumer lease in the index
+(:mod:`~nova_search_ext.index.feed.consumer`): nova-api answers server
+lists from the index only while some indexer of the feed is running and
+has indexed the backlog the bus kept for it.
+
 Besides the listener it runs two periodic jobs: the compute-service refresh
 (``[search_indexer] service_refresh_interval``; Nova sends no notification
 for heartbeats, and ``host_status`` depends on them) and the statistics log
@@ -46,6 +51,7 @@ from nova_search_ext.cmd import common
 from nova_search_ext import conf
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import endpoint as endpoint_mod
+from nova_search_ext.index.feed import consumer
 
 LOG = logging.getLogger('nova_search_ext.indexer')
 
@@ -61,11 +67,15 @@ class Indexer(object):
             oslo_messaging.get_notification_transport(cfg)
         targets = [oslo_messaging.Target(topic=topic)
                    for topic in cfg.search_indexer.topics]
+        self.lease = consumer.ConsumerLease(
+            self.store, consumer.feed_name(cfg, cfg.search_indexer.topics),
+            cfg.host, cfg.search_index.writer_lease)
         self.listener = endpoint_mod.get_batch_listener(
             self.transport, targets, self.endpoint, executor='threading',
             pool=cfg.search_indexer.pool or None,
             batch_size=cfg.search_indexer.batch_size,
-            batch_timeout=cfg.search_indexer.batch_timeout)
+            batch_timeout=cfg.search_indexer.batch_timeout,
+            observer=self.lease)
         self._stop = threading.Event()
         self._threads = []
 
@@ -94,7 +104,9 @@ class Indexer(object):
 
     def start(self):
         self.store.health()
+        self.lease.start()
         self.listener.start()
+        self.lease.listening()
         LOG.info('Listening for %s on topics %s (pool %s)',
                  'versioned notifications',
                  ', '.join(self.conf.search_indexer.topics),
@@ -113,6 +125,7 @@ class Indexer(object):
 
     def wait(self):
         self.listener.wait()
+        self.lease.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         self.log_stats()

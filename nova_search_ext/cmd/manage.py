@@ -182,7 +182,10 @@ def index_writers():
         raise SystemExit('Unknown writer(s): %s' % ', '.join(sorted(unknown)))
     for writer_id in args.forget:
         writer = writers[writer_id]
-        writer.state = writer.STOPPED
+        # An embedded writer that stopped sends nothing; an indexer that
+        # stopped leaves Nova's notifications unconsumed, so it must be
+        # retired for readers to stop waiting for it.
+        writer.state = writer.RETIRED if writer.consumer else writer.STOPPED
         writer.renewed_at = now
         store.set_feed_writer(writer)
         print('Forgot %s%s' % (writer_id, (
@@ -191,9 +194,10 @@ def index_writers():
             if writer.pending else ''))
     if not args.forget:
         if not writers:
-            print('No Nova service writes the index in-line.')
+            print('No Nova service or indexer writes the index.')
         for writer_id in sorted(writers):
-            print(status.describe_writer(writers[writer_id], now))
+            print(status.describe_writer(writers[writer_id], now,
+                                         list(writers.values())))
     return 0
 
 

@@ -23,6 +23,7 @@ import time
 from nova import objects
 
 from nova_search_ext import conf
+from nova_search_ext.index import base as index_base
 from nova_search_ext.index import catalog
 from nova_search_ext.index.feed import journal
 from nova_search_ext.index.feed import source
@@ -35,20 +36,30 @@ def iso(epoch):
         epoch, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def describe_writer(writer, now):
-    """One line on a writer of the embedded feed."""
-    if writer.state == writer.STOPPED:
-        lease = 'stopped'
+def describe_writer(writer, now, writers=None):
+    """One line on a writer of the index feed.
+
+    :param writers: every writer announced (default: this one alone),
+                    which decides whether readers trust this one
+    """
+    if writer.state in (writer.STOPPED, writer.RETIRED):
+        lease = writer.state
     elif writer.lease_until is not None and now < writer.lease_until:
         lease = 'lease until %s' % iso(writer.lease_until)
     else:
         lease = 'lease ran out %s' % iso(writer.lease_until)
-    if writer.pending:
+    if writer.consumer:
+        if writer.state == writer.STARTING:
+            lease = 'indexing the backlog, ' + lease
+        pending = 'consumes %s' % writer.feed
+    elif writer.pending:
         pending = '%d journalled since %s' % (writer.pending,
                                               iso(writer.pending_since))
     else:
         pending = 'nothing journalled'
-    trusted = 'trusted' if writer.trusted_at(now) else 'NOT trusted'
+    untrusted = index_base.untrusted_writers(
+        [writer] if writers is None else writers, now)
+    trusted = 'NOT trusted' if writer in untrusted else 'trusted'
     return '%s: %s, %s, %s' % (writer.writer_id, lease, pending, trusted)
 
 
@@ -62,7 +73,7 @@ def _writer_cell(ctxt, writer, cells):
     return next((c for c in cells if c.uuid == uuid), None)
 
 
-def _pending_lines(writers, now):
+def _pending_lines(writers, now, every):
     lines = []
     pending = [w for w in writers if w.pending]
     if pending:
@@ -70,7 +81,7 @@ def _pending_lines(writers, now):
             sum(w.pending for w in pending),
             iso(min(w.pending_since or now for w in pending))))
     for writer in sorted(writers, key=lambda w: w.writer_id):
-        lines.append('  feed %s' % describe_writer(writer, now))
+        lines.append('  feed %s' % describe_writer(writer, now, every))
     return lines
 
 
@@ -118,7 +129,8 @@ def status_lines(ctxt, store, now=None):
                                                      total - live))
     cells = source.cells(ctxt)
     writers = {}
-    for writer in store.feed_writers():
+    every = store.feed_writers()
+    for writer in every:
         cell = _writer_cell(ctxt, writer, cells)
         writers.setdefault(cell.uuid if cell else None, []).append(writer)
     for cell in cells:
@@ -131,13 +143,12 @@ def status_lines(ctxt, store, now=None):
                 state['started_at'].isoformat(),
                 'completed %s' % state['completed_at'].isoformat()
                 if state['completed_at'] else 'not completed'))
-        lines.extend(_pending_lines(writers.get(cell.uuid, ()), now))
+        lines.extend(_pending_lines(writers.get(cell.uuid, ()), now, every))
     if writers.get(None):
         lines.append('services on hosts outside the cells\' host mappings:')
-        lines.extend(_pending_lines(writers[None], now))
+        lines.extend(_pending_lines(writers[None], now, every))
     lines.extend(local_journal_lines())
-    untrusted = [w for ws in writers.values() for w in ws
-                 if not w.trusted_at(now)]
+    untrusted = index_base.untrusted_writers(every, now)
     if untrusted:
         lines.append('nova-api lists servers from the cells until the '
                      'index has caught up with %s.' % ', '.join(

@@ -73,30 +73,17 @@ _STATS_LOG = {'at': None, 'logged': None, 'atexit': False}
 _PENDING = []
 
 
-class FeedPending(Exception):
-    """A writer of the embedded feed has changes the index lacks."""
-
-    def __init__(self, writers):
-        self.writers = writers
-        super().__init__(', '.join(sorted(
-            _describe(w) for w in writers)))
+# Raised by a client when a feed writer cannot vouch for the index.
+FeedPending = client_base.FeedPending
 
 
-def _describe(writer):
-    if writer.pending:
-        return '%s (%d notification(s) journalled)' % (writer.writer_id,
-                                                        writer.pending)
-    return '%s (no lease)' % writer.writer_id
-
-
-def _note_pending(writers):
+def _note_pending(pending):
     with _STATS_LOCK:
         first = not _PENDING
-        _PENDING[:] = [w.writer_id for w in writers]
+        _PENDING[:] = [w.writer_id for w in pending.writers]
     if first:
         LOG.warning('The search index is behind Nova: %s. Listing servers '
-                    'from the cells until it has caught up.',
-                    FeedPending(writers))
+                    'from the cells until it has caught up.', pending)
 
 
 def _note_caught_up():
@@ -241,7 +228,7 @@ def get_instance_objects_sorted(original, ctx, filters, limit, marker,
                                               index_base.InvalidQuery,
                                               FeedPending))
     except FeedPending as e:
-        _note_pending(e.writers)
+        _note_pending(e)
         _count('pending')
         return cells()
     except (index_base.MarkerNotFound, index_base.InvalidQuery) as e:

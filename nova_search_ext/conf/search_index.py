@@ -208,7 +208,7 @@ Related options:
         default=15.0,
         min=1.0,
         help="""
-Seconds for which a service writing the index in-line vouches for it.
+Seconds for which a service writing the index vouches for it.
 
 Each Nova service that loads the ``nova_search_index`` notification driver
 renews a lease in the index every third of this time.  nova-api answers
@@ -227,6 +227,11 @@ hosts synchronised (NTP); a lease is compared with nova-api's clock.  A
 service that stopped cleanly withdraws its lease; one that was killed keeps
 nova-api on the cells until it runs again or an operator removes it with
 ``nova-search-manage index writers --forget``.
+
+``nova-search-indexer`` holds a lease of this length too, renewed the same
+way, once it has indexed the backlog the bus kept while it was away;
+nova-api lists from the cells while no indexer of a feed holds one.  An
+indexer that was killed vouches for the index until its lease runs out.
 
 Related options:
 

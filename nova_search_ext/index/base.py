@@ -93,30 +93,45 @@ class ConfigError(StoreError):
 
 
 class FeedWriter(object):
-    """A Nova process writing the index in-line, as readers see it.
+    """A process feeding the index, as readers see it.
 
-    Every process that loads the ``nova_search_index`` notification driver
-    announces itself in the store (see
-    :mod:`nova_search_ext.index.feed.catchup`): until ``lease_until``
-    (seconds since the epoch) it promises that each notification it sent
-    is in the index, or journalled and announced here (``pending``, the
-    number of journalled notifications, the oldest recorded at
-    ``pending_since``), or that the Nova call that sent it is still
-    waiting.  ``writer_id`` names the program and host (every process of
-    one program on a host shares the journal and the announcement).
-    ``state`` is ``active``, or ``stopped`` once the writer shut down with
-    nothing pending.
+    Two kinds announce themselves in the store:
+
+    * embedded writers (``feed`` is None): every Nova process that loads
+      the ``nova_search_index`` notification driver (see
+      :mod:`nova_search_ext.index.feed.catchup`).  Until ``lease_until``
+      (seconds since the epoch) it promises that each notification it sent
+      is in the index, or journalled and announced here (``pending``, the
+      number of journalled notifications, the oldest recorded at
+      ``pending_since``), or that the Nova call that sent it is still
+      waiting.  ``state`` is ``active``, or ``stopped`` once the writer
+      shut down with nothing pending: it sends nothing more.
+    * bus consumers (``feed`` names the topics and the message bus they
+      consume, see :mod:`nova_search_ext.index.feed.consumer`):
+      ``nova-search-indexer`` processes.  Nova keeps publishing whether or
+      not one consumes, so a consumer vouches for the index only while it
+      is ``active`` with a lease that has not run out; ``starting`` (the
+      backlog the bus kept while none consumed is not indexed yet) and
+      ``stopped`` vouch for nothing.  Consumers of one feed share its
+      messages: one that vouches is enough (:func:`untrusted_writers`).
+
+    ``writer_id`` names the program and host (every process of one program
+    on a host shares one announcement).  ``retired``: an operator removed
+    the writer (``nova-search-manage index writers --forget``); readers
+    ignore it.
     """
 
     ACTIVE = 'active'
+    STARTING = 'starting'
     STOPPED = 'stopped'
+    RETIRED = 'retired'
 
     __slots__ = ('writer_id', 'host', 'program', 'state', 'lease_until',
-                 'pending', 'pending_since', 'renewed_at')
+                 'pending', 'pending_since', 'renewed_at', 'feed')
 
     def __init__(self, writer_id, host, program, state=ACTIVE,
                  lease_until=None, pending=0, pending_since=None,
-                 renewed_at=None):
+                 renewed_at=None, feed=None):
         self.writer_id = writer_id
         self.host = host
         self.program = program
@@ -125,6 +140,7 @@ class FeedWriter(object):
         self.pending = pending
         self.pending_since = pending_since
         self.renewed_at = renewed_at
+        self.feed = feed
 
     def to_dict(self):
         return {name: getattr(self, name) for name in self.__slots__}
@@ -134,16 +150,28 @@ class FeedWriter(object):
         return cls(**{name: values.get(name) for name in cls.__slots__
                       if name in values})
 
-    def trusted_at(self, now):
-        """Whether readers may answer from the index on this writer's word.
+    @property
+    def consumer(self):
+        return self.feed is not None
 
-        A stopped writer sends nothing; an active one must hold a lease
-        that has not run out and have nothing pending.
+    def trusted_at(self, now):
+        """Whether this writer, on its own, vouches for the index at ``now``.
+
+        An embedded writer that stopped sends nothing; an active one must
+        hold a lease that has not run out and have nothing pending.  A
+        consumer must be active with a lease (see :func:`untrusted_writers`
+        for consumers sharing a feed).  A retired writer is ignored.
         """
-        if self.state == self.STOPPED:
+        if self.state == self.RETIRED:
             return True
-        return (not self.pending and self.lease_until is not None and
-                now < self.lease_until)
+        if self.state == self.STOPPED and not self.consumer:
+            return True
+        return self.vouches_at(now)
+
+    def vouches_at(self, now):
+        """Active, with a lease that has not run out and nothing pending."""
+        return (self.state == self.ACTIVE and not self.pending and
+                self.lease_until is not None and now < self.lease_until)
 
     def __eq__(self, other):
         return (isinstance(other, FeedWriter) and
@@ -151,6 +179,22 @@ class FeedWriter(object):
 
     def __repr__(self):
         return 'FeedWriter(%r)' % self.to_dict()
+
+
+def untrusted_writers(writers, now):
+    """The writers whose word readers lack at ``now``.
+
+    Every embedded writer must vouch for itself.  Consumers are grouped by
+    ``feed``: a feed some consumer vouches for is indexed, whatever its
+    other consumers' state; otherwise every consumer of it is returned.
+    An index no consumer ever announced itself in (the embedded feed only)
+    has no consumer to wait for.
+
+    :returns: list of FeedWriter, in the order given
+    """
+    vouched = {w.feed for w in writers if w.consumer and w.vouches_at(now)}
+    return [w for w in writers if not w.trusted_at(now) and
+            not (w.consumer and w.feed in vouched)]
 
 
 class Store(metaclass=abc.ABCMeta):

@@ -22,7 +22,8 @@ would have rejected as a parse failure, gets Searchlight's one message for
 those, :data:`~nova_search_ext.index.base.PARSE_FAILURE` (the detail goes
 to the log at INFO); a valid query this API does not evaluate gets a
 message that says what is not supported; Searchlight's own validation
-messages are kept.
+messages are kept.  Searches by administrators carry the feed's state
+(:mod:`nova_search_ext.index.feed_state`) for nova-api.
 """
 
 import json
@@ -43,6 +44,7 @@ from nova_search_ext.api.search import serializers
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index import catalog
+from nova_search_ext.index import feed_state
 from nova_search_ext.index import request as request_mod
 
 LOG = logging.getLogger(__name__)
@@ -68,6 +70,12 @@ def _rejected(error):
 
 def _forbidden(message):
     return webob.exc.HTTPForbidden(explanation=message)
+
+
+def _unavailable(error):
+    LOG.error('The search index database cannot be reached: %s', error)
+    return webob.exc.HTTPServiceUnavailable(
+        explanation='The search index is unavailable.')
 
 
 def json_response(body, status=200):
@@ -193,9 +201,24 @@ class SearchController(object):
         except index_base.InvalidQuery as e:
             raise _rejected(e)
         except index_base.StoreError as e:
-            LOG.error('The search index database cannot be reached: %s', e)
-            raise webob.exc.HTTPServiceUnavailable(
-                explanation='The search index is unavailable.')
+            raise _unavailable(e)
+
+    def _feed_state(self, ctx):
+        """The :data:`feed_state.HEADER` value for ``ctx``, or None.
+
+        Read before the search, as nova-api's local client reads the
+        leases before it lists: a writer that stops vouching meanwhile is
+        seen by the next search.
+        """
+        if not ctx.is_admin:
+            return None
+        store = self._store or index_api.get_store()
+        try:
+            writers = store.feed_writers()
+        except index_base.StoreError as e:
+            raise _unavailable(e)
+        return feed_state.encode(
+            index_base.untrusted_writers(writers, time.time()))
 
     @staticmethod
     def _authorize(ctx, rule):
@@ -272,6 +295,7 @@ class SearchController(object):
             search_after=body.get('search_after'),
             aggregations=aggregations)
 
+        feed = self._feed_state(ctx)
         result = self._search(request)
         host_statuses = self._host_statuses(visible, source, result.hits)
         hits = [self._hit(h, ctx, visible, source, bool(sort), host_statuses)
@@ -291,7 +315,10 @@ class SearchController(object):
         }
         if aggregations is not None:
             answer['aggregations'] = result.aggregations
-        return json_response(answer)
+        response = json_response(answer)
+        if feed is not None:
+            response.headers[feed_state.HEADER] = feed
+        return response
 
     def _aggregations(self, ctx, body):
         if 'aggs' in body and 'aggregations' in body:

@@ -27,6 +27,8 @@ itself cannot decode (a body that is not a JSON object) are rejected by
 oslo.messaging's driver before any dispatcher sees them.
 """
 
+import datetime
+
 import oslo_messaging
 from oslo_messaging.notify import dispatcher as notify_dispatcher
 from oslo_messaging.notify import listener as notify_listener
@@ -112,20 +114,48 @@ class BatchNotificationDispatcher(
     method for each.  Batches handed over while one is being indexed are
     indexed together next, up to ``batch_size`` messages
     (:mod:`~nova_search_ext.index.feed.combine`).
+
+    :param observer: told of each batch the bus hands over: its
+                     ``batch_started()`` before it is indexed, its
+                     ``batch_done(received, requeued, newest)`` after (how
+                     many messages the bus handed over, how many of them
+                     go back to it, and the newest ``timestamp``, in
+                     seconds since the epoch, of those that do not, or
+                     None), also when indexing raised
+                     (:class:`~nova_search_ext.index.feed.consumer
+                     .ConsumerLease`)
     """
 
-    def __init__(self, endpoint, batch_size=None):
+    def __init__(self, endpoint, batch_size=None, observer=None):
         super().__init__([BatchNotificationEndpoint(endpoint)], None)
         self.endpoint = endpoint
+        self.observer = observer
         self._combine = combine.Combiner(endpoint.process_each, batch_size)
 
     def dispatch(self, incoming):
-        raw, messages = [], []
+        raw, messages, every = [], [], []
         for message in incoming:
             user = self._user_message(message)
+            every.append((message, user))
             if self._wanted(user):
                 raw.append(message)
                 messages.append(user)
+        if self.observer is None:
+            return self._index(raw, messages)
+        self.observer.batch_started()
+        requeue = set(incoming)
+        try:
+            requeue = self._index(raw, messages)
+        finally:
+            # Filtered messages count: they too left the queue in order.
+            newest = max((sent_at(user) for message, user in every
+                          if message not in requeue), default=0)
+            self.observer.batch_done(len(incoming), len(requeue),
+                                     newest or None)
+        return requeue
+
+    def _index(self, raw, messages):
+        """Index ``messages``; return those of ``raw`` to hand back."""
         if not messages:
             return set()
         results = self._combine(messages)
@@ -154,20 +184,39 @@ class BatchNotificationDispatcher(
             message['metadata'], message['payload'])
 
 
+def sent_at(message):
+    """When a message was sent (seconds since the epoch), or 0.
+
+    oslo.messaging's notifier stamps each message with the sender's UTC
+    time as ``YYYY-MM-DD HH:MM:SS[.ffffff]``; anything else is 0.
+    """
+    try:
+        stamp = message['metadata']['timestamp']
+        when = datetime.datetime.fromisoformat(stamp)
+    except (TypeError, KeyError, ValueError):
+        return 0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
+
+
 def get_batch_listener(transport, targets, endpoint, executor='threading',
-                       pool=None, batch_size=None, batch_timeout=None):
+                       pool=None, batch_size=None, batch_timeout=None,
+                       observer=None):
     """oslo.messaging's batch notification listener for ``endpoint``.
 
     What ``oslo_messaging.get_batch_notification_listener`` builds, with
     requeueing allowed and :class:`BatchNotificationDispatcher` in place
     of oslo.messaging's dispatcher.  ``batch_size`` also bounds the
-    batches the dispatcher indexes together.
+    batches the dispatcher indexes together; ``observer`` is the
+    dispatcher's.
 
     :param endpoint: a
         :class:`~nova_search_ext.index.endpoint.NotificationEndpoint`
     """
     return notify_listener.BatchNotificationServer(
-        transport, targets, BatchNotificationDispatcher(endpoint, batch_size),
+        transport, targets,
+        BatchNotificationDispatcher(endpoint, batch_size, observer),
         executor,
         allow_requeue=True, pool=pool, batch_size=batch_size,
         batch_timeout=batch_timeout)

@@ -50,6 +50,7 @@ import kombu
 import sqlalchemy as sa
 import testtools
 
+from nova_search_ext.index import base as index_base
 from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import notification_fuzz
@@ -246,6 +247,59 @@ class IndexerRabbitMQTestCase(_IndexerTestBase):
         self.addDetail('sigkill', testtools.content.text_content(
             'indexed %d of %d before SIGKILL, %d after restart' % (
                 at_kill, total, self._indexed())))
+
+
+class ConsumerLeaseTestCase(_IndexerTestBase):
+    """nova-api learns from the store when no indexer consumes the bus."""
+
+    def _writers(self):
+        return [w for w in self.store.feed_writers() if w.consumer]
+
+    def _state(self):
+        writers = self._writers()
+        return writers[0].state if writers else None
+
+    def _untrusted(self):
+        return index_base.untrusted_writers(self.store.feed_writers(),
+                                            time.time())
+
+    def test_lease_follows_the_indexer(self):
+        with open(self.conf, 'a') as f:
+            f.write('[search_indexer]\nbatch_size = 20\n')
+        proc, _log = self._start_indexer()
+        # Nothing queued: active once the bus stayed quiet.
+        self.wait_for(lambda: self._state() == 'active', 30, 'active')
+        writer = self._writers()[0]
+        self.assertEqual('nova-search-indexer', writer.program)
+        self.assertIn(self.topic + ' on rabbit://', writer.feed)
+        self.assertNotIn('guest', writer.feed)
+        self.assertEqual([], self._untrusted())
+
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(0, proc.wait(timeout=60))
+        self.assertEqual('stopped', self._state())
+        self.assertEqual([writer.writer_id],
+                         [w.writer_id for w in self._untrusted()])
+
+        # A backlog of ten batches waits on the bus.
+        self._run(WORLD, 'create', '200')
+        self._start_indexer()
+        seen = []
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            state = self._state()
+            indexed = self._indexed()
+            seen.append((state, indexed))
+            if state == 'active':
+                break
+            time.sleep(0.02)
+        self.addDetail('states', testtools.content.text_content(
+            repr(seen[:5] + seen[-5:])))
+        self.assertEqual('starting', seen[0][0])
+        self.assertLess(seen[0][1], 200)
+        # Active only once the backlog is in the index.
+        self.assertEqual(('active', 200), seen[-1])
+        self.assertEqual([], self._untrusted())
 
 
 def read_cells(workdir):

@@ -76,6 +76,45 @@ class WritersCommandTestCase(base.ProcessTestCase):
         self.assertTrue(writers['nova-compute@gone'].trusted_at(time.time()))
         self.assertEqual('active', writers['nova-compute@host1'].state)
 
+    def test_indexers(self):
+        now = time.time()
+        feed = 'versioned_notifications on rabbit://mq:5672/'
+        for host, state in (('i1', 'stopped'), ('i2', 'starting')):
+            self.store.set_feed_writer(index_base.FeedWriter(
+                'nova-search-indexer@' + host, host, 'nova-search-indexer',
+                state=state, lease_until=now + 3600, renewed_at=now,
+                feed=feed))
+        lines = self.manage().stdout.splitlines()
+        self.assertEqual(
+            ['nova-search-indexer@i1: stopped, consumes %s, NOT trusted'
+             % feed], [line for line in lines if '@i1' in line])
+        (i2,) = [line for line in lines if '@i2' in line]
+        self.assertRegex(i2, r'^nova-search-indexer@i2: indexing the '
+                             r'backlog, lease until \S+Z, consumes .*, NOT '
+                             r'trusted$')
+        # One indexer of the feed vouching is enough for both.
+        self.store.set_feed_writer(index_base.FeedWriter(
+            'nova-search-indexer@i2', 'i2', 'nova-search-indexer',
+            lease_until=now + 3600, renewed_at=now, feed=feed))
+        lines = self.manage().stdout.splitlines()
+        self.assertEqual(
+            ['nova-search-indexer@i1: stopped, consumes %s, trusted' % feed],
+            [line for line in lines if '@i1' in line])
+        # A retired indexer no longer keeps nova-api waiting.
+        self.store.set_feed_writer(index_base.FeedWriter(
+            'nova-search-indexer@i2', 'i2', 'nova-search-indexer',
+            state='stopped', lease_until=now, feed=feed))
+        proc = self.manage('--forget', 'nova-search-indexer@i1',
+                           '--forget', 'nova-search-indexer@i2')
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        writers = {w.writer_id: w for w in self.store.feed_writers()}
+        self.assertEqual('retired',
+                         writers['nova-search-indexer@i1'].state)
+        self.assertEqual([], [
+            w.writer_id for w in index_base.untrusted_writers(
+                list(writers.values()), time.time())
+            if w.consumer])
+
     def test_unknown_writer(self):
         proc = self.manage('--forget', 'nova-compute@nowhere')
         self.assertNotEqual(0, proc.returncode)

@@ -20,15 +20,18 @@ the serialised request means what the request means.
 """
 
 import json
+import time
 from unittest import mock
 
 from keystoneauth1 import exceptions as ks_exc
 import testtools
 
+from nova_search_ext.client import base as client_base
 from nova_search_ext.client import searchlight
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import base
 from nova_search_ext.index import catalog
+from nova_search_ext.index import feed_state
 from nova_search_ext.index import list_request
 from nova_search_ext.index import request as request_mod
 from nova_search_ext.tests.unit.api.search import fakes as sf
@@ -108,6 +111,7 @@ class _Response(object):
 
     def __init__(self, resp):
         self._resp = resp
+        self.headers = resp.headers
 
     def json(self):
         return self._resp.json
@@ -129,7 +133,18 @@ class _HTTPClient(object):
         return _Response(resp)
 
 
-class WireRoundTripTestCase(test_search_api.SearchAPITestBase):
+class _WireTestBase(test_search_api.SearchAPITestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.http = _HTTPClient(self)
+        self.client = searchlight.SearchlightClient.__new__(
+            searchlight.SearchlightClient)
+        self.client.client = mock.Mock(http_client=self.http)
+        self.store = index_api.get_store()
+
+
+class WireRoundTripTestCase(_WireTestBase):
 
     QUERIES = [
         _query({'deleted': False}),
@@ -155,14 +170,6 @@ class WireRoundTripTestCase(test_search_api.SearchAPITestBase):
         _query({'deleted': False}, limit=3),
         _query({'deleted': False, 'locked': True}),
     ]
-
-    def setUp(self):
-        super().setUp()
-        self.http = _HTTPClient(self)
-        self.client = searchlight.SearchlightClient.__new__(
-            searchlight.SearchlightClient)
-        self.client.client = mock.Mock(http_client=self.http)
-        self.store = index_api.get_store()
 
     def _both(self, query):
         local = self.store.list_instances(query)
@@ -213,3 +220,124 @@ class WireRoundTripTestCase(test_search_api.SearchAPITestBase):
             wire = self.client.get_services(None, ['h1', 'h2', 'h9', None])
         self.assertEqual(local, wire)
         self.assertEqual({'h1', 'h2'}, set(wire))
+
+
+class FeedStateTestCase(_WireTestBase):
+    """nova-search-api tells nova-api when the feed cannot vouch."""
+
+    FEED = 'versioned_notifications on rabbit://mq:5672/'
+
+    def _consumer(self, name, state, lease=60, feed=FEED):
+        now = time.time()
+        return base.FeedWriter(
+            'nova-search-indexer@' + name, name, 'nova-search-indexer',
+            state=state, lease_until=now + lease, renewed_at=now, feed=feed)
+
+    def _list(self):
+        return self.client.list_instances(None, _query({'deleted': False}))
+
+    def test_no_writer_is_trusted(self):
+        resp = self.request('POST', '/v1/search', {'all_projects': True})
+        self.assertEqual({'untrusted': 0, 'writers': []},
+                         json.loads(resp.headers[feed_state.HEADER]))
+        self.assertEqual(4, len(self._list()))
+
+    def test_stopped_indexer_keeps_nova_api_on_the_cells(self):
+        stopped = self._consumer('i1', base.FeedWriter.STOPPED)
+        self.store.set_feed_writer(stopped)
+        e = self.assertRaises(client_base.FeedPending, self._list)
+        self.assertEqual([stopped], e.writers)
+        self.assertIn('nova-search-indexer@i1 (stopped; nothing consumes '
+                      '%s)' % self.FEED, str(e))
+
+    def test_each_state(self):
+        for state, lease, trusted in (
+                (base.FeedWriter.STARTING, 60, False),
+                (base.FeedWriter.ACTIVE, -1, False),
+                (base.FeedWriter.ACTIVE, 60, True),
+                (base.FeedWriter.RETIRED, -1, True)):
+            self.store.set_feed_writer(self._consumer('i1', state, lease))
+            if trusted:
+                self.assertEqual(4, len(self._list()), state)
+            else:
+                self.assertRaises(client_base.FeedPending, self._list)
+
+    def test_one_vouching_consumer_of_a_feed_is_enough(self):
+        self.store.set_feed_writer(
+            self._consumer('i1', base.FeedWriter.STOPPED))
+        self.store.set_feed_writer(
+            self._consumer('i2', base.FeedWriter.ACTIVE))
+        self.assertEqual(4, len(self._list()))
+        # A second feed (another bus) nobody consumes is not covered.
+        other = self._consumer('i3', base.FeedWriter.STOPPED,
+                               feed='versioned_notifications on '
+                                    'rabbit://mq2:5672/')
+        self.store.set_feed_writer(other)
+        e = self.assertRaises(client_base.FeedPending, self._list)
+        self.assertEqual([other], e.writers)
+
+    def test_embedded_writer_with_a_journal(self):
+        now = time.time()
+        self.store.set_feed_writer(base.FeedWriter(
+            'nova-compute@c1', 'c1', 'nova-compute', lease_until=now + 60,
+            pending=3, pending_since=now))
+        e = self.assertRaises(client_base.FeedPending, self._list)
+        self.assertIn('nova-compute@c1 (3 notification(s) journalled)',
+                      str(e))
+
+    def test_services_and_markers_check_it_too(self):
+        self.store.set_feed_writer(
+            self._consumer('i1', base.FeedWriter.STARTING))
+        self.assertRaises(client_base.FeedPending, self.client.get_services,
+                          None, ['h1'])
+        self.assertRaises(client_base.FeedPending, self.client.list_instances,
+                          None, _query({'deleted': False}, marker=sf.S1,
+                                       limit=0))
+
+    def test_many_writers_are_counted_not_listed(self):
+        for n in range(feed_state.LISTED + 5):
+            self.store.set_feed_writer(
+                self._consumer('i%02d' % n, base.FeedWriter.STOPPED,
+                               feed='topic on rabbit://mq%02d/' % n))
+        resp = self.request('POST', '/v1/search', {'all_projects': True})
+        state = json.loads(resp.headers[feed_state.HEADER])
+        self.assertEqual(feed_state.LISTED + 5, state['untrusted'])
+        self.assertEqual(feed_state.LISTED, len(state['writers']))
+        e = self.assertRaises(client_base.FeedPending, self._list)
+        self.assertTrue(str(e).endswith(' and 5 more'), str(e))
+
+    def test_only_administrators_see_it(self):
+        self.store.set_feed_writer(
+            self._consumer('i1', base.FeedWriter.STOPPED))
+        resp = self.request('POST', '/v1/search', {}, roles='member')
+        self.assertEqual(200, resp.status_int)
+        self.assertNotIn(feed_state.HEADER, resp.headers)
+
+    def test_without_the_header_the_index_is_trusted(self):
+        # Another Searchlight v1 server: as with Searchlight, trusted.
+        self.store.set_feed_writer(
+            self._consumer('i1', base.FeedWriter.STOPPED))
+        post = self.http.post
+
+        def without_header(url, **kwargs):
+            resp = post(url, **kwargs)
+            resp.headers = {}
+            return resp
+
+        self.http.post = without_header
+        self.assertEqual(4, len(self._list()))
+
+    def test_malformed_header(self):
+        post = self.http.post
+        for value in ('nope', '[]', '{"untrusted": -1, "writers": []}',
+                      '{"untrusted": 1, "writers": []}',
+                      '{"untrusted": 0, "writers": [{"host": "x"}]}',
+                      '{"untrusted": 1, "writers": [{"host": "x"}]}',
+                      '{"untrusted": true, "writers": []}'):
+            def with_header(url, value=value, **kwargs):
+                resp = post(url, **kwargs)
+                resp.headers = {feed_state.HEADER: value}
+                return resp
+
+            self.http.post = with_header
+            self.assertRaises(searchlight.MalformedAnswer, self._list)

@@ -282,6 +282,28 @@ class ListBranchTestCase(base.NoDBTestCase):
         self.assertEqual(1, self.log.output.count('from it again'))
         self.assertEqual(1, len(self.log.warnings()))
 
+    def test_feed_pending_found_with_the_answer(self):
+        # The searchlight client learns the feed's state from the search
+        # API's answer, so list_instances raises it.
+        stopped = index_base.FeedWriter(
+            'nova-search-indexer@i1', 'i1', 'nova-search-indexer',
+            state=index_base.FeedWriter.STOPPED, feed='v on rabbit://mq/')
+        self.client.list_instances.side_effect = list_branch.FeedPending(
+            [stopped], more=2)
+        for _ in range(2):
+            self.assertIs(self.cells_answer, self._list())
+        self.assertEqual(2, list_branch.STATS['pending'])
+        self.assertEqual(0, list_branch.STATS['fallback'])
+        self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
+        (warning,) = self.log.warnings()
+        self.assertIn('nova-search-indexer@i1 (stopped; nothing consumes v '
+                      'on rabbit://mq/) and 2 more', warning)
+        self.client.list_instances.side_effect = None
+        self._list()
+        self.assertEqual(1, list_branch.STATS['index'])
+        self.assertIn('has caught up with nova-search-indexer@i1',
+                      self.log.output)
+
     def test_reset_forgets_breaker_and_counters(self):
         self.client.list_instances.side_effect = ks_exc.ConnectFailure('x')
         self._list()

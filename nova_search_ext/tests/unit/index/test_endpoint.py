@@ -956,6 +956,49 @@ class DispatcherTestCase(EndpointTestCase):
         self.assertEqual(set(incoming[:3]),
                          self.dispatcher.dispatch(incoming))
 
+    def test_observer_sees_each_batch_after_it_is_indexed(self):
+        seen = []
+        test = self
+
+        class Observer(object):
+            def batch_started(self):
+                seen.append('started')
+
+            def batch_done(self, received, requeued, newest):
+                # Called once the batch's writes have committed.
+                seen.append((received, requeued, newest,
+                             test.stats().get('written')))
+
+        dispatcher = endpoint.BatchNotificationDispatcher(
+            self.endpoint, observer=Observer())
+        filtered = _Incoming(self.body(
+            event_type='flavor.create',
+            timestamp='2026-01-01 00:00:01.500000'))
+        self.assertEqual(set(), dispatcher.dispatch([filtered]))
+        self.assertEqual(set(), dispatcher.dispatch(
+            [filtered, _Incoming(self.body(timestamp='2026-01-01 00:00:09'))]))
+        poison = PoisonStore(self, self.store)
+        poison.poison = {self.doc.uuid: operational_error()}
+        held = _Incoming(self.body(timestamp='2026-01-01 00:00:30'))
+        self.assertEqual({held}, dispatcher.dispatch([held, filtered]))
+        poison.poison = {}
+        self.assertEqual(set(), dispatcher.dispatch(
+            [_Incoming(self.body(timestamp=bad)) for bad in (
+                None, 7, 'yesterday', ['2026-01-01 00:00:00'])]))
+        t0 = 1767225600.0  # 2026-01-01T00:00:00Z
+        self.assertEqual(['started', (1, 0, t0 + 1.5, None),
+                          'started', (2, 0, t0 + 9, 1),
+                          'started', (2, 1, t0 + 1.5, 1),
+                          'started', (4, 0, None, 1)], seen)
+        # Indexing raised: the observer still hears of the batch, all of
+        # it going back.
+        del seen[:]
+        self.useFixture(fixtures.MockPatchObject(
+            dispatcher, '_combine', side_effect=RuntimeError('bug')))
+        batch = [_Incoming(self.body(timestamp='2026-01-01 00:00:40'))]
+        self.assertRaises(RuntimeError, dispatcher.dispatch, batch)
+        self.assertEqual(['started', (1, 1, None, 1)], seen)
+
     def test_get_batch_listener(self):
         conf = cfg.ConfigOpts()
         conf([])
@@ -964,7 +1007,7 @@ class DispatcherTestCase(EndpointTestCase):
         targets = [oslo_messaging.Target(topic='versioned_notifications')]
         listener = endpoint.get_batch_listener(
             transport, targets, self.endpoint, pool='nse', batch_size=7,
-            batch_timeout=0.5)
+            batch_timeout=0.5, observer=max)
         self.assertIsInstance(listener,
                               notify_listener.BatchNotificationServer)
         self.assertIsInstance(listener.dispatcher,
@@ -975,6 +1018,7 @@ class DispatcherTestCase(EndpointTestCase):
         self.assertEqual(7, listener.dispatcher._combine.limit)
         self.assertEqual(self.endpoint.process_each,
                          listener.dispatcher._combine.process)
+        self.assertIs(max, listener.dispatcher.observer)
         self.assertTrue(listener._allow_requeue)
         self.assertEqual(('nse', 7, 0.5), (listener._pool,
                                            listener._batch_size,
