@@ -32,10 +32,12 @@
 #   NSE_TEMPEST_CONCURRENCY  tempest workers (2)
 #   NSE_TEMPEST_FEED       embedded (default): the nova_search_index driver
 #                          in every Nova service, nova-api reads the index
-#                          itself; indexer: Nova sends to RabbitMQ only,
-#                          nova-search-indexer writes the index and nova-api
-#                          queries nova-search-api ([searchlight] client =
-#                          searchlight) with keystone tokens
+#                          itself; indexer: Nova sends to RabbitMQ,
+#                          nova-search-indexer writes the index, nova-api
+#                          also indexes its own notifications in-line (for
+#                          read-your-writes) and queries nova-search-api
+#                          ([searchlight] client = searchlight) with
+#                          keystone tokens
 #   NSE_TEMPEST_FAULTS     1 (with NSE_TEMPEST_FEED=indexer): during the
 #                          index-on tempest run, stop nova-search-api for
 #                          15 s, later nova-search-indexer for 15 s, start
@@ -439,6 +441,17 @@ workers = 1
 auth_strategy = keystone
 EOF
     } > "$etc/nova/nova.conf"
+    # What nova-api alone reads on top of nova.conf.  With the indexer,
+    # nova-api also indexes its own notifications in-line, so a change made
+    # through the API is in the list when the request that made it
+    # returns; the rest of the feed comes from nova-search-indexer.
+    {
+        echo "# nova-api only (OS_NOVA_CONFIG_FILES), after nova.conf"
+        if [ "$feed" = indexer ] && [ -z "$stock" ]; then
+            echo "[oslo_messaging_notifications]"
+            echo "driver = nova_search_index"
+        fi
+    } > "$etc/nova/nova-api.conf"
     "$venv/bin/nova-search-manage" api-paste \
         --file "$venv/etc/nova/api-paste.ini" > "$etc/nova/api-paste.ini"
     for c in $cells; do
@@ -726,7 +739,8 @@ start_computes() {
 start_nova_backends
 start_nova_api() {  # log name
     gunicorn_start "$1" "$nova_port" 2 nova.wsgi.osapi_compute \
-        "OS_NOVA_CONFIG_DIR=$etc/nova"
+        "OS_NOVA_CONFIG_DIR=$etc/nova" \
+        "OS_NOVA_CONFIG_FILES=api-paste.ini;nova.conf;nova-api.conf"
     wait_http "$1" "$nova_port"
 }
 if [ "$feed" = indexer ]; then
@@ -892,11 +906,12 @@ if [ "$latency_samples" -gt 0 ]; then
 fi
 
 # Green: no failure in either run, the same tests passed in both, the index
-# served lists and nothing fell back.
+# served lists and nothing fell back (outside a fault run).
+# With NSE_TEMPEST_FAULTS=1 the outages make lists fall back by design.
 rc=0
 if [ "$on_failed" != 0 ] || [ "$failed" != 0 ] || \
         [ "$on_passed" != "$passed" ] || [ "$k" = 0 ] || \
-        [ "$((fallback + pending))" != 0 ]; then
+        { [ "$faults" != 1 ] && [ "$((fallback + pending))" != 0 ]; }; then
     rc=1
 fi
 
