@@ -91,6 +91,13 @@ INSTANCE_NAME_FIELD = 'OS-EXT-SRV-ATTR:instance_name'
 DISK_CONFIG_FIELD = 'OS-DCF:diskConfig'
 HOST_ID_FIELD = 'hostId'
 HOST_STATUS_FIELD = 'host_status'
+# Searchlight's nested ``networks`` of OS::Nova::Server (one entry per
+# address) and the sub-fields of an entry, each searched as
+# ``networks.<name>``; every one is public, as Nova shows a server's
+# addresses (and their MAC addresses) to whoever sees the server.
+NETWORKS_PATH = 'networks'
+NETWORK_ENTRY_FIELDS = ('name', 'version', 'OS-EXT-IPS:type',
+                        'OS-EXT-IPS-MAC:mac_addr', 'ipv4_addr', 'ipv6_addr')
 
 # Columns Nova shows as extended server attributes (``OS-EXT-SRV-ATTR:*``;
 # ``hostname`` is public since microversion 2.90).

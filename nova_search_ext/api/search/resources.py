@@ -55,6 +55,10 @@ _FLAVOR = (('nested', False), ('resource_type', 'OS::Nova::Flavor'))
 _PROJECT = (('resource_type', 'OS::Keystone::Project'),)
 _USER = (('resource_type', 'OS::Keystone::User'),)
 _AZ = (('resource_type', 'OS::Nova::AvailabilityZone'),)
+# Sub-fields of the nested 'networks': their options count servers (one
+# per server with any entry of the value), as Searchlight's reverse_nested
+# counts did.
+_NESTED = (('nested', True),)
 
 # (name, Elasticsearch 2 mapping type, options listed, visibility class,
 # extra keys; a project's own id is of no use to its members as a facet)
@@ -80,6 +84,12 @@ FACETS = {
         ('tags', 'string', True, _P, (('min_version', '2.26'),)),
         ('accessIPv4', 'string', False, _P),
         ('accessIPv6', 'string', False, _P),
+        ('networks.name', 'string', True, _P, _NESTED),
+        ('networks.version', 'short', True, _P, _NESTED),
+        ('networks.OS-EXT-IPS-MAC:mac_addr', 'string', False, _P, _NESTED),
+        ('networks.OS-EXT-IPS:type', 'string', True, _P, _NESTED),
+        ('networks.ipv4_addr', 'ip', False, _P, _NESTED),
+        ('networks.ipv6_addr', 'string', False, _P, _NESTED),
         ('created_at', 'date', False, _P),
         ('updated_at', 'date', False, _P),
     )],

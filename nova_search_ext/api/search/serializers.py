@@ -73,15 +73,13 @@ import json
 from oslo_log import log as logging
 from oslo_utils import timeutils
 
-from nova.api.openstack import common as api_common
-from nova.api.openstack.compute.views import ips as ips_view
-from nova.network import model as network_model
 from nova import objects
 from nova.objects import fields as nova_fields
 from nova.servicegroup.drivers import db as servicegroup_db
 from nova import utils as nova_utils
 
 from nova_search_ext.index import catalog
+from nova_search_ext.index import networks
 
 LOG = logging.getLogger(__name__)
 
@@ -109,34 +107,6 @@ def _list_objects(data, attr):
     if not isinstance(value, dict):
         return []
     return [o.get(_DATA, {}) for o in value.get(_DATA, {}).get('objects', [])]
-
-
-def _addresses(data):
-    cache = data.get('info_cache')
-    if not isinstance(cache, dict):
-        return {}
-    network_info = cache.get(_DATA, {}).get('network_info')
-    if not network_info:
-        return {}
-    nw_info = network_model.NetworkInfo.hydrate(network_info)
-    networks = api_common.get_networks_for_instance_from_nw_info(nw_info)
-    return ips_view.ViewBuilder().index(
-        None, networks, extend_address=True)['addresses']
-
-
-def _networks(addresses):
-    """Searchlight's flattened ``networks`` list, one entry per address."""
-    result = []
-    for label, entries in addresses.items():
-        for entry in entries:
-            result.append({
-                'name': label,
-                'version': entry['version'],
-                'ipv%d_addr' % entry['version']: entry['addr'],
-                'OS-EXT-IPS-MAC:mac_addr': entry['OS-EXT-IPS-MAC:mac_addr'],
-                'OS-EXT-IPS:type': entry['OS-EXT-IPS:type'],
-            })
-    return result
 
 
 def _fault(text):
@@ -270,7 +240,7 @@ def server_source(row, visible, wanted, host_statuses=None):
     """
     prim = json.loads(row.doc)
     data = prim.get(_DATA, {})
-    addresses = _addresses(data)
+    addresses = networks.addresses(data)
     source = {
         'id': row.uuid,
         'name': row.display_name,
@@ -294,7 +264,7 @@ def server_source(row, visible, wanted, host_statuses=None):
         'tags': sorted(t.get('tag') for t in _list_objects(data, 'tags')),
         'metadata': data.get('metadata') or {},
         'addresses': addresses,
-        'networks': _networks(addresses),
+        'networks': networks.entries(addresses),
         'accessIPv4': row.access_ip_v4 or '',
         'accessIPv6': row.access_ip_v6 or '',
         'OS-SRV-USG:launched_at': _usage_time(row.launched_at),

@@ -16,6 +16,10 @@ store is created at :data:`models.SCHEMA_VERSION`; an older one is brought
 forward by the steps in :data:`UPGRADES`, one transaction-sized step per
 version.
 
+Version 2 adds ``index_instance_networks`` and fills it from the stored
+documents, in the same transaction, so that an existing index answers
+``networks`` queries as soon as it is upgraded (no ``index sync`` needed).
+
 Independently of that ladder, ``index_instances`` mirrors the columns of the
 installed Nova's ``instances`` table: when a Nova upgrade adds a column, the
 missing column is added here (nullable, so existing documents stay valid;
@@ -26,12 +30,58 @@ from oslo_db import exception as db_exc
 from oslo_log import log as logging
 import sqlalchemy as sa
 
+from nova_search_ext.index import document
+from nova_search_ext.index import networks
 from nova_search_ext.index.sql import models
+from nova_search_ext.index.sql import writes
 
 LOG = logging.getLogger(__name__)
 
+_BACKFILL_BATCH = 500
+
+
+def _to_2_networks(conn):
+    """Add index_instance_networks, filled from the stored documents.
+
+    Rows already there (another process upgrading concurrently, whose
+    step did not commit) are replaced, so the step can be run again.
+    """
+    table = models.index_instance_networks
+    table.create(conn, checkfirst=True)
+    conn.execute(table.delete())
+    t = models.index_instances
+    marker, filled, servers = None, 0, 0
+    while True:
+        stmt = sa.select(t.c.uuid, t.c.doc).where(
+            t.c.deleted == 0, t.c.doc.is_not(None)).order_by(
+                t.c.uuid).limit(_BACKFILL_BATCH)
+        if marker is not None:
+            stmt = stmt.where(t.c.uuid > marker)
+        batch = conn.execute(stmt).fetchall()
+        if not batch:
+            break
+        rows = []
+        for row in batch:
+            try:
+                entries = networks.entries_of_primitive(
+                    document.loads(row.doc))
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                # The search API could not show this document's addresses
+                # either; its next write (or index sync) fills its rows.
+                LOG.warning('Cannot read the network info of the stored '
+                            'document of instance %s: %s', row.uuid, e)
+                continue
+            rows.extend(writes.network_rows(row.uuid, entries))
+            servers += 1
+        if rows:
+            conn.execute(table.insert(), rows)
+        filled += len(rows)
+        marker = batch[-1].uuid
+    LOG.info('Indexed %d network entries of %d servers', filled, servers)
+
+
 # version -> callable(connection) that upgrades from version - 1.
-UPGRADES = {}
+UPGRADES = {2: _to_2_networks}
 
 
 class SchemaTooNew(Exception):

@@ -32,7 +32,9 @@ from sqlalchemy import orm
 
 from nova.db.main import models as nova_models
 
-SCHEMA_VERSION = 1
+# Version 1: the first schema
+# Version 2: index_instance_networks (a server's networks entries)
+SCHEMA_VERSION = 2
 
 # NOTE: MySQL's default collations compare text case-insensitively, which
 # would order and match differently from Nova's Python merge sort and from
@@ -127,6 +129,27 @@ index_instance_system_metadata = sa.Table(
     sa.Column('key', sa.String(255), primary_key=True),
     sa.Column('value', sa.Text(), nullable=True),
     sa.Index('index_instance_system_metadata_key_idx', 'key'),
+    **_MYSQL_TABLE_ARGS)
+
+# One row per entry of a server's ``networks`` (one per address, as the
+# search API shows them: nova_search_ext.index.networks), so that a nested
+# query can ask for one entry meeting all its conditions.  ``ipv4_num`` is
+# the IPv4 address as a number, for Elasticsearch's ``ip`` comparisons.
+index_instance_networks = sa.Table(
+    'index_instance_networks', Base.metadata,
+    sa.Column('instance_uuid', sa.String(36), primary_key=True),
+    sa.Column('position', sa.Integer(), primary_key=True,
+              autoincrement=False),
+    sa.Column('name', sa.String(255), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=True),
+    sa.Column('ip_type', sa.String(255), nullable=True),
+    sa.Column('mac_addr', sa.String(255), nullable=True),
+    sa.Column('ipv4_addr', sa.String(15), nullable=True),
+    sa.Column('ipv4_num', sa.BigInteger(), nullable=True),
+    sa.Column('ipv6_addr', sa.String(45), nullable=True),
+    sa.Index('index_instance_networks_ipv4_idx', 'ipv4_num'),
+    sa.Index('index_instance_networks_ipv6_idx', 'ipv6_addr'),
+    sa.Index('index_instance_networks_mac_idx', 'mac_addr'),
     **_MYSQL_TABLE_ARGS)
 
 index_services = sa.Table(

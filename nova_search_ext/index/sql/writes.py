@@ -31,6 +31,7 @@ context manager that opens them.
 """
 
 import hashlib
+import ipaddress
 import types
 
 from oslo_db import exception as db_exc
@@ -40,6 +41,7 @@ import sqlalchemy as sa
 from nova_search_ext.index import base
 from nova_search_ext.index import catalog
 from nova_search_ext.index import document
+from nova_search_ext.index import networks
 from nova_search_ext.index.sql import dialects
 from nova_search_ext.index.sql import models
 
@@ -47,6 +49,7 @@ _INSTANCE_CHILDREN = (
     (models.index_instance_tags, 'tags'),
     (models.index_instance_metadata, 'metadata'),
     (models.index_instance_system_metadata, 'system_metadata'),
+    (models.index_instance_networks, 'networks'),
 )
 
 
@@ -57,11 +60,61 @@ def _fields(row):
 
 
 def _children_digest(doc):
-    """What the tag and metadata rows of a document hold, as a digest."""
+    """What the tag, metadata and network rows of a document hold.
+
+    The network rows are digested by their source, the stored network
+    info; a digest of an older release (without it) differs, so the rows
+    of such a document are rewritten on its next write.
+    """
     if doc.deleted:
         return None
-    text = document.dumps([doc.tags, doc.metadata, doc.system_metadata])
+    data = doc.instance.get('nova_object.data', {}) if isinstance(
+        doc.instance, dict) else {}
+    text = document.dumps([doc.tags, doc.metadata, doc.system_metadata,
+                           networks.network_info(data)])
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def _clip(value, length):
+    return value[:length] if isinstance(value, str) else None
+
+
+def _address(value, version):
+    """``value`` when it is an IPv<version> address (else None)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = ipaddress.ip_address(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.version == version else None
+
+
+def network_rows(uuid, entries):
+    """The ``index_instance_networks`` rows of one server's entries.
+
+    :param entries: the server's ``networks`` entries
+                    (:func:`nova_search_ext.index.networks.entries`)
+    """
+    rows = []
+    for position, entry in enumerate(entries):
+        version = entry.get('version')
+        v4 = _address(entry.get('ipv4_addr'), 4)
+        v6 = _address(entry.get('ipv6_addr'), 6)
+        rows.append({
+            'instance_uuid': uuid, 'position': position,
+            'name': _clip(entry.get('name'), 255),
+            'version': version if isinstance(version, int) else None,
+            'ip_type': _clip(entry.get('OS-EXT-IPS:type'), 255),
+            'mac_addr': _clip(entry.get('OS-EXT-IPS-MAC:mac_addr'), 255),
+            # The text a hit shows, when it is an address at all.
+            'ipv4_addr': entry['ipv4_addr'] if v4 and len(
+                entry['ipv4_addr']) <= 15 else None,
+            'ipv4_num': int(v4) if v4 else None,
+            'ipv6_addr': entry['ipv6_addr'] if v6 and len(
+                entry['ipv6_addr']) <= 45 else None,
+        })
+    return rows
 
 
 def _lock_row(conn, table, uuid, *columns):
@@ -245,7 +298,7 @@ class Writer(object):
 
     @staticmethod
     def _replace_children(conn, docs):
-        """Rewrite the tag and metadata rows of ``docs`` (set-based)."""
+        """Rewrite the tag, metadata and network rows of ``docs``."""
         uuids = sorted({doc.uuid for doc in docs})
         for start in range(0, len(uuids), 500):
             chunk = uuids[start:start + 500]
@@ -253,10 +306,12 @@ class Writer(object):
                 conn.execute(table.delete().where(
                     table.c.instance_uuid.in_(chunk)))
         latest = {doc.uuid: doc for doc in docs}
-        tags, metadata, sysmeta = [], [], []
+        tags, metadata, sysmeta, nets = [], [], [], []
         for doc in latest.values():
             if doc.deleted:
                 continue
+            nets.extend(network_rows(
+                doc.uuid, networks.entries_of_primitive(doc.instance)))
             tags.extend({'instance_uuid': doc.uuid, 'tag': tag}
                         for tag in doc.tags)
             metadata.extend({'instance_uuid': doc.uuid, 'key': k, 'value': v}
@@ -266,7 +321,8 @@ class Writer(object):
         for table, values in ((models.index_instance_tags, tags),
                               (models.index_instance_metadata, metadata),
                               (models.index_instance_system_metadata,
-                               sysmeta)):
+                               sysmeta),
+                              (models.index_instance_networks, nets)):
             if values:
                 conn.execute(table.insert(), values)
 

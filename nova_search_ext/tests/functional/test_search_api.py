@@ -425,6 +425,89 @@ class SearchAPITestCase(base.MultiCellTestCase):
         self.assertEqual(sorted([by_name['vm-a'], by_name['vm-b']]),
                          sorted(r['ID'] for r in rows))
 
+    def test_nested_fields_through_the_openstack_cli(self):
+        # A server with two ports on the neutron fixture's network_1 (one
+        # address each, told apart by their MAC addresses): its hit has a
+        # networks entry per address.
+        net = self.neutron.network_1['id']
+        body = self._build_server(name='web',
+                                  networks=[{'uuid': net}, {'uuid': net}])
+        web = self._wait_for_state_change(
+            self.api.post_server({'server': body}), 'ACTIVE')
+        first, second = searchlight_networks(
+            self.api.get_server(web['id'])['addresses'])
+        mac = 'OS-EXT-IPS-MAC:mac_addr'
+        self.assertNotEqual(first[mac], second[mac])
+        self.assertEqual(
+            [first, second],
+            self.client().search.search(
+                type=SERVER, query={'ids': {'values': [web['id']]}},
+                _source=['networks']).hits['hits'][0]['_source']['networks'])
+
+        def cli_query(query):
+            rows = json.loads(self.openstack(
+                'search', 'query', json.dumps(query), '--json',
+                '--all-projects', '--type', SERVER, '-f', 'json'))
+            return [r['ID'] for r in rows]
+
+        def terms(entry, *keys):
+            return [{'term': {'networks.' + k: entry[k]}} for k in keys]
+
+        def nested(clauses):
+            return {'nested': {'path': 'networks', 'query': {
+                'bool': {'must': clauses}}}}
+
+        addr = 'ipv%d_addr' % first['version']
+        self.assertEqual([web['id']], cli_query(nested(terms(
+            first, 'name', 'version', 'OS-EXT-IPS:type', mac, addr))))
+        # One entry cannot have both MAC addresses; two entries can.
+        both = terms(first, mac) + terms(second, mac)
+        self.assertEqual([], cli_query(nested(both)))
+        self.assertEqual([web['id']], cli_query({'bool': {'must': both}}))
+        # Free text on a nested field.
+        rows = json.loads(self.openstack(
+            'search', 'query', 'networks.%s:"%s"' % (mac, second[mac]),
+            '--all-projects', '--type', SERVER, '-f', 'json'))
+        self.assertEqual([web['id']], [r['ID'] for r in rows])
+
+        # Facets: the networks sub-fields, options counting servers (the
+        # two fixed addresses of 'web' count once).
+        rows = json.loads(self.openstack(
+            'search', 'facet', 'list', '--type', SERVER, '--all-projects',
+            '-f', 'json'))
+        options = {r['Name']: r['Options'] for r in rows}
+        self.assertEqual('fixed(1)', options['networks.OS-EXT-IPS:type'])
+        self.assertEqual('%s(1)' % first['name'], options['networks.name'])
+        self.assertEqual('%d(1)' % first['version'],
+                         options['networks.version'])
+        for name in ('networks.ipv4_addr', 'networks.ipv6_addr',
+                     'networks.' + mac):
+            self.assertIn(name, options)
+        facets = {f['name']: f for f in self.client().facets.list(
+            type=SERVER, all_projects=True)[SERVER]['facets']}
+        for name in options:
+            if name.startswith('networks.'):
+                self.assertIs(True, facets[name]['nested'], name)
+        # A member of the other project: its server has no address.
+        facets = {f['name']: f for f in self.client(
+            'member', OTHER_PROJECT).facets.list(type=SERVER)[SERVER][
+                'facets']}
+        self.assertEqual([], facets['networks.OS-EXT-IPS:type']['options'])
+
+        # An aggregation (the CLI and python-searchlightclient's search()
+        # send none; this is the same API over the client's session).
+        answer = self.client().http_client.post('/v1/search', json={
+            'type': SERVER, 'all_projects': True, 'limit': 0,
+            'query': nested(terms(first, 'OS-EXT-IPS:type')),
+            'aggs': {
+                'type': {'terms': {'field': 'networks.OS-EXT-IPS:type'}},
+                'macs': {'cardinality': {'field': 'networks.' + mac}}}
+        }).json()
+        self.assertEqual(1, answer['hits']['total'])
+        self.assertEqual([{'key': 'fixed', 'doc_count': 1}],
+                         answer['aggregations']['type']['buckets'])
+        self.assertEqual({'value': 2}, answer['aggregations']['macs'])
+
     def test_services(self):
         result = self.client().search.search(
             type=SERVICE, limit=100, sort='id')

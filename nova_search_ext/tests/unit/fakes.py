@@ -79,11 +79,13 @@ def network_info(address='10.0.0.5'):
 
 
 def instance(ctxt=None, tags=(), metadata=None, system_metadata=None,
-             fault=None, **updates):
+             fault=None, nw_info=None, **updates):
     """An Instance as a cell read returns it, every column set.
 
     :param tags: tag strings
     :param fault: an InstanceFault, or None
+    :param nw_info: the NetworkInfo of its info cache (default:
+                    :func:`network_info`)
     :param updates: column values overriding the defaults
     """
     ctxt = ctxt or context()
@@ -111,7 +113,8 @@ def instance(ctxt=None, tags=(), metadata=None, system_metadata=None,
     inst.old_flavor = None
     inst.new_flavor = None
     inst.info_cache = objects.InstanceInfoCache(
-        ctxt, instance_uuid=uuid, network_info=network_info())
+        ctxt, instance_uuid=uuid,
+        network_info=network_info() if nw_info is None else nw_info)
     inst.metadata = dict(metadata or {})
     inst.system_metadata = dict(system_metadata or {'image_os': 'cirros'})
     # SecurityGroupList.__init__ empties 'objects': set it afterwards.

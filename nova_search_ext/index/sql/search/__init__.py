@@ -59,6 +59,12 @@ administrators only), and:
 * ``metadata_keys``: the key names (``term``: the key exists);
 * ``system_metadata.<key>``, ``system_metadata.*``, ``system_metadata_keys``:
   the same on system metadata (administrators only);
+* ``networks.<field>`` (``name``, ``version``, ``OS-EXT-IPS:type``,
+  ``OS-EXT-IPS-MAC:mac_addr``, ``ipv4_addr`` as an Elasticsearch ``ip``,
+  ``ipv6_addr``): the rows of ``index_instance_networks``, one per
+  address; a server with any matching row matches, and a ``nested``
+  query on path ``networks`` asks for one row meeting all its
+  conditions (:class:`.schemas.NestedPath`);
 * ``OS-EXT-SRV-ATTR:instance_name``: derived from Nova's
   ``instance_name_template`` in Python, so only ``exists`` is supported on it
   (it can be neither compared nor sorted in SQL).
@@ -99,7 +105,9 @@ clause to match), ``constant_score``, ``term``, ``terms``, ``range``
 escapes), ``match`` (case-insensitive: each whitespace-separated word of the
 text must occur in the value; ``operator`` ``or``, the default, needs one
 word, ``and`` all of them; on non-text fields it compares like ``term``),
-``type`` and the extension ``nova_regexp`` (``{"nova_regexp": {field:
+``nested`` (path
+``networks``: the inner clauses on one entry), ``type`` and the extension
+``nova_regexp`` (``{"nova_regexp": {field:
 pattern}}``): Nova's own regular-expression filter for one instance column,
 unanchored, with the index database's operator from
 ``nova.db.utils.get_regexp_ops`` exactly as
@@ -125,7 +133,7 @@ field; a term without a field searches the schema's
 held) that the caller sees, and each field it searches counts as a
 clause.  A field the caller does not see matches nothing.  Fuzzy,
 proximity and regular-expression terms are rejected (400).  The other
-full-text and join queries are rejected (400).
+full-text queries and the parent/child joins are rejected (400).
 
 Every rejection is a :class:`~nova_search_ext.index.sql.errors.QueryError`
 of one of two kinds: a ``MalformedQueryError`` for what Elasticsearch 2.x

@@ -18,6 +18,9 @@ condition, or with a 400 where the operation does not apply to it.  A
 :class:`ColumnField` is a column of the resource table (and the only kind
 that sorts and pages); a :class:`ChildField` is the values of a child table
 of ``index_instances`` (tags, metadata, system metadata), one key or all;
+a :class:`NetworkField` (:class:`IPv4Field` for ``ipv4_addr``) is a
+sub-field of a server's ``networks`` entries, matching a server with any
+entry that matches or, inside a ``nested`` query, one entry;
 :class:`InstanceNameField` is the computed
 ``OS-EXT-SRV-ATTR:instance_name``, :class:`DiskConfigField` and
 :class:`HostIdField` the computed ``OS-DCF:diskConfig`` and ``hostId``
@@ -26,6 +29,9 @@ of ``_source`` that no query can compare (``host_status``, judged when a
 page is served).  Which names a resource type has is
 :mod:`.schemas`'s business.
 """
+
+import copy
+import ipaddress
 
 import sqlalchemy as sa
 from sqlalchemy.ext import compiler as sa_compiler
@@ -210,14 +216,13 @@ class ChildField(Field):
     """Values of a child table of index_instances (tags, metadata)."""
 
     def __init__(self, name, model, table, value_column, key=None,
-                 visibility=catalog.PUBLIC):
-        super().__init__(name, values_mod.STRING, visibility)
+                 visibility=catalog.PUBLIC, vtype=values_mod.STRING):
+        super().__init__(name, vtype, visibility)
         self.model = model
         self.table = table
         self.key = key
         self.value_column = table.c[value_column]
-        self.values = values_mod.Values(name, self.value_column,
-                                        values_mod.STRING)
+        self.values = values_mod.Values(name, self.value_column, vtype)
 
     def _link(self):
         conditions = [self.table.c.instance_uuid == self.model.uuid]
@@ -278,6 +283,75 @@ class ChildField(Field):
 
     def bucket(self, raw):
         return self._some(self.value_column == raw)
+
+
+class NetworkField(ChildField):
+    """A sub-field of a server's ``networks`` entries.
+
+    Outside a ``nested`` query a condition matches a server with any
+    entry that meets it (Elasticsearch's flattened view of a nested
+    field); :meth:`entry` gives the field of one entry, whose conditions
+    a ``nested`` query combines (:class:`.schemas.NestedPath`) before
+    asking for one entry that meets them all.
+    """
+
+    per_entry = False
+
+    def entry(self):
+        """This field on one entry (inside a ``nested`` query)."""
+        field = copy.copy(self)
+        field.per_entry = True
+        return field
+
+    def _some(self, condition):
+        if self.per_entry:
+            return condition
+        return super()._some(condition)
+
+
+class IPv4Field(NetworkField):
+    """``networks.ipv4_addr``: an Elasticsearch ``ip`` field.
+
+    ``term``, ``terms``, ``range`` and ``match`` take IPv4 addresses and
+    compare them as numbers (so ``10.0.0.9`` < ``10.0.0.10``), a value
+    that is no IPv4 address is a parse failure, as it was for
+    Elasticsearch; ``prefix`` and ``wildcard`` match the address as a hit
+    shows it (``10.0.0.*``).
+    """
+
+    def __init__(self, name, model, table):
+        super().__init__(name, model, table, 'ipv4_addr')
+        self.vtype = values_mod.IP
+        self.numbers = values_mod.Values(name, table.c.ipv4_num,
+                                         values_mod.INTEGER)
+
+    def _number(self, value):
+        text = values_mod.as_string(value, self.name)
+        try:
+            return int(ipaddress.IPv4Address(text.strip()))
+        except ValueError:
+            raise errors.MalformedQueryError(
+                "field '%s' needs an IPv4 address, got %r"
+                % (self.name, value))
+
+    def eq(self, value):
+        return self._some(self.numbers.eq(self._number(value)))
+
+    def any_of(self, values):
+        numbers = [self._number(v) for v in values]
+        if not numbers:
+            return sa.false()
+        return self._some(self.numbers.any_of(numbers))
+
+    def range(self, bounds):
+        return self._some(self.numbers.range(
+            {op: self._number(v) for op, v in bounds.items()}))
+
+    def contains(self, word):
+        return self.eq(word)
+
+    def match(self, value):
+        return self.eq(value)
 
 
 class InstanceNameField(Field):

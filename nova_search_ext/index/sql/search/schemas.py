@@ -20,6 +20,8 @@ one per resource type, in the order hits of several types come.
 
 import collections
 
+import sqlalchemy as sa
+
 from nova_search_ext.index import catalog
 from nova_search_ext.index.sql import errors
 from nova_search_ext.index.sql import models
@@ -28,6 +30,32 @@ from nova_search_ext.index.sql.search import values as values_mod
 
 # Columns of index_instances that hold stored forms, not searchable values.
 _UNSEARCHABLE_COLUMNS = frozenset(['doc', 'fault', 'bdms', 'indexed_at'])
+
+
+class NestedPath(object):
+    """A nested field (Elasticsearch's ``nested`` type) of a resource type.
+
+    Its entries are the rows of a child table; a ``nested`` query's
+    conditions on the fields of :meth:`field` are on one row, and
+    :meth:`some` matches the documents with a row meeting them.
+    """
+
+    visibility = catalog.PUBLIC
+
+    def __init__(self, path, model, table, fields):
+        self.path = path
+        self.model = model
+        self.table = table
+        self._fields = {f.name: f.entry() for f in fields}
+
+    def field(self, name):
+        """The per-entry Field called ``name`` (a full path), or None."""
+        return self._fields.get(name)
+
+    def some(self, condition):
+        """Documents with an entry meeting ``condition``."""
+        return sa.exists().where(
+            self.table.c.instance_uuid == self.model.uuid, condition)
 
 
 class Schema(object):
@@ -45,6 +73,7 @@ class Schema(object):
         self.table = model.__table__
         self.project_column = project_column
         self._fields = {}
+        self._nested = {}
         visibility = visibility or (lambda column: catalog.PUBLIC)
         for column in columns:
             self._fields[column] = fields.ColumnField(
@@ -56,6 +85,10 @@ class Schema(object):
     def resolve(self, name):
         """The Field called ``name``, or None."""
         return self._fields.get(name)
+
+    def nested(self, path):
+        """The NestedPath called ``path``, or None."""
+        return self._nested.get(path) if isinstance(path, str) else None
 
     def column_field(self, column):
         return self._fields[column]
@@ -99,6 +132,15 @@ class ServerSchema(Schema):
          catalog.ADMIN),
     )
 
+    # networks.<name> -> column of index_instance_networks, value type.
+    _NETWORK_COLUMNS = {
+        'name': ('name', values_mod.STRING),
+        'version': ('version', values_mod.INTEGER),
+        'OS-EXT-IPS:type': ('ip_type', values_mod.STRING),
+        'OS-EXT-IPS-MAC:mac_addr': ('mac_addr', values_mod.STRING),
+        'ipv6_addr': ('ipv6_addr', values_mod.STRING),
+    }
+
     def __init__(self):
         model = models.IndexInstance
         columns = [c.name for c in models.index_instances.columns
@@ -121,6 +163,23 @@ class ServerSchema(Schema):
                 prefix + '.*', model, table, 'value', visibility=visibility)
             self._fields[prefix + '_keys'] = fields.ChildField(
                 prefix + '_keys', model, table, 'key', visibility=visibility)
+        self._add_networks(model)
+
+    def _add_networks(self, model):
+        table = models.index_instance_networks
+        found = []
+        for name in catalog.NETWORK_ENTRY_FIELDS:
+            full = '%s.%s' % (catalog.NETWORKS_PATH, name)
+            if name == 'ipv4_addr':
+                field = fields.IPv4Field(full, model, table)
+            else:
+                column, vtype = self._NETWORK_COLUMNS[name]
+                field = fields.NetworkField(full, model, table, column,
+                                            vtype=vtype)
+            self._fields[full] = field
+            found.append(field)
+        self._nested[catalog.NETWORKS_PATH] = NestedPath(
+            catalog.NETWORKS_PATH, model, table, found)
 
     def resolve(self, name):
         field = super().resolve(name)

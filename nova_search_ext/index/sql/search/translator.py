@@ -55,7 +55,7 @@ _SUFFIXES = ('_ADMIN', '_USER')
 # Query clauses of Elasticsearch 2.x that are not translated here (valid
 # queries, so UnsupportedQueryError); any other unknown name is malformed.
 _UNSUPPORTED = frozenset([
-    'multi_match', 'nested',
+    'multi_match',
     'has_child', 'has_parent', 'fuzzy', 'regexp', 'more_like_this',
     'mlt', 'script', 'function_score', 'dis_max', 'common', 'span_term',
     'span_first', 'span_near', 'span_or', 'span_not', 'span_containing',
@@ -81,7 +81,11 @@ _UNSUPPORTED_PARAMS = {
                      'fuzzy_prefix_length', 'phrase_slop', 'time_zone',
                      'escape'),
     'simple_query_string': ('analyzer', 'flags'),
+    'nested': ('inner_hits',),
 }
+
+# Elasticsearch 2.x's nested score modes (scores are constant here).
+_SCORE_MODES = ('avg', 'sum', 'min', 'max', 'none')
 
 # Free-text parameters Elasticsearch 2.x accepts that change no match here
 # (scoring, analysis of text this index does not analyze).
@@ -240,6 +244,8 @@ class Translator(object):
         self.referenced = set()
         self._clauses = 0
         self._values = 0
+        # The NestedPath of the 'nested' query being translated, or None.
+        self._nested = None
 
     def translate(self, query):
         if query is None:
@@ -256,7 +262,15 @@ class Translator(object):
             raise malformed(
                 'field names must be non-empty strings, got %r'
                 % (name,))
-        field = self.schema.resolve(name)
+        if self._nested is not None:
+            field = self._nested.field(name)
+            if field is None:
+                raise unsupported(
+                    "inside a 'nested' query on '%s' only its fields "
+                    "('%s.*') can be named, not '%s'"
+                    % (self._nested.path, self._nested.path, name))
+        else:
+            field = self.schema.resolve(name)
         if field is None:
             if any(o.resolve(name) is not None for o in self.others):
                 return None
@@ -351,6 +365,45 @@ class Translator(object):
         return _bool(parts['must'] + parts['filter'], parts['should'],
                      parts['must_not'],
                      body.get('minimum_should_match', _ABSENT))
+
+    def _q_nested(self, body, depth):
+        if not isinstance(body, dict):
+            raise malformed("'nested' needs a JSON object")
+        _check_keys('nested', body, ('path', 'query', 'filter',
+                                     'score_mode', 'boost', '_name',
+                                     'inner_hits'))
+        if 'inner_hits' in body:
+            raise unsupported("'nested' does not support inner_hits here")
+        path = body.get('path')
+        if not isinstance(path, str) or not path:
+            raise malformed("'nested' needs a 'path' string")
+        inner = [k for k in ('query', 'filter') if k in body]
+        if len(inner) != 1:
+            raise malformed("'nested' needs a 'query'")
+        if body.get('score_mode', 'avg') not in _SCORE_MODES:
+            raise malformed("'nested.score_mode' must be one of %s"
+                            % ', '.join(_SCORE_MODES))
+        if self._nested is not None:
+            raise unsupported(
+                "a 'nested' query inside a 'nested' query is not "
+                "supported by this search API")
+        nested = self.schema.nested(path)
+        if nested is None:
+            if any(o.nested(path) is not None for o in self.others):
+                # A nested field of another resource type searched.
+                self._clause(body[inner[0]], depth + 1)
+                return sa.false()
+            raise malformed(
+                "[nested] failed to find nested object under path [%s]"
+                % path)
+        self._nested = nested
+        try:
+            condition = self._clause(body[inner[0]], depth + 1)
+        finally:
+            self._nested = None
+        if nested.visibility not in self.visible:
+            return sa.false()
+        return nested.some(condition)
 
     # Leaf clauses.
 

@@ -36,6 +36,9 @@ STRING = 'string'
 INTEGER = 'integer'
 BOOLEAN = 'boolean'
 DATETIME = 'datetime'
+# An IPv4 address (Elasticsearch's ``ip``): compared as a number, matched
+# by prefix or wildcard as the text a hit shows.
+IP = 'ip'
 
 # Longest prefix, wildcard or match word: SQLite's LIKE patterns are limited
 # to 50000 bytes; larger requests are a 400 that names the limit.

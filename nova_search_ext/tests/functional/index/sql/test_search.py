@@ -24,6 +24,7 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import fixtures
 from oslo_db.sqlalchemy import utils as sqlalchemyutils
+import sqlalchemy as sa
 from sqlalchemy import orm
 import testscenarios
 
@@ -34,6 +35,7 @@ from nova_search_ext.index import base as index_base
 from nova_search_ext.index import catalog
 from nova_search_ext.index import request as request_mod
 from nova_search_ext.index.sql import errors
+from nova_search_ext.index.sql import migration
 from nova_search_ext.index.sql import models
 from nova_search_ext.index.sql.search import aggregations
 from nova_search_ext.index.sql.search import searcher
@@ -805,6 +807,8 @@ class ErrorTestCase(SearchTestBase):
         cases = [
             ({'multi_match': {'query': 'a'}}, "'multi_match' queries are "
                                               "not supported"),
+            ({'nested': {'path': 'networks', 'query': {},
+                         'inner_hits': {}}}, 'inner_hits'),
             ({'query_string': {'query': 'a~1'}}, 'fuzzy terms'),
             ({'query_string': {'query': 'bogus:a'}}, "unknown field 'bogus'"),
             ({'regexp': {'name': 'a'}}, 'not supported'),
@@ -1559,3 +1563,203 @@ class AggregationTestCase(SearchTestBase):
             'a': {'terms': {'field': 'bogus'}}})
         self.assertQueryError("'terms aggregation' is not supported", aggs={
             'a': {'terms': {'field': 'OS-EXT-SRV-ATTR:instance_name'}}})
+
+
+def nested(query, path='networks', **params):
+    return {'nested': dict(params, path=path, query=query)}
+
+
+def both(*clauses):
+    return {'bool': {'must': list(clauses)}}
+
+
+class NestedTestCase(SearchTestBase):
+    """``networks``: one entry per address (see the fixed index's table)."""
+
+    def test_nested_conditions_meet_on_one_entry(self):
+        # S2 has a public entry and a version 4 entry, but no public
+        # version 4 entry; S6 has one.
+        public, v4 = ({'term': {'networks.name': 'public'}},
+                      {'term': {'networks.version': 4}})
+        self.assertHits([sf.S6], nested(both(public, v4)))
+        # Outside 'nested', each condition may meet another entry.
+        self.assertHits([sf.S2, sf.S6], both(public, v4))
+        floating = {'term': {'networks.OS-EXT-IPS:type': 'floating'}}
+        self.assertHits([sf.S2], nested(both(floating, v4)))
+        self.assertHits([], nested(both(
+            floating, {'term': {'networks.version': 6}})))
+        self.assertHits([sf.S2], both(
+            floating, {'term': {'networks.version': 6}}))
+        self.assertHits([sf.S2], nested(both(
+            {'term': {'networks.OS-EXT-IPS-MAC:mac_addr':
+                      'fa:16:3e:00:00:02'}},
+            {'term': {'networks.ipv4_addr': '172.24.4.6'}})))
+        self.assertHits([], nested(both(
+            {'term': {'networks.OS-EXT-IPS-MAC:mac_addr':
+                      'fa:16:3e:00:00:03'}}, v4)))
+        # Free text inside and outside.
+        text = {'query_string': {
+            'query': 'networks.name:public AND networks.version:4'}}
+        self.assertHits([sf.S6], nested(text))
+        self.assertHits([sf.S2, sf.S6], text)
+
+    def test_inner_clauses(self):
+        for query, expected in (
+                ({'terms': {'networks.name': ['public', 'none']}},
+                 [sf.S2, sf.S6]),
+                ({'match': {'networks.name': 'PUB'}}, [sf.S2, sf.S6]),
+                ({'range': {'networks.version': {'gte': 6}}},
+                 [sf.S2, sf.S6]),
+                ({'wildcard': {'networks.ipv6_addr': '2001:*'}}, [sf.S2]),
+                ({'prefix': {'networks.OS-EXT-IPS-MAC:mac_addr':
+                             'fa:16:3e:00:00:0'}}, [sf.S1, sf.S2, sf.S6]),
+                ({'exists': {'field': 'networks.ipv6_addr'}},
+                 [sf.S2, sf.S6]),
+                ({'missing': {'field': 'networks.ipv6_addr'}},
+                 [sf.S1, sf.S2, sf.S6]),
+                ({'match_all': {}}, [sf.S1, sf.S2, sf.S6]),
+                # An entry that is not fixed.
+                ({'bool': {'must_not': {
+                    'term': {'networks.OS-EXT-IPS:type': 'fixed'}}}},
+                 [sf.S2]),
+                ({'bool': {'should': [
+                    {'term': {'networks.ipv4_addr': '10.0.0.5'}},
+                    {'term': {'networks.ipv6_addr': 'fd00::7'}}]}},
+                 [sf.S1, sf.S6])):
+            self.assertHits(expected, nested(query))
+        # No entry that is fixed: only the server without addresses.
+        self.assertHits([sf.S3], {'bool': {'must_not': nested(
+            {'term': {'networks.OS-EXT-IPS:type': 'fixed'}})}})
+        # 'filter' for 'query' and the score modes, as Elasticsearch 2.x
+        # took them.
+        self.assertHits([sf.S6], {'nested': {
+            'path': 'networks', 'score_mode': 'max', 'boost': 2,
+            'filter': both({'term': {'networks.name': 'public'}},
+                           {'term': {'networks.version': '4'}})}})
+
+    def test_ip_addresses_compare_as_addresses(self):
+        self.assertHits([sf.S1], {'term': {'networks.ipv4_addr':
+                                           '10.0.0.5'}})
+        self.assertHits([sf.S1], {'match': {'networks.ipv4_addr':
+                                            '10.0.0.5'}})
+        self.assertHits([sf.S1, sf.S6], {'terms': {'networks.ipv4_addr': [
+            '10.0.0.5', '203.0.113.7']}})
+        # As numbers: 10.0.0.6 < 10.0.0.10 (as text it is not).
+        self.assertHits([sf.S2], {'range': {'networks.ipv4_addr': {
+            'gt': '10.0.0.5', 'lt': '10.0.0.10'}}})
+        self.assertHits([sf.S2, sf.S6], {'range': {'networks.ipv4_addr': {
+            'gte': '172.24.4.6'}}})
+        # Text patterns match the address as a hit shows it.
+        self.assertHits([sf.S1, sf.S2], {'wildcard': {
+            'networks.ipv4_addr': '10.0.0.*'}})
+        self.assertHits([sf.S6], {'prefix': {'networks.ipv4_addr': '203.'}})
+        self.assertHits([sf.S2], {'query_string': {
+            'query': 'networks.ipv4_addr:172.24.4.6'}})
+        for bad in ('10.0.0', 'fd00::7', 'x'):
+            self.assertQueryError('needs an IPv4 address',
+                                  {'term': {'networks.ipv4_addr': bad}})
+        self.assertHits([sf.S6], {'term': {'networks.ipv6_addr': 'fd00::7'}})
+
+    def test_project_scope_and_types(self):
+        query = nested({'term': {'networks.ipv4_addr': '172.24.4.6'}})
+        self.assertHits([], query, admin=False, project='p2')
+        self.assertHits([sf.S2], query, admin=False, project='p1')
+        # Services have no networks: a nested query matches none of them.
+        result = self.search(query, types=(SERVER, SERVICE))
+        self.assertEqual([sf.S2], [h.row.uuid for h in result.hits])
+        self.assertQueryError('failed to find nested object under path '
+                              '[networks]', query, types=(SERVICE,))
+
+    def test_errors(self):
+        for query, fragment in (
+                ({'nested': {'path': 'netwerks', 'query': {}}},
+                 'failed to find nested object under path [netwerks]'),
+                ({'nested': {'path': 'networks'}}, "needs a 'query'"),
+                ({'nested': {'query': {}}}, "needs a 'path'"),
+                ({'nested': []}, 'needs a JSON object'),
+                ({'nested': {'path': 'networks', 'query': {},
+                             'score_mode': 'best'}}, 'score_mode'),
+                ({'nested': {'path': 'networks', 'query': {},
+                             'bogus': 1}}, 'does not support bogus'),
+                (nested({'term': {'networks.version': 'four'}}),
+                 'needs an integer value')):
+            exc = self.assertQueryError(fragment, query)
+            self.assertIsInstance(exc, errors.MalformedQueryError, query)
+        for query, fragment in (
+                (nested({'term': {'name': 'vm-2 Beta'}}),
+                 "only its fields ('networks.*') can be named, not 'name'"),
+                (nested(nested({'match_all': {}})),
+                 "'nested' query inside a 'nested' query"),
+                ({'term': {'networks.bogus': 1}},
+                 "unknown field 'networks.bogus'"),
+                ({'prefix': {'networks.version': '4'}},
+                 "'prefix' needs a text field")):
+            exc = self.assertQueryError(fragment, query)
+            self.assertIsInstance(exc, errors.UnsupportedQueryError, query)
+            self.assertNotIsInstance(exc, errors.MalformedQueryError)
+
+    def test_aggregations_count_servers(self):
+        aggs = self.search(limit=0, aggs={
+            'type': {'terms': {'field': 'networks.OS-EXT-IPS:type'}},
+            'version': {'terms': {'field': 'networks.version'}},
+            'name': {'terms': {'field': 'networks.name'}, 'aggs': {
+                'st': {'terms': {'field': 'status'}}}},
+            'v4': {'cardinality': {'field': 'networks.ipv4_addr'}},
+        }).aggregations
+        # S2's two fixed and two version 4 entries count once.
+        self.assertEqual([{'key': 'fixed', 'doc_count': 3},
+                          {'key': 'floating', 'doc_count': 1}],
+                         aggs['type']['buckets'])
+        self.assertEqual([{'key': 4, 'doc_count': 3},
+                          {'key': 6, 'doc_count': 2}],
+                         aggs['version']['buckets'])
+        self.assertEqual(
+            [{'key': 'private', 'doc_count': 3, 'st': {
+                'doc_count_error_upper_bound': 0, 'sum_other_doc_count': 0,
+                'buckets': [{'key': 'active', 'doc_count': 2},
+                            {'key': 'shutoff', 'doc_count': 1}]}},
+             {'key': 'public', 'doc_count': 2, 'st': {
+                 'doc_count_error_upper_bound': 0, 'sum_other_doc_count': 0,
+                 'buckets': [{'key': 'active', 'doc_count': 1},
+                             {'key': 'shutoff', 'doc_count': 1}]}}],
+            aggs['name']['buckets'])
+        self.assertEqual({'value': 4}, aggs['v4'])
+        # Within the query and the project.
+        aggs = self.search(
+            {'term': {'networks.name': 'public'}}, limit=0, aggs={
+                'type': {'terms': {'field': 'networks.OS-EXT-IPS:type'}}},
+            admin=False, project='p1').aggregations
+        self.assertEqual([{'key': 'fixed', 'doc_count': 2},
+                          {'key': 'floating', 'doc_count': 1}],
+                         aggs['type']['buckets'])
+        aggs = self.search(limit=0, admin=False, project='p2', aggs={
+            'type': {'terms': {'field': 'networks.OS-EXT-IPS:type'}}}
+        ).aggregations
+        self.assertEqual([], aggs['type']['buckets'])
+
+
+class NetworksUpgradeTestCase(SearchTestBase):
+    """Schema version 1 to 2 fills the networks of the stored documents."""
+
+    def _entries(self):
+        t = models.index_instance_networks
+        with self.store.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                sa.select(t).order_by(t.c.instance_uuid, t.c.position))]
+
+    def test_upgrade_from_version_1(self):
+        written = self._entries()
+        self.assertEqual(6, len(written))
+        with self.store.engine.begin() as conn:
+            conn.execute(sa.text('DROP TABLE index_instance_networks'))
+            conn.execute(models.index_meta.update().where(
+                models.index_meta.c.key == 'schema_version').values(
+                    value='1'))
+        self.useFixture(fixtures.MockPatchObject(
+            migration, '_BACKFILL_BATCH', 2))
+        migration.upgrade(self.store.engine)
+        self.assertEqual(2, migration.current_version(self.store.engine))
+        self.assertEqual(written, self._entries())
+        self.assertHits([sf.S6], nested(both(
+            {'term': {'networks.name': 'public'}},
+            {'term': {'networks.version': 4}})))

@@ -26,6 +26,17 @@ S6    odd*name?   p1       ACTIVE    -      locked, no image
 S7    -           -        -         -      live row without doc
 ====  ==========  =======  ========  =====  ======================
 
+``networks`` entries (name, version, type, address, MAC):
+
+* S1: private 4 fixed 10.0.0.5 (:01)
+* S2: private 4 fixed 10.0.0.6 (:02), private 4 floating 172.24.4.6
+  (:02), public 6 fixed 2001:db8::6 (:03)
+* S3: none
+* S6: public 4 fixed 203.0.113.7 (:04), private 6 fixed fd00::7 (:05)
+
+so that S2 has a version 4 entry and a public entry but no public
+version 4 entry, and S6 has one.
+
 and services V1 (h1, nova-compute), V2 (h2, nova-compute, disabled), V3
 (h1, nova-scheduler) and V4 (deleted).
 """
@@ -35,6 +46,8 @@ import datetime
 import fixtures
 from oslo_utils import timeutils
 import sqlalchemy as sa
+
+from nova.network import model as network_model
 
 from nova_search_ext.api.search import policy
 from nova_search_ext import conf
@@ -58,7 +71,36 @@ def _at(days, micro=0):
     return fakes.T0 + days * DAY + datetime.timedelta(microseconds=micro)
 
 
+def _vif(mac, label, cidr, address, floating=None):
+    version = 6 if ':' in address else 4
+    fixed = network_model.FixedIP(address=address, version=version)
+    if floating:
+        fixed.add_floating_ip(network_model.IP(
+            address=floating, version=4, type='floating'))
+    subnet = network_model.Subnet(cidr=cidr, ips=[fixed])
+    return network_model.VIF(
+        id='4c8bbd1c-0cf5-4c35-a52f-bb7e5a4b7c%s' % mac[-2:],
+        address='fa:16:3e:00:00:%s' % mac,
+        network=network_model.Network(id='net-' + label, label=label,
+                                      subnets=[subnet]))
+
+
+def network_infos():
+    """The NetworkInfo of S2, S3 and S6 (S1 has the fakes' default)."""
+    return {
+        S2: network_model.NetworkInfo([
+            _vif('02', 'private', '10.0.0.0/24', '10.0.0.6',
+                 floating='172.24.4.6'),
+            _vif('03', 'public', '2001:db8::/64', '2001:db8::6')]),
+        S3: network_model.NetworkInfo([]),
+        S6: network_model.NetworkInfo([
+            _vif('04', 'public', '203.0.113.0/24', '203.0.113.7'),
+            _vif('05', 'private', 'fd00::/64', 'fd00::7')]),
+    }
+
+
 def server_docs():
+    nets = network_infos()
     return [
         fakes.doc(
             uuid=S1, id=1, display_name='vm-1 Alpha', project_id='p1',
@@ -71,13 +113,13 @@ def server_docs():
         fakes.doc(
             uuid=S2, id=2, display_name='vm-2 Beta', project_id='p1',
             user_id='u2', vm_state='stopped', power_state=4, host='h2',
-            node='n2', launched_on='h2', tags=['b'],
+            node='n2', launched_on='h2', tags=['b'], nw_info=nets[S2],
             metadata={'role': 'db'}, created_at=_at(2),
             updated_at=_at(2)),
         fakes.doc(
             uuid=S3, id=3, display_name='gamma', project_id='p2',
             user_id='u3', vm_state='error', power_state=0, host=None,
-            node=None, launched_on=None,
+            node=None, launched_on=None, nw_info=nets[S3],
             fault=fakes.fault(fakes.context(), S3, code=500,
                               message='No valid host'),
             created_at=_at(3), updated_at=_at(3)),
@@ -89,6 +131,7 @@ def server_docs():
             uuid=S6, id=6, display_name='odd*name?', project_id='p1',
             user_id='u1', vm_state='active', host=None, node=None,
             launched_on=None, image_ref='', locked=True, locked_by='owner',
+            nw_info=nets[S6],
             created_at=_at(6, 500), updated_at=_at(6, 500),
             bdms=[fakes.bdm(fakes.context(), S6)]),
     ]

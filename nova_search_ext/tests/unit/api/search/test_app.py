@@ -311,8 +311,12 @@ class SearchBodyTestCase(seeds.SeededTest, SearchAPITestBase):
              "fuzzy terms ('~') in 'query_string' are not supported"),
             ({'query': {'query_string': {'query': 'bogus:vm'}}},
              "unknown field 'bogus'"),
-            ({'query': {'nested': {'path': 'networks', 'query': {}}}},
-             "'nested' queries are not supported"),
+            ({'query': {'nested': {'path': 'networks', 'query': {},
+                                   'inner_hits': {}}}},
+             "'nested' does not support inner_hits"),
+            ({'query': {'nested': {'path': 'networks', 'query': {
+                'term': {'name': 'vm'}}}}},
+             "inside a 'nested' query on 'networks' only its fields"),
             ({'query': {'term': {'bogus': 1}}}, "unknown field 'bogus'"),
             ({'query': {'terms': {'name': {'index': 'i', 'id': 'x',
                                            'path': 'p'}}}},
@@ -895,6 +899,27 @@ class PluginsAndFacetsTestCase(SearchAPITestBase):
         self.assertEqual({'name': 'created_at', 'type': 'date'},
                          facets['created_at'])
         self.assertIn('tenant_id', facets)
+        # The nested networks: options count servers, not addresses.
+        nets = self.facets('?all_projects=true&type=%s' % SERVER)
+        facets = {f['name']: f for f in nets[SERVER]['facets']}
+        self.assertEqual({'name': 'networks.OS-EXT-IPS:type',
+                          'type': 'string', 'nested': True, 'options': [
+                              {'key': 'fixed', 'doc_count': 3},
+                              {'key': 'floating', 'doc_count': 1}]},
+                         facets['networks.OS-EXT-IPS:type'])
+        self.assertEqual({'name': 'networks.version', 'type': 'short',
+                          'nested': True, 'options': [
+                              {'key': 4, 'doc_count': 3},
+                              {'key': 6, 'doc_count': 2}]},
+                         facets['networks.version'])
+        self.assertEqual([{'key': 'private', 'doc_count': 3},
+                          {'key': 'public', 'doc_count': 2}],
+                         facets['networks.name']['options'])
+        for name, type_ in (('networks.ipv4_addr', 'ip'),
+                            ('networks.ipv6_addr', 'string'),
+                            ('networks.OS-EXT-IPS-MAC:mac_addr', 'string')):
+            self.assertEqual({'name': name, 'type': type_, 'nested': True},
+                             facets[name])
         services = {f['name']: f for f in body[SERVICE]['facets']}
         self.assertEqual(3, body[SERVICE]['doc_count'])
         self.assertEqual([{'key': False, 'doc_count': 2}],
@@ -910,6 +935,14 @@ class PluginsAndFacetsTestCase(SearchAPITestBase):
         for name in ('tenant_id', 'project_id', 'OS-EXT-SRV-ATTR:host',
                      'OS-EXT-SRV-ATTR:hypervisor_hostname'):
             self.assertNotIn(name, facets)
+        # p2's only live server has no addresses.
+        self.assertEqual([], facets['networks.name']['options'])
+        self.assertTrue(facets['networks.name']['nested'])
+        body = self.facets('?type=%s' % SERVER, roles='member', project='p1')
+        facets = {f['name']: f for f in body[SERVER]['facets']}
+        self.assertEqual([{'key': 'fixed', 'doc_count': 3},
+                          {'key': 'floating', 'doc_count': 1}],
+                         facets['networks.OS-EXT-IPS:type']['options'])
         # An admin without all_projects: its own project.
         body = self.facets('?type=%s&all_projects=false' % SERVER)
         self.assertEqual(3, body[SERVER]['doc_count'])

@@ -24,6 +24,7 @@ import os
 import fixtures
 import sqlalchemy as sa
 
+from nova.network import model as network_model
 from nova.tests import fixtures as nova_fixtures
 
 from nova_search_ext.index import base as index_base
@@ -376,6 +377,38 @@ class ChildrenTestCase(StoreTestCase):
                           'system_metadata': {'x': 'y'}},
                          self.children(uuid))
 
+    def addresses(self, uuid):
+        t = models.index_instance_networks
+        with self.store.engine.connect() as conn:
+            return [(r.position, r.name, r.version, r.ip_type, r.mac_addr,
+                     r.ipv4_addr, r.ipv4_num, r.ipv6_addr)
+                    for r in conn.execute(sa.select(t).where(
+                        t.c.instance_uuid == uuid).order_by(t.c.position))]
+
+    def test_network_rows_follow_the_addresses(self):
+        first = fakes.doc(updated_at=at(1), tags=['a'])
+        uuid = first.uuid
+        self.store.upsert_instance(first)
+        mac = 'fa:16:3e:00:00:01'
+        self.assertEqual(
+            [(0, 'private', 4, 'fixed', mac, '10.0.0.5', 167772165, None)],
+            self.addresses(uuid))
+        # Only the addresses change (tags and metadata as they were).
+        second = fakes.doc(uuid=uuid, updated_at=at(2), tags=['a'],
+                           nw_info=fakes.network_info('10.0.0.9'))
+        self.assertEqual(WRITTEN, self.store.upsert_instance(second))
+        self.assertEqual(
+            [(0, 'private', 4, 'fixed', mac, '10.0.0.9', 167772169, None)],
+            self.addresses(uuid))
+        third = fakes.doc(uuid=uuid, updated_at=at(3), tags=['a'],
+                          nw_info=network_model.NetworkInfo([]))
+        self.store.upsert_instance(third)
+        self.assertEqual([], self.addresses(uuid))
+        self.store.upsert_instance(fakes.doc(uuid=uuid, updated_at=at(4)))
+        self.assertEqual(1, len(self.addresses(uuid)))
+        self.store.tombstone_instance(uuid)
+        self.assertEqual([], self.addresses(uuid))
+
     def test_stale_write_leaves_children_alone(self):
         new = fakes.doc(updated_at=at(2), tags=['new'])
         self.store.upsert_instance(new)
@@ -596,7 +629,7 @@ class FeedWritersTestCase(StoreTestCase):
         self.assertEqual(2, len(self.store.feed_writers()))
         self.assertIn(first, self.store.feed_writers())
         # The schema version row beside them is no writer.
-        self.assertEqual(1, self.store.schema_version())
+        self.assertEqual(models.SCHEMA_VERSION, self.store.schema_version())
 
     def test_unreadable_row_is_skipped(self):
         good = index_base.FeedWriter('w@h', 'h', 'w', lease_until=1.0)
