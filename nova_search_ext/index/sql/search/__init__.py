@@ -105,7 +105,8 @@ clause to match), ``constant_score``, ``term``, ``terms``, ``range``
 escapes), ``match`` (case-insensitive: each whitespace-separated word of the
 text must occur in the value; ``operator`` ``or``, the default, needs one
 word, ``and`` all of them; on non-text fields it compares like ``term``),
-``nested`` (path
+``multi_match`` (a ``match`` on each of ``fields``, any matching; types
+``best_fields``, ``most_fields``, ``cross_fields``), ``nested`` (path
 ``networks``: the inner clauses on one entry), ``type`` and the extension
 ``nova_regexp`` (``{"nova_regexp": {field:
 pattern}}``): Nova's own regular-expression filter for one instance column,
@@ -132,8 +133,8 @@ field; a term without a field searches the schema's
 :attr:`~.schemas.Schema.default_fields` (what Searchlight's ``_all``
 held) that the caller sees, and each field it searches counts as a
 clause.  A field the caller does not see matches nothing.  Fuzzy,
-proximity and regular-expression terms are rejected (400).  The other
-full-text queries and the parent/child joins are rejected (400).
+proximity and regular-expression terms are rejected (400).  The phrase
+and fuzzy full-text queries and the parent/child joins are rejected (400).
 
 Every rejection is a :class:`~nova_search_ext.index.sql.errors.QueryError`
 of one of two kinds: a ``MalformedQueryError`` for what Elasticsearch 2.x

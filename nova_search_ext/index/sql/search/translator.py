@@ -55,7 +55,6 @@ _SUFFIXES = ('_ADMIN', '_USER')
 # Query clauses of Elasticsearch 2.x that are not translated here (valid
 # queries, so UnsupportedQueryError); any other unknown name is malformed.
 _UNSUPPORTED = frozenset([
-    'multi_match',
     'has_child', 'has_parent', 'fuzzy', 'regexp', 'more_like_this',
     'mlt', 'script', 'function_score', 'dis_max', 'common', 'span_term',
     'span_first', 'span_near', 'span_or', 'span_not', 'span_containing',
@@ -82,10 +81,17 @@ _UNSUPPORTED_PARAMS = {
                      'escape'),
     'simple_query_string': ('analyzer', 'flags'),
     'nested': ('inner_hits',),
+    'multi_match': ('analyzer', 'slop', 'fuzziness', 'prefix_length',
+                    'max_expansions', 'fuzzy_rewrite', 'minimum_should_match',
+                    'cutoff_frequency', 'zero_terms_query', 'rewrite'),
 }
 
 # Elasticsearch 2.x's nested score modes (scores are constant here).
 _SCORE_MODES = ('avg', 'sum', 'min', 'max', 'none')
+# multi_match types: the ones whose matches do not depend on scores or
+# positions are evaluated; the phrase ones are not.
+_MULTI_MATCH_TYPES = ('best_fields', 'most_fields', 'cross_fields')
+_MULTI_MATCH_UNSUPPORTED_TYPES = ('phrase', 'phrase_prefix')
 
 # Free-text parameters Elasticsearch 2.x accepts that change no match here
 # (scoring, analysis of text this index does not analyze).
@@ -160,6 +166,12 @@ def _clause_list(kind, value):
     raise malformed(
         "'bool.%s' must be a query object or a list of them"
         % kind)
+
+
+def _operator(kind, value):
+    if not isinstance(value, str) or value.lower() not in ('or', 'and'):
+        raise malformed("'%s.operator' must be 'or' or 'and'" % kind)
+    return value.lower()
 
 
 def _minimum_should_match(value, count):
@@ -540,24 +552,89 @@ class Translator(object):
             if 'query' not in value:
                 raise malformed(
                     "'match' on '%s' needs a 'query'" % name)
-            op = value.get('operator', 'or')
-            if not isinstance(op, str) or op.lower() not in ('or', 'and'):
-                raise malformed(
-                    "'match.operator' must be 'or' or 'and'")
-            op = op.lower()
+            op = _operator('match', value.get('operator', 'or'))
             value = value['query']
         value = _scalar('match', name, value)
         field = self.field(name)
         if field is None:
             return sa.false()
+        return self._match_field(field, value, op)
+
+    def _match_field(self, field, value, op):
+        """A ``match`` of ``value`` on ``field`` (words joined by ``op``)."""
         if field.vtype != values_mod.STRING:
             return field.match(value)
-        words = values_mod.as_string(value, name).split()
+        words = values_mod.as_string(value, field.name).split()
         self._count(clauses=len(words))
         if not words:
             return sa.false()
         conditions = [field.contains(w) for w in words]
         return sa.and_(*conditions) if op == 'and' else sa.or_(*conditions)
+
+    def _q_multi_match(self, body, depth):
+        if not isinstance(body, dict):
+            raise malformed("'multi_match' needs a JSON object")
+        _check_keys('multi_match', body, (
+            'query', 'fields', 'type', 'operator', 'lenient', 'tie_breaker',
+            'use_dis_max', 'boost', '_name'))
+        if 'query' not in body:
+            raise malformed("'multi_match' needs a 'query'")
+        value = _scalar('multi_match', 'multi_match', body['query'])
+        kind = body.get('type', 'best_fields')
+        if kind in _MULTI_MATCH_UNSUPPORTED_TYPES:
+            raise unsupported("'multi_match' of type '%s' is not supported "
+                              "by this search API" % kind)
+        if kind not in _MULTI_MATCH_TYPES:
+            raise malformed("'multi_match.type' must be one of %s" % ', '.join(
+                _MULTI_MATCH_TYPES + _MULTI_MATCH_UNSUPPORTED_TYPES))
+        op = _operator('multi_match', body.get('operator', 'or'))
+        lenient = body.get('lenient', False)
+        if not isinstance(lenient, bool):
+            raise malformed("'multi_match.lenient' must be true or false")
+        names = body.get('fields', ['_all'])
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not names or not all(
+                isinstance(n, str) and n for n in names):
+            raise malformed("'multi_match.fields' must be a list of field "
+                            "names")
+        # 'name^2' boosts a field; scores are constant here.
+        names = [n.split('^', 1)[0] for n in names]
+        if any(n in ('_all', '*') for n in names):
+            names = list(self.schema.default_fields)
+        elif any('*' in n for n in names):
+            raise unsupported("field name patterns in 'multi_match.fields' "
+                              "are not supported by this search API")
+        found = []
+        for name in names:
+            field = self.field(name)
+            if field is not None:
+                # A field the caller does not see (or of another type)
+                # matches nothing.
+                found.append(field)
+        if kind == 'cross_fields' and op == 'and':
+            # Every word in one field or another.
+            words = values_mod.as_string(value, 'multi_match').split()
+            self._count(clauses=len(words))
+            if not words:
+                return sa.false()
+            return sa.and_(*[self._lenient_or(
+                found, lambda f, w=w: self._match_field(f, w, 'or'), lenient)
+                for w in words])
+        return self._lenient_or(
+            found, lambda f: self._match_field(f, value, op), lenient)
+
+    def _lenient_or(self, found, condition, lenient):
+        """OR of ``condition(field)``; ``lenient`` skips unparsable ones."""
+        conditions = []
+        for field in found:
+            self._count(clauses=1)
+            try:
+                conditions.append(condition(field))
+            except errors.MalformedQueryError:
+                if not lenient:
+                    raise
+        return sa.or_(sa.false(), *conditions)
 
     def _q_nova_regexp(self, body, depth):
         name, value = _one_field('nova_regexp', body, ())

@@ -805,8 +805,12 @@ class ErrorTestCase(SearchTestBase):
         # Valid Elasticsearch 2.x that this index does not evaluate: an
         # UnsupportedQueryError whose message says what.
         cases = [
-            ({'multi_match': {'query': 'a'}}, "'multi_match' queries are "
-                                              "not supported"),
+            ({'multi_match': {'query': 'a', 'type': 'phrase_prefix'}},
+             "'multi_match' of type 'phrase_prefix' is not supported"),
+            ({'multi_match': {'query': 'a', 'fields': ['na*']}},
+             'field name patterns'),
+            ({'multi_match': {'query': 'a', 'fuzziness': 1}},
+             'does not support fuzziness'),
             ({'nested': {'path': 'networks', 'query': {},
                          'inner_hits': {}}}, 'inner_hits'),
             ({'query_string': {'query': 'a~1'}}, 'fuzzy terms'),
@@ -1736,6 +1740,48 @@ class NestedTestCase(SearchTestBase):
             'type': {'terms': {'field': 'networks.OS-EXT-IPS:type'}}}
         ).aggregations
         self.assertEqual([], aggs['type']['buckets'])
+
+
+class MultiMatchTestCase(SearchTestBase):
+
+    def test_fields_and_types(self):
+        fields = ['name', 'description']
+        self.assertHits([sf.S1, sf.S3], {'multi_match': {
+            'query': 'gamma first', 'fields': fields}})
+        # Every word in one field, or each in one field or another.
+        self.assertHits([], {'multi_match': {
+            'query': 'vm-1 web', 'fields': fields, 'operator': 'and'}})
+        self.assertHits([sf.S1], {'multi_match': {
+            'query': 'vm-1 web', 'fields': fields, 'operator': 'AND',
+            'type': 'cross_fields'}})
+        self.assertHits([sf.S1, sf.S2], {'multi_match': {
+            'query': 'vm-1 vm-2', 'fields': ['name^3'],
+            'type': 'most_fields', 'tie_breaker': 0.3}})
+        # Without fields: the document's default fields.
+        self.assertHits([sf.S2], {'multi_match': {'query': 'shutoff'}})
+        self.assertHits([sf.S2], {'multi_match': {'query': 'shutoff',
+                                                  'fields': '_all'}})
+        # A field the caller does not see matches nothing.
+        query = {'multi_match': {'query': 'h1',
+                                 'fields': ['OS-EXT-SRV-ATTR:host']}}
+        self.assertHits([sf.S1], query)
+        self.assertHits([], query, admin=False, project='p1')
+
+    def test_lenient_and_errors(self):
+        query = {'multi_match': {'query': 'gamma',
+                                 'fields': ['name', 'power_state']}}
+        exc = self.assertQueryError('needs an integer value', query)
+        self.assertIsInstance(exc, errors.MalformedQueryError)
+        query['multi_match']['lenient'] = True
+        self.assertHits([sf.S3], query)
+        for body, fragment in (
+                ({'fields': ['name']}, "needs a 'query'"),
+                ({'query': 'a', 'type': 'best'}, "'multi_match.type'"),
+                ({'query': 'a', 'operator': 'xor'}, "'multi_match.operator'"),
+                ({'query': 'a', 'fields': []}, "'multi_match.fields'"),
+                ({'query': {'a': 1}}, 'needs a string, number or boolean')):
+            exc = self.assertQueryError(fragment, {'multi_match': body})
+            self.assertIsInstance(exc, errors.MalformedQueryError, body)
 
 
 class NetworksUpgradeTestCase(SearchTestBase):

@@ -305,8 +305,8 @@ class SearchBodyTestCase(seeds.SeededTest, SearchAPITestBase):
         # Valid Elasticsearch 2.x that this API does not evaluate: a 400
         # that names what, never Searchlight's parse-failure message.
         cases = [
-            ({'query': {'multi_match': {'query': 'vm'}}},
-             "'multi_match' queries are not supported"),
+            ({'query': {'multi_match': {'query': 'vm', 'type': 'phrase'}}},
+             "'multi_match' of type 'phrase' is not supported"),
             ({'query': {'query_string': {'query': 'vm~2'}}},
              "fuzzy terms ('~') in 'query_string' are not supported"),
             ({'query': {'query_string': {'query': 'bogus:vm'}}},
