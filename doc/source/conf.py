@@ -20,11 +20,20 @@ extensions = [
     # Runs oslo-config-generator at build time and writes
     # _static/nova-search-ext.conf.sample for the sample page.
     'oslo_config.sphinxconfiggen',
+    # The ``show-policy`` directive of the policy reference.
+    'oslo_policy.sphinxext',
+    # Runs oslopolicy-sample-generator at build time and writes
+    # _static/nova-search-ext.policy.yaml.sample for the policy page.
+    'oslo_policy.sphinxpolicygen',
 ]
 
 config_generator_config_file = (
     '../../etc/nova_search_ext/nova-search-ext-config-generator.conf')
 sample_config_basename = '_static/nova-search-ext'
+
+policy_generator_config_file = (
+    '../../etc/nova_search_ext/nova-search-ext-policy-generator.conf')
+sample_policy_basename = '_static/nova-search-ext'
 
 templates_path = []
 source_suffix = {'.rst': 'restructuredtext'}

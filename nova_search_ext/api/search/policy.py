@@ -25,6 +25,11 @@ keeps its meaning:
   resource type.  A type the caller may not search is silently left out of
   multi-type searches, plugin lists and facets; asking for it alone is 403.
 
+Every rule has ``scope_types=['project']``, as Nova's servers API rules:
+oslo.policy refuses them to system- and domain-scoped tokens, which the
+search API's context middleware already turns away (401).  ``tox -e
+genpolicy`` writes the sample policy file.
+
 Which fields a caller sees is Nova's decision, not ours:
 :func:`visible_fields` asks Nova's own policy enforcer (Nova's in-code
 defaults plus the operator's Nova policy file) whether the caller may see
@@ -67,6 +72,12 @@ HOST_STATUS_UNKNOWN_RULE = servers_policies.SERVERS % \
 
 _ADMIN_OR_OWNER = 'rule:context_is_admin or project_id:%(project_id)s'
 
+# Every rule is project-scoped, as every rule of Nova's servers API: the
+# search API answers project-scoped tokens only (ContextMiddleware refuses
+# the others with 401), and oslo.policy refuses a rule to a system- or
+# domain-scoped token.
+SCOPE_TYPES = ['project']
+
 
 def list_rules():
     """The in-code default rules (for the enforcer and the generators)."""
@@ -76,32 +87,39 @@ def list_rules():
             description='Decides who is an administrator of the search '
                         'API: administrators see administrator-only fields, '
                         'may search every project with all_projects and '
-                        'may search OS::Nova::Service.'),
+                        'may search OS::Nova::Service.',
+            scope_types=SCOPE_TYPES),
         policy.DocumentedRuleDefault(
             QUERY, _ADMIN_OR_OWNER, 'Search the index.',
             [{'method': 'POST', 'path': '/v1/search'},
-             {'method': 'GET', 'path': '/v1/search'}]),
+             {'method': 'GET', 'path': '/v1/search'}],
+            scope_types=SCOPE_TYPES),
         policy.DocumentedRuleDefault(
             AGGREGATIONS, _ADMIN_OR_OWNER,
             'Ask for aggregations in a search.',
             [{'method': 'POST', 'path': '/v1/search'},
-             {'method': 'GET', 'path': '/v1/search'}]),
+             {'method': 'GET', 'path': '/v1/search'}],
+            scope_types=SCOPE_TYPES),
         policy.DocumentedRuleDefault(
             PLUGINS_INFO, _ADMIN_OR_OWNER,
             'List the resource types the caller may search.',
-            [{'method': 'GET', 'path': '/v1/search/plugins'}]),
+            [{'method': 'GET', 'path': '/v1/search/plugins'}],
+            scope_types=SCOPE_TYPES),
         policy.DocumentedRuleDefault(
             FACETS, _ADMIN_OR_OWNER,
             'List the searchable fields and their most frequent values.',
-            [{'method': 'GET', 'path': '/v1/search/facets'}]),
+            [{'method': 'GET', 'path': '/v1/search/facets'}],
+            scope_types=SCOPE_TYPES),
         policy.RuleDefault(
             RESOURCE % 'OS::Nova::Server', _ADMIN_OR_OWNER,
             description='Search servers (always limited to the caller\'s '
                         'project unless an administrator asks for '
-                        'all_projects).'),
+                        'all_projects).',
+            scope_types=SCOPE_TYPES),
         policy.RuleDefault(
             RESOURCE % 'OS::Nova::Service', 'rule:context_is_admin',
-            description='Search compute services.'),
+            description='Search compute services.',
+            scope_types=SCOPE_TYPES),
     ]
 
 
@@ -120,6 +138,23 @@ def get_enforcer(conf=None):
                 enforcer.load_rules()
                 _ENFORCER = enforcer
     return _ENFORCER
+
+
+def get_enforcer_for_tools():
+    """A new enforcer for oslo.policy's tools (``oslo.policy.enforcer``).
+
+    ``oslopolicy-policy-generator``, ``oslopolicy-list-redundant`` and
+    ``oslopolicy-validator`` load it with ``--namespace nova_search_ext``.
+    It reads nova.conf where Nova's services find it by default
+    (``/etc/nova/nova.conf`` ...), so ``[oslo_policy] policy_file`` is the
+    file the search API reads; oslo.config's ``OS_OSLO_POLICY__POLICY_FILE``
+    environment variable overrides it.
+    """
+    conf = cfg.ConfigOpts()
+    conf([], project='nova')
+    enforcer = policy.Enforcer(conf)
+    enforcer.register_defaults(list_rules())
+    return enforcer
 
 
 def reset():
