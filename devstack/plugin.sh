@@ -111,6 +111,17 @@ function configure_nova_search_ext {
         fi
     done
 
+    if [[ "$NOVA_SEARCH_FEED" == "rabbitmq" ]]; then
+        # nova-api indexes its own notifications in-line as well, so that
+        # a change made through the API is in the list when the request
+        # returns; nova-search-indexer indexes everything.  The scheduler
+        # and the super-conductor read nova.conf too and do the same.
+        iniset_multiline "$NOVA_CONF" oslo_messaging_notifications driver \
+            messagingv2 nova_search_index
+        iniset "$NOVA_CONF" search_index journal_dir \
+            "$NOVA_SEARCH_JOURNAL_DIR"
+    fi
+
     # nova-api, and nova-search-indexer, nova-search-api and
     # nova-search-manage, which read nova.conf too.
     iniset "$NOVA_CONF" search_index connection "$connection"

@@ -269,9 +269,13 @@ class DevStackPluginTestCase(base.ProcessTestCase):
                          cell['oslo_messaging_notifications']['driver'])
         self.assertNotIn('search_index', cell)
         conf = read_conf(self.nova_conf)
-        self.assertEqual(['messagingv2'],
+        # nova-api indexes its own notifications too (read-your-writes).
+        self.assertEqual(['messagingv2', 'nova_search_index'],
                          conf['oslo_messaging_notifications']['driver'])
-        self.assertEqual({'connection': [index]}, conf['search_index'])
+        self.assertEqual({'connection': [index],
+                          'journal_dir': [os.path.join(
+                              self.state, 'nova_search_journal')]},
+                         conf['search_index'])
         self.assertEqual(['searchlight'], conf['searchlight']['client'])
         self.assertEqual(['password'], conf['searchlight']['auth_type'])
         self.assertEqual(['RegionOne'], conf['searchlight']['region_name'])
