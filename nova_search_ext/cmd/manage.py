@@ -55,43 +55,13 @@ from nova import objects
 
 from nova_search_ext.api import paste_config
 from nova_search_ext.cmd import common
+from nova_search_ext.cmd import progress as progress_mod
 from nova_search_ext.cmd import status
 from nova_search_ext import conf
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import sync
 
 LOG = logging.getLogger(__name__)
-
-
-class Progress(object):
-    """A one-line progress display on stderr."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.started = time.monotonic()
-        self.cell = None
-
-    def __call__(self, cell, done, total):
-        name = cell.name or cell.uuid
-        if name != self.cell:
-            if self.cell is not None:
-                self.stream.write('\n')
-            self.cell = name
-            self.started = time.monotonic()
-        rate = done / max(time.monotonic() - self.started, 1e-6)
-        if total:
-            width = 30
-            filled = min(width, int(width * done / total))
-            bar = '[%s%s] %d/%d' % ('#' * filled, ' ' * (width - filled),
-                                    done, total)
-        else:
-            bar = '%d' % done
-        self.stream.write('\r%s: %s instances (%.0f/s)' % (name, bar, rate))
-        self.stream.flush()
-
-    def finish(self):
-        if self.cell is not None:
-            self.stream.write('\n')
 
 
 def _store():
@@ -116,7 +86,7 @@ def index_sync():
     args = conf.CONF.command
     ctxt = nova_context.get_admin_context()
     store = _store()
-    progress = Progress() if not args.quiet else None
+    progress = progress_mod.Progress() if not args.quiet else None
     result = sync.sync(ctxt, store, cells=_cells(ctxt, args.cell),
                        batch_size=args.batch_size, resume=not args.restart,
                        progress=progress)
@@ -132,7 +102,8 @@ def index_verify():
     args = conf.CONF.command
     ctxt = nova_context.get_admin_context()
     store = _store()
-    progress = Progress() if not (args.quiet or args.json) else None
+    progress = (progress_mod.Progress()
+                if not (args.quiet or args.json) else None)
     report = sync.verify(ctxt, store, repair=args.repair,
                          cells=_cells(ctxt, args.cell), progress=progress)
     if progress:

@@ -112,8 +112,9 @@ def sync(context, store, cells=None, batch_size=None, resume=True,
     :param batch_size: instances per batch (default:
                        ``[search_index] sync_batch_size``)
     :param resume: continue an interrupted run of a cell
-    :param progress: callable(cell, instances_done, instances_total) after
-                     each batch (the total is from the instance mappings)
+    :param progress: callable(cell, instances_done, instances_total) when
+                     a cell starts (the count resumed from) and after each
+                     batch (the total is from the instance mappings)
     :returns: SyncResult
     """
     started = time.monotonic()
@@ -133,6 +134,8 @@ def sync(context, store, cells=None, batch_size=None, resume=True,
             started_at = timeutils.utcnow()
             store.set_sync_state(cell.uuid, run_id, None, 0, started_at)
         total = source.instance_count(context, cell) if progress else None
+        if progress is not None:
+            progress(cell, done, total)
         for docs, marker in _cell_batches(context, cell, batch_size, marker):
             totals['written'] += store.upsert_instances(docs).count(
                 base.WRITTEN)
@@ -172,6 +175,8 @@ def verify(context, store, repair=False, cells=None, batch_size=None,
     report = VerifyReport()
     live = set()
     for cell in cells:
+        if progress is not None:
+            progress(cell, report.checked, None)
         for docs, _marker in _cell_batches(context, cell, batch_size):
             # A tombstone keeps the document it replaced: a live instance
             # whose row is a tombstone is missing from every list.

@@ -258,13 +258,15 @@ class SyncTestCase(SyncTestBase):
                          (result.cells, result.instances, result.written,
                           result.services))
         self.assertEqual([(250, None)], self.cells.pages(fakes.CELL2))
-        self.assertEqual([], progress)
+        # Only the report that the cell starts, with nothing to do.
+        self.assertEqual([(fakes.CELL2, 0, 0)],
+                         [(c.uuid, d, t) for c, d, t in progress])
         state = self.state(fakes.CELL2)
         self.assertTrue(uuidutils.is_uuid_like(state.pop('run_id')))
         self.assertEqual({'marker': None, 'synced': 0, 'started_at': NOW,
                           'completed_at': NOW}, state)
 
-    def test_progress_after_each_saved_batch(self):
+    def test_progress_when_the_cell_starts_and_after_each_saved_batch(self):
         uuids = self.cells.fill(fakes.CELL1, 5)
         # A build request is mapped but in no cell: not in the total.
         self.cells.add_instance(None)
@@ -276,13 +278,15 @@ class SyncTestCase(SyncTestBase):
             seen.append((cell.uuid, done, total, state['marker'],
                          state['synced'], state['completed_at'],
                          len(self.indexed())))
-            self.clock.advance(1.5)
-            timeutils.advance_time_seconds(60)
+            if done:
+                self.clock.advance(1.5)
+                timeutils.advance_time_seconds(60)
 
         result = self.sync(fakes.CELL1, batch_size=2, progress=progress)
 
         self.assertEqual(
-            [(fakes.CELL1, 2, 5, uuids[1], 2, None, 2),
+            [(fakes.CELL1, 0, 5, None, 0, None, 0),
+             (fakes.CELL1, 2, 5, uuids[1], 2, None, 2),
              (fakes.CELL1, 4, 5, uuids[3], 4, None, 4),
              (fakes.CELL1, 5, 5, uuids[4], 5, None, 5)], seen)
         self.assertEqual(4.5, result.seconds)
@@ -405,7 +409,8 @@ class InterruptedSyncTestCase(SyncTestBase):
         error = db_exc.DBConnectionError('cell1 went away')
 
         def progress(cell, done, total):
-            self.cells.down[cell.uuid] = error
+            if done:
+                self.cells.down[cell.uuid] = error
 
         self.assertRaises(db_exc.DBConnectionError, self.sync, fakes.CELL1,
                           batch_size=2, progress=progress)
@@ -426,7 +431,8 @@ class InterruptedSyncTestCase(SyncTestBase):
 
         self.assertEqual([(2, self.uuids[1]), (2, self.uuids[3])],
                          self.cells.pages(fakes.CELL1))
-        self.assertEqual([(4, 5), (5, 5)], seen)
+        # The count resumed from comes first: the rate starts there.
+        self.assertEqual([(2, 5), (4, 5), (5, 5)], seen)
         self.assertEqual((1, 3, 3), (result.cells, result.instances,
                                      result.written))
         self.assertEqual(set(self.uuids), set(self.indexed()))
@@ -634,15 +640,15 @@ class VerifyTestCase(SyncTestBase):
                          {k: sorted(v) for k, v in
                           self.verify().samples.items()})
 
-    def test_progress_after_each_batch(self):
+    def test_progress_when_the_cell_starts_and_after_each_batch(self):
         self.cells.fill(fakes.CELL1, 3)
         seen = []
 
         self.verify(fakes.CELL1, batch_size=2,
                     progress=lambda c, d, t: seen.append((c.uuid, d, t)))
 
-        self.assertEqual([(fakes.CELL1, 2, None), (fakes.CELL1, 3, None)],
-                         seen)
+        self.assertEqual([(fakes.CELL1, 0, None), (fakes.CELL1, 2, None),
+                          (fakes.CELL1, 3, None)], seen)
 
     def test_report_keeps_a_sample_and_counts_all(self):
         report = sync.VerifyReport()
