@@ -31,8 +31,9 @@ For uWSGI or mod_wsgi use ``nova_search_ext.wsgi.search_api:application``
 instead.
 """
 
-from nova import monkey_patch; monkey_patch.patch(backend='threading')  # noqa
+from nova_search_ext.cmd import patching; patching.patch('nova-search-api')  # noqa
 
+import contextlib
 import logging as std_logging
 import os
 import signal
@@ -55,6 +56,17 @@ LOG = logging.getLogger(__name__)
 CONF = nse_conf.CONF
 
 
+@contextlib.contextmanager
+def bind_errors(host, port):
+    """A socket that cannot listen is the operator's error: say which."""
+    try:
+        yield
+    except OSError as e:
+        raise common.OperatorError(
+            'cannot listen on %s:%s ([search_api] bind_host, bind_port): %s'
+            % (host, port, e.strerror or e)) from e
+
+
 def server_options(conf=CONF):
     """The keyword arguments of ``server.Server`` from ``[search_api]``."""
     group = conf.search_api
@@ -71,7 +83,8 @@ def serve(application, host, port, stop_event=None, **options):
     main thread.  ``options`` are those of ``server.Server``.
     """
     stop_event = stop_event or threading.Event()
-    server = server_mod.Server(application, host, port, **options)
+    with bind_errors(host, port):
+        server = server_mod.Server(application, host, port, **options)
 
     def _stop(signum, frame):
         LOG.info('Received signal %s, stopping', signum)
@@ -128,7 +141,8 @@ def serve_workers(host, port, workers, **options):
     # the fork (SQLAlchemy pools, SQLite handles): drop what this process
     # may have opened, e.g. to check the connection at start-up.
     index_api.reset()
-    sock = server_mod.listen(host, port)
+    with bind_errors(host, port):
+        sock = server_mod.listen(host, port)
     host, port = sock.getsockname()[:2]
     LOG.info('nova-search-api starting %(workers)d worker processes on '
              '%(host)s:%(port)s', {'workers': workers, 'host': host,
@@ -165,6 +179,9 @@ def main(argv=None):
 def _main(argv):
     search_app.parse_config(argv)
     quiet_waitress_queue()
+    # Refuse to start, with the option to fix, rather than answer 503 to
+    # every request: the index database must answer now.
+    index_api.get_store().health()
     host, port = CONF.search_api.bind_host, CONF.search_api.bind_port
     workers = CONF.search_api.workers or processutils.get_worker_count()
     if workers > 1:

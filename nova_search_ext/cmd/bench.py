@@ -34,6 +34,7 @@ import sys
 
 from nova_search_ext.bench import runner
 from nova_search_ext.bench import scenarios
+from nova_search_ext.cmd import common
 
 # The demo (the README's main job) is sized to finish in about two minutes
 # on two cores; --full is the sweep the targets are set for.
@@ -79,6 +80,7 @@ def build_parser():
                     'one process, with real Nova code.  Default: the '
                     'demo (%(cells)d cells x %(instances)d instances).'
                     % DEMO)
+    p.add_argument('--version', action='version', version=common.version())
     size = p.add_argument_group('size')
     size.add_argument('--full', action='store_true',
                       help='the sweep the targets are set for: %(cells)d '

@@ -9,34 +9,102 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""How the console scripts fail: one line an operator can read.
+"""What the console scripts share: their command line and how they fail.
+
+:func:`parse_args` parses Nova's configuration as ``nova.config.parse_args``
+does, but under this package's name: ``--version`` prints
+nova_search_ext's version and ``--help`` describes the command.
 
 :func:`run` wraps a script's ``main``.  An error of the operator's making
-or of the index database (a connection URL that cannot work, a database
-that cannot be reached) ends the command with one line on stderr naming
-the cause and the option, and exit status 1; stdout stays clean, so a
-``--json`` consumer never parses a traceback.  The traceback follows only
-with ``--debug``.  Anything else is a bug and keeps its traceback.
+(a configuration file that cannot be read, a database connection that is
+not set or cannot work, a database that cannot be reached, a port already
+in use) ends the command with one line on stderr naming the cause and the
+option, and exit status 1; stdout stays clean, so a ``--json`` consumer
+never parses a traceback.  The traceback follows only with ``--debug``.
+Anything else is a bug and keeps its traceback.
 """
 
+import logging as std_logging
 import sys
 import traceback
 
 from oslo_config import cfg
 from oslo_db import exception as db_exc
+from oslo_log import log as logging
 import sqlalchemy as sa
 
+from nova import config as nova_config
+from nova.db.api import api as api_db_api
+from nova.db.main import api as main_db_api
+from nova import rpc
+
+import nova_search_ext
+from nova_search_ext import conf
 from nova_search_ext.index import base as index_base
 
+
+class OperatorError(Exception):
+    """An error an operator fixes; its text is the whole line to show."""
+
+
+# The configuration files themselves cannot be used.
+CONFIG_ERRORS = (cfg.ConfigFilesNotFoundError, cfg.ConfigDirNotFoundError,
+                 cfg.ConfigFilesPermissionDeniedError,
+                 cfg.ConfigFileParseError, cfg.ConfigFileValueError,
+                 cfg.RequiredOptError)
+
 # Errors that say something about the deployment, not about our code.
-OPERATOR_ERRORS = (index_base.StoreError, db_exc.DBError,
-                   sa.exc.SQLAlchemyError)
+OPERATOR_ERRORS = (OperatorError, index_base.StoreError, db_exc.DBError,
+                   db_exc.CantStartEngineError, sa.exc.SQLAlchemyError) + \
+    CONFIG_ERRORS
+
+
+def version():
+    """This package's version, as ``--version`` prints it."""
+    return nova_search_ext.version_info.version_string()
+
+
+def parse_args(argv, prog, description, default_config_files=None,
+               configure_db=True, init_rpc=True):
+    """Parse Nova's configuration for the console script ``prog``.
+
+    The same steps as ``nova.config.parse_args``, through Nova's own
+    helpers (its library defaults, RPC and database set-up), except that
+    the command line carries this package's version and the command's
+    description: Nova's function has no parameter for either.
+
+    :param argv: the command line, program name first
+    :param description: what the command does, for ``--help``
+    :param configure_db: set up Nova's main and API database access
+    :param init_rpc: set up Nova's RPC (registers ``transport_url``)
+    """
+    logging.register_options(conf.CONF)
+    std_logging.getLogger('oslo.messaging._drivers.impl_rabbit').addFilter(
+        nova_config.rabbit_heartbeat_filter)
+    nova_config.set_lib_defaults()
+    if nova_config.profiler:
+        nova_config.profiler.set_defaults(conf.CONF)
+    conf.CONF(argv[1:], project='nova', prog=prog, version=version(),
+              description=description,
+              default_config_files=default_config_files)
+    if init_rpc:
+        rpc.init(conf.CONF)
+    if configure_db:
+        main_db_api.configure(conf.CONF)
+        api_db_api.configure(conf.CONF)
 
 
 def describe(exc):
     """The one line that tells an operator what went wrong."""
-    if isinstance(exc, index_base.ConfigError):
+    if isinstance(exc, (index_base.ConfigError, OperatorError)):
         return str(exc)
+    if isinstance(exc, CONFIG_ERRORS):
+        return ('the configuration cannot be used (--config-file, '
+                '--config-dir): %s' % exc)
+    if isinstance(exc, db_exc.CantStartEngineError):
+        # Nova's databases: the index's own errors are StoreErrors.
+        return ('a Nova database connection is not set ([api_database] '
+                'connection): %s' % exc)
     text = str(exc).strip().splitlines()
     detail = text[0] if text else type(exc).__name__
     if isinstance(exc, index_base.StoreError):

@@ -35,7 +35,7 @@ and cell database connections to read the truth from the cells, the
 transport URL, and ``[search_index]``).
 """
 
-from nova import monkey_patch; monkey_patch.patch(backend='threading')  # noqa
+from nova_search_ext.cmd import patching; patching.patch('nova-search-indexer')  # noqa
 
 import signal
 import sys
@@ -44,7 +44,6 @@ import threading
 from oslo_log import log as logging
 import oslo_messaging
 
-from nova import config
 from nova import objects
 
 from nova_search_ext.cmd import common
@@ -54,6 +53,13 @@ from nova_search_ext.index import endpoint as endpoint_mod
 from nova_search_ext.index.feed import consumer
 
 LOG = logging.getLogger('nova_search_ext.indexer')
+
+DESCRIPTION = ('Keep the search index of nova_search_ext in step with Nova: '
+               "listen to Nova's versioned notifications on the message bus "
+               '([DEFAULT] transport_url, [search_indexer] topics) and write '
+               'each change to the index ([search_index] connection), reading '
+               'the instance from its cell database.  Runs until SIGTERM or '
+               'SIGINT.')
 
 
 class Indexer(object):
@@ -136,7 +142,8 @@ def main(argv=None):
 
 
 def _main(argv):
-    config.parse_args(argv, init_rpc=False)
+    common.parse_args(argv, 'nova-search-indexer', DESCRIPTION,
+                      init_rpc=False)
     logging.setup(conf.CONF, 'nova')
     objects.register_all()
     indexer = Indexer(conf.CONF)

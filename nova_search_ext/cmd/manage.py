@@ -38,7 +38,7 @@ Options come from the usual Nova configuration files (``--config-file``,
 ``[search_index]``.
 """
 
-from nova import monkey_patch; monkey_patch.patch(backend='threading')  # noqa
+from nova_search_ext.cmd import patching; patching.patch('nova-search-manage')  # noqa
 
 import datetime
 import json
@@ -49,7 +49,6 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import timeutils
 
-from nova import config
 from nova import context as nova_context
 from nova import objects
 
@@ -62,6 +61,13 @@ from nova_search_ext.index import api as index_api
 from nova_search_ext.index import sync
 
 LOG = logging.getLogger(__name__)
+
+DESCRIPTION = ('Operate the search index of nova_search_ext: load it from '
+               'every cell (index sync), compare and repair it (index '
+               'verify), purge tombstones, show its state and its in-line '
+               "writers, or print Nova's api-paste.ini with the searchindex "
+               'filter.  Reads the Nova configuration files given with '
+               '--config-file/--config-dir.')
 
 
 def _store():
@@ -243,7 +249,7 @@ def _main(argv):
     conf.CONF.register_cli_opt(command_opt)
     # As nova-manage: the RPC set-up registers [DEFAULT] transport_url, which
     # cell mappings need; nothing connects to the bus.
-    config.parse_args(argv)
+    common.parse_args(argv, 'nova-search-manage', DESCRIPTION)
     logging.setup(conf.CONF, 'nova')
     objects.register_all()
     try:

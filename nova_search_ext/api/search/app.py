@@ -29,10 +29,10 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from paste import deploy
 
-from nova import config as nova_config
 from nova import objects
 
 from nova_search_ext.api.search import router
+from nova_search_ext.cmd import common
 from nova_search_ext import conf as nse_conf
 from nova_search_ext.index import api as index_api
 
@@ -40,6 +40,12 @@ LOG = logging.getLogger(__name__)
 
 APP_NAME = 'search_api'
 PROG = 'nova-search-api'
+DESCRIPTION = ('Serve the Searchlight v1 compatible search API of '
+               'nova_search_ext from the search index ([search_index] '
+               'connection) on [search_api] bind_host:bind_port, with the '
+               'paste pipeline of [search_api] api_paste_config, until '
+               'SIGTERM or SIGINT.  Reads the Nova configuration files given '
+               'with --config-file/--config-dir.')
 
 
 def v1_factory(global_conf, **local_conf):
@@ -131,8 +137,9 @@ def config_files(env=None):
 
 def parse_config(argv, default_config_files=None):
     """Parse nova.conf-style configuration into Nova's CONF."""
-    nova_config.parse_args(argv, default_config_files=default_config_files,
-                           configure_db=False, init_rpc=False, prog=PROG)
+    common.parse_args(argv, PROG, DESCRIPTION,
+                      default_config_files=default_config_files,
+                      configure_db=False, init_rpc=False)
     logging.setup(nse_conf.CONF, 'nova')
 
 

@@ -9,20 +9,28 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""The console scripts on a bad ``[search_index] connection``.
+"""The console scripts on a bad configuration, and what they say of
+themselves.
 
 Each command runs as an operator runs it, in a child process with a
-nova.conf written for the test: ``nova-search-api`` and
-``nova-search-indexer`` refuse to start, ``nova-search-manage`` refuses to
-work, each with one line on stderr naming the option, a non-zero exit
-status and nothing on stdout; ``--debug`` adds the traceback.
+nova.conf written for the test: on a bad ``[search_index] connection``, a
+configuration file that does not exist, no ``[api_database] connection``,
+a database that does not exist or a port already in use,
+``nova-search-api`` and ``nova-search-indexer`` refuse to start,
+``nova-search-manage`` refuses to work, each with one line on stderr
+naming the option, a non-zero exit status and no traceback; ``--debug``
+adds the traceback.  ``--version`` and ``--help`` speak of this package.
 """
 
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import os
+import socket
 import subprocess
 import sys
+import uuid
+
+import nova_search_ext
 
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
@@ -108,3 +116,128 @@ class BadConnectionTestCase(base.ProcessTestCase):
             self.assertOneLine(
                 self._run('nova_search_ext.cmd.api', url, workers=workers),
                 'nova-search-api', says)
+
+
+class OperatorErrorsTestCase(base.ProcessTestCase):
+    TIMEOUT = 300
+
+    COMMANDS = (('nova_search_ext.cmd.manage', 'nova-search-manage',
+                 ('index', 'status')),
+                ('nova_search_ext.cmd.indexer', 'nova-search-indexer', ()),
+                ('nova_search_ext.cmd.api', 'nova-search-api', ()))
+
+    def _conf(self, **sections):
+        path = os.path.join(self.tmp, 'nova-%s.conf' % uuid.uuid4().hex)
+        sections.setdefault('DEFAULT', {}).update(
+            state_path=self.tmp,
+            # Nothing answers: no test may touch a real bus.
+            transport_url='rabbit://guest:guest@127.0.0.1:%d/'
+            % services.free_port())
+        sections.setdefault('search_api', {}).update(
+            auth_strategy='noauth', bind_host='127.0.0.1')
+        with open(path, 'w') as f:
+            for name, options in sections.items():
+                f.write('[%s]\n' % name)
+                for key, value in options.items():
+                    f.write('%s = %s\n' % (key, value))
+        return path
+
+    def _run(self, module, *args):
+        return subprocess.run([sys.executable, '-m', module] + list(args),
+                              capture_output=True, text=True, timeout=120,
+                              env=self.env)
+
+    def assertFails(self, proc, prog, *fragments):
+        """Exit 1, one line on stderr, no traceback anywhere."""
+        self.assertEqual(1, proc.returncode, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        self.assertEqual(1, len(lines), proc.stderr)
+        self.assertTrue(lines[0].startswith('%s: error: ' % prog), lines)
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+        self.assertNotIn('Traceback', proc.stdout)
+
+    def test_missing_config_file(self):
+        missing = os.path.join(self.tmp, 'missing.conf')
+        for module, prog, args in self.COMMANDS:
+            proc = self._run(module, '--config-file', missing, *args)
+            self.assertFails(proc, prog, '(--config-file, --config-dir)',
+                             'Failed to find some config files: ' + missing)
+            self.assertEqual('', proc.stdout)
+            # --debug: the traceback, then the same line.
+            proc = self._run(module, '--config-file', missing, '--debug',
+                             *args)
+            self.assertEqual(1, proc.returncode)
+            self.assertIn('Traceback (most recent call last)', proc.stderr)
+            self.assertIn('%s: error: the configuration cannot be used'
+                          % prog, proc.stderr.splitlines()[-1])
+
+    def test_no_api_database(self):
+        path = self._conf()
+        for args in (('index', 'status'), ('index', 'sync'),
+                     ('index', 'verify', '--json')):
+            proc = self._run('nova_search_ext.cmd.manage', '--config-file',
+                             path, *args)
+            self.assertFails(proc, 'nova-search-manage',
+                             '[api_database] connection',
+                             'No sql_connection parameter is established')
+            self.assertEqual('', proc.stdout)
+
+    def test_unknown_database(self):
+        name = 'nse_missing_%s' % uuid.uuid4().hex[:12]
+        url = 'mysql+pymysql://root@127.0.0.1:3306/%s' % name
+        path = self._conf(api_database={'connection': url},
+                          search_index={'connection': url, 'timeout': 5})
+        for module, prog, args in self.COMMANDS:
+            proc = self._run(module, '--config-file', path, *args)
+            self.assertFails(proc, prog, '[search_index] connection',
+                             "Unknown database '%s'" % name)
+            self.assertEqual('', proc.stdout)
+        # The index is fine, Nova's API database is not there.
+        path = self._conf(api_database={'connection': url})
+        proc = self._run('nova_search_ext.cmd.manage', '--config-file', path,
+                         'index', 'sync')
+        self.assertFails(proc, 'nova-search-manage',
+                         '[api_database] connection',
+                         "Unknown database '%s'" % name)
+
+    def test_port_in_use(self):
+        holder = socket.socket()
+        self.addCleanup(holder.close)
+        holder.bind(('127.0.0.1', 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        for workers in (1, 2):
+            path = self._conf(search_api={'bind_port': port,
+                                          'workers': workers})
+            proc = self._run('nova_search_ext.cmd.api', '--config-file',
+                             path)
+            self.assertFails(proc, 'nova-search-api',
+                             'cannot listen on 127.0.0.1:%d' % port,
+                             '[search_api] bind_host, bind_port',
+                             'Address already in use')
+
+    def test_version(self):
+        version = nova_search_ext.version_info.version_string()
+        self.assertNotEqual('34.0.0', version)
+        for module in ('nova_search_ext.cmd.manage',
+                       'nova_search_ext.cmd.indexer',
+                       'nova_search_ext.cmd.api',
+                       'nova_search_ext.cmd.bench'):
+            proc = self._run(module, '--version')
+            self.assertEqual((0, version + '\n', ''),
+                             (proc.returncode, proc.stdout, proc.stderr),
+                             module)
+
+    def test_help_describes_the_command(self):
+        for module, prog, says in (
+                ('nova_search_ext.cmd.indexer', 'nova-search-indexer',
+                 "listen to Nova's versioned notifications"),
+                ('nova_search_ext.cmd.api', 'nova-search-api',
+                 'Serve the Searchlight v1 compatible search API'),
+                ('nova_search_ext.cmd.manage', 'nova-search-manage',
+                 'Operate the search index')):
+            proc = self._run(module, '--help')
+            self.assertEqual(0, proc.returncode, proc.stderr)
+            self.assertTrue(proc.stdout.startswith('usage: %s ' % prog))
+            self.assertIn(says, ' '.join(proc.stdout.split()))
