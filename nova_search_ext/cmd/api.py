@@ -45,6 +45,7 @@ from oslo_log import log as logging
 from oslo_service import service
 
 from nova_search_ext.api.search import app as search_app
+from nova_search_ext.api.search import middleware
 from nova_search_ext.api.search import server as server_mod
 from nova_search_ext.cmd import common
 from nova_search_ext import conf as nse_conf
@@ -73,7 +74,7 @@ def server_options(conf=CONF):
     return {'threads': group.threads,
             'client_socket_timeout': group.client_socket_timeout,
             'max_connections': group.max_connections,
-            'max_body_size': group.max_body_size}
+            'max_body_size': middleware.body_size_limit(conf)}
 
 
 def serve(application, host, port, stop_event=None, **options):

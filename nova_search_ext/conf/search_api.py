@@ -198,22 +198,30 @@ limit but never enforced it.
 
 Related options:
 
-* ``[search_api] max_body_size``
+* ``[oslo_middleware] max_request_body_size``
 """),
     cfg.IntOpt('max_body_size',
-        default=112640,
         min=1,
+        deprecated_for_removal=True,
+        deprecated_reason="""
+The search API limits request bodies with oslo.middleware's ``sizelimit``
+filter, whose option is ``[oslo_middleware] max_request_body_size``.
+""",
         help="""
-Largest request body, in bytes, the search API reads.
+Largest request body, in bytes, the search API reads (deprecated).
 
-Larger requests are rejected with HTTP 413 before the body is parsed.  The
-limit applies to the body as sent with ``Content-Length`` or, for a body
-sent with ``Transfer-Encoding: chunked``, to the body once its chunks are
-joined.  The default is oslo.middleware's default request size limit
-(110 KiB), far above what any search query needs.
+When set, and ``[oslo_middleware] max_request_body_size`` is not, it is the
+limit: larger requests are rejected with HTTP 413 before the body is
+parsed.  Set ``[oslo_middleware] max_request_body_size`` instead, which
+applies the same way: to the body as sent with ``Content-Length`` or, for a
+body sent with ``Transfer-Encoding: chunked``, to the body once its chunks
+are joined.  The standalone ``nova-search-api`` server stops reading a
+body, and answers 413, once it has received twice the limit, chunk framing
+included.
 
-The standalone ``nova-search-api`` server stops reading a body, and answers
-413, once it has received twice this many bytes, chunk framing included.
+Related options:
+
+* ``[oslo_middleware] max_request_body_size``
 """),
     cfg.URIOpt('public_endpoint',
         help="""

@@ -31,6 +31,7 @@ from paste import deploy
 
 from nova import objects
 
+from nova_search_ext.api.search import middleware
 from nova_search_ext.api.search import router
 from nova_search_ext.cmd import common
 from nova_search_ext import conf as nse_conf
@@ -114,6 +115,7 @@ def load_app(conf=None):
     conf = nse_conf.CONF if conf is None else conf
     # Builds the store (it does not connect) to check the URL now.
     index_api.get_store()
+    middleware.body_size_limit(conf)
     path = find_paste_file(conf)
     LOG.info('Loading the search API from %s (auth_strategy %s)', path,
              conf.search_api.auth_strategy)

@@ -13,8 +13,12 @@
 
 * :class:`FaultWrapper`: an unexpected exception becomes a WebOb error page
   (500, or 503 when the index database cannot be reached), logged once.
-* :class:`BodySizeLimit`: bodies above ``[search_api] max_body_size`` get
-  413 before anything reads them.
+* :func:`cors_factory`: oslo.middleware's CORS on this process's
+  configuration (``[cors]``, shared with nova-api in nova.conf).
+* :func:`body_size_limit`: the limit oslo.middleware's
+  ``RequestBodySizeLimiter`` (the ``sizelimit`` filter) enforces,
+  ``[oslo_middleware] max_request_body_size``, with the deprecated
+  ``[search_api] max_body_size`` as its default.
 * :class:`ContextMiddleware` (``auth_strategy = keystone``, after
   keystonemiddleware's ``authtoken``): builds the request context from the
   headers authtoken sets, like Searchlight: ``X-Identity-Status`` must be
@@ -34,6 +38,7 @@ from oslo_config import cfg
 from oslo_context import context as oslo_context
 from oslo_db import exception as db_exc
 from oslo_log import log as logging
+from oslo_middleware import cors
 from oslo_middleware import sizelimit
 import sqlalchemy as sa
 import webob.dec
@@ -82,24 +87,34 @@ class FaultWrapper(Middleware):
             return webob.exc.HTTPInternalServerError()
 
 
-class BodySizeLimit(Middleware):
-    """Reject bodies larger than ``[search_api] max_body_size``."""
+def cors_factory(global_conf, **local_conf):
+    """paste.filter_factory: oslo.middleware's CORS on ``cfg.CONF``.
 
-    @webob.dec.wsgify
-    def __call__(self, req):
-        limit = CONF.search_api.max_body_size
-        length = req.content_length
-        if length is not None and length > limit:
-            return webob.exc.HTTPRequestEntityTooLarge(
-                explanation='The request body is %d bytes; the search API '
-                            'accepts at most %d ([search_api] '
-                            'max_body_size).' % (length, limit))
-        if length is None and req.is_body_readable:
-            # A chunked body the server terminates (wsgi.input_terminated):
-            # stop reading once it exceeds the limit.
-            req.body_file = sizelimit.LimitingReader(req.body_file_raw,
-                                                     limit)
-        return req.get_response(self.application)
+    ``oslo_middleware.cors:filter_factory`` needs the origins in the paste
+    file or a project whose default configuration files it reads again by
+    itself, missing ``--config-file``; this process has already parsed its
+    configuration, with ``[cors]``.
+    """
+    def _filter(app):
+        return cors.CORS(app, CONF)
+    return _filter
+
+
+def body_size_limit(conf=None):
+    """The largest request body, in bytes, the search API reads.
+
+    That is ``[oslo_middleware] max_request_body_size``, the option of the
+    ``sizelimit`` filter (oslo.middleware's ``RequestBodySizeLimiter``),
+    registered here.  The deprecated ``[search_api] max_body_size``, when
+    set, becomes its default: an ``[oslo_middleware]`` value still wins.
+    """
+    conf = CONF if conf is None else conf
+    conf.register_opts(sizelimit.OPTS, group='oslo_middleware')
+    legacy = conf.search_api.max_body_size
+    if legacy is not None:
+        conf.set_default('max_request_body_size', legacy,
+                         group='oslo_middleware')
+    return conf.oslo_middleware.max_request_body_size
 
 
 def _context(environ, **kwargs):

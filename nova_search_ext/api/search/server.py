@@ -180,7 +180,7 @@ class Server(object):
             asyncore_use_poll=True)
         if max_body_size is not None:
             # NOTE(nse): the application enforces the exact limit on the
-            # body it reads (BodySizeLimit: 413 above max_body_size, the
+            # body it reads (the sizelimit filter: 413 above the limit, the
             # chunks of a chunked body joined).  Waitress counts the chunk
             # framing too and refuses a body at, not above, its own limit,
             # so giving it the same figure would refuse chunked bodies

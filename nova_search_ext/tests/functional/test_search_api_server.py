@@ -22,7 +22,7 @@ many without a thread each:
   of them stall, and the server closes them after
   ``client_socket_timeout``;
 * a chunked body is answered like the same body with a Content-Length, up
-  to ``[search_api] max_body_size`` included; above, 413;
+  to ``[oslo_middleware] max_request_body_size`` included; above, 413;
 * many concurrent clients never make more than ``threads`` threads;
 * stopping finishes the request being answered.
 
@@ -41,6 +41,7 @@ import time
 from oslo_config import cfg
 
 from nova_search_ext.api.search import app as search_app
+from nova_search_ext.api.search import middleware
 from nova_search_ext.api.search import server as server_mod
 from nova_search_ext.tests.unit.api.search import fakes as search_fakes
 from nova_search_ext.tests.unit import base
@@ -103,7 +104,7 @@ class ServerTestCase(base.NoDBTestCase):
 
     def start(self, app=None, **options):
         app = app or search_app.load_app(CONF)
-        options.setdefault('max_body_size', CONF.search_api.max_body_size)
+        options.setdefault('max_body_size', middleware.body_size_limit(CONF))
         server = server_mod.Server(app, '127.0.0.1', 0, **options)
         server.start()
         self.addCleanup(server.stop)
@@ -182,7 +183,7 @@ class ServerTestCase(base.NoDBTestCase):
             self.assertEqual(expected, answer)
 
     def test_chunked_body_size_limit(self):
-        self.flags(max_body_size=300, group='search_api')
+        self.flags(max_request_body_size=300, group='oslo_middleware')
         server = self.start()
         body = json.dumps(SEARCH).encode()
         # Up to the limit included, padded with JSON whitespace.
@@ -197,7 +198,7 @@ class ServerTestCase(base.NoDBTestCase):
         for chunk_size in (7, 301, None):
             status, answer = self.post(server, at_limit + b' ', chunk_size)
             self.assertEqual(413, status, answer)
-            self.assertIn(b'max_body_size', answer)
+            self.assertIn(b'Request is too large', answer)
         # A large upload is cut off by the server, not read to the end.
         status, answer = self.post(server, at_limit + b' ' * 100000,
                                    chunk_size=1000)

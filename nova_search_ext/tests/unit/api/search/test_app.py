@@ -368,14 +368,33 @@ class SearchBodyTestCase(seeds.SeededTest, SearchAPITestBase):
         self.assertNotIn('_version', body['hits']['hits'][0])
 
     def test_body_size_limit(self):
-        self.flags(max_body_size=100, group='search_api')
+        # oslo.middleware's sizelimit filter, on its own option.
+        self.flags(max_request_body_size=100, group='oslo_middleware')
         resp = self.request('POST', '/v1/search',
                             {'query': {'match_all': {}}, 'x': 'y' * 100})
         self.assertEqual(413, resp.status_int)
-        self.assertIn('at most 100 ([search_api] max_body_size)',
+        self.assertIn('Larger than max_request_body_size',
                       resp.json['message'])
         self.assertEqual(200, self.request('POST', '/v1/search',
                                            {}).status_int)
+        # At the limit exactly, padded with JSON whitespace.
+        body = b'{"limit": 1}'
+        self.assertEqual(200, self.request(
+            'POST', '/v1/search', raw=body + b' ' * (100 - len(body)),
+        ).status_int)
+
+    def test_deprecated_body_size_option(self):
+        # [search_api] max_body_size still limits when it alone is set.
+        self.flags(max_body_size=100, group='search_api')
+        self.app = search_app.load_app(CONF)
+        body = {'query': {'match_all': {}}, 'x': 'y' * 100}
+        self.assertEqual(413, self.request('POST', '/v1/search',
+                                           body).status_int)
+        self.assertEqual(100, CONF.oslo_middleware.max_request_body_size)
+        # The new option wins.
+        self.flags(max_request_body_size=1000, group='oslo_middleware')
+        self.assertEqual(200, self.request('POST', '/v1/search',
+                                           body).status_int)
 
     def _chunked(self, data, length=None):
         req = webob.Request.blank('/v1/search', method='POST', headers={
@@ -389,7 +408,7 @@ class SearchBodyTestCase(seeds.SeededTest, SearchAPITestBase):
         return req.get_response(self.app)
 
     def test_chunked_body_size_limit(self):
-        self.flags(max_body_size=100, group='search_api')
+        self.flags(max_request_body_size=100, group='oslo_middleware')
         resp = self._chunked(b'{"a": "' + b'b' * 200 + b'"}')
         self.assertEqual(413, resp.status_int, resp.text)
         self.assertIn('Request is too large', resp.json['message'])

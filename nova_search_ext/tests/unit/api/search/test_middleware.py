@@ -17,6 +17,7 @@ import fixtures
 from keystonemiddleware import auth_token
 from oslo_config import cfg
 from oslo_db import exception as db_exc
+from oslo_middleware.healthcheck import opts as healthcheck_opts
 from oslo_policy import policy as oslo_policy
 import webob
 import webob.dec
@@ -190,3 +191,88 @@ class AppLoadingTestCase(MiddlewareTestBase):
                          search_app.config_files({
                              'OS_NOVA_CONFIG_DIR': '/srv',
                              'OS_NOVA_CONFIG_FILES': 'a.conf;b.conf'}))
+
+
+class OsloMiddlewareTestCase(MiddlewareTestBase):
+    """The oslo.middleware parts of the paste pipeline."""
+
+    def setUp(self):
+        super().setUp()
+        self.flags(auth_strategy='keystone', group='search_api')
+        self.flags(www_authenticate_uri='https://keystone.example.com/v3',
+                   group='keystone_authtoken')
+        self.flags(delay_auth_decision=True, group='keystone_authtoken')
+        # Loading registers the middlewares' options.
+        self.app = search_app.load_app(CONF)
+
+    def get(self, path, **headers):
+        return webob.Request.blank(path, headers=headers).get_response(
+            self.app)
+
+    def test_healthcheck(self):
+        # oslo.middleware's answer, without a token, for the API and the
+        # version document's paths alike (not the version document).
+        # No backend configured: healthy, nothing to say.
+        for path in ('/healthcheck', '/healthcheck/'):
+            resp = self.get(path)
+            self.assertEqual(200, resp.status_int, resp.text)
+            self.assertEqual('text/plain', resp.content_type)
+            self.assertEqual('', resp.text)
+        self.assertEqual(401, self.get('/v1/search/plugins').status_int)
+        resp = self.get('/healthcheck', Accept='application/json')
+        self.assertEqual(200, resp.status_int)
+        self.assertEqual({'detailed': False, 'reasons': []}, resp.json)
+        resp = webob.Request.blank('/healthcheck', method='HEAD').get_response(
+            self.app)
+        self.assertEqual(204, resp.status_int)
+
+    def test_healthcheck_disabled_by_file(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'healthcheck_disable')
+        # The backend registers its option when it is loaded.
+        CONF.register_opts(healthcheck_opts.DISABLE_BY_FILE_OPTS,
+                           group='healthcheck')
+        self.flags(backends=['disable_by_file'], disable_by_file_path=path,
+                   group='healthcheck')
+        self.app = search_app.load_app(CONF)
+        self.assertEqual(200, self.get('/healthcheck').status_int)
+        open(path, 'w').close()
+        resp = self.get('/healthcheck')
+        self.assertEqual(503, resp.status_int)
+        self.assertEqual('DISABLED BY FILE', resp.text)
+        os.unlink(path)
+        self.assertEqual(200, self.get('/healthcheck').status_int)
+
+    def test_cors(self):
+        origin = 'https://dashboard.example.com'
+        # No allowed origin (the default): no CORS headers.
+        resp = self.get('/', Origin=origin)
+        self.assertNotIn('Access-Control-Allow-Origin', resp.headers)
+        self.flags(allowed_origin=[origin], group='cors')
+        self.app = search_app.load_app(CONF)
+        for path in ('/', '/v1/search/plugins'):
+            resp = self.get(path, Origin=origin)
+            self.assertEqual(origin,
+                             resp.headers['Access-Control-Allow-Origin'])
+        # A preflight request is answered before authentication.
+        resp = webob.Request.blank('/v1/search', method='OPTIONS', headers={
+            'Origin': origin, 'Access-Control-Request-Method': 'POST',
+        }).get_response(self.app)
+        self.assertEqual(200, resp.status_int)
+        self.assertEqual(origin, resp.headers['Access-Control-Allow-Origin'])
+        resp = self.get('/', Origin='https://elsewhere.example.com')
+        self.assertNotIn('Access-Control-Allow-Origin', resp.headers)
+
+    def test_http_proxy_to_wsgi(self):
+        proxied = {'X-Forwarded-Proto': 'https',
+                   'X-Forwarded-Host': 'search.example.com'}
+
+        def version_href():
+            resp = self.get('/', **proxied)
+            self.assertEqual(300, resp.status_int)
+            return resp.json['versions'][0]['links'][0]['href']
+
+        self.assertEqual('http://localhost/v1/', version_href())
+        self.flags(enable_proxy_headers_parsing=True,
+                   group='oslo_middleware')
+        self.assertEqual('https://search.example.com/v1/', version_href())
