@@ -148,20 +148,37 @@ def _main(argv):
     objects.register_all()
     indexer = Indexer(conf.CONF)
     stopped = threading.Event()
+    starting = [True]
 
     def handle(signum, frame):
         LOG.info('Caught signal %d, stopping', signum)
         stopped.set()
+        if starting[0]:
+            # The start waits for the bus (oslo.messaging retries a bus it
+            # cannot reach): interrupt it.
+            starting[0] = False
+            raise _Interrupted()
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
-    indexer.start()
+    try:
+        indexer.start()
+        starting[0] = False
+    except _Interrupted:
+        LOG.info('Stopped while starting')
+        indexer.stop()
+        indexer.wait()
+        return 0
     while not stopped.wait(1):
         pass
     indexer.stop()
     indexer.wait()
     LOG.info('Stopped')
     return 0
+
+
+class _Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived while the indexer was starting."""
 
 
 if __name__ == '__main__':

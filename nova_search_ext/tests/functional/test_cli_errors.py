@@ -25,12 +25,14 @@ adds the traceback.  ``--version`` and ``--help`` speak of this package.
 from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import uuid
 
 import nova_search_ext
+from nova_search_ext.index.sql import store as sql_store
 
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
@@ -156,6 +158,37 @@ class OperatorErrorsTestCase(base.ProcessTestCase):
         for fragment in fragments:
             self.assertIn(fragment, lines[0])
         self.assertNotIn('Traceback', proc.stdout)
+
+    def test_indexer_stops_while_the_bus_is_unreachable(self):
+        index = 'sqlite:///%s/index.sqlite' % self.tmp
+        path = self._conf(
+            api_database={'connection': 'sqlite:///%s/api.sqlite'
+                          % self.tmp},
+            search_index={'connection': index},
+            search_indexer={'service_refresh_interval': '0'})
+        log = open(os.path.join(self.tmp, 'indexer.log'), 'w+')
+        self.addCleanup(log.close)
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'nova_search_ext.cmd.indexer',
+             '--config-file', path], stdout=log, stderr=subprocess.STDOUT,
+            env=self.env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+
+        def output():
+            log.flush()
+            with open(log.name) as f:
+                return f.read()
+
+        # The start waits for the bus, retrying; SIGTERM ends it.
+        self.wait_for(lambda: 'Connection failed' in output(), 60,
+                      'the indexer trying the bus')
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(0, proc.wait(timeout=30), output()[-3000:])
+        self.assertIn('Stopped while starting', output())
+        store = sql_store.SQLStore(index)
+        self.addCleanup(store.dispose)
+        (writer,) = store.feed_writers()
+        self.assertEqual('stopped', writer.state)
 
     def test_missing_config_file(self):
         missing = os.path.join(self.tmp, 'missing.conf')
