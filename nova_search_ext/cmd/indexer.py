@@ -51,6 +51,7 @@ from nova_search_ext import conf
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import endpoint as endpoint_mod
 from nova_search_ext.index.feed import consumer
+from nova_search_ext.index.feed import source
 
 LOG = logging.getLogger('nova_search_ext.indexer')
 
@@ -75,7 +76,8 @@ class Indexer(object):
                    for topic in cfg.search_indexer.topics]
         self.lease = consumer.ConsumerLease(
             self.store, consumer.feed_name(cfg, cfg.search_indexer.topics),
-            cfg.host, cfg.search_index.writer_lease)
+            cfg.host, cfg.search_index.writer_lease,
+            cell_of=source.HostCells())
         self.listener = endpoint_mod.get_batch_listener(
             self.transport, targets, self.endpoint, executor='threading',
             pool=cfg.search_indexer.pool or None,

@@ -85,6 +85,24 @@ def _pending_lines(writers, now, every):
     return lines
 
 
+def _progress_lines(writers, cell_key):
+    """What each indexer indexed last from the services of one cell."""
+    lines = []
+    for writer in sorted(writers, key=lambda w: w.writer_id):
+        if not writer.consumer or not isinstance(writer.progress, dict):
+            continue
+        times = writer.progress.get(cell_key)
+        try:
+            sent, indexed = float(times[0]), float(times[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        lines.append('  indexer %s: newest notification indexed sent %s, '
+                     'indexed %s (lag %.1f s)' % (
+                         writer.writer_id, iso(sent), iso(indexed),
+                         max(0.0, indexed - sent)))
+    return lines
+
+
 def local_journal_lines(directory=None):
     """The journals of the embedded feed on this host, if any.
 
@@ -144,9 +162,12 @@ def status_lines(ctxt, store, now=None):
                 'completed %s' % state['completed_at'].isoformat()
                 if state['completed_at'] else 'not completed'))
         lines.extend(_pending_lines(writers.get(cell.uuid, ()), now, every))
-    if writers.get(None):
+        lines.extend(_progress_lines(every, cell.uuid))
+    unmapped = _progress_lines(every, '')
+    if writers.get(None) or unmapped:
         lines.append('services on hosts outside the cells\' host mappings:')
-        lines.extend(_pending_lines(writers[None], now, every))
+        lines.extend(_pending_lines(writers.get(None, ()), now, every))
+        lines.extend(unmapped)
     lines.extend(local_journal_lines())
     untrusted = index_base.untrusted_writers(every, now)
     if untrusted:

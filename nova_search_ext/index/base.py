@@ -114,6 +114,8 @@ class FeedWriter(object):
       backlog the bus kept while none consumed is not indexed yet) and
       ``stopped`` vouch for nothing.  Consumers of one feed share its
       messages: one that vouches is enough (:func:`untrusted_writers`).
+      ``progress``: per cell uuid (``''``: none), ``[sent_at,
+      indexed_at]`` of the newest notification it indexed.
 
     ``writer_id`` names the program and host (every process of one program
     on a host shares one announcement).  ``retired``: an operator removed
@@ -127,11 +129,12 @@ class FeedWriter(object):
     RETIRED = 'retired'
 
     __slots__ = ('writer_id', 'host', 'program', 'state', 'lease_until',
-                 'pending', 'pending_since', 'renewed_at', 'feed')
+                 'pending', 'pending_since', 'renewed_at', 'feed',
+                 'progress')
 
     def __init__(self, writer_id, host, program, state=ACTIVE,
                  lease_until=None, pending=0, pending_since=None,
-                 renewed_at=None, feed=None):
+                 renewed_at=None, feed=None, progress=None):
         self.writer_id = writer_id
         self.host = host
         self.program = program
@@ -141,6 +144,7 @@ class FeedWriter(object):
         self.pending_since = pending_since
         self.renewed_at = renewed_at
         self.feed = feed
+        self.progress = progress
 
     def to_dict(self):
         return {name: getattr(self, name) for name in self.__slots__}

@@ -31,6 +31,11 @@ announces itself in the store (a :class:`~nova_search_ext.index.base
   down, so nothing is indexed either) lets the lease run out;
 * ``stopped`` when the indexer shuts down cleanly, before it exits.
 
+Each announcement also says how far the indexer has come per cell: the
+newest notification it indexed from the services of each cell, when it was
+sent and when it was indexed (``progress``, shown by ``nova-search-manage
+index status``).
+
 Readers (:func:`~nova_search_ext.index.base.untrusted_writers`) answer from
 the index only while some consumer of each announced feed is active with
 a lease: several indexers of one feed share its messages, so one is
@@ -59,6 +64,10 @@ QUIET = 2.0
 # this one's.
 CLOCK_MARGIN = 1.0
 
+# Publishers whose newest notification the lease remembers (the oldest
+# news is forgotten first).
+MAX_PUBLISHERS = 10000
+
 
 def feed_name(conf, topics):
     """What an indexer consumes: its topics and bus, without credentials.
@@ -86,10 +95,11 @@ class ConsumerLease(object):
     :param lease: ``[search_index] writer_lease``
     :param quiet: see :data:`QUIET`
     :param clock: seconds since the epoch (tests)
+    :param cell_of: callable giving the uuid of a host's cell, or None
     """
 
     def __init__(self, store, feed, host, lease, quiet=QUIET,
-                 clock=time.time):
+                 clock=time.time, cell_of=None):
         self.store = store
         self.feed = feed
         self.host = host
@@ -104,6 +114,8 @@ class ConsumerLease(object):
         self._started_at = None
         self._last_batch_at = None
         self._in_flight = 0
+        self._progress = {}
+        self.cell_of = cell_of
 
     def start(self):
         """Announce ``starting``, before listening (raises StoreError)."""
@@ -129,18 +141,27 @@ class ConsumerLease(object):
         with self._lock:
             self._in_flight += 1
 
-    def batch_done(self, received, requeued, newest):
+    def batch_done(self, received, requeued, sent):
         """The listener indexed a batch (its dispatcher's observer).
 
         :param received: how many messages the bus handed over at once
         :param requeued: how many of them went back to the bus
-        :param newest: when the newest of the others was sent (seconds
-                       since the epoch), or None
+        :param sent: ``{publisher_id: when the newest of the others it
+                     sent was sent}`` (seconds since the epoch)
         """
+        newest = max(sent.values()) if sent else None
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
-            self._last_batch_at = self.clock()
+            self._last_batch_at = now = self.clock()
+            for publisher, when in sent.items():
+                self._progress.pop(publisher, None)
+                self._progress[publisher] = (when, now)
+            while len(self._progress) > MAX_PUBLISHERS:
+                self._progress.pop(next(iter(self._progress)))
+            # A batch may come before listening() (the listener already
+            # consumes): it says nothing about the backlog yet.
             drained = (self.state == base.FeedWriter.STARTING and
+                       self._started_at is not None and
                        not requeued and newest is not None and
                        newest >= self._started_at + CLOCK_MARGIN)
             if drained:
@@ -189,13 +210,43 @@ class ConsumerLease(object):
             LOG.warning('Could not renew the lease of %(writer)s: %(error)s',
                         {'writer': self.writer_id, 'error': e})
 
+    def progress(self):
+        """``{cell uuid or '': [sent_at, indexed_at]}`` of what was indexed.
+
+        Per cell (of the publishers' hosts, see ``cell_of``; ``''`` for
+        publishers mapped to no cell), the newest notification indexed:
+        when it was sent and when its batch was indexed.
+        """
+        with self._lock:
+            items = list(self._progress.items())
+        cells = {}
+        for publisher, (when, indexed_at) in items:
+            cell = self._cell(publisher) or ''
+            if when > cells.get(cell, (0, 0))[0]:
+                cells[cell] = (when, indexed_at)
+        return {cell: list(times) for cell, times in cells.items()}
+
+    def _cell(self, publisher):
+        if self.cell_of is None:
+            return None
+        _binary, _sep, host = publisher.partition(':')
+        if not host:
+            return None
+        try:
+            return self.cell_of(host)
+        except Exception as e:
+            LOG.debug('No cell for host %s: %s', host, e)
+            return None
+
     def _announce(self, state=None):
+        progress = self.progress()
         now = self.clock()
         with self._lock:
             state = state or self.state
             self.store.set_feed_writer(base.FeedWriter(
                 self.writer_id, self.host, PROGRAM, state=state,
-                lease_until=now + self.lease, renewed_at=now, feed=self.feed))
+                lease_until=now + self.lease, renewed_at=now, feed=self.feed,
+                progress=progress or None))
 
     def stop(self):
         """Withdraw: announce ``stopped`` (logged, never raises)."""

@@ -117,11 +117,11 @@ class BatchNotificationDispatcher(
 
     :param observer: told of each batch the bus hands over: its
                      ``batch_started()`` before it is indexed, its
-                     ``batch_done(received, requeued, newest)`` after (how
+                     ``batch_done(received, requeued, sent)`` after (how
                      many messages the bus handed over, how many of them
-                     go back to it, and the newest ``timestamp``, in
-                     seconds since the epoch, of those that do not, or
-                     None), also when indexing raised
+                     go back to it, and for those that do not, the newest
+                     ``timestamp`` per publisher, in seconds since the
+                     epoch: :func:`_newest`), also when indexing raised
                      (:class:`~nova_search_ext.index.feed.consumer
                      .ConsumerLease`)
     """
@@ -148,10 +148,8 @@ class BatchNotificationDispatcher(
             requeue = self._index(raw, messages)
         finally:
             # Filtered messages count: they too left the queue in order.
-            newest = max((sent_at(user) for message, user in every
-                          if message not in requeue), default=0)
-            self.observer.batch_done(len(incoming), len(requeue),
-                                     newest or None)
+            self.observer.batch_done(len(incoming), len(requeue), _newest(
+                user for message, user in every if message not in requeue))
         return requeue
 
     def _index(self, raw, messages):
@@ -182,6 +180,25 @@ class BatchNotificationDispatcher(
         return self.endpoint.filter_rule.match(
             message['ctxt'], message['publisher_id'], message['event_type'],
             message['metadata'], message['payload'])
+
+
+def _newest(messages):
+    """``{publisher_id: newest sent_at}`` of ``messages``.
+
+    A publisher id that is not a string, or longer than 255 characters,
+    counts as ``''``; messages without a timestamp are left out.
+    """
+    newest = {}
+    for message in messages:
+        when = sent_at(message)
+        if not when:
+            continue
+        publisher = message.get('publisher_id')
+        if not isinstance(publisher, str) or len(publisher) > 255:
+            publisher = ''
+        if when > newest.get(publisher, 0):
+            newest[publisher] = when
+    return newest
 
 
 def sent_at(message):

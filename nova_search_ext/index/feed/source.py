@@ -32,6 +32,8 @@ Two ways to reach a cell:
   cell's uuid; the index keeps the cell a document already had.
 """
 
+import time
+
 from oslo_db import exception as db_exc
 from oslo_log import log as logging
 import sqlalchemy as sa
@@ -298,6 +300,31 @@ def _service_cells(ctxt, host):
             return all_cells
         return [mapped] + [c for c in all_cells if c.uuid != mapped.uuid]
     return all_cells
+
+
+def host_cell(host, ctxt=None):
+    """The uuid of the cell compute host ``host`` is mapped to, or None."""
+    try:
+        return objects.HostMapping.get_by_host(
+            ctxt or admin_context(), host).cell_mapping.uuid
+    except exception.HostMappingNotFound:
+        return None
+
+
+class HostCells(object):
+    """:func:`host_cell`, remembered for ``ttl`` seconds per host."""
+
+    def __init__(self, ttl=300.0, clock=time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self._known = {}
+
+    def __call__(self, host):
+        now = self.clock()
+        known = self._known.get(host)
+        if known is None or now - known[1] >= self.ttl:
+            known = self._known[host] = (host_cell(host), now)
+        return known[0]
 
 
 def load_service(uuid, host=None, ctxt=None):

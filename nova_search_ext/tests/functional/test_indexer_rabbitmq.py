@@ -300,6 +300,17 @@ class ConsumerLeaseTestCase(_IndexerTestBase):
         # Active only once the backlog is in the index.
         self.assertEqual(('active', 200), seen[-1])
         self.assertEqual([], self._untrusted())
+        # The next renewal says how far it came, per cell of the
+        # publishers' hosts.
+        self.wait_for(lambda: self._writers()[0].progress, 30, 'progress')
+        progress = self._writers()[0].progress
+        self.addDetail('progress', testtools.content.text_content(
+            repr(progress)))
+        cells = {c for _u, c, _t, _d in self.store.instance_versions()}
+        self.assertLessEqual(set(progress), cells | {''})
+        for sent, indexed in progress.values():
+            self.assertLess(time.time() - sent, 300)
+            self.assertLessEqual(sent - 1, indexed)
 
 
 def read_cells(workdir):

@@ -964,9 +964,9 @@ class DispatcherTestCase(EndpointTestCase):
             def batch_started(self):
                 seen.append('started')
 
-            def batch_done(self, received, requeued, newest):
+            def batch_done(self, received, requeued, sent):
                 # Called once the batch's writes have committed.
-                seen.append((received, requeued, newest,
+                seen.append((received, requeued, sent,
                              test.stats().get('written')))
 
         dispatcher = endpoint.BatchNotificationDispatcher(
@@ -986,10 +986,11 @@ class DispatcherTestCase(EndpointTestCase):
             [_Incoming(self.body(timestamp=bad)) for bad in (
                 None, 7, 'yesterday', ['2026-01-01 00:00:00'])]))
         t0 = 1767225600.0  # 2026-01-01T00:00:00Z
-        self.assertEqual(['started', (1, 0, t0 + 1.5, None),
-                          'started', (2, 0, t0 + 9, 1),
-                          'started', (2, 1, t0 + 1.5, 1),
-                          'started', (4, 0, None, 1)], seen)
+        c1 = 'nova-compute:c1'
+        self.assertEqual(['started', (1, 0, {c1: t0 + 1.5}, None),
+                          'started', (2, 0, {c1: t0 + 9}, 1),
+                          'started', (2, 1, {c1: t0 + 1.5}, 1),
+                          'started', (4, 0, {}, 1)], seen)
         # Indexing raised: the observer still hears of the batch, all of
         # it going back.
         del seen[:]
@@ -997,7 +998,19 @@ class DispatcherTestCase(EndpointTestCase):
             dispatcher, '_combine', side_effect=RuntimeError('bug')))
         batch = [_Incoming(self.body(timestamp='2026-01-01 00:00:40'))]
         self.assertRaises(RuntimeError, dispatcher.dispatch, batch)
-        self.assertEqual(['started', (1, 1, None, 1)], seen)
+        self.assertEqual(['started', (1, 1, {}, 1)], seen)
+        # Per publisher; an odd publisher id counts as ''.
+        del seen[:]
+        dispatcher = endpoint.BatchNotificationDispatcher(
+            self.endpoint, observer=Observer())
+        self.assertEqual(set(), dispatcher.dispatch([
+            _Incoming(self.body(event_type='flavor.create', publisher_id=p,
+                                timestamp='2026-01-01 00:00:0%d' % n))
+            for n, p in enumerate(['nova-api:a1', 'nova-api:a1', 7, 'x' * 256,
+                                   'nova-compute:c1'])]))
+        self.assertEqual(['started', (5, 0, {'nova-api:a1': t0 + 1,
+                                             '': t0 + 3,
+                                             c1: t0 + 4}, 1)], seen)
 
     def test_get_batch_listener(self):
         conf = cfg.ConfigOpts()

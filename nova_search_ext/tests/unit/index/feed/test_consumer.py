@@ -17,6 +17,8 @@ indexer on the real broker; these pin each rule with a clock in hand.
 
 from unittest import mock
 
+import fixtures
+
 from nova_search_ext import conf
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index.feed import consumer
@@ -68,14 +70,14 @@ class ConsumerLeaseTestCase(base.NoDBTestCase):
         # senders' clock margin after).
         for sent in (900.0, 1000.4, 1001.4):
             self.clock.advance(0.1)
-            self.lease.batch_done(500, 0, sent)
+            self.lease.batch_done(500, 0, {'nova-compute:c1': sent})
             self.assertEqual(STARTING, self.writer().state)
         # Handed back to the bus: not yet.
-        self.lease.batch_done(3, 1, 1002.0)
+        self.lease.batch_done(3, 1, {'nova-compute:c1': 1002.0})
         self.assertEqual(STARTING, self.writer().state)
-        self.lease.batch_done(500, 0, None)
+        self.lease.batch_done(500, 0, {})
         self.assertEqual(STARTING, self.writer().state)
-        self.lease.batch_done(500, 0, 1001.5)
+        self.lease.batch_done(500, 0, {'nova-compute:c1': 1001.5})
         self.assertEqual(ACTIVE, self.writer().state)
         self.assertEqual([], self.untrusted())
         self.assertIn('has indexed the backlog', self.logged())
@@ -87,7 +89,7 @@ class ConsumerLeaseTestCase(base.NoDBTestCase):
         self.clock.advance(5)
         self.lease.tick()
         self.assertEqual(STARTING, self.writer().state)
-        self.lease.batch_done(500, 0, 900.0)
+        self.lease.batch_done(500, 0, {'nova-compute:c1': 900.0})
         self.assertEqual(2.0 / 3, self.lease.interval())
         self.clock.advance(1.9)
         self.lease.tick()
@@ -95,7 +97,7 @@ class ConsumerLeaseTestCase(base.NoDBTestCase):
         # Renewed meanwhile.
         self.assertEqual(1022.4, self.writer().lease_until)
         self.lease.batch_started()
-        self.lease.batch_done(500, 0, 900.0)
+        self.lease.batch_done(500, 0, {'nova-compute:c1': 900.0})
         self.clock.advance(1.9)
         self.lease.tick()
         self.assertEqual(STARTING, self.writer().state)
@@ -107,7 +109,7 @@ class ConsumerLeaseTestCase(base.NoDBTestCase):
 
     def test_lease_runs_out_unless_renewed(self):
         self.start()
-        self.lease.batch_done(1, 0, 1002.0)
+        self.lease.batch_done(1, 0, {'nova-compute:c1': 1002.0})
         self.clock.advance(14)
         self.assertEqual([], self.untrusted())
         with mock.patch.object(self.store, 'set_feed_writer',
@@ -122,7 +124,7 @@ class ConsumerLeaseTestCase(base.NoDBTestCase):
 
     def test_stop_withdraws(self):
         self.start()
-        self.lease.batch_done(1, 0, 1002.0)
+        self.lease.batch_done(1, 0, {'nova-compute:c1': 1002.0})
         self.lease.stop()
         self.assertEqual(STOPPED, self.writer().state)
         self.assertEqual(1, len(self.untrusted()))
@@ -149,6 +151,53 @@ class ConsumerLeaseTestCase(base.NoDBTestCase):
         self.lease.stop()
         self.assertFalse(self.lease._thread.is_alive())
         self.assertEqual(STOPPED, self.writer().state)
+
+
+class ProgressTestCase(base.NoDBTestCase):
+
+    def test_newest_per_cell_in_the_announcement(self):
+        store = self.useFixture(fakes.StoreFixture()).store
+        clock = fakes.FakeClock(1000.0)
+        cells = {'c1': 'cell-1', 'c2': 'cell-1', 'c3': 'cell-2'}
+        lease = consumer.ConsumerLease(store, FEED, 'i1', 15.0, clock=clock,
+                                       cell_of=cells.get)
+        lease.start()
+        lease.listening(thread=False)
+        self.assertIsNone(store.feed_writers()[0].progress)
+        lease.batch_done(3, 0, {'nova-compute:c1': 990.0,
+                                'nova-compute:c3': 995.0,
+                                'nova-conductor:cond': 996.0})
+        clock.advance(2)
+        lease.batch_done(1, 0, {'nova-compute:c2': 998.0,
+                                'nova-api': 999.0})
+        lease.tick()
+        self.assertEqual({'cell-1': [998.0, 1002.0],
+                          'cell-2': [995.0, 1000.0],
+                          '': [999.0, 1002.0]},
+                         store.feed_writers()[0].progress)
+
+    def test_a_failing_lookup_counts_as_no_cell(self):
+        def cell_of(host):
+            raise RuntimeError('API database down')
+
+        lease = consumer.ConsumerLease(None, FEED, 'i1', 15.0,
+                                       clock=fakes.FakeClock(1000.0),
+                                       cell_of=cell_of)
+        lease.batch_done(1, 0, {'nova-compute:c1': 990.0})
+        self.assertEqual({'': [990.0, 1000.0]}, lease.progress())
+
+    def test_publishers_are_bounded(self):
+        self.useFixture(fixtures.MockPatchObject(consumer, 'MAX_PUBLISHERS',
+                                                 2))
+        lease = consumer.ConsumerLease(None, FEED, 'i1', 15.0,
+                                       clock=fakes.FakeClock(1000.0),
+                                       cell_of=lambda host: host)
+        lease.batch_done(1, 0, {'a:h1': 1.0})
+        lease.batch_done(1, 0, {'a:h2': 2.0})
+        lease.batch_done(1, 0, {'a:h1': 3.0})
+        lease.batch_done(1, 0, {'a:h3': 4.0})
+        self.assertEqual({'h1': [3.0, 1000.0], 'h3': [4.0, 1000.0]},
+                         lease.progress())
 
 
 class UntrustedWritersTestCase(base.NoDBTestCase):
