@@ -19,8 +19,8 @@ one row each, so that a search compares exactly what a hit shows.  It reads
 no database.
 """
 
-from nova.api.openstack import common as api_common
-from nova.api.openstack.compute.views import ips as ips_view
+import collections
+
 from nova.network import model as network_model
 
 _DATA = 'nova_object.data'
@@ -43,6 +43,13 @@ def addresses(data):
 
     :param data: the ``nova_object.data`` of an ``Instance`` primitive
     """
+    # Nova's API modules, imported here and not by the module: importing
+    # any of them imports Nova's whole compute API (its package imports the
+    # router), which the index's writers (every Nova service with the
+    # embedded driver) must not pay for.
+    from nova.api.openstack import common as api_common
+    from nova.api.openstack.compute.views import ips as ips_view
+
     info = network_info(data)
     if not info:
         return {}
@@ -68,7 +75,31 @@ def entries(addresses_):
 
 
 def entries_of_primitive(prim):
-    """The ``networks`` entries of an ``Instance`` primitive (or None)."""
-    if not isinstance(prim, dict):
+    """The ``networks`` entries of an ``Instance`` primitive.
+
+    What ``entries(addresses(data))`` gives (a test compares the two), read
+    from Nova's network model alone: the addresses grouped by network
+    label, in the order of the first interface on each network, each
+    label's fixed addresses before its floating ones.
+    """
+    data = prim.get(_DATA, {}) if isinstance(prim, dict) else None
+    info = network_info(data) if isinstance(data, dict) else None
+    if not info:
         return []
-    return entries(addresses(prim.get(_DATA, {})))
+    labels = collections.OrderedDict()
+    for vif in network_model.NetworkInfo.hydrate(info):
+        label = vif['network']['label']
+        fixed, floating = labels.setdefault(label, ([], []))
+        fixed.extend((ip, vif['address']) for ip in vif.fixed_ips())
+        floating.extend((ip, vif['address']) for ip in vif.floating_ips())
+    result = []
+    for label, (fixed, floating) in labels.items():
+        for ip, mac in fixed + floating:
+            result.append({
+                'name': label,
+                'version': ip['version'],
+                'ipv%d_addr' % ip['version']: ip['address'],
+                'OS-EXT-IPS-MAC:mac_addr': mac,
+                'OS-EXT-IPS:type': ip['type'],
+            })
+    return result
