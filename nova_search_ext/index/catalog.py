@@ -85,6 +85,15 @@ SERVER_ALIASES = {
     'accessIPv6': 'access_ip_v6',
     'OS-SRV-USG:launched_at': 'launched_at',
     'OS-SRV-USG:terminated_at': 'terminated_at',
+    # The extended server attributes Nova's detail shows from 2.3 (each
+    # with its column's visibility: hostname is public since 2.90).
+    'OS-EXT-SRV-ATTR:hostname': 'hostname',
+    'OS-EXT-SRV-ATTR:reservation_id': 'reservation_id',
+    'OS-EXT-SRV-ATTR:launch_index': 'launch_index',
+    'OS-EXT-SRV-ATTR:kernel_id': 'kernel_id',
+    'OS-EXT-SRV-ATTR:ramdisk_id': 'ramdisk_id',
+    'OS-EXT-SRV-ATTR:root_device_name': 'root_device_name',
+    'OS-EXT-SRV-ATTR:user_data': 'user_data',
 }
 INSTANCE_NAME_FIELD = 'OS-EXT-SRV-ATTR:instance_name'
 # Computed fields of OS::Nova::Server (no column of their own).

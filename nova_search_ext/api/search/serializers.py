@@ -31,9 +31,15 @@ mapping:
   ``OS-SRV-USG:launched_at``, ``OS-SRV-USG:terminated_at``, ``config_drive``,
   ``OS-DCF:diskConfig`` (``AUTO``/``MANUAL``), ``hostId`` (Nova's
   obfuscated host id), ``os-extended-volumes:volumes_attached`` (the
-  volume block device mappings, ``{"id", "delete_on_termination"}``) and
-  ``fault`` (``{"code", "message", "created"}``, when the index holds
-  one);
+  volume block device mappings, ``{"id", "delete_on_termination"}``),
+  ``OS-EXT-SRV-ATTR:hostname`` (Nova 2.90), ``locked_reason``,
+  ``trusted_image_certificates``, ``progress`` (in Nova's progress
+  statuses only) and ``fault`` (``{"code", "message", "created"}`` while
+  the server is in ``ERROR`` or ``DELETED``, with ``details`` as Nova
+  shows them: to administrators, or when the code is not 500);
+* never what Nova reads from the API database (``pinned_availability_
+  zone``, ``scheduler_hints``, ``server_groups``) nor ``links``, which
+  Searchlight dropped and whose URL only nova-api knows;
 * never ``security_groups``: with Neutron (all Nova 34 supports) the
   groups live on the ports, Nova's API asks Neutron for them on every
   request, and nothing the index holds is a truthful copy (the instance's
@@ -45,7 +51,8 @@ mapping:
   ``os_compute_api:os-extended-server-attributes`` policy, administrators
   by default): ``OS-EXT-SRV-ATTR:host``,
   ``OS-EXT-SRV-ATTR:hypervisor_hostname``, ``OS-EXT-SRV-ATTR:instance_name``,
-  ``host``, ``node``;
+  ``host``, ``node`` and the ``OS-EXT-SRV-ATTR:`` names of
+  :data:`EXTENDED_ATTRIBUTES`;
 * callers Nova shows the host status (``os_compute_api:servers:show:
   host_status``, administrators by default): ``host_status``, judged when
   the page is served (:class:`HostStatuses`); callers allowed only
@@ -73,6 +80,7 @@ import json
 from oslo_log import log as logging
 from oslo_utils import timeutils
 
+from nova.api.openstack.compute.views import servers as servers_view
 from nova import objects
 from nova.objects import fields as nova_fields
 from nova.servicegroup.drivers import db as servicegroup_db
@@ -86,6 +94,16 @@ LOG = logging.getLogger(__name__)
 _DATA = 'nova_object.data'
 HOST_STATUS_FIELD = catalog.HOST_STATUS_FIELD
 COMPUTE_BINARY = 'nova-compute'
+# Nova's server detail shows ``fault`` in these statuses only, and
+# ``progress`` in those.
+_FAULT_STATUSES = servers_view.ViewBuilder._fault_statuses
+_PROGRESS_STATUSES = servers_view.ViewBuilder._progress_statuses
+# The extended server attributes Nova's detail shows from microversion 2.3
+# under ``os_compute_api:os-extended-server-attributes``, each the column
+# of the same name (``hostname`` is everybody's since 2.90).
+EXTENDED_ATTRIBUTES = ('reservation_id', 'launch_index', 'kernel_id',
+                       'ramdisk_id', 'root_device_name', 'user_data')
+HOSTNAME_FIELD = 'OS-EXT-SRV-ATTR:hostname'
 RAW_FIELDS = {
     catalog.SERVER_TYPE: ('nova_object', 'nova_fault', 'nova_bdms'),
     catalog.SERVICE_TYPE: ('nova_object',),
@@ -109,16 +127,45 @@ def _list_objects(data, attr):
     return [o.get(_DATA, {}) for o in value.get(_DATA, {}).get('objects', [])]
 
 
-def _fault(text):
-    if not text:
+def fault(text, status, admin):
+    """``fault`` as Nova's server detail shows it, or None.
+
+    Nova shows the latest fault of a server in an ``ERROR`` or ``DELETED``
+    status only, with its ``details`` when it has some and the caller is
+    an administrator (``is_admin`` of the request context) or the fault
+    is not a 500.
+
+    :param text: the stored ``InstanceFault`` primitive (JSON) or None
+    :param status: the server status (upper case, as Nova's API shows it)
+    :param admin: whether the caller is an administrator
+    """
+    if not text or status not in _FAULT_STATUSES:
         return None
     data = json.loads(text).get(_DATA, {})
-    fault = {'code': data.get('code'), 'message': data.get('message')}
+    result = {'code': data.get('code'), 'message': data.get('message')}
     created = data.get('created_at')
     if created:
-        fault['created'] = _api_time(timeutils.normalize_time(
+        result['created'] = _api_time(timeutils.normalize_time(
             timeutils.parse_isotime(created)))
-    return fault
+    if data.get('details') and (admin or result['code'] != 500):
+        result['details'] = data['details']
+    return result
+
+
+def trusted_image_certificates(data):
+    """``trusted_image_certificates``: the ids of the stored trusted certs.
+
+    None when the instance has none (Nova 2.63).
+    """
+    certs = data.get('trusted_certs')
+    if not isinstance(certs, dict):
+        return None
+    return list(certs.get(_DATA, {}).get('ids') or [])
+
+
+def locked_reason(data):
+    """``locked_reason`` from the stored system metadata (Nova 2.73)."""
+    return (data.get('system_metadata') or {}).get('locked_reason')
 
 
 def disk_config(auto_disk_config):
@@ -273,12 +320,17 @@ def server_source(row, visible, wanted, host_statuses=None):
         'OS-DCF:diskConfig': disk_config(row.auto_disk_config),
         'hostId': host_id(row.project_id, row.host),
         'os-extended-volumes:volumes_attached': volumes_attached(row.bdms),
+        HOSTNAME_FIELD: row.hostname,
+        'locked_reason': locked_reason(data),
+        'trusted_image_certificates': trusted_image_certificates(data),
     }
     if row.image_ref:
         source['image'] = {'id': row.image_ref}
-    fault = _fault(row.fault)
-    if fault:
-        source['fault'] = fault
+    if row.status in _PROGRESS_STATUSES:
+        source['progress'] = row.progress
+    fault_ = fault(row.fault, row.status, catalog.ADMIN in visible)
+    if fault_:
+        source['fault'] = fault_
     if catalog.EXTENDED in visible:
         source.update({
             'OS-EXT-SRV-ATTR:host': row.host,
@@ -286,6 +338,8 @@ def server_source(row, visible, wanted, host_statuses=None):
             'host': row.host,
             'node': row.node,
         })
+        source.update(('OS-EXT-SRV-ATTR:' + name, getattr(row, name))
+                      for name in EXTENDED_ATTRIBUTES)
         if wanted.includes_path(catalog.INSTANCE_NAME_FIELD):
             source[catalog.INSTANCE_NAME_FIELD] = instance_name(prim)
     if host_statuses is not None and (

@@ -47,7 +47,12 @@ SERVICE = catalog.SERVICE_TYPE
 REQUEST_ID = re.compile(r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-'
                         r'[0-9a-f]{4}-[0-9a-f]{12}$')
 ADMIN_ONLY = ('OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
-              'OS-EXT-SRV-ATTR:instance_name', 'host', 'node', 'cell_uuid')
+              'OS-EXT-SRV-ATTR:instance_name', 'host', 'node', 'cell_uuid',
+              'OS-EXT-SRV-ATTR:reservation_id',
+              'OS-EXT-SRV-ATTR:launch_index', 'OS-EXT-SRV-ATTR:kernel_id',
+              'OS-EXT-SRV-ATTR:ramdisk_id',
+              'OS-EXT-SRV-ATTR:root_device_name',
+              'OS-EXT-SRV-ATTR:user_data')
 RAW = ('nova_object', 'nova_fault', 'nova_bdms')
 
 
@@ -787,10 +792,18 @@ class SourceTestCase(SearchAPITestBase):
             'OS-DCF:diskConfig': 'MANUAL',
             'hostId': hashlib.sha224(b'p1h1').hexdigest(),
             'os-extended-volumes:volumes_attached': [],
+            'OS-EXT-SRV-ATTR:hostname': 'vm', 'locked_reason': None,
+            'trusted_image_certificates': None, 'progress': 0,
             'host_status': 'UP',
             'OS-EXT-SRV-ATTR:host': 'h1',
             'OS-EXT-SRV-ATTR:hypervisor_hostname': 'n1',
             'OS-EXT-SRV-ATTR:instance_name': 'instance-00000001',
+            'OS-EXT-SRV-ATTR:reservation_id': 'r-00000001',
+            'OS-EXT-SRV-ATTR:launch_index': 0,
+            'OS-EXT-SRV-ATTR:kernel_id': '',
+            'OS-EXT-SRV-ATTR:ramdisk_id': '',
+            'OS-EXT-SRV-ATTR:root_device_name': '/dev/vda',
+            'OS-EXT-SRV-ATTR:user_data': None,
             'host': 'h1', 'node': 'n1', 'cell_uuid': fakes.CELL1}, source)
 
     def test_users_never_get_admin_fields(self):
@@ -800,16 +813,25 @@ class SourceTestCase(SearchAPITestBase):
         for key in ADMIN_ONLY + RAW:
             self.assertNotIn(key, hit['_source'])
         self.assertEqual('vm-1 Alpha', hit['_source']['name'])
+        # Nova shows everybody the hostname (microversion 2.90), no other
+        # extended server attribute.
         hit = self._source(sf.S1, roles='member',
                            _source=['OS-EXT-SRV-ATTR:*', 'host'])
-        self.assertEqual({}, hit['_source'])
+        self.assertEqual({'OS-EXT-SRV-ATTR:hostname': 'vm'}, hit['_source'])
 
     def test_fault_and_volume_backed(self):
         source = self._source(sf.S3)['_source']
+        # The details of a 500 are for administrators, as in Nova.
+        self.assertEqual({'code': 500, 'message': 'No valid host',
+                          'created': '2024-05-01T12:00:00Z',
+                          'details': 'Traceback: boom'},
+                         source['fault'])
+        self.assertEqual('error', source['status'])
+        self.assertNotIn('progress', source)
+        source = self._source(sf.S3, roles='member', project='p2')['_source']
         self.assertEqual({'code': 500, 'message': 'No valid host',
                           'created': '2024-05-01T12:00:00Z'},
                          source['fault'])
-        self.assertEqual('error', source['status'])
         source = self._source(sf.S6)['_source']
         self.assertNotIn('image', source)
         self.assertNotIn('fault', source)
@@ -1017,7 +1039,12 @@ class FieldVisibilityTestCase(SearchAPITestBase):
                 ('node', 'n1'), ('OS-EXT-SRV-ATTR:hypervisor_hostname', 'n1'),
                 ('reservation_id', 'r-00000001'),
                 ('root_device_name', '/dev/vda'), ('launch_index', 0),
-                ('kernel_id', ''), ('ramdisk_id', ''))
+                ('kernel_id', ''), ('ramdisk_id', ''),
+                ('OS-EXT-SRV-ATTR:reservation_id', 'r-00000001'),
+                ('OS-EXT-SRV-ATTR:root_device_name', '/dev/vda'),
+                ('OS-EXT-SRV-ATTR:launch_index', 0),
+                ('OS-EXT-SRV-ATTR:kernel_id', ''),
+                ('OS-EXT-SRV-ATTR:ramdisk_id', ''))
     # Columns Nova's API shows to nobody.
     INTERNAL = (('launched_on', 'compute1'), ('cell_uuid', fakes.CELL1),
                 ('instance_type_id', 1), ('locked_by', 'owner'),
@@ -1059,6 +1086,8 @@ class FieldVisibilityTestCase(SearchAPITestBase):
             self.assertFalse(self._sees(field, value, 'member'), field)
         # Public since Nova's microversion 2.90.
         self.assertTrue(self._sees('hostname', 'vm', 'member'))
+        self.assertTrue(self._sees('OS-EXT-SRV-ATTR:hostname', 'vm',
+                                   'member'))
         self.assertTrue(self._sees('name', 'vm-1 Alpha', 'member'))
         member = self._source_keys('member')
         for key in ADMIN_ONLY + RAW:
@@ -1090,9 +1119,7 @@ class FieldVisibilityTestCase(SearchAPITestBase):
         for field, value in self.INTERNAL:
             self.assertFalse(self._sees(field, value, 'member'), field)
         member = self._source_keys('member')
-        self.assertEqual({'OS-EXT-SRV-ATTR:host', 'host', 'node',
-                          'OS-EXT-SRV-ATTR:hypervisor_hostname',
-                          'OS-EXT-SRV-ATTR:instance_name'},
+        self.assertEqual(set(ADMIN_ONLY) - {'cell_uuid'},
                          set(ADMIN_ONLY) & member)
         self.assertFalse(set(RAW) & member)
         self.assertIn('OS-EXT-SRV-ATTR:host', self._facets('member'))

@@ -23,10 +23,12 @@ import json
 import fixtures
 import webob
 
+from nova.api.openstack import api_version_request
 from nova.api.openstack.compute.views import servers as servers_view
 from nova.compute import api as compute_api
 from nova import objects
 from nova.servicegroup import api as servicegroup_api
+from nova.tests.unit.api.openstack import fakes as api_fakes
 
 from nova_search_ext.api.search import serializers
 from nova_search_ext.index import catalog
@@ -232,3 +234,91 @@ class ServerSourceVisibilityTestCase(base.NoDBTestCase):
             self.row, frozenset([catalog.PUBLIC, catalog.HOST_STATUS]),
             serializers.SourceFilter(['host*']), self.statuses)
         self.assertEqual({'hostId', 'host_status'}, set(source))
+
+
+class ServerSourceNovaViewTestCase(base.NoDBTestCase):
+    """``server_source`` against Nova's own server view, field by field.
+
+    The fields Nova's detail shows from the instance alone (no request
+    spec, no neutron, no host status), at the latest microversion, for
+    the same Instance the document is built from.
+    """
+
+    FIELDS = ('OS-EXT-SRV-ATTR:hostname', 'OS-EXT-SRV-ATTR:reservation_id',
+              'OS-EXT-SRV-ATTR:launch_index', 'OS-EXT-SRV-ATTR:kernel_id',
+              'OS-EXT-SRV-ATTR:ramdisk_id',
+              'OS-EXT-SRV-ATTR:root_device_name',
+              'OS-EXT-SRV-ATTR:user_data', 'locked_reason',
+              'trusted_image_certificates', 'progress', 'fault',
+              'OS-DCF:diskConfig', 'hostId', 'locked', 'description')
+
+    def _nova(self, inst, admin, extended):
+        req = api_fakes.HTTPRequest.blank(
+            '/servers/detail', use_admin_context=admin,
+            version=api_version_request.max_api_version().get_string())
+        view = servers_view.ViewBuilder().show(
+            req, inst, show_AZ=False, show_extended_attr=extended,
+            show_host_status=False, show_sec_grp=False, bdms={},
+            provided_sched_hints=servers_view.SCHED_HINTS_NOT_IN_REQUEST_SPEC)
+        return view['server']
+
+    def _ours(self, inst, visible, status):
+        doc_ = document.InstanceDocument.from_objects(
+            inst, objects.BlockDeviceMappingList(objects=[]), fakes.CELL1)
+        row = _Row(doc_)
+        row.status = status
+        return serializers.server_source(
+            row, frozenset(visible), serializers.SourceFilter())
+
+    def _instances(self):
+        ctxt = fakes.context()
+        plain = fakes.instance(ctxt, uuid=INSTANCE)
+        certs = fakes.instance(
+            ctxt, vm_state='active', task_state='resize_prep', progress=40,
+            user_data='IyEvYmluL3NoCg==', kernel_id='k1', ramdisk_id='r1',
+            hostname='web-1', launch_index=2, locked=True,
+            locked_by='admin', display_description='d',
+            system_metadata={'locked_reason': 'maintenance'})
+        certs.trusted_certs = objects.TrustedCerts(ids=['c1', 'c2'])
+        empty = fakes.instance(ctxt, progress=None, root_device_name=None)
+        empty.trusted_certs = objects.TrustedCerts(ids=[])
+        failed = [fakes.instance(
+            ctxt, vm_state='error', host=None,
+            fault=fakes.fault(ctxt, INSTANCE, code=code))
+            for code in (500, 404)]
+        # A fault Nova does not show: the server is active again.
+        recovered = fakes.instance(
+            ctxt, fault=fakes.fault(ctxt, INSTANCE, code=500))
+        return [plain, certs, empty, recovered] + failed
+
+    def test_fields_equal_nova_view(self):
+        callers = (
+            (True, True, [catalog.PUBLIC, catalog.EXTENDED, catalog.ADMIN]),
+            (False, False, [catalog.PUBLIC]),
+            # Extended attributes without being an administrator.
+            (False, True, [catalog.PUBLIC, catalog.EXTENDED]))
+        seen = set()
+        for inst in self._instances():
+            for admin, extended, visible in callers:
+                nova = self._nova(inst, admin, extended)
+                ours = self._ours(inst, visible, nova['status'])
+                for field in self.FIELDS:
+                    self.assertEqual(
+                        (field in nova, nova.get(field)),
+                        (field in ours, ours.get(field)),
+                        '%s %s %s' % (field, visible, nova['status']))
+                    if ours.get(field):
+                        seen.add(field)
+        # The comparisons covered a value of every field.
+        self.assertEqual(set(self.FIELDS), seen)
+
+    def test_fault_details(self):
+        ctxt = fakes.context()
+        inst = fakes.instance(ctxt, vm_state='error', fault=fakes.fault(
+            ctxt, INSTANCE, code=500))
+        admin = self._ours(inst, [catalog.PUBLIC, catalog.ADMIN], 'ERROR')
+        member = self._ours(inst, [catalog.PUBLIC], 'ERROR')
+        self.assertEqual('Traceback: boom', admin['fault']['details'])
+        self.assertNotIn('details', member['fault'])
+        self.assertNotIn('fault', self._ours(inst, [catalog.PUBLIC],
+                                             'ACTIVE'))
