@@ -52,6 +52,10 @@ ADMIN = 'admin'
 # no search on it).
 HOST_STATUS = 'host_status'
 HOST_STATUS_UNKNOWN = 'host_status_unknown'
+# The flavor's extra specs in ``_source`` (Nova's
+# ``os_compute_api:servers:show:flavor-extra-specs``); no field searches
+# them.
+FLAVOR_EXTRA_SPECS = 'flavor_extra_specs'
 EVERYTHING = frozenset([PUBLIC, EXTENDED, ADMIN, HOST_STATUS])
 
 # The columns of Nova's instances table: the index mirrors each of them

@@ -34,8 +34,9 @@ Which fields a caller sees is Nova's decision, not ours:
 :func:`visible_fields` asks Nova's own policy enforcer (Nova's in-code
 defaults plus the operator's Nova policy file) whether the caller may see
 the extended server attributes (``os_compute_api:os-extended-server-
-attributes``) and the host status (``os_compute_api:servers:show:
-host_status``, or ``...:host_status:unknown-only``), with the target
+attributes``), the host status (``os_compute_api:servers:show:
+host_status``, or ``...:host_status:unknown-only``) and the flavor's extra
+specs (``os_compute_api:servers:show:flavor-extra-specs``), with the target
 Nova's server detail list uses, and gives
 administrators (``context_is_admin``) the fields Nova's API shows nobody.
 Change Nova's policy and the search API follows.
@@ -69,6 +70,8 @@ RESOURCE = 'resource:%s'
 HOST_STATUS_RULE = servers_policies.SERVERS % 'show:host_status'
 HOST_STATUS_UNKNOWN_RULE = servers_policies.SERVERS % \
     'show:host_status:unknown-only'
+FLAVOR_EXTRA_SPECS_RULE = servers_policies.SERVERS % \
+    'show:flavor-extra-specs'
 
 _ADMIN_OR_OWNER = 'rule:context_is_admin or project_id:%(project_id)s'
 
@@ -210,4 +213,6 @@ def visible_fields(context):
         classes.add(catalog.HOST_STATUS)
     elif nova_can(context, HOST_STATUS_UNKNOWN_RULE):
         classes.add(catalog.HOST_STATUS_UNKNOWN)
+    if nova_can(context, FLAVOR_EXTRA_SPECS_RULE):
+        classes.add(catalog.FLAVOR_EXTRA_SPECS)
     return frozenset(classes)

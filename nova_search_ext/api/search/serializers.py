@@ -23,7 +23,10 @@ mapping:
   ``project_id``, ``owner``, ``user_id``, ``status`` (lower case, as
   Searchlight stored it), ``OS-EXT-STS:vm_state``, ``OS-EXT-STS:task_state``,
   ``OS-EXT-STS:power_state``, ``OS-EXT-AZ:availability_zone``, ``created``,
-  ``updated``, ``created_at``, ``updated_at``, ``flavor`` (``{"id"}``),
+  ``updated``, ``created_at``, ``updated_at``, ``flavor`` (``{"id"}``
+  and, from the stored flavor, what Nova 2.47 embeds: ``original_name``,
+  ``vcpus``, ``ram``, ``disk``, ``ephemeral``, ``swap`` and, under Nova's
+  ``os_compute_api:servers:show:flavor-extra-specs``, ``extra_specs``),
   ``image`` (``{"id"}``, absent for volume-backed servers, as in
   Searchlight), ``key_name``, ``locked``, ``tags``, ``metadata``,
   ``addresses`` and ``networks`` (from the stored network info cache, in the
@@ -161,6 +164,35 @@ def trusted_image_certificates(data):
     if not isinstance(certs, dict):
         return None
     return list(certs.get(_DATA, {}).get('ids') or [])
+
+
+def flavor(data, flavor_id, extra_specs):
+    """``flavor``: Searchlight's ``{"id"}`` and what Nova 2.47 embeds.
+
+    ``original_name``, ``vcpus``, ``ram``, ``disk``, ``ephemeral``,
+    ``swap`` of the stored flavor, and its ``extra_specs`` for callers
+    Nova shows them to; ``{"id"}`` alone without a stored flavor.
+
+    :param data: the stored Instance primitive's data
+    :param flavor_id: the flavor's public id (the row's ``flavor_id``)
+    :param extra_specs: whether the caller may see the extra specs
+    """
+    result = {'id': flavor_id}
+    stored = data.get('flavor')
+    if not isinstance(stored, dict):
+        return result
+    values = stored.get(_DATA, {})
+    result.update({
+        'original_name': values.get('name'),
+        'vcpus': values.get('vcpus'),
+        'ram': values.get('memory_mb'),
+        'disk': values.get('root_gb'),
+        'ephemeral': values.get('ephemeral_gb'),
+        'swap': values.get('swap'),
+    })
+    if extra_specs:
+        result['extra_specs'] = values.get('extra_specs') or {}
+    return result
 
 
 def locked_reason(data):
@@ -305,7 +337,8 @@ def server_source(row, visible, wanted, host_statuses=None):
         'updated': _api_time(row.updated_at),
         'created_at': _api_time(row.created_at),
         'updated_at': _api_time(row.updated_at),
-        'flavor': {'id': row.flavor_id},
+        'flavor': flavor(data, row.flavor_id,
+                         catalog.FLAVOR_EXTRA_SPECS in visible),
         'key_name': row.key_name,
         'locked': bool(row.locked),
         'tags': sorted(t.get('tag') for t in _list_objects(data, 'tags')),

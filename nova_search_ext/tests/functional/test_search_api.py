@@ -64,8 +64,9 @@ ADMIN_ONLY = ('host_status', 'host', 'node', 'cell_uuid') + EXTENDED
 # server_groups (GET /servers/{id} only), security_groups (neutron's).
 NOT_CARRIED = ('links', 'pinned_availability_zone', 'scheduler_hints',
                'server_groups', 'security_groups')
-# Shown by both, in Searchlight's shape in a hit (see source_from_nova).
-RESHAPED = ('status', 'flavor', 'image')
+# Shown by both, in Searchlight's shape in a hit (see source_from_nova);
+# flavor has Searchlight's id beside Nova's embedded flavor.
+RESHAPED = ('status', 'image')
 # A hit's additions: Searchlight's, and administrators' cell_uuid.
 ADDED = ('project_id', 'owner', 'created_at', 'updated_at', 'networks',
          'host', 'node', 'cell_uuid')
@@ -103,7 +104,8 @@ def source_from_nova(server, flavor_id, cell_uuid=None, admin=False):
         'status': server['status'].lower(),
         'created': server['created'], 'updated': server['updated'],
         'created_at': server['created'], 'updated_at': server['updated'],
-        'flavor': {'id': flavor_id},
+        # Searchlight's flavor id beside what Nova embeds since 2.47.
+        'flavor': dict(server['flavor'], id=flavor_id),
         'tags': sorted(server['tags']),
         'networks': searchlight_networks(server['addresses']),
     }
@@ -326,7 +328,7 @@ class SearchAPITestCase(base.MultiCellTestCase):
                     'other', self.api.base_url, project_id=OTHER_PROJECT,
                     roles=['reader', 'member'])
                 api.microversion = 'latest'
-            hits = self.client('member', project).search.search(
+            hits = self.client('member,reader', project).search.search(
                 type=SERVER, sort=[{'id': 'asc'}]).hits['hits']
             mine = sorted(s['id'] for s in api.get_servers(detail=False))
             self.assertEqual(mine, [h['_source']['id'] for h in hits])
@@ -363,6 +365,9 @@ class SearchAPITestCase(base.MultiCellTestCase):
         for key, value in detail.items():
             if key in NOT_CARRIED:
                 self.assertNotIn(key, source)
+            elif key == 'flavor':
+                self.assertEqual(value, {k: v for k, v in source[key].items()
+                                         if k != 'id'})
             elif key not in RESHAPED:
                 self.assertIn(key, source, detail['id'])
                 self.assertEqual(value, source[key], key)

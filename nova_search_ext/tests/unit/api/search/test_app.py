@@ -776,7 +776,10 @@ class SourceTestCase(SearchAPITestBase):
             'updated': '2024-05-02T12:00:00Z',
             'created_at': '2024-05-02T12:00:00Z',
             'updated_at': '2024-05-02T12:00:00Z',
-            'flavor': {'id': '42'}, 'image': {'id': fakes.IMAGE},
+            'flavor': {'id': '42', 'original_name': 'm1.small', 'vcpus': 1,
+                       'ram': 512, 'disk': 1, 'ephemeral': 0, 'swap': 0,
+                       'extra_specs': {'hw:cpu_policy': 'shared'}},
+            'image': {'id': fakes.IMAGE},
             'key_name': 'key1', 'locked': False, 'tags': ['a', 'b'],
             'metadata': {'role': 'web', 'tier': 'front'},
             'addresses': {'private': [{
@@ -1095,6 +1098,25 @@ class FieldVisibilityTestCase(SearchAPITestBase):
         self.assertEqual(set(), set(ADMIN_ONLY) - self._source_keys('admin'))
         self.assertNotIn('OS-EXT-SRV-ATTR:host', self._facets('member'))
         self.assertIn('OS-EXT-SRV-ATTR:host', self._facets('admin'))
+
+    def _flavor(self, roles):
+        return self.search({'query': {'ids': {'values': [sf.S1]}},
+                            '_source': ['flavor']}, roles=roles)['hits'][
+            'hits'][0]['_source']['flavor']
+
+    def test_flavor_extra_specs_follow_nova_policy(self):
+        # Nova's default: the project's readers and administrators (a
+        # token's roles as keystone expands them: member implies reader).
+        for roles in ('member,reader', 'reader', 'admin'):
+            self.assertEqual({'hw:cpu_policy': 'shared'},
+                             self._flavor(roles)['extra_specs'], roles)
+        self.assertNotIn('extra_specs', self._flavor('member'))
+        self._policy_file('"os_compute_api:servers:show:flavor-extra-specs"'
+                          ': "rule:context_is_admin"\n')
+        member = self._flavor('member,reader')
+        self.assertNotIn('extra_specs', member)
+        self.assertEqual('m1.small', member['original_name'])
+        self.assertIn('extra_specs', self._flavor('admin'))
 
     def test_free_text_on_hidden_fields_matches_nothing(self):
         # Never a 403, never a match: as Searchlight's _USER documents.

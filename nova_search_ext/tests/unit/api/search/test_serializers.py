@@ -252,12 +252,13 @@ class ServerSourceNovaViewTestCase(base.NoDBTestCase):
               'trusted_image_certificates', 'progress', 'fault',
               'OS-DCF:diskConfig', 'hostId', 'locked', 'description')
 
-    def _nova(self, inst, admin, extended):
+    def _nova(self, inst, admin, extended, extra_specs=False):
         req = api_fakes.HTTPRequest.blank(
             '/servers/detail', use_admin_context=admin,
             version=api_version_request.max_api_version().get_string())
         view = servers_view.ViewBuilder().show(
             req, inst, show_AZ=False, show_extended_attr=extended,
+            show_extra_specs=extra_specs,
             show_host_status=False, show_sec_grp=False, bdms={},
             provided_sched_hints=servers_view.SCHED_HINTS_NOT_IN_REQUEST_SPEC)
         return view['server']
@@ -311,6 +312,18 @@ class ServerSourceNovaViewTestCase(base.NoDBTestCase):
                         seen.add(field)
         # The comparisons covered a value of every field.
         self.assertEqual(set(self.FIELDS), seen)
+
+    def test_flavor_equals_nova_view(self):
+        # Nova 2.47's embedded flavor, and Searchlight's id beside it.
+        for inst in self._instances():
+            for extra_specs in (True, False):
+                visible = [catalog.PUBLIC] + (
+                    [catalog.FLAVOR_EXTRA_SPECS] if extra_specs else [])
+                nova = self._nova(inst, False, False, extra_specs)
+                ours = self._ours(inst, visible, nova['status'])['flavor']
+                self.assertEqual(inst.flavor.flavorid, ours.pop('id'))
+                self.assertEqual(nova['flavor'], ours)
+                self.assertEqual(extra_specs, 'extra_specs' in ours)
 
     def test_fault_details(self):
         ctxt = fakes.context()
