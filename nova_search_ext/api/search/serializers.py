@@ -27,10 +27,11 @@ mapping:
   and, from the stored flavor, what Nova 2.47 embeds: ``original_name``,
   ``vcpus``, ``ram``, ``disk``, ``ephemeral``, ``swap`` and, under Nova's
   ``os_compute_api:servers:show:flavor-extra-specs``, ``extra_specs``),
-  ``image`` (``{"id"}``, absent for volume-backed servers, as in
-  Searchlight), ``key_name``, ``locked``, ``tags``, ``metadata``,
-  ``addresses`` and ``networks`` (from the stored network info cache, in the
-  compute API's and Searchlight's shapes), ``accessIPv4``, ``accessIPv6``,
+  ``image`` (``{"id"}`` and Nova 2.98's ``properties``, absent for
+  volume-backed servers, as in Searchlight), ``key_name``, ``locked``,
+  ``tags``, ``metadata``, ``addresses`` and ``networks`` (from the
+  stored network info cache, in the compute API's and Searchlight's
+  shapes), ``accessIPv4``, ``accessIPv6``,
   ``OS-SRV-USG:launched_at``, ``OS-SRV-USG:terminated_at``, ``config_drive``,
   ``OS-DCF:diskConfig`` (``AUTO``/``MANUAL``), ``hostId`` (Nova's
   obfuscated host id), ``os-extended-volumes:volumes_attached`` (the
@@ -78,6 +79,7 @@ leak.
 """
 
 import fnmatch
+import functools
 import json
 
 from oslo_log import log as logging
@@ -193,6 +195,33 @@ def flavor(data, flavor_id, extra_specs):
     if extra_specs:
         result['extra_specs'] = values.get('extra_specs') or {}
     return result
+
+
+@functools.lru_cache(maxsize=None)
+def _image_property_names():
+    # Nova's standard image properties (and their legacy names), once
+    # Nova's objects are registered.
+    return frozenset(objects.ImageMetaProps.fields) | frozenset(
+        objects.ImageMetaProps._legacy_property_map)
+
+
+def image(data, image_ref):
+    """``image``: Searchlight's ``{"id"}`` and Nova 2.98's ``properties``.
+
+    None for a volume-backed server (Nova shows ``""``, Searchlight left
+    the field out).  ``properties`` are the image properties Nova keeps
+    in the system metadata (``image_<name>`` keys of standard properties
+    with a value), named as Nova shows them.
+    """
+    if not image_ref:
+        return None
+    prefix = nova_utils.SM_IMAGE_PROP_PREFIX
+    names = _image_property_names()
+    system_metadata = data.get('system_metadata') or {}
+    return {'id': image_ref, 'properties': {
+        key[len(prefix):]: value for key, value in system_metadata.items()
+        if key.startswith(prefix) and key[len(prefix):] in names and
+        value is not None}}
 
 
 def locked_reason(data):
@@ -357,8 +386,9 @@ def server_source(row, visible, wanted, host_statuses=None):
         'locked_reason': locked_reason(data),
         'trusted_image_certificates': trusted_image_certificates(data),
     }
-    if row.image_ref:
-        source['image'] = {'id': row.image_ref}
+    image_ = image(data, row.image_ref)
+    if image_:
+        source['image'] = image_
     if row.status in _PROGRESS_STATUSES:
         source['progress'] = row.progress
     fault_ = fault(row.fault, row.status, catalog.ADMIN in visible)

@@ -64,7 +64,8 @@ ADMIN_ONLY = ('host_status', 'host', 'node', 'cell_uuid') + EXTENDED
 # server_groups (GET /servers/{id} only), security_groups (neutron's).
 NOT_CARRIED = ('links', 'pinned_availability_zone', 'scheduler_hints',
                'server_groups', 'security_groups')
-# Shown by both, in Searchlight's shape in a hit (see source_from_nova);
+# Shown by both, in Searchlight's shape in a hit (see source_from_nova):
+# status in lower case, image without links (absent when Nova shows "");
 # flavor has Searchlight's id beside Nova's embedded flavor.
 RESHAPED = ('status', 'image')
 # A hit's additions: Searchlight's, and administrators' cell_uuid.
@@ -128,7 +129,9 @@ def source_from_nova(server, flavor_id, cell_uuid=None, admin=False):
         if key in server:
             source[key] = server[key]
     if server['image']:
-        source['image'] = {'id': server['image']['id']}
+        # Nova's image without its links (Searchlight dropped them).
+        source['image'] = {k: v for k, v in server['image'].items()
+                           if k != 'links'}
     if admin:
         source.update({key: server[key] for key in EXTENDED})
         source.update({
@@ -306,6 +309,8 @@ class SearchAPITestCase(base.MultiCellTestCase):
         self.assertEqual(1, len(faults(hits)))
         self.assertEqual(500, faults(hits)[0]['code'])
         self.assertIn('details', faults(hits)[0])
+        self.assertTrue(any(h['_source'].get('image', {}).get('properties')
+                            for h in hits))
         self.assertIn('progress', set().union(*[h['_source'] for h in hits]))
         # Every host status Nova can show here, each equal to Nova's.
         self.assertEqual({'UP', 'MAINTENANCE', 'DOWN', ''},
@@ -368,6 +373,9 @@ class SearchAPITestCase(base.MultiCellTestCase):
             elif key == 'flavor':
                 self.assertEqual(value, {k: v for k, v in source[key].items()
                                          if k != 'id'})
+            elif key == 'image' and value:
+                self.assertEqual({k: v for k, v in value.items()
+                                  if k != 'links'}, source[key])
             elif key not in RESHAPED:
                 self.assertIn(key, source, detail['id'])
                 self.assertEqual(value, source[key], key)

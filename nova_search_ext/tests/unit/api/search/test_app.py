@@ -779,7 +779,7 @@ class SourceTestCase(SearchAPITestBase):
             'flavor': {'id': '42', 'original_name': 'm1.small', 'vcpus': 1,
                        'ram': 512, 'disk': 1, 'ephemeral': 0, 'swap': 0,
                        'extra_specs': {'hw:cpu_policy': 'shared'}},
-            'image': {'id': fakes.IMAGE},
+            'image': {'id': fakes.IMAGE, 'properties': {}},
             'key_name': 'key1', 'locked': False, 'tags': ['a', 'b'],
             'metadata': {'role': 'web', 'tier': 'front'},
             'addresses': {'private': [{

@@ -313,6 +313,29 @@ class ServerSourceNovaViewTestCase(base.NoDBTestCase):
         # The comparisons covered a value of every field.
         self.assertEqual(set(self.FIELDS), seen)
 
+    def test_image_equals_nova_view(self):
+        # Nova 2.98's properties, from the system metadata, without links.
+        ctxt = fakes.context()
+        volume_backed = fakes.instance(ctxt, image_ref='')
+        props = fakes.instance(ctxt, system_metadata={
+            'image_hw_disk_bus': 'scsi', 'image_os_distro': 'ubuntu',
+            'image_hw_machine_type': None, 'image_not_a_property': 'x',
+            'image_architecture': 'x86_64', 'owner_tag': 'y'})
+        for inst in self._instances() + [props, volume_backed]:
+            nova = self._nova(inst, False, False)
+            ours = self._ours(inst, [catalog.PUBLIC], nova['status'])
+            if not nova['image']:
+                self.assertNotIn('image', ours)
+                continue
+            self.assertEqual(
+                {k: v for k, v in nova['image'].items() if k != 'links'},
+                ours['image'])
+        self.assertEqual(
+            {'hw_disk_bus': 'scsi', 'os_distro': 'ubuntu',
+             'architecture': 'x86_64'},
+            self._ours(props, [catalog.PUBLIC], 'ACTIVE')['image'][
+                'properties'])
+
     def test_flavor_equals_nova_view(self):
         # Nova 2.47's embedded flavor, and Searchlight's id beside it.
         for inst in self._instances():
