@@ -10,7 +10,7 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 venv=$(tools/ensure-venv.sh) || { echo "0 passed, 1 failed"; exit 1; }
 py="$venv/bin/python"
 
