@@ -33,7 +33,6 @@ instead.
 
 from nova_search_ext.cmd import patching; patching.patch('nova-search-api')  # noqa
 
-import contextlib
 import logging as std_logging
 import os
 import signal
@@ -57,17 +56,6 @@ LOG = logging.getLogger(__name__)
 CONF = nse_conf.CONF
 
 
-@contextlib.contextmanager
-def bind_errors(host, port):
-    """A socket that cannot listen is the operator's error: say which."""
-    try:
-        yield
-    except OSError as e:
-        raise common.OperatorError(
-            'cannot listen on %s:%s ([search_api] bind_host, bind_port): %s'
-            % (host, port, e.strerror or e)) from e
-
-
 def server_options(conf=CONF):
     """The keyword arguments of ``server.Server`` from ``[search_api]``."""
     group = conf.search_api
@@ -84,7 +72,7 @@ def serve(application, host, port, stop_event=None, **options):
     main thread.  ``options`` are those of ``server.Server``.
     """
     stop_event = stop_event or threading.Event()
-    with bind_errors(host, port):
+    with common.bind_errors(host, port):
         server = server_mod.Server(application, host, port, **options)
 
     def _stop(signum, frame):
@@ -142,7 +130,7 @@ def serve_workers(host, port, workers, **options):
     # the fork (SQLAlchemy pools, SQLite handles): drop what this process
     # may have opened, e.g. to check the connection at start-up.
     index_api.reset()
-    with bind_errors(host, port):
+    with common.bind_errors(host, port):
         sock = server_mod.listen(host, port)
     host, port = sock.getsockname()[:2]
     LOG.info('nova-search-api starting %(workers)d worker processes on '

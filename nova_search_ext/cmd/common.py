@@ -24,6 +24,7 @@ never parses a traceback.  The traceback follows only with ``--debug``.
 Anything else is a bug and keeps its traceback.
 """
 
+import contextlib
 import logging as std_logging
 import sys
 import traceback
@@ -140,3 +141,14 @@ def run(main, argv=None, prog=None):
         sys.stderr.write('%s: error: %s\n' % (name, describe(e)))
         sys.stderr.flush()
         return 1
+
+
+@contextlib.contextmanager
+def bind_errors(host, port):
+    """A socket that cannot listen is the operator's error: say which."""
+    try:
+        yield
+    except OSError as e:
+        raise OperatorError(
+            'cannot listen on %s:%s ([search_api] bind_host, bind_port): %s'
+            % (host, port, e.strerror or e)) from e

@@ -20,7 +20,6 @@ from oslo_config import cfg
 from oslo_db import exception as db_exc
 
 import nova_search_ext
-from nova_search_ext.cmd import api as cmd_api
 from nova_search_ext.cmd import common
 from nova_search_ext.index import base as index_base
 from nova_search_ext.tests.unit import base
@@ -73,7 +72,7 @@ class RunTestCase(base.TestCase):
 
     def test_port_in_use(self):
         def main(argv):
-            with cmd_api.bind_errors('127.0.0.1', 8000):
+            with common.bind_errors('127.0.0.1', 8000):
                 raise OSError(errno.EADDRINUSE, 'Address already in use')
         self.assertEqual(1, common.run(main, ['nova-search-x']))
         self.assertOneLine('cannot listen on 127.0.0.1:8000',
