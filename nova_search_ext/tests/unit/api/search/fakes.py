@@ -187,6 +187,12 @@ class SearchAPIFixture(fixtures.Fixture):
         self.store = store
         self.test.flags(connection=store.connection, group='search_index')
         self.test.flags(auth_strategy='noauth', group='search_api')
+        # Nova's default.  Placement's functional fixture, which Nova's
+        # functional tests run in the same process, sets the default of
+        # this option to False on the global configuration and never puts
+        # it back, so a test after one of those would otherwise check the
+        # deprecated policy defaults.
+        self.test.flags(enforce_new_defaults=True, group='oslo_policy')
         index_api.reset()
         self.addCleanup(index_api.reset)
         policy.reset()
