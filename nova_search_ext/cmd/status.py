@@ -20,7 +20,6 @@ import datetime
 import os
 import time
 
-from nova import objects
 
 from nova_search_ext import conf
 from nova_search_ext.index import base as index_base
@@ -66,10 +65,10 @@ def describe_writer(writer, now, writers=None):
 def _writer_cell(ctxt, writer, cells):
     """The cell of a writer's host (compute hosts are mapped), or None."""
     try:
-        mapping = objects.HostMapping.get_by_host(ctxt, writer.host)
+        uuid = source.host_cell(writer.host, ctxt)
     except Exception:
+        # The API database cannot tell: the writer is listed apart.
         return None
-    uuid = mapping.cell_mapping.uuid
     return next((c for c in cells if c.uuid == uuid), None)
 
 
