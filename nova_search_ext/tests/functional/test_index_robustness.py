@@ -445,6 +445,12 @@ class _InterleavedFeed(object):
             self.test.assertEqual(
                 (_content(stall.key, doc), _deleted(doc)),
                 self.indexed(stall.key), self.msg('%s', stall.key))
+        elif found == source.GONE:
+            # Gone from its cell is final (a uuid is never used again):
+            # whatever the index held, it holds a tombstone now, even when
+            # no newer read had reached it yet.
+            self.test.assertTrue(self.indexed(stall.key)[1], self.msg(
+                '%s read gone but not tombstoned', stall.key))
         else:
             # Refused: the index did not change.
             self.test.assertEqual(before, self.indexed(stall.key),
