@@ -32,15 +32,53 @@ listener cleanly: in-flight messages finish, nothing is acknowledged twice.
 
 It reads the same configuration files as the other Nova services (the API
 and cell database connections to read the truth from the cells, the
-transport URL, and ``[search_index]``).
+transport URL, and ``[search_index]``).  Like the OpenStack services it
+logs the value of every option at DEBUG when it starts (``[DEFAULT]
+log_options``), and on SIGHUP it reloads its configuration files the way
+oslo.service does for Nova (``ConfigOpts.mutate_config_files``): options
+marked mutable take effect, ``[DEFAULT] debug`` for one, a change to any
+other is logged and ignored until a restart, and the values are logged
+again.  The listener is left alone meanwhile: the batch being indexed is
+committed and acknowledged as usual, nothing is handed back or dropped.
+
+With ``[search_indexer] workers`` above 1 a parent process starts that
+many worker processes (:class:`IndexerWorker`).  Each builds its own
+listener, in the same pool on the same topics (so the broker shares the
+messages among them), its own store and bus connections, and its own
+consumer lease, ``nova-search-indexer@HOST/worker-N``.  The parent
+restarts a worker that dies (with the same number, so the lease is taken
+over) and passes SIGTERM and SIGHUP on: SIGTERM stops each worker as it
+stops the single process (the batch in hand is committed and
+acknowledged, the lease is withdrawn), then the parent exits 0.  SIGINT is
+the process manager's immediate exit (as for every oslo.service
+service): unacknowledged messages go back to the bus, the leases run out
+instead of being withdrawn.  With 1 (the default) nothing is forked.
+
+The process manager is cotyledon's ``ServiceManager``, used directly,
+with ``cotyledon.oslo_config_glue`` for the parent's reload and option
+logging.  It is what oslo.service's ``ProcessLauncher`` runs on in Nova 34's
+threading mode (``patching.patch`` selects oslo.service's ``threading``
+backend; oslo.service 4.x has no other without eventlet), but through
+oslo.service the workers cannot be used cleanly here: its wrapper does not
+hand the worker number to the service, so a restarted worker could not
+take over its predecessor's lease, and it leaves cotyledon's default
+reload in place, which answers SIGHUP by stopping the worker and forking
+a new one (with oslo.service's ``restart()`` not implemented for this
+backend) instead of mutating the configuration in place.
 """
 
 from nova_search_ext.cmd import patching; patching.patch('nova-search-indexer')  # noqa
 
+import logging as std_logging
+import multiprocessing
+import os
 import signal
 import sys
 import threading
+import time
 
+import cotyledon
+from cotyledon import oslo_config_glue
 from oslo_log import log as logging
 import oslo_messaging
 
@@ -66,7 +104,7 @@ DESCRIPTION = ('Keep the search index of nova_search_ext in step with Nova: '
 class Indexer(object):
     """The listener plus its periodic jobs; start(), stop(), wait()."""
 
-    def __init__(self, cfg, store=None, transport=None):
+    def __init__(self, cfg, store=None, transport=None, worker=None):
         self.conf = cfg
         self.store = store or index_api.get_store()
         self.endpoint = endpoint_mod.NotificationEndpoint(self.store)
@@ -77,7 +115,7 @@ class Indexer(object):
         self.lease = consumer.ConsumerLease(
             self.store, consumer.feed_name(cfg, cfg.search_indexer.topics),
             cfg.host, cfg.search_index.writer_lease,
-            cell_of=source.HostCells())
+            cell_of=source.HostCells(), worker=worker)
         self.listener = endpoint_mod.get_batch_listener(
             self.transport, targets, self.endpoint, executor='threading',
             pool=cfg.search_indexer.pool or None,
@@ -139,6 +177,168 @@ class Indexer(object):
         self.log_stats()
 
 
+def log_options(cfg):
+    """Log every option's value at DEBUG, as oslo.service does.
+
+    Unless ``[DEFAULT] log_options`` is False; values of secret options
+    are masked by oslo.config.
+    """
+    if cfg.log_options:
+        LOG.debug('Full set of CONF:')
+        cfg.log_opt_values(LOG, std_logging.DEBUG)
+
+
+def reload_config(cfg):
+    """SIGHUP: reload the configuration files, as oslo.service does.
+
+    ``mutate_config_files`` re-reads the files; mutable options take their
+    new values (oslo.log's hook applies ``[DEFAULT] debug`` to the root
+    logger), a change to any other option is logged and ignored.  Files
+    that no longer parse leave the configuration as it was.
+    """
+    LOG.info('Caught SIGHUP, reloading the configuration files')
+    try:
+        cfg.mutate_config_files()
+    except Exception as e:
+        LOG.error('The configuration files could not be reloaded, the '
+                  'configuration is unchanged: %s', e)
+        return
+    log_options(cfg)
+
+
+class IndexerWorker(cotyledon.Service):
+    """One worker process of ``[search_indexer] workers``.
+
+    Built by the process manager in the worker, after the fork: the
+    :class:`Indexer`, its store, bus connection and consumer lease
+    (``worker_id`` names it) belong to this process alone.
+    """
+
+    name = 'nova-search-indexer'
+
+    def __init__(self, worker_id, cfg):
+        super().__init__(worker_id)
+        self.conf = cfg
+        self.indexer = None
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopping = False
+
+    def run(self):
+        """Start indexing (in a thread of its own; returns once started)."""
+        LOG.info('Worker %d (process %d) starting', self.worker_id,
+                 os.getpid())
+        try:
+            indexer = Indexer(self.conf, worker=self.worker_id)
+            with self._lock:
+                if self._stopping:
+                    return
+                self.indexer = indexer
+            indexer.start()
+        except common.OPERATOR_ERRORS as e:
+            # The process manager starts the worker again (at most one
+            # start a second).
+            LOG.error('Worker %d cannot start: %s', self.worker_id,
+                      common.describe(e))
+            sys.exit(1)
+        with self._lock:
+            self._started = True
+
+    def terminate(self):
+        """SIGTERM: stop as the single process does, then exit."""
+        with self._lock:
+            self._stopping = True
+            indexer, started = self.indexer, self._started
+        if indexer is None:
+            return
+        if not started:
+            # The start waits for the bus or the store: give up on it.
+            # Nothing was acknowledged that was not indexed; whatever the
+            # listener took is handed back when the process exits.
+            LOG.info('Stopped while starting')
+            indexer.lease.stop()
+            return
+        indexer.stop()
+        indexer.wait()
+        LOG.info('Stopped')
+
+    def reload(self):
+        """SIGHUP (passed on by the parent): reload, keep consuming."""
+        reload_config(self.conf)
+
+
+def serve_workers(cfg, workers):
+    """Run ``workers`` worker processes until SIGTERM; the exit status."""
+    # Refuse to start here, once, rather than in every worker again and
+    # again: the index database must answer.  Then drop its connections:
+    # none may cross the fork.
+    index_api.get_store().health()
+    index_api.reset()
+    # NOTE(nse): fork explicitly: the workers inherit the parsed
+    # configuration and the logging set-up (a spawned interpreter would
+    # have neither).
+    manager = cotyledon.ServiceManager(
+        mp_context=multiprocessing.get_context('fork'))
+    manager.register_hooks(on_reload=lambda: LOG.info(
+        'Caught SIGHUP, reloading the configuration files and passing it '
+        'on to the workers'))
+    # SIGHUP: the parent mutates its configuration (and logs the options,
+    # as at start), then passes the signal on to the workers.
+    oslo_config_glue.link(manager, cfg, reload_method='mutate')
+    manager.add(IndexerWorker, workers=workers, args=(cfg,))
+    LOG.info('Starting %d worker processes', workers)
+    try:
+        manager.run()
+        status = 0
+    except SystemExit as e:
+        # The manager exits once every worker has stopped.
+        status = e.code
+    LOG.info('Stopped')
+    return status or 0
+
+
+def serve(cfg):
+    """Index in this process until SIGTERM or SIGINT; the exit status."""
+    log_options(cfg)
+    indexer = Indexer(cfg)
+    # Only plain flags in the handlers: they run in the main thread
+    # between two of its bytecodes, where it may hold any lock.
+    state = {'starting': True, 'stop': False, 'reload': False}
+
+    def handle(signum, frame):
+        LOG.info('Caught signal %d, stopping', signum)
+        state['stop'] = True
+        if state['starting']:
+            # The start waits for the bus (oslo.messaging retries a bus it
+            # cannot reach): interrupt it.
+            state['starting'] = False
+            raise _Interrupted()
+
+    def hangup(signum, frame):
+        state['reload'] = True
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGHUP, hangup)
+    try:
+        indexer.start()
+        state['starting'] = False
+    except _Interrupted:
+        LOG.info('Stopped while starting')
+        indexer.stop()
+        indexer.wait()
+        return 0
+    while not state['stop']:
+        if state['reload']:
+            state['reload'] = False
+            reload_config(cfg)
+        time.sleep(0.2)
+    indexer.stop()
+    indexer.wait()
+    LOG.info('Stopped')
+    return 0
+
+
 def main(argv=None):
     return common.run(_main, argv, prog='nova-search-indexer')
 
@@ -148,35 +348,10 @@ def _main(argv):
                       init_rpc=False)
     logging.setup(conf.CONF, 'nova')
     objects.register_all()
-    indexer = Indexer(conf.CONF)
-    stopped = threading.Event()
-    starting = [True]
-
-    def handle(signum, frame):
-        LOG.info('Caught signal %d, stopping', signum)
-        stopped.set()
-        if starting[0]:
-            # The start waits for the bus (oslo.messaging retries a bus it
-            # cannot reach): interrupt it.
-            starting[0] = False
-            raise _Interrupted()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-    try:
-        indexer.start()
-        starting[0] = False
-    except _Interrupted:
-        LOG.info('Stopped while starting')
-        indexer.stop()
-        indexer.wait()
-        return 0
-    while not stopped.wait(1):
-        pass
-    indexer.stop()
-    indexer.wait()
-    LOG.info('Stopped')
-    return 0
+    workers = conf.CONF.search_indexer.workers
+    if workers > 1:
+        return serve_workers(conf.CONF, workers)
+    return serve(conf.CONF)
 
 
 class _Interrupted(BaseException):

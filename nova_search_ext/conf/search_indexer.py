@@ -79,6 +79,33 @@ Seconds to wait for a batch to fill before indexing what has arrived.
 This bounds the delay a quiet bus adds between a notification and its index
 write; a busy bus fills ``batch_size`` first.
 """),
+    cfg.IntOpt('workers',
+        default=1,
+        min=1,
+        help="""
+Number of worker processes consuming the notification topics.
+
+Each worker is a process of its own with its own bus connection, listener,
+index and cell database connections and consumer lease (shown by
+``nova-search-manage index writers`` as ``nova-search-indexer@HOST/worker-N``).
+The workers join the same listener pool (``[search_indexer] pool``) on the
+same topics, so the broker hands each notification to one of them.  A parent
+process starts them, restarts one that dies, and passes SIGTERM and SIGHUP
+on to them.  With 1 (the default) the indexer runs in a single process and
+its lease is ``nova-search-indexer@HOST``, as before this option existed.
+
+One worker indexes one batch at a time, so more workers help when batches
+wait for the cell databases or the index database rather than for the
+CPU; each worker takes about one CPU core while the bus has a backlog, plus
+one connection to each cell database and to the index database.  Size it to
+the cores the indexer host can spare; several indexer hosts in one pool
+add up in the same way.  Changing it takes a restart of the service.
+
+Related options:
+
+* ``[search_indexer] pool``
+* ``[search_indexer] batch_size``
+"""),
     cfg.IntOpt('stats_interval',
         default=60,
         min=0,

@@ -118,9 +118,11 @@ class FeedWriter(object):
       indexed_at]`` of the newest notification it indexed.
 
     ``writer_id`` names the program and host (every process of one program
-    on a host shares one announcement).  ``retired``: an operator removed
-    the writer (``nova-search-manage index writers --forget``); readers
-    ignore it.
+    on a host shares one announcement), and for the worker processes of
+    one ``nova-search-indexer`` the worker too (each announces itself:
+    :func:`~nova_search_ext.index.feed.consumer.writer_id`).  ``retired``:
+    an operator removed the writer (``nova-search-manage index writers
+    --forget``); readers ignore it.
     """
 
     ACTIVE = 'active'

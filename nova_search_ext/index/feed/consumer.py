@@ -86,6 +86,19 @@ def feed_name(conf, topics):
                                  parsed.virtual_host or '')
 
 
+def writer_id(host, worker=None):
+    """The writer id of an indexer process on ``host``.
+
+    ``nova-search-indexer@HOST`` for an indexer running in one process;
+    ``nova-search-indexer@HOST/worker-N`` for worker ``N`` (from 0) of one
+    started with ``[search_indexer] workers`` above 1.  A worker restarted
+    after it died takes over its predecessor's announcement.
+    """
+    if worker is None:
+        return '%s@%s' % (PROGRAM, host)
+    return '%s@%s/worker-%d' % (PROGRAM, host, worker)
+
+
 class ConsumerLease(object):
     """Announce one indexer process's feed in the store.
 
@@ -96,14 +109,16 @@ class ConsumerLease(object):
     :param quiet: see :data:`QUIET`
     :param clock: seconds since the epoch (tests)
     :param cell_of: callable giving the uuid of a host's cell, or None
+    :param worker: the worker number of this process, or None when the
+                   indexer runs in one process (see :func:`writer_id`)
     """
 
     def __init__(self, store, feed, host, lease, quiet=QUIET,
-                 clock=time.time, cell_of=None):
+                 clock=time.time, cell_of=None, worker=None):
         self.store = store
         self.feed = feed
         self.host = host
-        self.writer_id = '%s@%s' % (PROGRAM, host)
+        self.writer_id = writer_id(host, worker)
         self.lease = lease
         self.quiet = quiet
         self.clock = clock

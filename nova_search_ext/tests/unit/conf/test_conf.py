@@ -94,10 +94,19 @@ class RegisterOptsTestCase(base.TestCase):
                          self.conf.search_indexer.topics)
         self.assertEqual('nova-search-indexer',
                          self.conf.search_indexer.pool)
+        self.assertEqual(1, self.conf.search_indexer.workers)
         connection = [o for o in search_index.search_index_opts
                       if o.name == 'connection'][0]
         self.assertIn('$state_path', connection.default)
         self.assertTrue(connection.secret)
+
+    def test_indexer_workers_at_least_one(self):
+        conf.register_opts(self.conf)
+        self.conf([])
+        self.assertRaises(ValueError, self.conf.set_override, 'workers', 0,
+                          group='search_indexer')
+        self.conf.set_override('workers', 4, group='search_indexer')
+        self.assertEqual(4, self.conf.search_indexer.workers)
 
     def test_timeout_default_does_not_leak_into_keystoneauth(self):
         # Our default of 5 s is set on our copies of the options only.

@@ -130,6 +130,23 @@ class ConsumerLeaseTestCase(base.NoDBTestCase):
         self.assertEqual(1, len(self.untrusted()))
         self.assertIn('Withdrew the lease', self.logged())
 
+    def test_workers_announce_themselves_apart(self):
+        # [search_indexer] workers: one announcement per worker process,
+        # each stopping on its own; one process keeps the plain id.
+        workers = [consumer.ConsumerLease(self.store, FEED, 'i1', 15.0,
+                                          clock=self.clock, worker=n)
+                   for n in (0, 1)]
+        for lease in [self.lease] + workers:
+            lease.start()
+        self.assertEqual(
+            ['nova-search-indexer@i1', 'nova-search-indexer@i1/worker-0',
+             'nova-search-indexer@i1/worker-1'],
+            sorted(w.writer_id for w in self.store.feed_writers()))
+        workers[1].stop()
+        states = {w.writer_id: w.state for w in self.store.feed_writers()}
+        self.assertEqual(STARTING, states['nova-search-indexer@i1/worker-0'])
+        self.assertEqual(STOPPED, states['nova-search-indexer@i1/worker-1'])
+
     def test_stop_without_the_store(self):
         self.start()
         with mock.patch.object(self.store, 'set_feed_writer',
