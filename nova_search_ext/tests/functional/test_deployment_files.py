@@ -114,6 +114,13 @@ class SystemdUnitsTestCase(testtools.TestCase):
             self.assertEqual('nova', service['User'])
             self.assertEqual('on-failure', service['Restart'])
 
+    def test_indexer_reloads_on_sighup(self):
+        # nova-search-indexer reloads its configuration on SIGHUP, and so
+        # does "systemctl reload" with this unit.
+        unit = read_unit(os.path.join(UNITS, 'nova-search-indexer.service'))
+        self.assertEqual('/bin/kill -HUP $MAINPID',
+                         unit['Service']['ExecReload'])
+
     def test_systemd_analyze_verify(self):
         analyze = shutil.which('systemd-analyze')
         if not analyze:
