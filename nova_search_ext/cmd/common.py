@@ -143,6 +143,40 @@ def run(main, argv=None, prog=None):
         return 1
 
 
+def log_options(conf, log):
+    """Log every option's value at DEBUG, as oslo.service does.
+
+    Unless ``[DEFAULT] log_options`` is False; oslo.config masks the
+    values of secret options.
+    """
+    if conf.log_options:
+        log.debug('Full set of CONF:')
+        conf.log_opt_values(log, std_logging.DEBUG)
+
+
+def reload_config(conf, log):
+    """SIGHUP: reload the configuration files, as oslo.service does.
+
+    ``mutate_config_files`` re-reads the files; mutable options take their
+    new values (oslo.log's hook applies ``[DEFAULT] debug`` to the root
+    logger), a change to any other option is logged and ignored.  Files
+    that no longer parse, or give an option a value it cannot take (which
+    oslo.config's parser reports with SystemExit), leave the configuration
+    as it was, with an ERROR line: the service keeps running.
+
+    :returns: whether the files were reloaded
+    """
+    log.info('Caught SIGHUP, reloading the configuration files')
+    try:
+        conf.mutate_config_files()
+    except (Exception, SystemExit) as e:
+        log.error('The configuration files could not be reloaded, the '
+                  'configuration is unchanged: %s', e)
+        return False
+    log_options(conf, log)
+    return True
+
+
 @contextlib.contextmanager
 def bind_errors(host, port):
     """A socket that cannot listen is the operator's error: say which."""

@@ -69,7 +69,6 @@ backend) instead of mutating the configuration in place.
 
 from nova_search_ext.cmd import patching; patching.patch('nova-search-indexer')  # noqa
 
-import logging as std_logging
 import multiprocessing
 import os
 import signal
@@ -177,35 +176,6 @@ class Indexer(object):
         self.log_stats()
 
 
-def log_options(cfg):
-    """Log every option's value at DEBUG, as oslo.service does.
-
-    Unless ``[DEFAULT] log_options`` is False; values of secret options
-    are masked by oslo.config.
-    """
-    if cfg.log_options:
-        LOG.debug('Full set of CONF:')
-        cfg.log_opt_values(LOG, std_logging.DEBUG)
-
-
-def reload_config(cfg):
-    """SIGHUP: reload the configuration files, as oslo.service does.
-
-    ``mutate_config_files`` re-reads the files; mutable options take their
-    new values (oslo.log's hook applies ``[DEFAULT] debug`` to the root
-    logger), a change to any other option is logged and ignored.  Files
-    that no longer parse leave the configuration as it was.
-    """
-    LOG.info('Caught SIGHUP, reloading the configuration files')
-    try:
-        cfg.mutate_config_files()
-    except Exception as e:
-        LOG.error('The configuration files could not be reloaded, the '
-                  'configuration is unchanged: %s', e)
-        return
-    log_options(cfg)
-
-
 class IndexerWorker(cotyledon.Service):
     """One worker process of ``[search_indexer] workers``.
 
@@ -264,7 +234,7 @@ class IndexerWorker(cotyledon.Service):
 
     def reload(self):
         """SIGHUP (passed on by the parent): reload, keep consuming."""
-        reload_config(self.conf)
+        common.reload_config(self.conf, LOG)
 
 
 def serve_workers(cfg, workers):
@@ -299,10 +269,11 @@ def serve_workers(cfg, workers):
 
 def serve(cfg):
     """Index in this process until SIGTERM or SIGINT; the exit status."""
-    log_options(cfg)
+    common.log_options(cfg, LOG)
     indexer = Indexer(cfg)
-    # Only plain flags in the handlers: they run in the main thread
-    # between two of its bytecodes, where it may hold any lock.
+    # The handlers set flags that the loop below reads, and take no lock
+    # of their own: they run in the main thread between two of its
+    # bytecodes, where it may hold one (logging's locks are reentrant).
     state = {'starting': True, 'stop': False, 'reload': False}
 
     def handle(signum, frame):
@@ -331,7 +302,7 @@ def serve(cfg):
     while not state['stop']:
         if state['reload']:
             state['reload'] = False
-            reload_config(cfg)
+            common.reload_config(cfg, LOG)
         time.sleep(0.2)
     indexer.stop()
     indexer.wait()

@@ -13,6 +13,7 @@
 
 import errno
 import io
+import logging as std_logging
 from unittest import mock
 
 import fixtures
@@ -118,3 +119,64 @@ class ParseArgsTestCase(base.TestCase):
         rpc_init.assert_not_called()
         main_db.assert_called_once_with(conf)
         api_db.assert_called_once_with(conf)
+
+
+class ReloadConfigTestCase(base.TestCase):
+    """SIGHUP in the services: :func:`common.reload_config`."""
+
+    def setUp(self):
+        super().setUp()
+        self.path = self.useFixture(fixtures.TempDir()).path + '/nova.conf'
+        self.write('[DEFAULT]\ndebug = False\nbatch = 1\n')
+        self.conf = cfg.ConfigOpts()
+        self.conf.register_cli_opt(cfg.BoolOpt('debug', default=False,
+                                               mutable=True))
+        self.conf.register_opts([cfg.BoolOpt('log_options', default=True),
+                                 cfg.IntOpt('batch', default=1),
+                                 cfg.StrOpt('password', secret=True,
+                                            default='s3cret')])
+        self.conf(['--config-file', self.path], project='nova')
+        self.addCleanup(self.conf.reset)
+        self.logs = self.useFixture(fixtures.FakeLogger(
+            name='nse-reload', level=std_logging.DEBUG))
+        self.log = std_logging.getLogger('nse-reload')
+        # oslo.config's command-line parser prints what it refuses.
+        self.stderr = self.useFixture(
+            fixtures.MonkeyPatch('sys.stderr', io.StringIO())).new_value
+
+    def write(self, text):
+        with open(self.path, 'w') as f:
+            f.write(text)
+
+    def test_mutable_options_change_and_are_logged(self):
+        self.write('[DEFAULT]\ndebug = True\nbatch = 7\n')
+        self.assertTrue(common.reload_config(self.conf, self.log))
+        self.assertIs(True, self.conf.debug)
+        # Not mutable: a restart applies it.
+        self.assertEqual(1, self.conf.batch)
+        output = self.logs.output
+        self.assertIn('Caught SIGHUP, reloading', output)
+        self.assertIn('Full set of CONF', output)
+        self.assertIn('debug', output)
+        self.assertIn('password                       = ****', output)
+        self.assertNotIn('s3cret', output)
+
+    def test_no_option_values_without_log_options(self):
+        self.write('[DEFAULT]\ndebug = True\nlog_options = False\n')
+        self.conf.set_override('log_options', False)
+        self.assertTrue(common.reload_config(self.conf, self.log))
+        self.assertNotIn('Full set of CONF', self.logs.output)
+
+    def test_broken_files_leave_the_configuration(self):
+        # A line oslo.config cannot parse; a value its command-line parser
+        # refuses (it raises SystemExit).
+        for text in ('garbage line\n', '[DEFAULT]\ndebug = maybe\n'):
+            self.write(text)
+            self.assertFalse(common.reload_config(self.conf, self.log))
+            self.assertIs(False, self.conf.debug)
+            self.assertIn('could not be reloaded, the configuration is '
+                          'unchanged', self.logs.output)
+        self.assertIn('Invalid Boolean value: maybe', self.stderr.getvalue())
+        self.write('[DEFAULT]\ndebug = True\n')
+        self.assertTrue(common.reload_config(self.conf, self.log))
+        self.assertIs(True, self.conf.debug)
