@@ -234,10 +234,15 @@ class IndexerWorkersTestCase(_WorkersTestBase):
         self.wait_for(lambda: len(self.consumers()) == 2, 60, 'two leases')
         victim, survivor = pids
         os.kill(victim, signal.SIGKILL)
-        self.wait_for(lambda: len(self.workers(proc)) == 2 and
-                      victim not in self.workers(proc), 60,
-                      'a new worker')
-        (new,) = [p for p in self.workers(proc) if p != survivor]
+        seen = []
+
+        def replaced():
+            # One look at the processes: the victim may die between two.
+            seen[:] = self.workers(proc)
+            return len(seen) == 2 and victim not in seen
+
+        self.wait_for(replaced, 60, 'a new worker')
+        (new,) = [p for p in seen if p != survivor]
         self.assertNotEqual(victim, new)
         self.wait_for(lambda: any('Listening for' in line for _l, _n, line
                                   in by_process(self._log(log)).get(new, ())),
