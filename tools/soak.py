@@ -326,6 +326,7 @@ def build_index(path, docs, projects, hosts, seed):
     now = datetime.datetime.now(datetime.timezone.utc)
     cells = [fakes.CELL1, fakes.CELL2]
     store = sql_store.SQLStore('sqlite:///%s' % path)
+    store.sync_schema()  # what "nova-search-manage db sync" does
     batch = []
     for n in range(docs):
         kind = rng.choices(kinds, weights)[0]

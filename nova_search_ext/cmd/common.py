@@ -97,7 +97,8 @@ def parse_args(argv, prog, description, default_config_files=None,
 
 def describe(exc):
     """The one line that tells an operator what went wrong."""
-    if isinstance(exc, (index_base.ConfigError, OperatorError)):
+    if isinstance(exc, (index_base.ConfigError, index_base.SchemaError,
+                        OperatorError)):
         return str(exc)
     if isinstance(exc, CONFIG_ERRORS):
         return ('the configuration cannot be used (--config-file, '

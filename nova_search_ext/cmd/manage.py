@@ -11,6 +11,15 @@
 #    under the License.
 """``nova-search-manage``: operate the index.
 
+``db sync``
+    Create the index database's schema, or upgrade it to this release's
+    (alembic revisions, see :mod:`nova_search_ext.index.sql.migration`);
+    idempotent.  The only command that creates or alters index tables: run
+    it before the services start and after every upgrade.  A database
+    created by an earlier release is upgraded in place.
+``db version``
+    The schema revision of the index database, or that it is not
+    initialised.
 ``index sync``
     Load every instance and service of every cell (cell0 included) into the
     index: the data migration an existing cloud runs before enabling
@@ -58,11 +67,14 @@ from nova_search_ext.cmd import progress as progress_mod
 from nova_search_ext.cmd import status
 from nova_search_ext import conf
 from nova_search_ext.index import api as index_api
+from nova_search_ext.index.sql import errors as sql_errors
+from nova_search_ext.index.sql import migration
 from nova_search_ext.index import sync
 
 LOG = logging.getLogger(__name__)
 
-DESCRIPTION = ('Operate the search index of nova_search_ext: load it from '
+DESCRIPTION = ('Operate the search index of nova_search_ext: create or '
+               'upgrade its database schema (db sync), load it from '
                'every cell (index sync), compare and repair it (index '
                'verify), purge tombstones, show its state and its in-line '
                "writers, or print Nova's api-paste.ini with the searchindex "
@@ -75,6 +87,62 @@ def _store():
     store = index_api.get_store()
     store.health()
     return store
+
+
+def _sql_store():
+    store = index_api.get_store()
+    if not hasattr(store, 'sync_schema'):
+        raise common.OperatorError(
+            'the index store driver %r ([search_index] driver) has no '
+            'database schema to manage' % conf.CONF.search_index.driver)
+    return store
+
+
+def _refuse_python_installation(store):
+    """No index file inside the Python installation (Nova's state_path).
+
+    Nova's default ``state_path`` is its package directory, in
+    site-packages: the default connection would put the index there.
+    """
+    path = migration.sqlite_path(store.engine.url)
+    if path is not None and migration.inside_python_installation(
+            path, conf.CONF.pybasedir):
+        raise common.OperatorError(
+            'the search index database %s would be created inside the '
+            'Python installation: set [DEFAULT] state_path (Nova\'s '
+            'default is its package directory) or [search_index] '
+            'connection' % path)
+
+
+def db_sync():
+    store = _sql_store()
+    _refuse_python_installation(store)
+    before, after = store.sync_schema()
+    if before == after:
+        print('The search index database is at revision %s (head)'
+              % after)
+    else:
+        print('Upgraded the search index database from %s to revision %s '
+              '(head)' % (before or 'nothing', after))
+    return 0
+
+
+def db_version():
+    store = _sql_store()
+    with sql_errors.store_errors():
+        revision, ladder = migration.describe(store.engine)
+        head = migration.head()
+    if revision is not None:
+        print('%s%s' % (revision, ' (head)' if revision == head else
+                        ' (this code: %s; run "nova-search-manage db '
+                        'sync")' % head))
+    elif ladder is not None:
+        print('schema version %d of an earlier release, not yet under '
+              'alembic (run "nova-search-manage db sync")' % ladder)
+    else:
+        print('The search index database is not initialised (run '
+              '"nova-search-manage db sync")')
+    return 0
 
 
 def _cells(ctxt, names):
@@ -187,6 +255,17 @@ def api_paste():
 
 
 def _add_parsers(subparsers):
+    db = subparsers.add_parser('db', help="the index database's schema")
+    actions = db.add_subparsers(dest='action')
+    actions.required = True
+    p = actions.add_parser(
+        'sync', help='create the index schema or upgrade it to this '
+                     'release (idempotent)')
+    p.set_defaults(func=db_sync)
+    p = actions.add_parser(
+        'version', help='print the schema revision of the index database')
+    p.set_defaults(func=db_version)
+
     index = subparsers.add_parser('index', help='operate the search index')
     actions = index.add_subparsers(dest='action')
     actions.required = True

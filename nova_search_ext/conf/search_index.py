@@ -11,7 +11,10 @@
 #    under the License.
 """The ``[search_index]`` group: where the global instance index is stored."""
 
+import copy
+
 from oslo_config import cfg
+from oslo_db import options as db_options
 
 search_index_group = cfg.OptGroup(
     'search_index',
@@ -21,6 +24,12 @@ Options for the store that holds the global instance index: one document per
 instance of every cell and one per compute service, written by the indexer
 and read by nova-api (``[searchlight] client = local``) or by
 ``nova-search-api``.
+
+The connection pool and retry options (``max_pool_size``, ``max_overflow``,
+``pool_timeout``, ``connection_recycle_time``, ``max_retries``,
+``retry_interval``, ``connection_debug``, ``connection_trace``) are oslo.db's,
+as in Nova's ``[database]`` group, for the index database; ``max_retries``
+defaults to 0 here (connect on first use, never wait at start-up).
 """)
 
 search_index_opts = [
@@ -46,8 +55,14 @@ SQLAlchemy URL of the index database.
 The default is an SQLite file under Nova's ``state_path``: nothing to set up,
 suitable when the indexer and nova-api run on one host (an all-in-one or
 DevStack node).  When several hosts read or write the index, point every one
-of them at one MariaDB/MySQL or PostgreSQL database.  The store creates its
-tables on first use and upgrades its own schema.
+of them at one MariaDB/MySQL or PostgreSQL database.
+
+The tables are created and upgraded by ``nova-search-manage db sync``, and
+only by it: run it once before starting the services and after every upgrade
+of nova_search_ext.  Services refuse a database it has not migrated (nova-api
+lists from the cells).  Nova's default ``state_path`` is its Python package
+directory, where ``db sync`` refuses to create the SQLite file: set
+``[DEFAULT] state_path`` (or this option).
 
 For exact parity of the regular-expression filters (``name``, ``hostname``
 and other non-exact filters) use the same database engine as your cell
@@ -63,6 +78,8 @@ Possible values:
 Related options:
 
 * ``[DEFAULT] state_path``
+* the connection pool options of this group (``max_pool_size``,
+  ``connection_recycle_time``, ...)
 """),
     cfg.FloatOpt('timeout',
         default=10.0,
@@ -240,10 +257,56 @@ Related options:
 ]
 
 
+# oslo.db's connection options of its [database] group that apply to the
+# index database, with the defaults that differ here.  The definitions
+# (types, bounds, help) are oslo.db's own.
+_DATABASE_OPTS = {
+    'connection_recycle_time': None,
+    'max_pool_size': None,
+    'max_overflow': None,
+    'pool_timeout': None,
+    # Connect lazily: a process that serves or feeds the index must not
+    # block at start-up, retrying for minutes, while the index database
+    # is down (nova-api's breaker handles that).  A positive value makes
+    # a process wait for the database when it builds the store.
+    'max_retries': 0,
+    'retry_interval': None,
+    'connection_debug': None,
+    'connection_trace': None,
+}
+
+
+_DATABASE_HELP = '''
+
+For the index database ([search_index] connection): the option of this name
+in Nova's [database] group, from oslo.db.  It applies to every process that
+opens the index (nova-api, nova-search-api, nova-search-indexer,
+nova-search-manage and the Nova services that write the index in-line).'''
+
+
+def _database_opts():
+    by_name = {opt.name: opt for opt in db_options.database_opts}
+    opts = []
+    for name, default in _DATABASE_OPTS.items():
+        opt = copy.deepcopy(by_name[name])
+        if default is not None:
+            opt.default = default
+        opt.help = opt.help.rstrip() + _DATABASE_HELP
+        opts.append(opt)
+    return opts
+
+
+database_opts = _database_opts()
+
+# The names of the options above, as engine arguments.
+DATABASE_OPT_NAMES = tuple(_DATABASE_OPTS)
+
+
 def register_opts(conf):
     conf.register_group(search_index_group)
     conf.register_opts(search_index_opts, group=search_index_group)
+    conf.register_opts(database_opts, group=search_index_group)
 
 
 def list_opts():
-    return {search_index_group: search_index_opts}
+    return {search_index_group: search_index_opts + database_opts}

@@ -84,6 +84,17 @@ class StoreError(Exception):
     """The store could not answer (connection, timeout, corruption)."""
 
 
+class SchemaError(StoreError):
+    """The store's schema is missing, older or newer than this code.
+
+    Raised by every use of a store whose database ``nova-search-manage db
+    sync`` has not migrated to this code's schema: the store never creates
+    or alters its schema itself.  Services refuse to start with it;
+    nova-api's list branch falls back.  ``str()`` is the whole line for an
+    operator, naming the option and the fix.
+    """
+
+
 class ConfigError(StoreError):
     """The store's configuration cannot work (e.g. a bad connection URL).
 
@@ -297,7 +308,7 @@ class Store(metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def schema_version(self):
-        """The version of the index schema the store holds, or None."""
+        """The version (revision) of the index schema, or None."""
 
     @abc.abstractmethod
     def feed_writers(self):

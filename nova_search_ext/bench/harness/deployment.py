@@ -262,13 +262,20 @@ class Deployment(object):
 
         Nova's configuration must be parsed already: the API database is
         ``[api_database] connection``, which :meth:`config_sections` sets
-        to :attr:`api_url`.
+        to :attr:`api_url`, and the index is ``[search_index]
+        connection`` (:attr:`store_url`), migrated as ``nova-search-manage
+        db sync`` migrates it.
         """
         from nova import context as nova_context
         from nova.db import migration
         from nova import objects
 
+        from nova_search_ext.index import api as index_api
+
         ctxt = nova_context.get_admin_context()
+        self.say('Migrating the index database (nova-search-manage db '
+                 'sync)')
+        index_api.get_store().sync_schema()
         self.say('Migrating the API database and %d cell databases (%s)' %
                  (self.n_cells + 1, self.db.kind))
         migration.db_sync(database='api')

@@ -22,6 +22,13 @@ same stored value.  What the table adds: the cell, the document (the
 ``Instance`` versioned-object primitive the list views are rebuilt from),
 the latest fault and the block device mappings.
 
+The tables are created and upgraded by the alembic revisions of
+:mod:`nova_search_ext.index.sql.migration` (``nova-search-manage db sync``),
+which write out the columns of Nova 34's ``instances`` table; ``db sync``
+adds any mirrored column a newer installed Nova brings.  A change to these
+tables needs a new revision: the models-versus-migrations test fails until
+there is one.
+
 The ORM classes exist so that :func:`oslo_db.sqlalchemy.utils.paginate_query`
 (Nova's own pagination) can order and page the index exactly as Nova pages a
 cell database.
@@ -31,10 +38,6 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from nova.db.main import models as nova_models
-
-# Version 1: the first schema
-# Version 2: index_instance_networks (a server's networks entries)
-SCHEMA_VERSION = 2
 
 # NOTE: MySQL's default collations compare text case-insensitively, which
 # would order and match differently from Nova's Python merge sort and from

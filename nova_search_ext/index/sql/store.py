@@ -19,9 +19,14 @@ semantics), which :mod:`nova_search_ext.index.sql.search` executes with
 Nova's pagination (``oslo_db.sqlalchemy.utils.paginate_query``).
 
 This module owns :class:`SQLStore` (the store entry point named in
-setup.cfg) and :func:`create_engine`: the engine, schema migration on first
-use, the sessions and write transactions, and the reads (search, lookups,
-counts, health, sync bookkeeping).  It leaves to other modules:
+setup.cfg) and :func:`create_engine`: the engine (with the oslo.db pool
+options of ``[search_index]``), the schema check on first use, the sessions
+and write transactions, and the reads (search, lookups, counts, health, sync
+bookkeeping).  It leaves to other modules:
+
+* :mod:`nova_search_ext.index.sql.migration`: the schema, created and
+  upgraded only by ``nova-search-manage db sync``; a store refuses a
+  database that is not at its revision (:class:`migration.SchemaError`);
 
 * :mod:`nova_search_ext.index.sql.writes`: document writes, i.e. upserts,
   tombstones and their ordering rules;
@@ -33,6 +38,7 @@ counts, health, sync bookkeeping).  It leaves to other modules:
 import contextlib
 import threading
 
+from oslo_db import exception as db_exc
 from oslo_db.sqlalchemy import engines
 from oslo_log import log as logging
 import sqlalchemy as sa
@@ -54,12 +60,25 @@ from nova_search_ext.index.sql import writes
 LOG = logging.getLogger(__name__)
 
 
-def create_engine(connection, timeout=10.0, regex_timeout=2.0):
+def engine_options(group=None):
+    """oslo.db engine arguments from ``[search_index]``'s pool options."""
+    if group is None:
+        from nova_search_ext import conf
+        group = conf.CONF.search_index
+    from nova_search_ext.conf import search_index as search_index_conf
+    return {name: getattr(group, name)
+            for name in search_index_conf.DATABASE_OPT_NAMES}
+
+
+def create_engine(connection, timeout=10.0, regex_timeout=2.0,
+                  options=None):
     """Create the engine for ``connection`` the way oslo.db creates Nova's.
 
     :param timeout: seconds for connecting and for each statement
     :param regex_timeout: seconds one SQLite ``REGEXP`` evaluation may take
                           outside a :func:`bounded_regex.deadline`
+    :param options: oslo.db engine arguments (:func:`engine_options`);
+                    by default the engine connects lazily (no retries)
     """
     try:
         url = sa.engine.make_url(connection)
@@ -67,19 +86,25 @@ def create_engine(connection, timeout=10.0, regex_timeout=2.0):
         # The URL may hold a password: do not repeat it.
         raise base.ConfigError('[search_index] connection is not an '
                                'SQLAlchemy database URL') from None
+    options = dict(options or {})
+    options.setdefault('max_retries', 0)
+    if url.get_backend_name() == 'sqlite':
+        # oslo.db connects at once to retry: that would create a missing
+        # SQLite file, which only "db sync" may do.
+        options['max_retries'] = 0
     try:
         engine = engines.create_engine(
             connection,
             mysql_sql_mode='TRADITIONAL',
             sqlite_fk=False,
-            # Connect lazily: nova-api must not block at start-up, or retry
-            # for minutes, when the index database is down; the breaker
-            # handles it.
-            max_retries=0,
-            retry_interval=0,
             connection_parameters=dialects.timeout_parameters(url, timeout),
             logging_name='nova_search_index',
-            _engine_target=dialects.engine_target)
+            _engine_target=dialects.engine_target,
+            **options)
+    except db_exc.DBError as e:
+        # [search_index] max_retries > 0: oslo.db connected, and gave up.
+        raise base.StoreError(str(e).strip().splitlines()[0]
+                              if str(e).strip() else type(e).__name__) from e
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError,
             ValueError, TypeError) as e:
         raise base.ConfigError(
@@ -92,39 +117,59 @@ def create_engine(connection, timeout=10.0, regex_timeout=2.0):
 
 
 class SQLStore(base.Store):
-    """Index store on a relational database reached through SQLAlchemy."""
+    """Index store on a relational database reached through SQLAlchemy.
 
-    def __init__(self, connection, engine=None, migrate=True, timeout=None,
+    The store creates no table: its first session checks that the schema is
+    the one of this code (:func:`migration.check`) and raises
+    :class:`migration.SchemaError` otherwise.  ``nova-search-manage db
+    sync`` (:meth:`sync_schema`) migrates it.
+    """
+
+    def __init__(self, connection, engine=None, timeout=None,
                  regex_timeout=None):
         self.connection = connection
-        if timeout is None or regex_timeout is None:
-            from nova_search_ext import conf
-            group = conf.CONF.search_index
-            timeout = group.timeout if timeout is None else timeout
-            regex_timeout = group.regex_timeout if regex_timeout is None \
-                else regex_timeout
+        from nova_search_ext import conf
+        group = conf.CONF.search_index
+        if timeout is None:
+            timeout = group.timeout
+        if regex_timeout is None:
+            regex_timeout = group.regex_timeout
         self.regex_timeout = regex_timeout
         self.engine = engine or create_engine(
-            connection, timeout=timeout, regex_timeout=regex_timeout)
+            connection, timeout=timeout, regex_timeout=regex_timeout,
+            options=engine_options(group))
         self._searcher = searcher.Searcher(self.engine,
                                            regex_timeout=regex_timeout)
         # MariaDB/MySQL DATETIME columns keep whole seconds.
         self._writer = writes.Writer(
             self._writing, whole_seconds=self.dialect == 'mysql')
-        self._migrated = not migrate
-        self._migrate_lock = threading.Lock()
+        self._checked = False
+        self._check_lock = threading.Lock()
 
     @property
     def dialect(self):
         return self.engine.dialect.name
 
     def _ensure_schema(self):
-        if self._migrated:
+        """Check the schema once; until it passes, at every use."""
+        if self._checked:
             return
-        with self._migrate_lock:
-            if not self._migrated:
-                migration.upgrade(self.engine)
-                self._migrated = True
+        with self._check_lock:
+            if not self._checked:
+                with errors.store_errors():
+                    migration.check(self.engine)
+                self._checked = True
+
+    def sync_schema(self):
+        """Create or upgrade the schema (``nova-search-manage db sync``).
+
+        :returns: (revision before, revision after), see
+                  :func:`migration.sync`
+        """
+        with errors.store_errors():
+            result = migration.sync(self.engine)
+        self._checked = False
+        return result
 
     def _session(self):
         self._ensure_schema()
@@ -134,7 +179,7 @@ class SQLStore(base.Store):
     def _writing(self):
         """A connection in a write transaction, committed on success.
 
-        The schema is migrated first if it has not been yet; see
+        The schema is checked first if it has not been yet; see
         :func:`dialects.write_transaction` for how the transaction starts.
         """
         self._ensure_schema()
@@ -236,8 +281,9 @@ class SQLStore(base.Store):
             return session.execute(stmt).scalar()
 
     def schema_version(self):
+        """The alembic revision of the index schema (None: none)."""
         with errors.store_errors():
-            return migration.current_version(self.engine)
+            return migration.describe(self.engine)[0]
 
     def health(self):
         with errors.store_errors(), self._session() as session:

@@ -35,7 +35,6 @@ import fixtures
 
 from nova_search_ext.index.sql import feed_writers
 from nova_search_ext.index.sql import models
-from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.tests import services
 from nova_search_ext.tests.unit import fakes
 
@@ -69,8 +68,7 @@ def database(kind):
 
 def empty_store(url):
     """A store on ``url`` with its schema, no documents and no writers."""
-    store = sql_store.SQLStore(url)
-    store.health()  # creates the schema on first use
+    store = fakes.migrated_store(url)
     with store.engine.begin() as conn:
         for table in reversed(models.Base.metadata.sorted_tables):
             if table.name != models.index_meta.name:

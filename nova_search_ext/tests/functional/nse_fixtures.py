@@ -36,6 +36,7 @@ from nova_search_ext import hooks
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import endpoint as endpoint_mod
 from nova_search_ext.index.feed import embedded
+from nova_search_ext.tests.unit import fakes
 
 
 def paste_ini(directory):
@@ -96,7 +97,7 @@ class IndexFixture(fixtures.Fixture):
         self.test.flags(connection=connection, group='search_index')
         index_api.reset()
         self.addCleanup(index_api.reset)
-        self.store = index_api.get_store()
+        self.store = fakes.migrated_store(index_api.get_store())
         self.endpoint = endpoint_mod.NotificationEndpoint(
             self.store, requeue_delay=0)
         self.fed = []

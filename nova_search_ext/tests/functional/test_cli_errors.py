@@ -36,6 +36,7 @@ from nova_search_ext.index.sql import store as sql_store
 
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
+from nova_search_ext.tests.unit import fakes
 
 OPTION = '[search_index] connection'
 # (URL, what the one line says about it)
@@ -95,6 +96,7 @@ class BadConnectionTestCase(base.ProcessTestCase):
         self.assertOneLine(stderr, 'nova-search-manage', 'cannot be used',
                            "Can't connect")
         # A reachable index, but Nova's API database has no tables.
+        fakes.migrated_store('sqlite:///%s/index.sqlite' % self.tmp).dispose()
         stderr = self._run('nova_search_ext.cmd.manage',
                            'sqlite:///%s/index.sqlite' % self.tmp, 'index',
                            'verify', '--json')
@@ -122,6 +124,13 @@ class BadConnectionTestCase(base.ProcessTestCase):
 
 class OperatorErrorsTestCase(base.ProcessTestCase):
     TIMEOUT = 300
+
+    def setUp(self):
+        super().setUp()
+        # The default index ($state_path/nova_search_index.sqlite), as
+        # "nova-search-manage db sync" leaves it.
+        fakes.migrated_store('sqlite:///%s/nova_search_index.sqlite'
+                             % self.tmp).dispose()
 
     COMMANDS = (('nova_search_ext.cmd.manage', 'nova-search-manage',
                  ('index', 'status')),
@@ -161,6 +170,7 @@ class OperatorErrorsTestCase(base.ProcessTestCase):
 
     def test_indexer_stops_while_the_bus_is_unreachable(self):
         index = 'sqlite:///%s/index.sqlite' % self.tmp
+        fakes.migrated_store(index).dispose()
         path = self._conf(
             api_database={'connection': 'sqlite:///%s/api.sqlite'
                           % self.tmp},

@@ -51,12 +51,12 @@ from nova_search_ext import conf
 from nova_search_ext.index import api as index_api
 from nova_search_ext.index import document
 from nova_search_ext.index.feed import embedded
-from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.index import sync
 from nova_search_ext import notify_driver
 from nova_search_ext.tests.functional import backends
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests.functional import nse_fixtures
+from nova_search_ext.tests.unit import fakes
 
 LEASE = 3.0
 INTERVAL = 0.5
@@ -73,7 +73,7 @@ class WriterStore(object):
     """The writing services' own engine on the index, and its outage."""
 
     def __init__(self, connection):
-        self.store = sql_store.SQLStore(connection)
+        self.store = fakes.migrated_store(connection)
         self.down = False
         sa.event.listen(self.store.engine, 'do_connect', self._connect)
 

@@ -34,10 +34,10 @@ from nova import context as nova_context
 from nova import objects
 
 from nova_search_ext.index import endpoint as endpoint_mod
-from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.index import sync
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import notification_fuzz
+from nova_search_ext.tests.unit import fakes
 
 HANDLED = oslo_messaging.NotificationResult.HANDLED
 OUTCOMES = ('written', 'unchanged', 'stale', 'tombstoned', 'pending',
@@ -93,7 +93,7 @@ class CellFuzzTestCase(notification_fuzz.SeededTest, base.MultiCellTestCase):
 
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'index.sqlite')
-        store = sql_store.SQLStore('sqlite:///%s' % path)
+        store = fakes.migrated_store('sqlite:///%s' % path)
         self.addCleanup(store.dispose)
         endpoint = endpoint_mod.NotificationEndpoint(store, requeue_delay=0)
         batch = endpoint_mod.BatchNotificationEndpoint(endpoint)

@@ -12,7 +12,8 @@
 """When the index cannot answer, Nova answers from the cells.
 
 Each failure kind is real where it can be: an index database file that
-cannot be opened, a MySQL port nobody listens on, a server that accepts the
+cannot be opened, an index database ``db sync`` has not migrated (or not to
+this release), a MySQL port nobody listens on, a server that accepts the
 connection and never answers (connect timeout), corrupted documents (a
 malformed answer), an exception from the client.  For each: the request
 gets 200 and the same body as the cell path, exactly one WARNING is logged,
@@ -28,11 +29,13 @@ import os
 import socket
 from unittest import mock
 
+from alembic import command as alembic_command
 import sqlalchemy as sa
 
 from nova_search_ext.compute import breaker
 from nova_search_ext.compute import list_branch
 from nova_search_ext.index import api as index_api
+from nova_search_ext.index.sql import migration
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests.functional import nse_fixtures
 
@@ -68,6 +71,33 @@ class FallbackTestCase(base.FallbackTestBase):
             __import__('fixtures').TempDir()).path, 'no', 'such', 'dir')
         self._use_connection('sqlite:///%s/index.sqlite' % missing)
         self._assert_falls_back_once()
+
+    def test_index_database_not_migrated(self):
+        # nova-api creates nothing: it falls back, naming the fix.
+        path = os.path.join(self.useFixture(
+            __import__('fixtures').TempDir()).path, 'index.sqlite')
+        self._use_connection('sqlite:///%s' % path)
+        self._assertFallsBackNamingTheFix()
+        self.assertFalse(os.path.exists(path))
+
+    def test_index_database_schema_older(self):
+        path = os.path.join(self.useFixture(
+            __import__('fixtures').TempDir()).path, 'index.sqlite')
+        engine = sa.create_engine('sqlite:///%s' % path)
+        self.addCleanup(engine.dispose)
+        with engine.begin() as conn:
+            alembic_command.upgrade(migration.alembic_config(conn),
+                                    '0001_initial')
+        tables = set(sa.inspect(engine).get_table_names())
+        self._use_connection('sqlite:///%s' % path)
+        self._assertFallsBackNamingTheFix()
+        self.assertEqual(tables, set(sa.inspect(engine).get_table_names()))
+
+    def _assertFallsBackNamingTheFix(self):
+        self._assert_falls_back_once()
+        warning = [line for line in self.stdlog.logger.output.splitlines()
+                   if base.FALLBACK_WARNING in line]
+        self.assertIn('run "nova-search-manage db sync"', warning[-1])
 
     def test_index_database_refuses_connections(self):
         probe = socket.socket()

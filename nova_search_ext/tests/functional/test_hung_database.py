@@ -178,6 +178,7 @@ class _StopsAnswering(_Timed):
         self.addCleanup(self.proxy.close)
         proxied = url.replace('127.0.0.1:%d' % port,
                               '127.0.0.1:%d' % self.proxy.port)
+        fakes.migrated_store(url).dispose()
         self.store = sql_store.SQLStore(proxied, timeout=TIMEOUT)
         self.addCleanup(self.store.dispose)
 
@@ -228,6 +229,7 @@ class IndexerStopTestCase(base.ProcessTestCase):
         services.require(self, 'mysql')
         self.workdir = self.tmp
         url = self.useFixture(_TempDatabase('mysql')).url
+        fakes.migrated_store(url).dispose()
         port = services.SERVICES['mysql'][1]
         self.proxy = FreezingProxy(port)
         self.addCleanup(self.proxy.close)

@@ -25,9 +25,9 @@ import os
 from nova import context as nova_context
 
 from nova_search_ext.index import api as index_api
-from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.index import sync
 from nova_search_ext.tests.functional import base
+from nova_search_ext.tests.unit import fakes
 
 
 class IndexFeedTestCase(base.MultiCellTestCase):
@@ -92,7 +92,7 @@ class IndexFeedTestCase(base.MultiCellTestCase):
         # A second index, built only by sync.
         path = os.path.join(self.useFixture(
             __import__('fixtures').TempDir()).path, 'synced.sqlite')
-        synced = sql_store.SQLStore('sqlite:///%s' % path)
+        synced = fakes.migrated_store('sqlite:///%s' % path)
         self.addCleanup(synced.dispose)
         result = sync.sync(nova_context.get_admin_context(), synced,
                            batch_size=2)

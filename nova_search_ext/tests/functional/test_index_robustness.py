@@ -56,7 +56,6 @@ from nova_search_ext.index import base as index_base
 from nova_search_ext.index import document
 from nova_search_ext.index import endpoint as endpoint_mod
 from nova_search_ext.index.feed import source
-from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.index import sync
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import seeds
@@ -88,7 +87,7 @@ class _RobustnessBase(seeds.SeededTest, base.MultiCellTestCase):
     def fresh_store(self):
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'index.sqlite')
-        store = sql_store.SQLStore('sqlite:///%s' % path)
+        store = fakes.migrated_store('sqlite:///%s' % path)
         self.addCleanup(store.dispose)
         return store
 

@@ -54,9 +54,9 @@ from nova.tests.functional.api import client as api_client
 from nova import utils as nova_utils
 
 from nova_search_ext.index.sql import models
-from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.index import sync
 from nova_search_ext.tests.functional import base
+from nova_search_ext.tests.unit import fakes
 
 NOVA_CONF = nova_conf.CONF
 _DATA = 'nova_object.data'
@@ -526,7 +526,7 @@ class IndexMatchesNovaTestCase(TruthWorldTestCase):
         self._check_world()
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'synced.sqlite')
-        synced = sql_store.SQLStore('sqlite:///%s' % path)
+        synced = fakes.migrated_store('sqlite:///%s' % path)
         self.addCleanup(synced.dispose)
         result = sync.sync(self.ctxt, synced, batch_size=2)
         self.assertEqual(len(self.live), result.instances)

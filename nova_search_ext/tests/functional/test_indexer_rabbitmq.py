@@ -51,10 +51,10 @@ import sqlalchemy as sa
 import testtools
 
 from nova_search_ext.index import base as index_base
-from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import notification_fuzz
 from nova_search_ext.tests import services
+from nova_search_ext.tests.unit import fakes
 
 WORLD = 'nova_search_ext.tests.functional.e2e_world'
 PRIORITIES = ('audit', 'debug', 'info', 'warn', 'error', 'critical',
@@ -104,7 +104,7 @@ class _IndexerTestBase(base.ProcessTestCase):
         self.conf = os.path.join(self.workdir, 'nova.conf')
         write_config(self.conf, self.workdir, services.RABBIT_URL,
                      self.topic, index_url)
-        self.store = sql_store.SQLStore(index_url, timeout=30)
+        self.store = fakes.migrated_store(index_url, timeout=30)
         self.addCleanup(self.store.dispose)
         self._run(WORLD, 'setup')
         self.indexers = []

@@ -24,8 +24,8 @@ import sys
 import time
 
 from nova_search_ext.index import base as index_base
-from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.tests.functional import base
+from nova_search_ext.tests.unit import fakes
 
 
 class WritersCommandTestCase(base.ProcessTestCase):
@@ -34,7 +34,7 @@ class WritersCommandTestCase(base.ProcessTestCase):
     def setUp(self):
         super().setUp()
         self.connection = 'sqlite:///%s/index.sqlite' % self.tmp
-        self.store = sql_store.SQLStore(self.connection)
+        self.store = fakes.migrated_store(self.connection)
         self.addCleanup(self.store.dispose)
         now = time.time()
         self.store.set_feed_writer(index_base.FeedWriter(

@@ -24,12 +24,14 @@ import os
 
 import fixtures
 from oslo_utils import uuidutils
+import sqlalchemy as sa
 
 from nova import context as nova_context
 from nova.network import model as network_model
 from nova import objects
 
 from nova_search_ext.index import document
+from nova_search_ext.index.sql import models
 from nova_search_ext.index.sql import store as sql_store
 
 UTC = datetime.timezone.utc
@@ -193,6 +195,38 @@ def stored(doc_):
         document.dumps(doc_.bdms))
 
 
+def migrated_store(store, **kwargs):
+    """An SQLStore with its schema, as ``nova-search-manage db sync`` has it.
+
+    Stores never create their tables: every test that writes or reads one
+    migrates it first, through this helper.
+
+    :param store: an SQLAlchemy URL (then ``kwargs`` go to SQLStore) or a
+                  store (e.g. ``index_api.get_store()``)
+    """
+    if isinstance(store, str):
+        store = sql_store.SQLStore(store, **kwargs)
+    store.sync_schema()
+    return store
+
+
+def as_ladder_database(engine, version):
+    """Make a migrated index database look as the release ladder left it.
+
+    Before alembic, the store created and upgraded its own schema and kept
+    its version in ``index_meta`` (key ``schema_version``): version 1 was
+    revision ``0001_initial``'s schema, version 2 added
+    ``index_instance_networks``.  The documents stay.
+    """
+    with engine.begin() as conn:
+        conn.execute(sa.text('DROP TABLE alembic_version'))
+        if version < 2:
+            conn.execute(sa.text('DROP TABLE index_instance_networks'))
+        meta = models.index_meta
+        conn.execute(meta.update().where(
+            meta.c.key == 'schema_version').values(value=str(version)))
+
+
 class StoreFixture(fixtures.Fixture):
     """An SQLStore on a SQLite file in a temporary directory."""
 
@@ -200,7 +234,7 @@ class StoreFixture(fixtures.Fixture):
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'index.sqlite')
         self.connection = 'sqlite:///%s' % path
-        self.store = sql_store.SQLStore(self.connection)
+        self.store = migrated_store(self.connection)
         self.addCleanup(self.store.dispose)
 
 

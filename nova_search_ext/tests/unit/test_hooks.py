@@ -104,9 +104,10 @@ def snapshot():
 before = snapshot()
 import nova_search_ext
 # Console scripts and WSGI entry modules set up a process when imported
-# (that is their job); every other module is a library module.
+# (that is their job), as alembic's environment runs the migrations when
+# alembic loads it; every other module is a library module.
 ENTRY = ('nova_search_ext.tests', 'nova_search_ext.cmd',
-         'nova_search_ext.wsgi')
+         'nova_search_ext.wsgi', 'nova_search_ext.index.sql.migrations.env')
 names = []
 for m in pkgutil.walk_packages(nova_search_ext.__path__, 'nova_search_ext.'):
     if m.name.startswith(ENTRY):

@@ -1785,7 +1785,7 @@ class MultiMatchTestCase(SearchTestBase):
 
 
 class NetworksUpgradeTestCase(SearchTestBase):
-    """Schema version 1 to 2 fills the networks of the stored documents."""
+    """A ladder version 1 database gets the networks of its documents."""
 
     def _entries(self):
         t = models.index_instance_networks
@@ -1796,15 +1796,13 @@ class NetworksUpgradeTestCase(SearchTestBase):
     def test_upgrade_from_version_1(self):
         written = self._entries()
         self.assertEqual(6, len(written))
-        with self.store.engine.begin() as conn:
-            conn.execute(sa.text('DROP TABLE index_instance_networks'))
-            conn.execute(models.index_meta.update().where(
-                models.index_meta.c.key == 'schema_version').values(
-                    value='1'))
+        fakes.as_ladder_database(self.store.engine, 1)
         self.useFixture(fixtures.MockPatchObject(
-            migration, '_BACKFILL_BATCH', 2))
-        migration.upgrade(self.store.engine)
-        self.assertEqual(2, migration.current_version(self.store.engine))
+            migration, 'BACKFILL_BATCH', 2))
+        self.assertEqual(('ladder 1', migration.head()),
+                         migration.sync(self.store.engine))
+        self.assertEqual((migration.head(), None),
+                         migration.describe(self.store.engine))
         self.assertEqual(written, self._entries())
         self.assertHits([sf.S6], nested(both(
             {'term': {'networks.name': 'public'}},

@@ -15,18 +15,26 @@ The store keeps its SQLite connections open between transactions (oslo.db
 would close them after each); these tests check that the pool is really
 reused, that nothing a transaction leaves behind reaches the next one, that
 another process's commits are seen, and that a forked child neither uses
-nor closes what it inherited.
+nor closes what it inherited.  Also: the oslo.db connection options of
+``[search_index]`` reach the engine.
 """
 
+import logging
+import os
+import socket
 import sqlite3
+from unittest import mock
 
+import fixtures
 import sqlalchemy as sa
 
 from nova.tests import fixtures as nova_fixtures
 
+from nova_search_ext import conf
 from nova_search_ext.index import base as index_base
 from nova_search_ext.index.sql import dialects
 from nova_search_ext.index.sql import models
+from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
 
@@ -38,6 +46,8 @@ class SQLitePoolTestCase(base.TestCase):
         self.useFixture(nova_fixtures.WarningsFixture())
         fixture = self.useFixture(fakes.StoreFixture())
         self.store = fixture.store
+        # The connection that migrated the schema: counted from here on.
+        self.store.engine.dispose()
         self.path = fixture.connection[len('sqlite:///'):]
         self.connects = []
         sa.event.listen(self.store.engine, 'connect',
@@ -142,3 +152,59 @@ class EngineTargetTestCase(base.TestCase):
         self.addCleanup(engine.dispose)
         self.assertIsInstance(engine.pool, sa.pool.QueuePool)
         self.assertEqual(7, engine.pool.size())
+
+
+class EngineOptionsTestCase(base.NoDBTestCase):
+    """oslo.db's connection options of [search_index] reach the engine."""
+
+    def setUp(self):
+        super().setUp()
+        conf.register_opts()
+
+    def test_pool_options(self):
+        self.flags(max_pool_size=7, max_overflow=3, pool_timeout=11,
+                   connection_recycle_time=99, group='search_index')
+        store = sql_store.SQLStore('mysql+pymysql://nova:x@127.0.0.1:1/idx')
+        self.addCleanup(store.dispose)
+        pool = store.engine.pool
+        self.assertEqual((7, 3, 11, 99), (pool.size(), pool._max_overflow,
+                                           pool._timeout, pool._recycle))
+
+    def test_defaults_connect_lazily(self):
+        self.assertEqual(0, conf.CONF.search_index.max_retries)
+        # Nothing listens there: building the store does not connect.
+        store = sql_store.SQLStore('mysql+pymysql://nova:x@127.0.0.1:1/idx')
+        self.addCleanup(store.dispose)
+        self.assertEqual(5, store.engine.pool.size())
+
+    def test_max_retries_waits_for_the_database_at_start(self):
+        self.flags(max_retries=2, retry_interval=0, group='search_index')
+        probe = socket.socket()
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nobody listens there now
+        with mock.patch('oslo_db.sqlalchemy.engines.time.sleep') as sleep:
+            exc = self.assertRaises(
+                index_base.StoreError, sql_store.SQLStore,
+                'mysql+pymysql://nova:x@127.0.0.1:%d/idx' % port)
+        self.assertEqual(2, sleep.call_count)
+        self.assertIn("Can't connect", str(exc))
+
+    def test_sqlite_is_never_opened_to_retry(self):
+        self.flags(max_retries=3, group='search_index')
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'index.sqlite')
+        store = sql_store.SQLStore('sqlite:///%s' % path)
+        self.addCleanup(store.dispose)
+        self.assertRaises(index_base.SchemaError, store.health)
+        self.assertFalse(os.path.exists(path))
+
+    def test_connection_debug(self):
+        # oslo.db sets SQLAlchemy's engine logger from it.
+        logger = logging.getLogger('sqlalchemy.engine')
+        self.addCleanup(logger.setLevel, logger.level)
+        logger.setLevel(logging.WARNING)
+        self.flags(connection_debug=100, group='search_index')
+        store = sql_store.SQLStore('mysql+pymysql://nova:x@127.0.0.1:1/idx')
+        self.addCleanup(store.dispose)
+        self.assertEqual(logging.DEBUG, logger.level)
