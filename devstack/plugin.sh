@@ -5,7 +5,8 @@
 # stack install      the package into the Python environment Nova runs from
 # stack post-config  nova.conf and the cell conductors' files (versioned
 #                    notifications, the feed, the index), nova-api's
-#                    api-paste.ini, the index database
+#                    api-paste.ini, the index database and its schema
+#                    ("db sync", before any Nova service starts)
 # stack extra        nova-search-indexer and nova-search-api when enabled,
 #                    the search API in the catalog, "index sync" and
 #                    "index verify"
@@ -125,6 +126,9 @@ function configure_nova_search_ext {
     # nova-api, and nova-search-indexer, nova-search-api and
     # nova-search-manage, which read nova.conf too.
     iniset "$NOVA_CONF" search_index connection "$connection"
+    # The index schema, before any service that reads or writes the index
+    # starts (none of them creates it).
+    nova_search_manage db sync
     iniset "$NOVA_CONF" searchlight enabled True
     iniset "$NOVA_CONF" searchlight client "$NOVA_SEARCH_CLIENT"
     if [[ "$NOVA_SEARCH_CLIENT" == "searchlight" ]]; then
@@ -162,9 +166,8 @@ function start_nova_search_ext {
     fi
 }
 
-# What Nova already holds into the index (the first sync creates its
-# tables), then check it.  After the services start, so that nothing
-# sent meanwhile is missed.
+# What Nova already holds into the index, then check it.  After the
+# services start, so that nothing sent meanwhile is missed.
 function init_nova_search_ext {
     nova_search_manage index sync
     nova_search_manage index verify

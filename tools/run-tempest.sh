@@ -711,6 +711,7 @@ nm() { nova-manage --config-file "$etc/nova/nova.conf" "$@"; }
             --local_cell
     done
     nm cell_v2 list_cells
+    nova-search-manage --config-file "$etc/nova/nova.conf" db sync
     nova-search-manage --config-file "$etc/nova/nova.conf" index sync
 } >>"$logs/bootstrap.log" 2>&1
 

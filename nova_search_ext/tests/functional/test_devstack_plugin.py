@@ -204,7 +204,7 @@ class DevStackPluginTestCase(base.ProcessTestCase):
                       % os.path.join(self.tmp, 'opt'), calls)
         manage = 'nova-search-manage --config-file %s' % self.nova_conf
         self.assertEqual(
-            [manage + ' api-paste --file ' + self.paste,
+            [manage + ' db sync', manage + ' api-paste --file ' + self.paste,
              manage + ' index sync', manage + ' index verify'],
             [c for c in calls if c.startswith('nova-search-manage')])
         # No service of the plugin's own in this configuration; unstack
@@ -288,9 +288,14 @@ class DevStackPluginTestCase(base.ProcessTestCase):
         self.assertIn('configure_keystoneauth %s nova searchlight'
                       % self.nova_conf, calls)
         extra = [c for c in calls if c.startswith(
-            ('run_process', 'get_or_create', 'wait_for_service',
+            ('recreate_database', 'run_process', 'get_or_create',
+             'wait_for_service',
+             'nova-search-manage --config-file %s db' % self.nova_conf,
              'nova-search-manage --config-file %s index' % self.nova_conf))]
         self.assertEqual([
+            # The schema, on the new database, before any service starts.
+            'recreate_database nova_search_index',
+            'nova-search-manage --config-file %s db sync' % self.nova_conf,
             'run_process nova-search-indexer %s/nova-search-indexer '
             '--config-file %s' % (self.fake_bin, self.nova_conf),
             'run_process nova-search-api %s/nova-search-api --config-file '
