@@ -184,6 +184,8 @@ class DbCommandsTestCase(base.ProcessTestCase):
             nova.__file__)))
         target = os.path.join(site, 'nova_search_index.sqlite')
         self.assertFalse(os.path.exists(target))
+        # Should the refusal break, leave no file in the installation.
+        self.addCleanup(lambda: os.path.exists(target) and os.unlink(target))
         conf = self._conf(state_path=False)
         proc = self.manage('db', 'sync', conf=conf)
         self.assertFails(proc, 'nova-search-manage',
@@ -195,12 +197,14 @@ class DbCommandsTestCase(base.ProcessTestCase):
             self.manage(*args, conf=conf)
         self.assertFalse(os.path.exists(target))
         # Nor anywhere else in the installation.
-        conf = self._conf(state_path=False, connection='sqlite:///%s' %
-                          os.path.join(sysconfig.get_paths()['purelib'],
-                                       'nse-test-index.sqlite'))
+        other = os.path.join(sysconfig.get_paths()['purelib'],
+                             'nse-test-index.sqlite')
+        self.addCleanup(lambda: os.path.exists(other) and os.unlink(other))
+        conf = self._conf(state_path=False, connection='sqlite:///%s' % other)
         proc = self.manage('db', 'sync', conf=conf)
         self.assertFails(proc, 'nova-search-manage',
                          'inside the Python installation')
+        self.assertFalse(os.path.exists(other))
         # Set state_path and it works.
         proc = self.manage('db', 'sync')
         self.assertSynced(proc, 'Upgraded the search index database from '
