@@ -51,6 +51,7 @@ from nova_search_ext.cmd import patching; patching.patch('nova-search-manage')  
 
 import datetime
 import json
+import logging as std_logging
 import sys
 import time
 
@@ -115,6 +116,11 @@ def _refuse_python_installation(store):
 
 
 def db_sync():
+    if not conf.CONF.debug:
+        # alembic announces each of its plug-ins at INFO; keep the lines
+        # that say what the upgrade does.
+        std_logging.getLogger('alembic.runtime.plugins').setLevel(
+            std_logging.WARNING)
     store = _sql_store()
     _refuse_python_installation(store)
     before, after = store.sync_schema()
@@ -128,21 +134,27 @@ def db_sync():
 
 
 def db_version():
+    """Print the schema revision; exit status 1 unless it is this code's.
+
+    So that a deployment script can check ``db sync`` with it.
+    """
     store = _sql_store()
     with sql_errors.store_errors():
         revision, ladder = migration.describe(store.engine)
         head = migration.head()
+    if revision == head:
+        print('%s (head)' % revision)
+        return 0
     if revision is not None:
-        print('%s%s' % (revision, ' (head)' if revision == head else
-                        ' (this code: %s; run "nova-search-manage db '
-                        'sync")' % head))
+        print('%s (this code: %s; run "nova-search-manage db sync")' % (
+            revision, head))
     elif ladder is not None:
         print('schema version %d of an earlier release, not yet under '
               'alembic (run "nova-search-manage db sync")' % ladder)
     else:
         print('The search index database is not initialised (run '
               '"nova-search-manage db sync")')
-    return 0
+    return 1
 
 
 def _cells(ctxt, names):
@@ -263,7 +275,8 @@ def _add_parsers(subparsers):
                      'release (idempotent)')
     p.set_defaults(func=db_sync)
     p = actions.add_parser(
-        'version', help='print the schema revision of the index database')
+        'version', help='print the schema revision of the index database; '
+                        'exit status 1 unless it is the one of this release')
     p.set_defaults(func=db_version)
 
     index = subparsers.add_parser('index', help='operate the search index')

@@ -90,7 +90,7 @@ class DbCommandsTestCase(base.ProcessTestCase):
     def test_sync_and_version(self):
         # The default connection: $state_path/nova_search_index.sqlite.
         proc = self.manage('db', 'version')
-        self.assertEqual(0, proc.returncode, proc.stderr)
+        self.assertEqual(1, proc.returncode, proc.stderr)
         self.assertEqual('The search index database is not initialised '
                          '(run "nova-search-manage db sync")\n', proc.stdout)
         self.assertFalse(os.path.exists(self.index))
@@ -142,7 +142,7 @@ class DbCommandsTestCase(base.ProcessTestCase):
         self.assertFails(proc, 'nova-search-manage',
                          'the schema of an earlier release (version 1)', FIX)
         proc = self.manage('db', 'version')
-        self.assertEqual(0, proc.returncode, proc.stderr)
+        self.assertEqual(1, proc.returncode, proc.stderr)
         self.assertEqual('schema version 1 of an earlier release, not yet '
                          'under alembic (run "nova-search-manage db sync")\n',
                          proc.stdout)
@@ -170,9 +170,9 @@ class DbCommandsTestCase(base.ProcessTestCase):
                          'at revision 0001_initial, older than this code',
                          FIX)
         proc = self.manage('db', 'version')
-        self.assertEqual('0001_initial (this code: %s; run '
-                         '"nova-search-manage db sync")\n' % HEAD,
-                         proc.stdout)
+        self.assertEqual((1, '0001_initial (this code: %s; run '
+                          '"nova-search-manage db sync")\n' % HEAD),
+                         (proc.returncode, proc.stdout), proc.stderr)
         proc = self.manage('db', 'sync')
         self.assertSynced(proc, 'Upgraded the search index database from '
                           '0001_initial to revision %s (head)' % HEAD)
