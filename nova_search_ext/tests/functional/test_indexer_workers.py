@@ -39,31 +39,13 @@ import time
 
 import testscenarios
 
+from nova_search_ext.bench import measure
 from nova_search_ext.tests.functional import test_indexer_rabbitmq as rabbit
 
 load_tests = testscenarios.load_tests_apply_scenarios
 
 # oslo.log's default line: "<date> <time>.<ms> <pid> <LEVEL> <logger> ..."
 LINE = re.compile(r'^\S+ \S+ (\d+) ([A-Z]+) (\S+) ')
-
-
-def children(pid):
-    """Process ids whose parent is ``pid`` (from /proc)."""
-    found = []
-    for name in os.listdir('/proc'):
-        if not name.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name (2nd field) is in parentheses and may hold
-        # spaces; the parent pid is the 2nd field after it.
-        fields = stat.rsplit(')', 1)[1].split()
-        if fields[0] != 'Z' and int(fields[1]) == pid:
-            found.append(int(name))
-    return sorted(found)
 
 
 def by_process(output):
@@ -131,8 +113,8 @@ class _WorkersTestBase(rabbit._IndexerTestBase):
                 pass
 
     def workers(self, proc, expected=None):
-        """The worker pids of ``proc`` (remembered for the clean-up)."""
-        pids = children(proc.pid)
+        """Sorted worker pids of ``proc`` (remembered for the clean-up)."""
+        pids = sorted(measure.children(proc.pid))
         self._workers_of = getattr(self, '_workers_of', {})
         self._workers_of.setdefault(proc.pid, set()).update(pids)
         return pids
