@@ -147,7 +147,14 @@ class _IndexerTestBase(base.ProcessTestCase):
                                 stderr=subprocess.PIPE, text=True,
                                 env=self.env)
 
-    def _start_indexer(self):
+    def _spawn_indexer(self):
+        """Start nova-search-indexer on the test's nova.conf; no wait.
+
+        Its output goes to a log file of its own, and ``_stop_all`` (a
+        clean-up) kills the process if it still runs and closes the log.
+
+        :returns: (process, log file)
+        """
         log = open(os.path.join(self.workdir, 'indexer-%d.log'
                                 % len(self.indexers)), 'w+')
         proc = subprocess.Popen(
@@ -155,6 +162,10 @@ class _IndexerTestBase(base.ProcessTestCase):
              '--config-file', self.conf],
             stdout=log, stderr=subprocess.STDOUT, env=self.env)
         self.indexers.append((proc, log))
+        return proc, log
+
+    def _start_indexer(self):
+        proc, log = self._spawn_indexer()
         self.wait_for(lambda: 'Listening for' in self._log(log) or
                       proc.poll() is not None, 60, 'indexer start')
         if proc.poll() is not None:

@@ -33,8 +33,6 @@ a missing document, a message counted twice a receipt too many.
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import testscenarios
@@ -84,13 +82,7 @@ class _WorkersTestBase(rabbit._IndexerTestBase):
 
         :returns: (process, log, worker pids)
         """
-        log = open(os.path.join(self.workdir, 'indexer-%d.log'
-                                % len(self.indexers)), 'w+')
-        proc = subprocess.Popen(
-            [sys.executable, '-m', 'nova_search_ext.cmd.indexer',
-             '--config-file', self.conf],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        self.indexers.append((proc, log))
+        proc, log = self._spawn_indexer()
         self.addCleanup(self._kill_workers, proc)
 
         def listening():
