@@ -231,3 +231,23 @@ class ProcessTestCase(testtools.TestCase):
                 return
             time.sleep(interval)
         raise AssertionError('timed out waiting for %s' % what)
+
+    def assertFails(self, proc, prog, *fragments, stdout_empty=True):
+        """A console script refused, as operators should see it.
+
+        ``proc`` (a ``subprocess.CompletedProcess`` with text output)
+        exited 1 with one line on stderr, ``<prog>: error: ...``, holding
+        every one of ``fragments``; nothing on stdout or, with
+        ``stdout_empty=False`` (for a script that may log there), at least
+        no traceback.
+        """
+        self.assertEqual(1, proc.returncode, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        self.assertEqual(1, len(lines), proc.stderr)
+        self.assertTrue(lines[0].startswith('%s: error: ' % prog), lines)
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+        if stdout_empty:
+            self.assertEqual('', proc.stdout)
+        else:
+            self.assertNotIn('Traceback', proc.stdout)

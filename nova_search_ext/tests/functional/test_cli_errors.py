@@ -158,16 +158,6 @@ class OperatorErrorsTestCase(base.ProcessTestCase):
                               capture_output=True, text=True, timeout=120,
                               env=self.env)
 
-    def assertFails(self, proc, prog, *fragments):
-        """Exit 1, one line on stderr, no traceback anywhere."""
-        self.assertEqual(1, proc.returncode, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        self.assertEqual(1, len(lines), proc.stderr)
-        self.assertTrue(lines[0].startswith('%s: error: ' % prog), lines)
-        for fragment in fragments:
-            self.assertIn(fragment, lines[0])
-        self.assertNotIn('Traceback', proc.stdout)
-
     def test_indexer_stops_while_the_bus_is_unreachable(self):
         index = 'sqlite:///%s/index.sqlite' % self.tmp
         fakes.migrated_store(index).dispose()
@@ -206,7 +196,6 @@ class OperatorErrorsTestCase(base.ProcessTestCase):
             proc = self._run(module, '--config-file', missing, *args)
             self.assertFails(proc, prog, '(--config-file, --config-dir)',
                              'Failed to find some config files: ' + missing)
-            self.assertEqual('', proc.stdout)
             # --debug: the traceback, then the same line.
             proc = self._run(module, '--config-file', missing, '--debug',
                              *args)
@@ -224,7 +213,6 @@ class OperatorErrorsTestCase(base.ProcessTestCase):
             self.assertFails(proc, 'nova-search-manage',
                              '[api_database] connection',
                              'No sql_connection parameter is established')
-            self.assertEqual('', proc.stdout)
 
     def test_unknown_database(self):
         name = 'nse_missing_%s' % uuid.uuid4().hex[:12]
@@ -235,14 +223,13 @@ class OperatorErrorsTestCase(base.ProcessTestCase):
             proc = self._run(module, '--config-file', path, *args)
             self.assertFails(proc, prog, '[search_index] connection',
                              "Unknown database '%s'" % name)
-            self.assertEqual('', proc.stdout)
         # The index is fine, Nova's API database is not there.
         path = self._conf(api_database={'connection': url})
         proc = self._run('nova_search_ext.cmd.manage', '--config-file', path,
                          'index', 'sync')
         self.assertFails(proc, 'nova-search-manage',
                          '[api_database] connection',
-                         "Unknown database '%s'" % name)
+                         "Unknown database '%s'" % name, stdout_empty=False)
 
     def test_port_in_use(self):
         holder = socket.socket()
@@ -258,7 +245,7 @@ class OperatorErrorsTestCase(base.ProcessTestCase):
             self.assertFails(proc, 'nova-search-api',
                              'cannot listen on 127.0.0.1:%d' % port,
                              '[search_api] bind_host, bind_port',
-                             'Address already in use')
+                             'Address already in use', stdout_empty=False)
 
     def test_version(self):
         version = nova_search_ext.version_info.version_string()

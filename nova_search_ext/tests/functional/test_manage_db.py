@@ -77,16 +77,6 @@ class DbCommandsTestCase(base.ProcessTestCase):
         self.assertEqual(0, proc.returncode, proc.stderr)
         self.assertEqual(line, proc.stdout.splitlines()[-1])
 
-    def assertFails(self, proc, prog, *fragments):
-        """Exit 1, one line on stderr, nothing on stdout."""
-        self.assertEqual(1, proc.returncode, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        self.assertEqual(1, len(lines), proc.stderr)
-        self.assertTrue(lines[0].startswith('%s: error: ' % prog), lines)
-        for fragment in fragments:
-            self.assertIn(fragment, lines[0])
-        self.assertEqual('', proc.stdout)
-
     def test_sync_and_version(self):
         # The default connection: $state_path/nova_search_index.sqlite.
         proc = self.manage('db', 'version')
