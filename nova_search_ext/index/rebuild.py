@@ -21,9 +21,19 @@ store, a ``CoercedDict`` for a dict field and so on) and stores the value
 without the setter's bookkeeping; no field of a new object is set yet, so
 the read-only check has nothing to check.  Nested objects are built the
 same way, depth first.  A class with its own ``_obj_from_primitive``
-(Nova's Flavor keeps its extra-spec tracker there) gets it, with its
-nested objects already built; Nova's Instance, whose own step is exactly
-what its ``obj_reset_changes`` does (its metadata trackers), gets that.
+gets it, with its nested objects already built, except two classes of
+Nova whose own step is known:
+
+* Instance: its step is exactly what its ``obj_reset_changes`` does (its
+  metadata trackers), so it gets that;
+* Flavor: its step copies ``extra_specs`` and ``projects`` into their
+  trackers only when ``obj_what_changed`` does not list them.  With no
+  changes in the primitive it lists a field exactly when the field is set
+  and differs from its tracker, which ``Flavor.__init__`` left empty; so
+  a tracker is only ever overwritten with an empty copy, and both stay
+  what ``__init__`` made them.  The plain build (``cls()``, then the
+  fields) is Nova's result, without the setters and the change scan that
+  made a Flavor a quarter of an Instance's rebuild.
 
 Everything else is oslo.versionedobjects': the class comes from the
 registry for the primitive's name and version (an unknown name, another
@@ -41,6 +51,9 @@ from oslo_versionedobjects import fields as ovo_fields
 # Classes whose own _obj_from_primitive adds nothing but what their
 # obj_reset_changes does (Nova's Instance: the metadata trackers).
 RESET_IS_HYDRATION = frozenset(['Instance'])
+# Classes whose own _obj_from_primitive leaves an object built from a
+# primitive without changes as the plain build does (see above).
+STEP_KEEPS_INIT = frozenset(['Flavor'])
 
 # How a class's objects are finished after their fields are set:
 # NOVA: by the class's own _obj_from_primitive (which also sets them);
@@ -78,6 +91,8 @@ def _plan(cls):
         fields.append((name, ovo_base._get_attrname(name), kind, field))
     if cls.obj_name() in RESET_IS_HYDRATION:
         finish = RESET
+    elif cls.obj_name() in STEP_KEEPS_INIT:
+        finish = PLAIN
     elif (cls._obj_from_primitive.__func__ is not
           ovo_base.VersionedObject._obj_from_primitive.__func__):
         finish = NOVA

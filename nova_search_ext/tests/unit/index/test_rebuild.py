@@ -122,6 +122,23 @@ class RebuildTestCase(base.TestCase):
         self._check(objects.Flavor, inst.flavor)
         self._check(objects.InstanceInfoCache, inst.info_cache)
 
+    def test_flavor_trackers_with_and_without_their_fields(self):
+        # Nova's Flavor step copies extra_specs and projects into its
+        # trackers only when they come out unchanged; the plain build
+        # must agree whether each is unset, empty or filled.
+        variants = [{}, {'extra_specs': {}}, {'projects': []},
+                    {'projects': ['p1', 'p2']},
+                    {'extra_specs': {}, 'projects': ['p1']},
+                    {'extra_specs': {'a': 'b'}, 'projects': []}]
+        for updates in variants:
+            flavor = fakes.flavor(**updates)
+            if 'extra_specs' not in updates:
+                del flavor.extra_specs
+            flavor.obj_reset_changes()
+            ours = self._check(objects.Flavor, flavor)
+            self.assertEqual({}, ours._orig_extra_specs)
+            self.assertEqual([], ours._orig_projects)
+
     def test_the_instance_list_rebuild_agrees(self):
         inst = self._rich_instance()
         inst.fault = fakes.fault(self.ctxt, inst.uuid)
