@@ -41,6 +41,11 @@ What :func:`install` overlays:
     wrappers (one per microversion range) share one JSON encoding and
     decoding of the answer instead of making one each
     (:mod:`nova_search_ext.api.serialize_once`).
+``api_version_request`` in the server view module's globals, and
+    ``nova.api.openstack.common.ViewBuilder._get_project_id``
+    While a server list controller method runs, the view's microversion
+    checks and the project part of its links are answered once per
+    request (:mod:`nova_search_ext.api.request_memo`).
 ``ViewBuilder._list_view`` and ``RequestSpec.get_by_instance_uuids``
     While a server list view runs, the request specs it reads (for
     ``pinned_availability_zone`` and ``scheduler_hints``) are deserialised
@@ -295,17 +300,21 @@ def _install_response_validation():
 
 
 def _install_serialize_once():
+    from nova.api.openstack import common
     from nova.api.openstack.compute import servers
+    from nova.api.openstack.compute.views import servers as views
     import nova.api.validation as validation
 
     from nova_search_ext.api import collector
+    from nova_search_ext.api import request_memo
     from nova_search_ext.api import serialize_once
 
     for name in ('index', 'detail'):
         original = servers.ServersController.__dict__[name]
 
         def listing(self, *args, _original=original, **kwargs):
-            with serialize_once.listing(), collector.listing():
+            with serialize_once.listing(), collector.listing(), \
+                    request_memo.listing():
                 return _original(self, *args, **kwargs)
 
         _patch(servers.ServersController, name,
@@ -314,6 +323,11 @@ def _install_serialize_once():
            serialize_once.wsgi_view(validation.__dict__['wsgi']))
     _patch(validation, 'jsonutils',
            serialize_once.jsonutils_view(validation.__dict__['jsonutils']))
+    _patch(views, 'api_version_request', request_memo.version_module(
+        views.__dict__['api_version_request']))
+    nova_project_id = common.ViewBuilder.__dict__['_get_project_id']
+    _patch(common.ViewBuilder, '_get_project_id', functools.wraps(
+        nova_project_id)(request_memo.project_id_method(nova_project_id)))
 
 
 def _install_request_specs():

@@ -18,6 +18,7 @@ measurement runs the stock side with no hook installed and the index side
 with them.
 """
 
+from nova.api.openstack import common
 from nova.api.openstack.compute import servers as servers_api
 from nova.api.openstack.compute.views import servers as views
 import nova.api.validation as validation
@@ -48,6 +49,9 @@ EXPECTED = {
     # Module names in nova.api.validation's globals.
     (validation, 'wsgi'),
     (validation, 'jsonutils'),
+    # ... and in the server view module's.
+    (views, 'api_version_request'),
+    (common.ViewBuilder, '_get_project_id'),
 }
 
 
