@@ -246,8 +246,7 @@ def _install_list_branch():
 
     @functools.wraps(original_detail)
     def detail(self, request, instances, *args, **kwargs):
-        prefetched = {i.uuid: served.bdms(i) for i in instances
-                      if served.is_served(i)}
+        prefetched = list_branch.served_bdms(instances)
         if not prefetched:
             return original_detail(self, request, instances, *args,
                                    **kwargs)

@@ -392,7 +392,8 @@ def instance_from_stored(context, stored, expected_attrs, services=None):
     the cell path's query does), its latest fault (as ``fill_faults`` would
     set it) and, when asked for, the compute services of its host.  The
     block device mappings ride along for the detail view, and mark it
-    (:mod:`nova_search_ext.index.served`).
+    (:mod:`nova_search_ext.index.served`): decoded now, built when the
+    view first asks for them.
 
     :param context: RequestContext to attach to the object
     :param stored: StoredInstance
@@ -421,9 +422,15 @@ def instance_from_stored(context, stored, expected_attrs, services=None):
                 for svc in (services or [])])
     bdms = loads(stored.bdms) if isinstance(stored.bdms, str) \
         else stored.bdms
-    served.mark(instance, objects.BlockDeviceMappingList(
-        context, objects=[
-            rebuild.from_primitive(objects.BlockDeviceMapping, b, context)
-            for b in (bdms or [])]))
+    # Built when the detail view asks for them (served.bdms).
+    served.mark(instance, served.Deferred(
+        lambda: _bdm_list(context, bdms)))
     instance.obj_reset_changes()
     return instance
+
+
+def _bdm_list(context, primitives):
+    """The BlockDeviceMappingList of stored BDM primitives."""
+    return objects.BlockDeviceMappingList(context, objects=[
+        rebuild.from_primitive(objects.BlockDeviceMapping, b, context)
+        for b in (primitives or [])])

@@ -18,13 +18,29 @@ block device mappings from the index; that is also what marks it.  Nova's
 the cell databases for these instances only.  The marker is an attribute
 outside the versioned object's fields, so it never reaches a primitive, a
 database or an RPC message.
+
+Only the detail view reads the mappings (as Nova's view reads them from
+the cells after ``API.get_all``), so they may be marked :class:`Deferred`:
+built on the first :func:`bdms`, once.
 """
 
 _ATTR = '_search_bdms'
 
 
+class Deferred(object):
+    """Mappings to build when first asked for: ``build()`` returns them."""
+
+    __slots__ = ('build',)
+
+    def __init__(self, build):
+        self.build = build
+
+
 def mark(instance, bdms):
-    """Mark ``instance`` as rebuilt from the index, with its BDMs."""
+    """Mark ``instance`` as rebuilt from the index, with its BDMs.
+
+    :param bdms: a BlockDeviceMappingList, or a :class:`Deferred` one
+    """
     setattr(instance, _ATTR, bdms)
 
 
@@ -34,5 +50,12 @@ def is_served(instance):
 
 
 def bdms(instance):
-    """The BlockDeviceMappingList the index holds for a marked instance."""
-    return instance.__dict__[_ATTR]
+    """The BlockDeviceMappingList the index holds for a marked instance.
+
+    A deferred list is built now and kept; if building it raises, the
+    error propagates and the next call tries again.
+    """
+    value = instance.__dict__[_ATTR]
+    if isinstance(value, Deferred):
+        value = instance.__dict__[_ATTR] = value.build()
+    return value

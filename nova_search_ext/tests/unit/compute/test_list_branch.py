@@ -31,6 +31,7 @@ from nova_search_ext.compute import breaker as breaker_mod
 from nova_search_ext.compute import list_branch
 from nova_search_ext import conf
 from nova_search_ext.index import base as index_base
+from nova_search_ext.index import served
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
 
@@ -143,6 +144,27 @@ class ListBranchTestCase(base.NoDBTestCase):
             filters=FILTERS, limit=10, marker=self.docs[0].uuid,
             sort_keys=SORT_KEYS, sort_dirs=SORT_DIRS, is_admin=False,
             project_id='fake-project', user_id='fake-user'), query)
+
+    def test_served_bdms_for_the_detail_view(self):
+        instances, _ = self._list()
+        other = objects.Instance(uuid='00000000-0000-0000-0000-0000000000aa')
+        broken = instances[1]
+
+        def fails():
+            raise ValueError('not a BDM')
+
+        broken._search_bdms = served.Deferred(fails)
+        found = list_branch.served_bdms(list(instances) + [other])
+        # The broken one is left to its cell, as the instance not served.
+        self.assertEqual({instances[0].uuid, instances[2].uuid}, set(found))
+        for inst in (instances[0], instances[2]):
+            self.assertIs(served.bdms(inst), found[inst.uuid])
+            self.assertIsInstance(found[inst.uuid],
+                                  objects.BlockDeviceMappingList)
+        warnings = self.log.warnings()
+        self.assertEqual(1, len(warnings))
+        self.assertIn(broken.uuid, warnings[0])
+        self.assertEqual({}, list_branch.served_bdms([other]))
 
     def test_admin_context_in_query(self):
         admin = fakes.context(is_admin=True, project_id='admin-project',

@@ -21,6 +21,7 @@ from nova import objects
 
 from nova_search_ext.index import catalog
 from nova_search_ext.index import document
+from nova_search_ext.index import served
 from nova_search_ext.index.sql import models
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
@@ -289,11 +290,27 @@ class InstanceFromStoredTestCase(base.TestCase):
 
     def test_search_bdms(self):
         inst = document.instance_from_stored(self.ctxt, self.stored, [])
-        bdms = inst._search_bdms
+        # Built when first asked for, then kept.
+        self.assertIsInstance(inst._search_bdms, served.Deferred)
+        bdms = served.bdms(inst)
         self.assertIsInstance(bdms, objects.BlockDeviceMappingList)
+        self.assertIs(bdms, served.bdms(inst))
+        self.assertIs(bdms, inst._search_bdms)
         self.assertEqual(1, len(bdms))
         self.assertEqual('/dev/vdb', bdms[0].device_name)
         self.assertNotIn('connection_info', bdms[0])
+        self.assertIs(self.ctxt, bdms._context)
+        self.assertIs(self.ctxt, bdms[0]._context)
+        self.assertEqual(set(), bdms[0].obj_what_changed())
+
+    def test_search_bdms_that_do_not_build(self):
+        stored = fakes.stored(self.doc)
+        stored.bdms = '[{"nova_object.name": "BlockDeviceMapping"}]'
+        inst = document.instance_from_stored(self.ctxt, stored, [])
+        self.assertTrue(served.is_served(inst))
+        self.assertRaises(KeyError, served.bdms, inst)
+        # Not kept: asked again, it tries again.
+        self.assertRaises(KeyError, served.bdms, inst)
 
     def test_decoded_forms_are_accepted(self):
         decoded = document.StoredInstance(
@@ -304,7 +321,7 @@ class InstanceFromStoredTestCase(base.TestCase):
                                              ['metadata'])
         self.assertEqual({'k': 'v'}, inst.metadata)
         self.assertEqual('oops', inst.fault.message)
-        self.assertEqual(1, len(inst._search_bdms))
+        self.assertEqual(1, len(served.bdms(inst)))
 
     def test_no_pending_changes(self):
         inst = document.instance_from_stored(self.ctxt, self.stored,
