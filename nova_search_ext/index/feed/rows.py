@@ -174,9 +174,17 @@ def live_page(conn, marker, limit):
     (``hidden`` false or NULL).  ``marker`` need not exist any more: the
     page starts after its value, so a marker instance archived or purged
     in the meantime changes nothing.
+
+    The page is read along an index that starts with ``uuid`` (Nova's
+    unique constraint, and ``instances_uuid_deleted_idx``).  ``deleted``
+    is compared as ``deleted + 0``, the same test for an integer column,
+    so that no planner reads along Nova's ``deleted`` index instead:
+    SQLite does when nothing tells it otherwise, and then every page reads
+    and sorts all of the cell's live rows (in a cell of 320,000 instances,
+    0.6 s a page where the uuid index takes under a millisecond).
     """
     query = sa.select(_INSTANCES.c.uuid).where(
-        _INSTANCES.c.deleted == 0,
+        _INSTANCES.c.deleted + 0 == 0,
         sa.or_(_INSTANCES.c.hidden == sa.false(),
                _INSTANCES.c.hidden == sa.null()))
     if marker is not None:
