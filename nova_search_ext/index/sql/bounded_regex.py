@@ -38,7 +38,11 @@ What this module owns:
   longer than :data:`MAX_PATTERN` characters, or whose repeat counts would
   unroll it beyond :data:`MAX_EXPANSION` elements (``regex`` unrolls fixed
   repeats when it compiles, which costs memory without bound), or written
-  in verbose mode, is not evaluated at all (:class:`Unsupported`).
+  in verbose mode, is not evaluated at all (:class:`Unsupported`);
+* the literal text every match must contain (:func:`required_literals`),
+  which the SQLite index tests with its own ``instr()`` before it calls
+  the expression: a row without it cannot match, and ``instr()`` costs a
+  fraction of a Python call per row.
 
 What it does not own: what a caller does when a pattern cannot be evaluated.
 The list path declines (the cells answer with Nova's own semantics), the
@@ -49,6 +53,12 @@ search API answers 400 (see :mod:`nova_search_ext.index.sql.store` and
 import contextlib
 import functools
 import re
+try:
+    from re import _constants as re_constants
+    from re import _parser as re_parser
+except ImportError:  # Python < 3.11
+    import sre_constants as re_constants
+    import sre_parse as re_parser
 import threading
 import time
 
@@ -201,6 +211,45 @@ def compile_pattern(pattern):
     except (regex.error, OverflowError, RecursionError) as e:
         raise Unsupported('the pattern cannot be evaluated in bounded '
                           'time: %s' % e)
+
+
+# Most literals a row is tested for before the expression runs.
+MAX_REQUIRED = 3
+
+
+@functools.lru_cache(maxsize=128)
+def required_literals(pattern):
+    """Text that occurs, as written, in every string ``pattern`` matches.
+
+    The runs of plain characters at the top level of the pattern, as
+    ``re`` parses it, longest first (at most :data:`MAX_REQUIRED`).  A
+    pattern with a top-level alternation, or that ignores case, requires
+    nothing here; nor does what is inside groups, repeats, classes or
+    assertions.  A run with a NUL or a lone surrogate is left out (SQLite
+    would not compare it as Python does).
+
+    :returns: a tuple of non-empty strings, possibly empty
+    """
+    try:
+        parsed = re_parser.parse(pattern)
+    except (re.error, OverflowError, RecursionError):
+        return ()
+    if parsed.state.flags & re.IGNORECASE:
+        return ()
+    runs, run = [], []
+    for op, arg in list(parsed) + [(None, None)]:
+        if op == re_constants.LITERAL:
+            run.append(chr(arg))
+            continue
+        if run:
+            runs.append(''.join(run))
+            run = []
+    usable = {r for r in runs
+              if '\x00' not in r and not _SURROGATE.search(r)}
+    return tuple(sorted(usable, key=lambda r: (-len(r), r))[:MAX_REQUIRED])
+
+
+_SURROGATE = re.compile('[\ud800-\udfff]')
 
 
 def check(pattern):

@@ -88,7 +88,7 @@ class Field(object):
         """``match`` on a non-text field compares like ``term``."""
         return self.eq(value)
 
-    def nova_regexp(self, value, safe_regex, regexp_op):
+    def nova_regexp(self, value, safe_regex, regexp_op, required=()):
         raise errors.UnsupportedQueryError(
             "'nova_regexp' applies to instance columns only, "
             "not to '%s'" % self.name)
@@ -173,8 +173,9 @@ class ColumnField(Field):
     def match(self, value):
         return self.eq(value)
 
-    def nova_regexp(self, value, safe_regex, regexp_op):
-        return self.values.nova_regexp(value, safe_regex, regexp_op)
+    def nova_regexp(self, value, safe_regex, regexp_op, required=()):
+        return self.values.nova_regexp(value, safe_regex, regexp_op,
+                                       required=required)
 
     # Sorting: stored values <-> JSON sort values.
 

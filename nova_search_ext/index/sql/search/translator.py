@@ -642,11 +642,13 @@ class Translator(object):
         field = self.field(name)
         if field is None:
             return sa.false()
+        required = ()
         if self.regexp_op == 'REGEXP' and self.dialect == 'sqlite':
             # This process evaluates the pattern (bounded_regex); one it
             # cannot compile or bound would fail inside the database.
+            pattern = self.safe_regex(str(value))
             try:
-                bounded_regex.check(self.safe_regex(str(value)))
+                bounded_regex.check(pattern)
             except (re.error, OverflowError, RecursionError) as e:
                 # Elasticsearch's 'regexp' reported a pattern it could not
                 # parse as a parse failure.
@@ -657,7 +659,9 @@ class Translator(object):
                 raise unsupported(
                     "the regular expression for '%s' is not supported by "
                     "this search API: %s" % (name, e))
-        return field.nova_regexp(value, self.safe_regex, self.regexp_op)
+            required = bounded_regex.required_literals(pattern)
+        return field.nova_regexp(value, self.safe_regex, self.regexp_op,
+                                 required=required)
 
     # Free text: query_string and simple_query_string.
 

@@ -267,10 +267,12 @@ class Values(object):
         return self._guard(sa.func.lower(self.expr).like(
             '%' + _like_escape(word) + '%', escape=_LIKE_ESCAPE))
 
-    def nova_regexp(self, value, safe_regex, regexp_op):
+    def nova_regexp(self, value, safe_regex, regexp_op, required=()):
         # The expression Nova's own regex filter applies to a cell;
         # coalesce() only makes it two-valued under a negation
         # (Nova's own filter drops the rows where it is NULL as well).
+        # ``required``: text every match contains, tested first with
+        # instr() (see bounded_regex.required_literals); only on text.
         if regexp_op == '~' and self.vtype != STRING:
             # PostgreSQL has no regular expression operator for numbers or
             # timestamps (Nova's own filter fails there the same way).
@@ -285,4 +287,15 @@ class Values(object):
         else:
             condition = self.expr.op(regexp_op, is_comparison=True)(
                 safe_regex(value))
-        return sa.func.coalesce(condition, sa.false())
+        condition = sa.func.coalesce(condition, sa.false())
+        if required and self.vtype == STRING:
+            # SQLite evaluates the terms of an AND in order and stops at
+            # the first false one: rows without the text never reach the
+            # regular expression.  A NULL goes on to it: SQLite's REGEXP
+            # searches it as the text 'None', as Nova's does.
+            condition = sa.and_(
+                *[sa.or_(self.expr.is_(None),
+                         sa.func.instr(self.expr, text) > 0)
+                  for text in required],
+                condition)
+        return condition

@@ -28,6 +28,7 @@ import re
 import time
 import warnings
 
+import fixtures
 from oslo_utils import uuidutils
 import sqlalchemy as sa
 
@@ -70,8 +71,10 @@ class DifferentialTestCase(seeds.SeededTest, base.TestCase):
 
     def test_same_answers_as_re(self):
         rng = self.use_seed(env=SEED_ENV)
-        compared = unsupported = 0
+        compared = unsupported = required_checked = 0
         mismatches = []
+        # (pattern, subject, literal): a match without a required literal.
+        missing = []
         with warnings.catch_warnings():
             # re warns about what may become a nested set one day.
             warnings.simplefilter('ignore', FutureWarning)
@@ -93,6 +96,12 @@ class DifferentialTestCase(seeds.SeededTest, base.TestCase):
                     subject = ''.join(rng.choice(SUBJECT_CHARS)
                                       for _ in range(rng.randint(0, 8)))
                     want = expected.search(subject) is not None
+                    required = bounded_regex.required_literals(pattern)
+                    if want and required:
+                        required_checked += 1
+                        missing.extend((pattern, subject, text)
+                                       for text in required
+                                       if text not in subject)
                     try:
                         got = bounded_regex.search(pattern, subject, 5.0)
                     except bounded_regex.TimedOut:
@@ -102,6 +111,11 @@ class DifferentialTestCase(seeds.SeededTest, base.TestCase):
                         mismatches.append((pattern, subject, want, got))
         self.assertEqual([], mismatches[:20], self.msg(
             '%d mismatches', len(mismatches)))
+        self.assertEqual([], missing[:20], self.msg(
+            '%d matches without a required literal', len(missing)))
+        self.assertGreater(required_checked, self.PATTERNS // 200,
+                           self.msg('%d matches with required literals',
+                                    required_checked))
         # About half the random patterns are invalid; the test proves
         # something only if many valid ones were compared.
         self.assertGreater(compared, self.PATTERNS // 2,
@@ -188,6 +202,34 @@ class BoundsTestCase(base.TestCase):
         self.assertTrue(bounded_regex.search('\ud800', 'x\ud800', 1.0))
         self.assertTrue(bounded_regex.search('a\x00b', 'a\x00b', 1.0))
 
+    def test_required_literals(self):
+        for pattern, required in (
+                ('^web-.*7$', ('web-', '7')),
+                ('web', ('web',)),
+                (r'\.txt$', ('.txt',)),
+                # Only what is outside repeats, groups and classes.
+                ('ab*c', ('a', 'c')),
+                ('abc?', ('ab',)),
+                ('x{0}ab', ('ab',)),
+                ('[ab]cd', ('cd',)),
+                ('(foo)bar', ('bar',)),
+                ('a(?i:b)c', ('a', 'c')),
+                ('a(?!b)c', ('a', 'c')),
+                # Longest first, at most MAX_REQUIRED.
+                ('a.bb.ccc.dddd', ('dddd', 'ccc', 'bb')),
+                # Nothing is required.
+                ('a|b', ()), ('web|db', ()), ('(?i)web', ()),
+                ('.*', ()), ('(web)', ()), ('[wd]', ()), ('', ()),
+                # A class of one character is that character.
+                ('[w]eb', ('web',)),
+                # What SQLite's instr() would not compare as Python does.
+                ('a\x00b', ()), ('\ud800', ()),
+                # Not a pattern: nothing to require.
+                ('(web', ())):
+            self.assertEqual(required,
+                             bounded_regex.required_literals(pattern),
+                             pattern)
+
 
 class SQLiteTestCase(test_store.StoreTestCase):
     """The REGEXP function of the index store's SQLite connections."""
@@ -239,6 +281,36 @@ class SQLiteTestCase(test_store.StoreTestCase):
         # The store keeps answering afterwards.
         self.assertEqual([ok], [h.uuid for h in store.list_instances(
             self._query('-1$'))])
+
+    def test_rows_without_the_required_text_skip_the_expression(self):
+        web = [self._add('web-%d' % i) for i in (7, 17, 8)]
+        self._add('db-7')
+        self._add('worker-17')
+        nameless = self._add(None)
+        tested = []
+        real = bounded_regex._search
+
+        def counting(compiled, value, default_timeout):
+            tested.append(value)
+            return real(compiled, value, default_timeout)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_search_ext.index.sql.bounded_regex._search', counting))
+        self.assertEqual(sorted(web[:2]), sorted(
+            h.uuid for h in self.store.list_instances(
+                self._query('^web-.*7$'))))
+        # Only the rows holding 'web-' and '7', and the row without a
+        # name, which SQLite's REGEXP searches as the text 'None'.
+        self.assertEqual(['web-17', 'web-7', None], sorted(
+            tested, key=lambda v: (v is None, v)))
+        self.assertEqual([nameless], [
+            h.uuid for h in self.store.list_instances(self._query('^No'))])
+        # A pattern that ignores case requires no literal text.
+        del tested[:]
+        self.assertEqual(sorted(web), sorted(
+            h.uuid for h in self.store.list_instances(
+                self._query('(?i)^WEB'))))
+        self.assertEqual(6, len(tested))
 
     def test_list_declines_unsupported_and_rejects_invalid_patterns(self):
         self._add('web-1')

@@ -73,6 +73,16 @@ class PortabilityTestCase(base.TestCase):
         self.assertIn("REGEXP 'a\\\\|b'", self._sql('mysql', regexp))
         self.assertIn("~ 'a|b'", self._sql('postgresql', regexp))
         self.assertIn("REGEXP 'a|b'", self._sql('sqlite', regexp))
+        # On SQLite, literal text every match holds is tested first.
+        anchored = {'nova_regexp': {'name': '^web-.*7$'}}
+        sql = self._sql('sqlite', anchored)
+        self.assertLess(sql.index("instr(index_instances.display_name, "
+                                  "'web-') > 0"), sql.index('REGEXP'))
+        self.assertIn("instr(index_instances.display_name, '7') > 0", sql)
+        for dialect in ('mysql', 'postgresql'):
+            self.assertNotIn('instr', self._sql(dialect, anchored))
+        self.assertNotIn('instr', self._sql('sqlite', {'nova_regexp': {
+            'power_state': '1'}}))
         exc = self.assertRaises(errors.QueryError, self._sql, 'postgresql',
                                 {'nova_regexp': {'power_state': '1'}})
         self.assertIn("needs a text field on this index database", str(exc))
