@@ -312,8 +312,7 @@ def _install_serialize_once():
         original = servers.ServersController.__dict__[name]
 
         def listing(self, *args, _original=original, **kwargs):
-            with serialize_once.listing(), collector.listing(), \
-                    request_memo.listing():
+            with serialize_once.listing(), collector.listing():
                 return _original(self, *args, **kwargs)
 
         _patch(servers.ServersController, name,

@@ -23,9 +23,10 @@ answer depends on the request alone:
 For a 1000-server detail list that is 15,000 questions and about a
 quarter of the view's time.
 
-While a server list controller method runs (:func:`listing`, entered by
-:mod:`nova_search_ext.hooks` together with
-:mod:`nova_search_ext.api.serialize_once`), both remember the answer
+While a server list controller method runs (in the one list-call scope
+of :mod:`nova_search_ext.api.serialize_once`, :class:`~nova_search_ext.
+api.serialize_once.listing`, which :mod:`nova_search_ext.hooks` enters),
+both remember the answer
 Nova's own function gave for the request object they were last asked
 about (and for ``is_supported``, for each version string), and give it
 again when asked about the same request.  The answers cannot change in
@@ -37,35 +38,21 @@ runs every time.  What is remembered is dropped when the controller
 method returns.
 """
 
-import threading
-
 from nova_search_ext.api import serialize_once
 
-_STATE = threading.local()
-
-
-class listing(object):
-    """Context manager: remember this thread's answers for one list call."""
-
-    def __enter__(self):
-        self.previous = getattr(_STATE, 'memo', None)
-        _STATE.memo = (None, {})
-        return self
-
-    def __exit__(self, *exc):
-        _STATE.memo = self.previous
-        return False
+# This module's key in the list call's memo: (request object, answers).
+_KEY = 'request_memo'
 
 
 def _answers(req):
     """This list call's answers about ``req``, or None outside one."""
-    memo = getattr(_STATE, 'memo', None)
+    memo = serialize_once.call_memo()
     if memo is None:
         return None
-    asked, answers = memo
+    asked, answers = memo.get(_KEY, (None, None))
     if asked is not req:
         answers = {}
-        _STATE.memo = (req, answers)
+        memo[_KEY] = (req, answers)
     return answers
 
 

@@ -43,15 +43,21 @@ import types
 _STATE = threading.local()
 
 
-def _memo():
+def call_memo():
+    """This thread's list call's memo (a dict), or None outside one.
+
+    What else remembers answers for the length of one list call
+    (:mod:`nova_search_ext.api.request_memo`) keeps them here, under keys
+    of its own, so that one :class:`listing` scopes them all.
+    """
     return getattr(_STATE, 'memo', None)
 
 
 class listing(object):
-    """Context manager: remember encodings for this thread's list call."""
+    """Context manager: remember answers for this thread's list call."""
 
     def __enter__(self):
-        self.previous = _memo()
+        self.previous = call_memo()
         _STATE.memo = {}
         return _STATE.memo
 
@@ -83,7 +89,7 @@ def wsgi_view(wsgi):
 
     class JSONDictSerializer(nova_serializer):
         def serialize(self, data, action='default'):
-            memo = _memo()
+            memo = call_memo()
             if memo is None or action != 'default':
                 return super().serialize(data, action)
             last = memo.get('encoded')
@@ -101,7 +107,7 @@ def jsonutils_view(jsonutils):
     nova_loads = jsonutils.loads
 
     def loads(s, *args, **kwargs):
-        memo = _memo()
+        memo = call_memo()
         if memo is None or args or kwargs:
             return nova_loads(s, *args, **kwargs)
         last = memo.get('decoded')

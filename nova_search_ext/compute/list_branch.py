@@ -210,11 +210,11 @@ def served_bdms(instances):
     left out, with a WARNING, so the view reads its mappings from its cell
     as for any instance the index did not serve.
     """
+    todo = [i for i in instances if served.is_served(i)]
+
     def build():
         found = {}
-        for instance in instances:
-            if not served.is_served(instance):
-                continue
+        for instance in todo:
             try:
                 found[instance.uuid] = served.bdms(instance)
             except Exception:
@@ -224,7 +224,7 @@ def served_bdms(instances):
                             exc_info=True)
         return found
 
-    if not any(served.is_served(i) for i in instances):
+    if not todo:
         return {}
     return shallow.call(build)
 

@@ -21,6 +21,7 @@ from nova.api.openstack import wsgi
 from nova import exception
 
 from nova_search_ext.api import request_memo
+from nova_search_ext.api import serialize_once
 from nova_search_ext.tests.unit import base
 
 
@@ -56,7 +57,7 @@ class IsSupportedTestCase(base.TestCase):
         nova = [api_version_request.is_supported(req, v)
                 for v in self.VERSIONS]
         self.nova.reset_mock()
-        with request_memo.listing():
+        with serialize_once.listing():
             for _ in range(3):
                 self.assertEqual(nova, self._answers(req))
             self.assertEqual(len(self.VERSIONS), self.nova.call_count)
@@ -77,7 +78,7 @@ class IsSupportedTestCase(base.TestCase):
     def test_legacy_requests_keep_novas_answer(self):
         req = _request('2.1')
         req.set_legacy_v2()
-        with request_memo.listing():
+        with serialize_once.listing():
             self.assertEqual([False] * len(self.VERSIONS),
                              self._answers(req))
             self.assertEqual([False] * len(self.VERSIONS),
@@ -85,7 +86,7 @@ class IsSupportedTestCase(base.TestCase):
 
     def test_errors_are_novas_and_not_remembered(self):
         req = _request('2.47')
-        with request_memo.listing():
+        with serialize_once.listing():
             for _ in range(2):
                 self.assertRaises(exception.InvalidAPIVersionString,
                                   self.view.is_supported, req, 'two.x')
@@ -93,7 +94,7 @@ class IsSupportedTestCase(base.TestCase):
 
     def test_other_threads_ask_nova(self):
         req = _request('2.47')
-        with request_memo.listing():
+        with serialize_once.listing():
             self._answers(req)
             calls = self.nova.call_count
             done = []
@@ -106,9 +107,9 @@ class IsSupportedTestCase(base.TestCase):
 
     def test_nested_list_calls_restore_the_outer_memory(self):
         req = _request('2.47')
-        with request_memo.listing():
+        with serialize_once.listing():
             self._answers(req)
-            with request_memo.listing():
+            with serialize_once.listing():
                 self._answers(req)
             self._answers(req)
         self.assertEqual(2 * len(self.VERSIONS), self.nova.call_count)
@@ -138,7 +139,7 @@ class ProjectIdTestCase(base.TestCase):
     def test_novas_answers_once_per_request(self):
         with_id = self._request('/v2.1/p1/servers/detail')
         without = self._request('/v2.1/servers/detail')
-        with request_memo.listing():
+        with serialize_once.listing():
             for _ in range(3):
                 self.assertEqual('p1', self.method(self.builder, with_id))
             self.assertEqual(1, self.nova.call_count)
@@ -155,7 +156,7 @@ class ProjectIdTestCase(base.TestCase):
         req.api_version_request = api_version_request.APIVersionRequest(
             '2.47')
         view = request_memo.version_module(api_version_request)
-        with request_memo.listing():
+        with serialize_once.listing():
             self.assertEqual('p1', self.method(self.builder, req))
             self.assertTrue(view.is_supported(req, '2.3'))
             self.assertFalse(view.is_supported(req, '2.90'))
