@@ -37,6 +37,7 @@ import types
 from oslo_db import exception as db_exc
 from oslo_utils import timeutils
 import sqlalchemy as sa
+from sqlalchemy.sql import visitors
 
 from nova_search_ext.index import base
 from nova_search_ext.index import catalog
@@ -51,6 +52,34 @@ _INSTANCE_CHILDREN = (
     (models.index_instance_system_metadata, 'system_metadata'),
     (models.index_instance_networks, 'networks'),
 )
+
+
+def _indexed_columns(table):
+    """Names of the columns an index (or the primary key) of ``table`` holds.
+
+    SQLite rewrites an index's entry for every updated row whose UPDATE
+    sets one of its columns, even to the value it already has; over a
+    large index that is most of an update's cost.
+    """
+    names = {c.name for c in table.primary_key.columns}
+    for index in table.indexes:
+        for expression in index.expressions:
+            for element in visitors.iterate(expression):
+                if isinstance(element, sa.Column):
+                    names.add(element.name)
+                # sa.desc('created_at') names its column as text.
+                text = getattr(element, 'element', None)
+                if isinstance(text, str) and text in table.c:
+                    names.add(text)
+    return frozenset(names)
+
+
+_INSTANCE_INDEXED = _indexed_columns(models.index_instances)
+
+
+def _same(a, b):
+    """Whether a column holds ``b`` and is to be set to ``a``: no change."""
+    return type(a) is type(b) and a == b
 
 
 def _fields(row):
@@ -224,10 +253,11 @@ class Writer(object):
     def _current_rows(conn, uuids):
         t = models.index_instances
         current = {}
+        wanted = ['uuid', 'updated_at', 'read_at', 'deleted', 'doc',
+                  'fault', 'bdms', 'cell_uuid', 'children_digest']
+        wanted += sorted(_INSTANCE_INDEXED.difference(wanted))
         for start in range(0, len(uuids), 500):
-            stmt = sa.select(t.c.uuid, t.c.updated_at, t.c.read_at,
-                             t.c.deleted, t.c.doc, t.c.fault, t.c.bdms,
-                             t.c.cell_uuid, t.c.children_digest).where(
+            stmt = sa.select(*[t.c[name] for name in wanted]).where(
                 t.c.uuid.in_(uuids[start:start + 500]))
             for row in conn.execute(dialects.for_update(conn, stmt)):
                 current[row.uuid] = row
@@ -236,7 +266,10 @@ class Writer(object):
     def _upsert_rows(self, conn, docs, rows, force):
         t = models.index_instances
         current = self._current_rows(conn, sorted({d.uuid for d in docs}))
-        inserted, inserts, updates, outcomes = set(), [], [], []
+        # What each row holds before this batch's updates run (they run
+        # after its inserts): the indexed columns an update leaves alone.
+        before = {uuid: _fields(row) for uuid, row in current.items()}
+        inserted, inserts, updates, outcomes = set(), [], {}, []
         children, newer_reads = [], {}
         for doc, row in zip(docs, rows):
             cur = current.get(doc.uuid)
@@ -261,17 +294,19 @@ class Writer(object):
             if cur is None and doc.uuid not in inserted:
                 inserts.append(row)
                 inserted.add(doc.uuid)
+                before[doc.uuid] = row
             else:
-                updates.append(dict(row, key_uuid=doc.uuid))
+                # A later document of the same instance replaces the whole
+                # row: only the last one is written.
+                updates.pop(doc.uuid, None)
+                updates[doc.uuid] = row
             if cur is None or cur.children_digest != row['children_digest']:
                 children.append(doc)
             current[doc.uuid] = types.SimpleNamespace(**row)
             outcomes.append(base.WRITTEN)
         if inserts:
             conn.execute(t.insert(), inserts)
-        if updates:
-            conn.execute(t.update().where(
-                t.c.uuid == sa.bindparam('key_uuid')), updates)
+        self._update_rows(conn, updates, before)
         if newer_reads:
             conn.execute(t.update().where(
                 t.c.uuid == sa.bindparam('key_uuid')).values(
@@ -280,6 +315,28 @@ class Writer(object):
                  for uuid, read_at in sorted(newer_reads.items())])
         self._replace_children(conn, children)
         return outcomes
+
+    @staticmethod
+    def _update_rows(conn, updates, before):
+        """Write the rows of ``updates`` ({uuid: row}) over ``before``.
+
+        An indexed column is set only where its value changes; one
+        statement per set of changed indexed columns, in the order the
+        rows came.
+        """
+        t = models.index_instances
+        groups = {}
+        for uuid, row in updates.items():
+            old = before[uuid]
+            skip = frozenset(name for name in _INSTANCE_INDEXED
+                             if name in row and name in old and
+                             _same(row[name], old[name]))
+            groups.setdefault(skip, []).append(dict(
+                {k: v for k, v in row.items() if k not in skip},
+                key_uuid=uuid))
+        for rows in groups.values():
+            conn.execute(t.update().where(
+                t.c.uuid == sa.bindparam('key_uuid')), rows)
 
     def _instance_write_decision(self, current, doc, row):
         if current is None:
