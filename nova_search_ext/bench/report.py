@@ -89,16 +89,21 @@ def compute_floor_line(key, floor):
 
 
 def wsgi_floor_line(key, floor):
+    empty = floor.get('empty_page')
     return ('%s WSGI floor (%d rows, %d-byte body): store query %s ms + '
             'JSONDictSerializer %s ms = %s ms median; index path (WSGI) '
-            '%s ms = %sx this floor%s' % (
+            '%s ms = %sx this floor%s%s' % (
                 key, floor['rows'], floor['body_bytes'],
                 _fmt(floor['store_query'].get('median_ms')),
                 _fmt(floor['serialize'].get('median_ms')),
                 _fmt(floor['floor_ms']), _fmt(floor.get('index_ms')),
                 _fmt(floor.get('index_vs_floor'), '%.2f'),
                 '' if floor['body_reproduced'] else
-                ' (re-encoding did not reproduce the body byte for byte)'))
+                ' (re-encoding did not reproduce the body byte for byte)',
+                '' if not empty else
+                '; the same request matching no server %s ms = %sx this '
+                'floor' % (_fmt(empty.get('median_ms')),
+                           _fmt(floor.get('empty_page_vs_floor'), '%.2f'))))
 
 
 def breakdown_line(key, figures):

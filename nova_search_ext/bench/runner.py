@@ -173,6 +173,10 @@ def _wsgi_extras(args, scenario, entry, client, path, identity, store,
         floor['index_ms'] = index_ms
         floor['index_vs_floor'] = round(index_ms / floor['floor_ms'], 2) \
             if floor['floor_ms'] else None
+        empty = floor.get('empty_page')
+        if empty and floor['floor_ms']:
+            floor['empty_page_vs_floor'] = round(
+                empty['median_ms'] / floor['floor_ms'], 2)
         entry['wsgi_floor'] = floor
         say('  %s' % report.wsgi_floor_line(scenario.key, floor))
 

@@ -41,6 +41,7 @@ import time
 from urllib import parse
 
 import fixtures
+from oslo_utils import uuidutils
 
 from nova_search_ext.bench.harness import querycount
 from nova_search_ext.bench import measure
@@ -399,7 +400,46 @@ def wsgi_breakdown(scenario, client, path, identity, store, paths,
     floor = breakdown.measure_wsgi_floor(
         store, query, expected_attrs, values[0][1], floor_repeat,
         min_repeat=min(3, floor_repeat), budget=budget)
+    if scenario.admin:
+        empty = empty_page(client, path, identity, floor_repeat,
+                           min_repeat=min(3, floor_repeat), budget=budget)
+        if isinstance(empty, str):
+            return figures, floor, empty
+        floor['empty_page'] = empty
     return figures, floor, None
+
+
+def empty_page(client, path, identity, repeat, min_repeat=3, budget=None):
+    """The index path (WSGI) for the same request narrowed to no server.
+
+    The scenario's query plus ``uuid=<a uuid no instance has>``, an exact
+    filter (admins only, as in Nova) that the index answers from its
+    primary key: what nova-api spends on this list request, through the
+    same middleware, controller, compute API, index query, validation and
+    serialization, without a server to rebuild, render, validate or
+    encode.  Each response must be the index's empty page.
+
+    :returns: the summary (``median_ms``...), or a problem string
+    """
+    url = '%s&uuid=%s' % (path, uuidutils.generate_uuid())
+    before = dict(list_branch.STATS)
+    seconds = []
+    began = time.monotonic()
+    for n in range(repeat):
+        if (budget is not None and n >= min_repeat and
+                time.monotonic() - began > budget):
+            break
+        response = client.get(url, identity)
+        if response.status != 200 or \
+                json.loads(response.body) != {'servers': []}:
+            return 'the empty page answered %s: %r' % (
+                response.status, response.body[:200])
+        seconds.append(response.seconds)
+    served = {k: list_branch.STATS[k] - before[k] for k in before}
+    if served['index'] != len(seconds) or served['fallback']:
+        return ('the index path did not serve the empty page (list branch '
+                'counters: %s)' % served)
+    return measure.summarize(seconds)
 
 
 def back_to_back(client, path, identity, paths, rounds):

@@ -92,6 +92,17 @@ class BenchSmokeTestCase(base.ProcessTestCase):
             self.assertEqual(
                 round(scenario['wsgi']['index']['median_ms'] /
                       floor['floor_ms'], 2), floor['index_vs_floor'], key)
+            if scenario['admin']:
+                # The same request narrowed to no server, on the index.
+                empty = floor['empty_page']
+                self.assertGreaterEqual(empty['runs'], 3, key)
+                self.assertEqual(
+                    round(empty['median_ms'] / floor['floor_ms'], 2),
+                    floor['empty_page_vs_floor'], key)
+                self.assertIn('matching no server %.1f ms' % (
+                    empty['median_ms']), proc.stdout)
+            else:
+                self.assertNotIn('empty_page', floor, key)
             breakdown = scenario['breakdown']
             self.assertEqual(3, breakdown['runs'], key)
             self.assertEqual(

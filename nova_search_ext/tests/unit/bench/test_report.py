@@ -156,6 +156,15 @@ class LinesTestCase(base.TestCase):
             'index_vs_floor': 3.0, 'body_reproduced': True})
         self.assertIn('= 12.0 ms median', line)
         self.assertIn('3.00x this floor', line)
+        self.assertNotIn('matching no server', line)
+        line = report.wsgi_floor_line('a', {
+            'rows': 50, 'body_bytes': 1000, 'floor_ms': 12.0,
+            'store_query': {'median_ms': 10.0},
+            'serialize': {'median_ms': 2.0}, 'index_ms': 36.0,
+            'index_vs_floor': 3.0, 'body_reproduced': True,
+            'empty_page': {'median_ms': 30.0}, 'empty_page_vs_floor': 2.5})
+        self.assertIn('; the same request matching no server 30.0 ms = '
+                      '2.50x this floor', line)
 
     def test_indexer_processes_lines(self):
         self.assertEqual([], report.processes_lines(None))
