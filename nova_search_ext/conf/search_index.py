@@ -106,9 +106,10 @@ expression.  On an SQLite index this process evaluates them (with the
 ``regex`` library, with the meaning Python's ``re`` gives the pattern, as
 Nova does on SQLite); a deadline keeps one hostile pattern, such as
 ``(a|a)+$`` against a long server name, from taking more than this much time
-of one request.  A list request whose filters do not finish in time is
-answered from the cells instead (Nova's own answer, one DEBUG line);
-nova-search-api answers HTTP 400.  Patterns longer than 1024 characters,
+of one request.  Only the time spent evaluating the expressions counts, not
+reading the rows between them.  A list request whose filters do not finish
+in time is answered from the cells instead (Nova's own answer, one DEBUG
+line); nova-search-api answers HTTP 400.  Patterns longer than 1024 characters,
 patterns whose repeat counts unroll to more than 10000 elements and verbose
 patterns (``(?x)``) are never evaluated by the index and take the same
 path.

@@ -167,6 +167,17 @@ class BoundsTestCase(base.TestCase):
         self.assertTrue(budget.exceeded)
         self.assertLess(time.monotonic() - started, 2.0)
 
+    def test_only_the_evaluations_count(self):
+        # What the query does between two values (reading rows, another
+        # thread, a garbage collection) is not the pattern's time.
+        with bounded_regex.deadline(0.2) as budget:
+            self.assertTrue(bounded_regex.search('^web-', 'web-1', 60))
+            time.sleep(0.3)
+            self.assertFalse(bounded_regex.search('^web-', 'db-1', 60))
+        self.assertFalse(budget.exceeded)
+        self.assertGreater(budget.spent, 0)
+        self.assertLess(budget.spent, 0.2)
+
     def test_without_a_deadline_each_value_gets_the_default(self):
         self.assertRaises(bounded_regex.TimedOut, bounded_regex.search,
                           EVIL_PATTERN, EVIL_NAME, 0.1)
