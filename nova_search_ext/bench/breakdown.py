@@ -167,12 +167,9 @@ def breakdown_runs(call, timers, client, runs, min_runs=1, budget=None):
     per_part = {p: [] for p in PARTS + ('rest', 'total')}
     values = []
     calls = {}
-    began = time.monotonic()
+    numbers = measure.rounds(runs, min_runs, budget)
     with instrumented(timers, client):
-        for n in range(runs):
-            if (budget is not None and n >= min_runs and
-                    time.monotonic() - began > budget):
-                break
+        for _n in numbers:
             timers.reset()
             value, seconds = call()
             values.append(value)
@@ -214,11 +211,7 @@ def measure_wsgi_floor(store, query, expected_attrs, body, repeat,
     rows = len(fetch())
     reproduced = serializer.serialize(obj).encode('utf-8') == body
     queries, encodes, floors = [], [], []
-    began = time.monotonic()
-    for n in range(repeat):
-        if (budget is not None and n >= min_repeat and
-                time.monotonic() - began > budget):
-            break
+    for _n in measure.rounds(repeat, min_repeat, budget):
         t0 = time.perf_counter()
         fetch()
         t1 = time.perf_counter()

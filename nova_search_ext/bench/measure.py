@@ -53,6 +53,23 @@ class GarbageCollection(object):
         return False
 
 
+def rounds(repeat, min_repeat=1, budget=None):
+    """Round numbers ``0 .. repeat - 1``, within a time budget.
+
+    Once ``min_repeat`` rounds are done, no new round starts when more
+    than ``budget`` seconds (None: no limit) have passed since this call.
+    """
+    began = time.monotonic()
+
+    def numbers():
+        for n in range(repeat):
+            if (budget is not None and n >= min_repeat and
+                    time.monotonic() - began > budget):
+                return
+            yield n
+    return numbers()
+
+
 def summarize(seconds):
     """Median, p90, min and max in milliseconds of a list of seconds."""
     ms = sorted(s * 1000.0 for s in seconds)

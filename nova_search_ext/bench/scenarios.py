@@ -330,11 +330,7 @@ def measure_floor(record, compute_api, store, paths, repeat, min_repeat=3,
 
     hits, services = fetch()
     decode, fetches = [], []
-    began = time.monotonic()
-    for n in range(repeat):
-        if (budget is not None and n >= min_repeat and
-                time.monotonic() - began > budget):
-            break
+    for _n in measure.rounds(repeat, min_repeat, budget):
         started = time.perf_counter()
         objs = [document.instance_from_stored(ctx, hit, expected_attrs,
                                               services.get(hit.host))
@@ -424,11 +420,7 @@ def empty_page(client, path, identity, repeat, min_repeat=3, budget=None):
     url = '%s&uuid=%s' % (path, uuidutils.generate_uuid())
     before = dict(list_branch.STATS)
     seconds = []
-    began = time.monotonic()
-    for n in range(repeat):
-        if (budget is not None and n >= min_repeat and
-                time.monotonic() - began > budget):
-            break
+    for _n in measure.rounds(repeat, min_repeat, budget):
         response = client.get(url, identity)
         if response.status != 200 or \
                 json.loads(response.body) != {'servers': []}:
