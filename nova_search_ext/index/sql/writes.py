@@ -298,7 +298,6 @@ class Writer(object):
             else:
                 # A later document of the same instance replaces the whole
                 # row: only the last one is written.
-                updates.pop(doc.uuid, None)
                 updates[doc.uuid] = row
             if cur is None or cur.children_digest != row['children_digest']:
                 children.append(doc)
@@ -321,8 +320,9 @@ class Writer(object):
         """Write the rows of ``updates`` ({uuid: row}) over ``before``.
 
         An indexed column is set only where its value changes; one
-        statement per set of changed indexed columns, in the order the
-        rows came.
+        statement per set of changed indexed columns.  Each instance has
+        one row here, locked since _current_rows, so the order of the
+        statements does not matter.
         """
         t = models.index_instances
         groups = {}
