@@ -143,14 +143,21 @@ def _targets(client):
 
 
 @contextlib.contextmanager
-def instrumented(timers, client):
-    """Timers around the parts of a request, for the ``with`` block only."""
+def timed(timers, targets):
+    """``timers`` around ``targets`` (``[(owner, attribute, part)]``), for
+    the ``with`` block only.
+    """
     with contextlib.ExitStack() as stack:
-        for owner, name, part in _targets(client):
+        for owner, name, part in targets:
             current = getattr(owner, name)
             stack.enter_context(mock.patch.object(
                 owner, name, timers.wrap(part, current)))
         yield timers
+
+
+def instrumented(timers, client):
+    """Timers around the parts of a request, for the ``with`` block only."""
+    return timed(timers, _targets(client))
 
 
 def _median(values):

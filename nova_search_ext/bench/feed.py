@@ -27,7 +27,9 @@ endpoint reads every instance back from its cell and writes the index, so
 the figure covers the whole per-notification work of the indexer except
 the message bus; it is measured with one thread and with a pool of
 threads, as the listener's threading executor runs it, and in batches, as
-``nova-search-indexer``'s batch listener hands them over.
+``nova-search-indexer``'s batch listener hands them over.  A last batched
+run over other instances, with timers around its parts, says where a
+batch spends its time (:func:`batch_breakdown`).
 """
 
 import collections
@@ -40,9 +42,19 @@ import time
 from oslo_utils import timeutils
 import sqlalchemy as sa
 
+from nova_search_ext.bench import breakdown
 from nova_search_ext.bench import measure
 
 _DATA = 'nova_object.data'
+
+# The parts of an indexer batch (batch_breakdown), in the order they run.
+INDEXING_PARTS = ('cell_mapping', 'cell_read', 'document_build',
+                  'index_write')
+INDEXING_TITLES = {'cell_mapping': 'instance mappings',
+                   'cell_read': 'cell reads',
+                   'document_build': 'document build',
+                   'index_write': 'index write',
+                   'rest': 'rest'}
 
 
 class Feeder(object):
@@ -172,7 +184,8 @@ def endpoint_throughput(deployment, store, count, threads, say,
     instance, renamed in its cell just before, so no read is shared.
 
     :returns: dict with one entry per run; ``per_second`` is the
-              indexer's (batched) rate
+              indexer's (batched) rate; ``breakdown`` is
+              :func:`batch_breakdown`'s, ``driver`` :func:`driver_cost`'s
     """
     from nova_search_ext import conf
     from nova_search_ext.index import endpoint as endpoint_mod
@@ -182,7 +195,8 @@ def endpoint_throughput(deployment, store, count, threads, say,
     feeder = Feeder(deployment)
     results = {'store': store.dialect, 'notifications': count,
                'batch_size': batch_size, 'runs': {}}
-    sample = feeder.sample(count * len(runs))
+    # One share of instances per run, one for the breakdown.
+    sample = feeder.sample(count * (len(runs) + 1))
     if count > len(sample):
         say('  only %d instances in the cells: %d notifications per run, '
             'not %d' % (len(sample), len(sample), count))
@@ -199,23 +213,15 @@ def endpoint_throughput(deployment, store, count, threads, say,
         payloads = [feeder.payload_for(uuid, names[uuid])
                     for uuid, _m in items]
         endpoint = endpoint_mod.NotificationEndpoint(store, requeue_delay=0)
-        batch = endpoint_mod.BatchNotificationEndpoint(endpoint)
 
         def handle(payload):
             return endpoint.info({}, 'nova-compute:bench', 'instance.update',
                                  payload, {'message_id': payload[_DATA][
                                      'uuid']})
 
-        def message(payload):
-            return {'ctxt': {}, 'publisher_id': 'nova-compute:bench',
-                    'event_type': 'instance.update', 'payload': payload,
-                    'metadata': {'message_id': payload[_DATA]['uuid']}}
-
         started = time.perf_counter()
         if mode == 'batch':
-            for start in range(0, len(payloads), batch_size):
-                batch.info([message(p) for p in
-                            payloads[start:start + batch_size]])
+            _feed_batches(endpoint, payloads, batch_size)
         elif n_threads == 1:
             for payload in payloads:
                 handle(payload)
@@ -243,11 +249,88 @@ def endpoint_throughput(deployment, store, count, threads, say,
         if stats['written'] != len(payloads):
             say('  WARNING: only %d of %d notifications wrote a document' %
                 (stats['written'], len(payloads)))
+    results['breakdown'] = batch_breakdown(
+        store, feeder, [sample[(len(runs) * count + j) % len(sample)]
+                        for j in range(count)], batch_size, say)
     results['driver'] = driver_cost(deployment, store, feeder, sample,
-                                    count, len(runs), say)
+                                    count, len(runs) + 1, say)
     feeder.close()
     results['per_second'] = results['runs']['batch-1']['per_second']
     return results
+
+
+def _feed_batches(endpoint, payloads, batch_size):
+    """Hand ``payloads`` over as nova-search-indexer's batch listener does."""
+    from nova_search_ext.index import endpoint as endpoint_mod
+
+    batch = endpoint_mod.BatchNotificationEndpoint(endpoint)
+    for start in range(0, len(payloads), batch_size):
+        batch.info([{'ctxt': {}, 'publisher_id': 'nova-compute:bench',
+                     'event_type': 'instance.update', 'payload': p,
+                     'metadata': {'message_id': p[_DATA]['uuid']}}
+                    for p in payloads[start:start + batch_size]])
+
+
+def _indexing_targets(store):
+    """``[(owner, attribute, part)]`` timed in an indexer batch."""
+    from nova_search_ext.index.feed import rows
+    from nova_search_ext.index.feed import source
+
+    return [
+        # The instance mappings, in the API database.
+        (source, 'mapped_cells', 'cell_mapping'),
+        # One reader transaction per cell: its queries, and building the
+        # documents from the rows (rows._document, timed apart).
+        (source, '_cell_documents', 'cell_read'),
+        (rows, '_document', 'document_build'),
+        # The index transaction: current rows, inserts, updates, children.
+        (store, 'upsert_instances', 'index_write'),
+    ]
+
+
+def batch_breakdown(store, feeder, items, batch_size, say):
+    """Where a batch of the indexer spends its time.
+
+    A batched run like the timed one, over other instances (renamed in
+    their cells just before), with timers around its parts
+    (:data:`INDEXING_PARTS`; each part's time excludes the timed parts it
+    calls; ``rest`` is the run's wall time minus the parts: decoding the
+    notifications, the locks, the outcomes).  The timers are in place for
+    this run only.
+
+    :returns: ``{'notifications', 'batch_size', 'seconds', 'indexed',
+              'parts_ms', 'calls'}``; ``parts_ms`` sums to the run's wall
+              time
+    """
+    from nova_search_ext.index import endpoint as endpoint_mod
+
+    names = feeder.change(items, 'feedx')
+    payloads = [feeder.payload_for(uuid, names[uuid]) for uuid, _m in items]
+    endpoint = endpoint_mod.NotificationEndpoint(store, requeue_delay=0)
+    timers = breakdown.Timers()
+    with breakdown.timed(timers, _indexing_targets(store)):
+        started = time.perf_counter()
+        _feed_batches(endpoint, payloads, batch_size)
+        seconds = time.perf_counter() - started
+    parts = {part: round(timers.seconds.get(part, 0.0) * 1000.0, 1)
+             for part in INDEXING_PARTS}
+    parts['rest'] = round(max(seconds * 1000.0 - sum(parts.values()), 0.0),
+                          1)
+    result = {'notifications': len(payloads), 'batch_size': batch_size,
+              'seconds': round(seconds, 3),
+              'indexed': endpoint.stats.snapshot()['written'],
+              'parts_ms': parts, 'calls': dict(timers.calls)}
+    say('  %s' % breakdown_text(result))
+    return result
+
+
+def breakdown_text(entry):
+    return 'where a batch spends its time (%d notifications, batches of ' \
+        '%d, timed apart): %s' % (
+            entry['notifications'], entry['batch_size'], ', '.join(
+                '%s %.0f ms' % (INDEXING_TITLES[part],
+                                entry['parts_ms'][part])
+                for part in INDEXING_PARTS + ('rest',)))
 
 
 def driver_cost(deployment, store, feeder, sample, count, offset, say):

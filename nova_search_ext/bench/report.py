@@ -214,6 +214,9 @@ def extra_lines(results):
                          'notifications/s, %s' % (
                              feed['store'], run['per_second'],
                              feed_mod._describe_run(run)))
+        if feed.get('breakdown'):
+            lines.append('indexing (%s store): %s' % (
+                feed['store'], feed_mod.breakdown_text(feed['breakdown'])))
         for mode, entry in sorted((feed.get('driver') or {}).items()):
             lines.append('embedded driver (%s store), embedded_writes = '
                          '%s: %s' % (feed['store'], mode,

@@ -164,6 +164,21 @@ class BenchSmokeTestCase(base.ProcessTestCase):
             self.assertEqual(20, run['outcomes']['written'], key)
         self.assertEqual(feed['runs']['batch-1']['per_second'],
                          feed['per_second'])
+        # Where a batch spends its time: a run of its own, every part
+        # timed, the parts adding up to the run's wall time.
+        split = feed['breakdown']
+        self.assertEqual((20, 20), (split['notifications'],
+                                    split['indexed']))
+        self.assertEqual(['cell_mapping', 'cell_read', 'document_build',
+                          'index_write', 'rest'], sorted(split['parts_ms']))
+        for part in ('cell_mapping', 'cell_read', 'document_build',
+                     'index_write'):
+            self.assertGreater(split['parts_ms'][part], 0, part)
+        self.assertEqual(20, split['calls']['document_build'])
+        self.assertAlmostEqual(split['seconds'] * 1000.0,
+                               sum(split['parts_ms'].values()), delta=1.0)
+        self.assertIn('indexing (sqlite store): where a batch spends its '
+                      'time (20 notifications, batches of ', proc.stdout)
         targets = {t['name']: t for t in result['targets']}
         self.assertEqual([
             'speedup_50', 'speedup_1000', 'e2e_speedup_50',
