@@ -217,6 +217,9 @@ def extra_lines(results):
         if feed.get('breakdown'):
             lines.append('indexing (%s store): %s' % (
                 feed['store'], feed_mod.breakdown_text(feed['breakdown'])))
+        if feed.get('cached'):
+            lines.append('indexing (%s store): %s' % (
+                feed['store'], feed_mod.cached_text(feed['cached'])))
         for mode, entry in sorted((feed.get('driver') or {}).items()):
             lines.append('embedded driver (%s store), embedded_writes = '
                          '%s: %s' % (feed['store'], mode,

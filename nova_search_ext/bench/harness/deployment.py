@@ -346,6 +346,23 @@ class Deployment(object):
         labels[services.database_key(self.store_url)] = 'index'
         return labels
 
+    def sqlite_files(self):
+        """Paths of the SQLite files of Nova's databases and the index.
+
+        The index's write-ahead log included; empty where the databases
+        live on a server.
+        """
+        paths = []
+        for url in ([self.api_url] + [m.database_connection
+                                      for m in self.all_cell_mappings()] +
+                    [self.store_url]):
+            parsed = sa_url.make_url(url) if url else None
+            if (parsed is not None and parsed.database and
+                    parsed.get_backend_name() == 'sqlite'):
+                paths.append(parsed.database)
+        paths += [p + '-wal' for p in paths if os.path.exists(p + '-wal')]
+        return [p for p in paths if os.path.exists(p)]
+
     # Tear-down ---------------------------------------------------------------
 
     def close(self):

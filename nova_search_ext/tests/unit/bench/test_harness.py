@@ -18,6 +18,7 @@ labels engines by the database their URL names, or by identity.
 
 import ast
 import os
+from unittest import mock
 
 import fixtures
 import sqlalchemy as sa
@@ -224,3 +225,25 @@ class DeploymentHelpersTestCase(base.TestCase):
                          services.database_key(mysql.url('cell1')))
         self.assertRaises(ValueError, services.DatabaseServer, 'oracle',
                           '/w', 'p')
+
+    def test_sqlite_files(self):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        for name in ('api.sqlite', 'cell1.sqlite', 'index.sqlite',
+                     'index.sqlite-wal'):
+            with open(os.path.join(tmp, name), 'w') as f:
+                f.write('x')
+        dep = deployment.Deployment(tmp, 1, 1)
+        dep.api_url = 'sqlite:///%s/api.sqlite' % tmp
+        self.useFixture(fixtures.MockPatchObject(
+            dep, 'all_cell_mappings', return_value=[mock.Mock(
+                database_connection='sqlite:///%s/cell1.sqlite' % tmp)]))
+        self.assertEqual(
+            [os.path.join(tmp, name) for name in (
+                'api.sqlite', 'cell1.sqlite', 'index.sqlite',
+                'index.sqlite-wal')], dep.sqlite_files())
+        # Databases on a server have no file; a missing file is left out.
+        dep.api_url = 'mysql+pymysql://root@127.0.0.1:3306/p_api'
+        os.unlink(os.path.join(tmp, 'cell1.sqlite'))
+        self.assertEqual(
+            [os.path.join(tmp, name) for name in (
+                'index.sqlite', 'index.sqlite-wal')], dep.sqlite_files())
