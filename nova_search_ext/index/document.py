@@ -149,6 +149,29 @@ def _set_fields(obj):
     return found
 
 
+def _value_primitive(kind, field, obj, name, value):
+    """The primitive of ``value``, held by field ``name`` of ``obj``."""
+    if value is None:
+        return None
+    if kind == _DATETIME:
+        return _datetime(value)
+    if kind == _OBJECT:
+        return object_primitive(value)
+    if kind == _OBJECTS:
+        return [object_primitive(item) for item in value]
+    if kind == _BUILT:
+        return value
+    return _strip_changes(field.to_primitive(obj, name, value))
+
+
+def _envelope(obj, data):
+    ns = obj.OBJ_SERIAL_NAMESPACE
+    return {ns + '.name': obj.obj_name(),
+            ns + '.namespace': obj.OBJ_PROJECT_NAMESPACE,
+            ns + '.version': obj.VERSION,
+            ns + '.data': data}
+
+
 def object_primitive(obj, drop=(), set_fields=None):
     """The versioned-object primitive of ``obj``, as the index stores it.
 
@@ -165,25 +188,59 @@ def object_primitive(obj, drop=(), set_fields=None):
     data = {}
     for name, kind, field, value in (set_fields if set_fields is not None
                                      else _set_fields(obj)):
-        if name in drop:
-            continue
-        if value is None:
-            data[name] = None
-        elif kind == _DATETIME:
-            data[name] = _datetime(value)
-        elif kind == _OBJECT:
-            data[name] = object_primitive(value)
-        elif kind == _OBJECTS:
-            data[name] = [object_primitive(item) for item in value]
-        elif kind == _BUILT:
-            data[name] = value
-        else:
-            data[name] = _strip_changes(field.to_primitive(obj, name, value))
-    ns = obj.OBJ_SERIAL_NAMESPACE
-    return {ns + '.name': obj.obj_name(),
-            ns + '.namespace': obj.OBJ_PROJECT_NAMESPACE,
-            ns + '.version': obj.VERSION,
-            ns + '.data': data}
+        if name not in drop:
+            data[name] = _value_primitive(kind, field, obj, name, value)
+    return _envelope(obj, data)
+
+
+# Field types whose coerce() gives back a value of exactly this Python type
+# unchanged (str(), int(), bool(), float() of it) and whose to_primitive()
+# is FieldType's, which returns the value.  Subclasses (enums, sensitive
+# strings, UUIDs) are not in it: they check or warn.
+_PLAIN = {ovo_fields.String: str, ovo_fields.Integer: int,
+          ovo_fields.Boolean: bool, ovo_fields.Float: float}
+
+# class -> [(name, kind, field, plain type or None, None kept)]
+_ROW_PLANS = {}
+
+
+def _plain_type(field):
+    """The Python type ``field`` keeps as it is, or None.
+
+    A value of exactly that type is its own coerced value and its own
+    primitive, so :func:`row_primitive` takes it as it is.  Only where
+    neither the field nor its type change ``coerce`` or ``to_primitive``.
+    """
+    field_type = type(getattr(field, '_type', None))
+    plain = _PLAIN.get(field_type)
+    if plain is None:
+        return None
+    if (type(field).coerce is not ovo_fields.Field.coerce or
+            type(field).to_primitive is not ovo_fields.Field.to_primitive or
+            field_type.to_primitive is not
+            ovo_fields.FieldType.to_primitive):
+        return None
+    return plain
+
+
+def _keeps_none(field):
+    """Whether ``field`` coerces None to None (a nullable field).
+
+    Field.coerce hands None to Field._null, which gives None for a
+    nullable field; where a field changes either, it is asked.
+    """
+    return (field.nullable and
+            type(field).coerce is ovo_fields.Field.coerce and
+            type(field)._null is ovo_fields.Field._null)
+
+
+def _row_plan(cls):
+    plan = _ROW_PLANS.get(cls)
+    if plan is None:
+        plan = _ROW_PLANS[cls] = [
+            (name, kind, field, _plain_type(field), _keeps_none(field))
+            for name, _attr, kind, field in _walk(cls)]
+    return plan
 
 
 def row_primitive(cls, raw, built=None, drop=()):
@@ -193,23 +250,37 @@ def row_primitive(cls, raw, built=None, drop=()):
     Nova's ``_from_db_object`` sets them, from the values in ``raw``
     (``{field: value read from the database}``): each value goes through
     the field's own ``coerce``, then its ``to_primitive``, without an
-    object being built.  Fields missing from ``raw`` and ``built`` are
-    unset.
+    object being built.  A value that both would give back unchanged (a
+    ``str`` for a plain string field, an ``int`` for an integer field:
+    :func:`_plain_type`; None for a nullable field: :func:`_keeps_none`)
+    is taken as it is; that is most of a row.
+    Fields missing from ``raw`` and ``built`` are unset.
 
     :param built: ``{field: primitive}`` of nested objects, already built
     :returns: (primitive, ``{field: coerced value}``)
     """
     built = built or {}
     values = {}
-    found = []
-    for name, _attr, kind, field in _walk(cls):
+    data = {}
+    for name, kind, field, plain, keeps_none in _row_plan(cls):
         if name in built:
-            found.append((name, _BUILT, field, built[name]))
-        elif name in raw:
-            value = field.coerce(cls, name, raw[name])
+            if name not in drop:
+                data[name] = built[name]
+            continue
+        if name not in raw:
+            continue
+        value = raw[name]
+        if not (value is None and keeps_none or
+                plain is not None and type(value) is plain):
+            value = field.coerce(cls, name, value)
             values[name] = value
-            found.append((name, kind, field, value))
-    return object_primitive(cls, drop=drop, set_fields=found), values
+            if name not in drop:
+                data[name] = _value_primitive(kind, field, cls, name, value)
+        else:
+            values[name] = value
+            if name not in drop:
+                data[name] = value
+    return _envelope(cls, data), values
 
 
 def read_clock():
