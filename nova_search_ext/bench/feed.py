@@ -185,7 +185,8 @@ def endpoint_throughput(deployment, store, count, threads, say,
 
     :returns: dict with one entry per run; ``per_second`` is the
               indexer's (batched) rate; ``breakdown`` is
-              :func:`batch_breakdown`'s, ``driver`` :func:`driver_cost`'s
+              :func:`batch_breakdown`'s, ``driver`` :func:`driver_cost`'s,
+              ``cached`` :func:`cached_rate`'s
     """
     from nova_search_ext import conf
     from nova_search_ext.index import endpoint as endpoint_mod
@@ -205,14 +206,8 @@ def endpoint_throughput(deployment, store, count, threads, say,
         results['notifications'] = count
     feeder.payloads(sample)
     for i, (mode, n_threads) in enumerate(runs):
-        # Distinct instances within a run; runs share instances only when
-        # the cells hold fewer than all runs need.
-        items = [sample[(i * count + j) % len(sample)]
-                 for j in range(count)]
-        label = 'feed%s%d' % (mode[0], n_threads)
-        names = feeder.change(items, label)
-        payloads = [feeder.payload_for(uuid, names[uuid])
-                    for uuid, _m in items]
+        payloads = _changed_payloads(feeder, _share(sample, i, count),
+                                     'feed%s%d' % (mode[0], n_threads))
         endpoint = endpoint_mod.NotificationEndpoint(store, requeue_delay=0)
 
         def handle(payload):
@@ -251,18 +246,31 @@ def endpoint_throughput(deployment, store, count, threads, say,
             say('  WARNING: only %d of %d notifications wrote a document' %
                 (stats['written'], len(payloads)))
     results['breakdown'] = batch_breakdown(
-        store, feeder, [sample[(len(runs) * count + j) % len(sample)]
-                        for j in range(count)], batch_size, say)
+        store, feeder, _share(sample, len(runs), count), batch_size, say)
     results['driver'] = driver_cost(deployment, store, feeder, sample,
                                     count, len(runs) + 1, say)
     # Last: it leaves the databases in the page cache.
     results['cached'] = cached_rate(
-        deployment, store, feeder,
-        [sample[((len(runs) + 3) * count + j) % len(sample)]
-         for j in range(count)], batch_size, say)
+        deployment, store, feeder, _share(sample, len(runs) + 3, count),
+        batch_size, say)
     feeder.close()
     results['per_second'] = results['runs']['batch-1']['per_second']
     return results
+
+
+def _share(sample, k, count):
+    """The ``k``-th share of ``count`` instances of ``sample``.
+
+    Distinct within a share; shares overlap only when the sample holds
+    fewer instances than all of them need.
+    """
+    return [sample[(k * count + j) % len(sample)] for j in range(count)]
+
+
+def _changed_payloads(feeder, items, label):
+    """Rename ``items`` in their cells; their instance.update payloads."""
+    names = feeder.change(items, label)
+    return [feeder.payload_for(uuid, names[uuid]) for uuid, _m in items]
 
 
 def _feed_batches(endpoint, payloads, batch_size):
@@ -275,6 +283,17 @@ def _feed_batches(endpoint, payloads, batch_size):
                      'event_type': 'instance.update', 'payload': p,
                      'metadata': {'message_id': p[_DATA]['uuid']}}
                     for p in payloads[start:start + batch_size]])
+
+
+def _batched_run(store, payloads, batch_size):
+    """``(seconds, indexed)`` of ``payloads`` through a new endpoint."""
+    from nova_search_ext.index import endpoint as endpoint_mod
+
+    endpoint = endpoint_mod.NotificationEndpoint(store, requeue_delay=0)
+    started = time.perf_counter()
+    _feed_batches(endpoint, payloads, batch_size)
+    seconds = time.perf_counter() - started
+    return seconds, endpoint.stats.snapshot()['written']
 
 
 def _indexing_targets(store):
@@ -308,23 +327,16 @@ def batch_breakdown(store, feeder, items, batch_size, say):
               'parts_ms', 'calls'}``; ``parts_ms`` sums to the run's wall
               time
     """
-    from nova_search_ext.index import endpoint as endpoint_mod
-
-    names = feeder.change(items, 'feedx')
-    payloads = [feeder.payload_for(uuid, names[uuid]) for uuid, _m in items]
-    endpoint = endpoint_mod.NotificationEndpoint(store, requeue_delay=0)
+    payloads = _changed_payloads(feeder, items, 'feedx')
     timers = breakdown.Timers()
     with breakdown.timed(timers, _indexing_targets(store)):
-        started = time.perf_counter()
-        _feed_batches(endpoint, payloads, batch_size)
-        seconds = time.perf_counter() - started
+        seconds, indexed = _batched_run(store, payloads, batch_size)
     parts = {part: round(timers.seconds.get(part, 0.0) * 1000.0, 1)
              for part in INDEXING_PARTS}
     parts['rest'] = round(max(seconds * 1000.0 - sum(parts.values()), 0.0),
                           1)
     result = {'notifications': len(payloads), 'batch_size': batch_size,
-              'seconds': round(seconds, 3),
-              'indexed': endpoint.stats.snapshot()['written'],
+              'seconds': round(seconds, 3), 'indexed': indexed,
               'parts_ms': parts, 'calls': dict(timers.calls)}
     say('  %s' % breakdown_text(result))
     return result
@@ -358,21 +370,13 @@ def cached_rate(deployment, store, feeder, items, batch_size, say):
               'indexed', 'read_bytes', 'read_seconds'}``, or
               ``{'skipped': reason}`` where the databases are not files
     """
-    from nova_search_ext.index import endpoint as endpoint_mod
-
-    paths = deployment.sqlite_files()
-    if store.dialect != 'sqlite' or len(paths) < 2:
+    if store.dialect != 'sqlite' or deployment.db.kind != 'sqlite':
         return {'skipped': 'the index or the cells are not SQLite files'}
     started = time.perf_counter()
-    read_bytes = _read_files(paths)
+    read_bytes = _read_files(deployment.sqlite_files())
     read_seconds = time.perf_counter() - started
-    names = feeder.change(items, 'feedc')
-    payloads = [feeder.payload_for(uuid, names[uuid]) for uuid, _m in items]
-    endpoint = endpoint_mod.NotificationEndpoint(store, requeue_delay=0)
-    started = time.perf_counter()
-    _feed_batches(endpoint, payloads, batch_size)
-    seconds = time.perf_counter() - started
-    indexed = endpoint.stats.snapshot()['written']
+    payloads = _changed_payloads(feeder, items, 'feedc')
+    seconds, indexed = _batched_run(store, payloads, batch_size)
     result = {'notifications': len(payloads), 'batch_size': batch_size,
               'seconds': round(seconds, 3),
               'per_second': round(indexed / seconds, 1), 'indexed': indexed,
@@ -426,8 +430,7 @@ def driver_cost(deployment, store, feeder, sample, count, offset, say):
 
     results = {}
     for i, mode in enumerate((catchup_mod.INLINE, catchup_mod.DEFERRED)):
-        items = [sample[((offset + i) * count + j) % len(sample)]
-                 for j in range(count)]
+        items = _share(sample, offset + i, count)
         names = feeder.change(items, 'driver%s' % mode[0])
         messages = [{'event_type': 'instance.update',
                      'payload': feeder.payload_for(uuid, names[uuid]),
