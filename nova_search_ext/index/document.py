@@ -270,16 +270,14 @@ def row_primitive(cls, raw, built=None, drop=()):
         if name not in raw:
             continue
         value = raw[name]
-        if not (value is None and keeps_none or
-                plain is not None and type(value) is plain):
+        as_is = (value is None and keeps_none or
+                 plain is not None and type(value) is plain)
+        if not as_is:
             value = field.coerce(cls, name, value)
-            values[name] = value
-            if name not in drop:
-                data[name] = _value_primitive(kind, field, cls, name, value)
-        else:
-            values[name] = value
-            if name not in drop:
-                data[name] = value
+        values[name] = value
+        if name not in drop:
+            data[name] = value if as_is else _value_primitive(
+                kind, field, cls, name, value)
     return _envelope(cls, data), values
 
 
