@@ -193,52 +193,26 @@ def object_primitive(obj, drop=(), set_fields=None):
     return _envelope(obj, data)
 
 
-# Field types whose coerce() gives back a value of exactly this Python type
-# unchanged (str(), int(), bool(), float() of it) and whose to_primitive()
-# is FieldType's, which returns the value.  Subclasses (enums, sensitive
-# strings, UUIDs) are not in it: they check or warn.
-_PLAIN = {ovo_fields.String: str, ovo_fields.Integer: int,
-          ovo_fields.Boolean: bool, ovo_fields.Float: float}
-
 # class -> [(name, kind, field, plain type or None, None kept)]
 _ROW_PLANS = {}
 
 
 def _plain_type(field):
-    """The Python type ``field`` keeps as it is, or None.
+    """The Python type ``field`` keeps as it is when set and sent, or None.
 
     A value of exactly that type is its own coerced value and its own
-    primitive, so :func:`row_primitive` takes it as it is.  Only where
-    neither the field nor its type change ``coerce`` or ``to_primitive``.
+    primitive (:func:`nova_search_ext.index.rebuild.plain_type`), so
+    :func:`row_primitive` takes it as it is.
     """
-    field_type = type(getattr(field, '_type', None))
-    plain = _PLAIN.get(field_type)
-    if plain is None:
-        return None
-    if (type(field).coerce is not ovo_fields.Field.coerce or
-            type(field).to_primitive is not ovo_fields.Field.to_primitive or
-            field_type.to_primitive is not
-            ovo_fields.FieldType.to_primitive):
-        return None
-    return plain
-
-
-def _keeps_none(field):
-    """Whether ``field`` coerces None to None (a nullable field).
-
-    Field.coerce hands None to Field._null, which gives None for a
-    nullable field; where a field changes either, it is asked.
-    """
-    return (field.nullable and
-            type(field).coerce is ovo_fields.Field.coerce and
-            type(field)._null is ovo_fields.Field._null)
+    return rebuild.plain_type(field, 'to_primitive')
 
 
 def _row_plan(cls):
     plan = _ROW_PLANS.get(cls)
     if plan is None:
         plan = _ROW_PLANS[cls] = [
-            (name, kind, field, _plain_type(field), _keeps_none(field))
+            (name, kind, field, _plain_type(field),
+             rebuild.keeps_none(field))
             for name, _attr, kind, field in _walk(cls)]
     return plan
 
@@ -252,7 +226,8 @@ def row_primitive(cls, raw, built=None, drop=()):
     the field's own ``coerce``, then its ``to_primitive``, without an
     object being built.  A value that both would give back unchanged (a
     ``str`` for a plain string field, an ``int`` for an integer field:
-    :func:`_plain_type`; None for a nullable field: :func:`_keeps_none`)
+    :func:`_plain_type`; None for a nullable field: :func:`nova_search_ext
+    .index.rebuild.keeps_none`)
     is taken as it is; that is most of a row.
     Fields missing from ``raw`` and ``built`` are unset.
 

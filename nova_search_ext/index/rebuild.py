@@ -35,6 +35,11 @@ Nova whose own step is known:
   fields) is Nova's result, without the setters and the change scan that
   made a Flavor a quarter of an Instance's rebuild.
 
+A value the field would give back unchanged is stored as it is (see
+:func:`plain_type` and :func:`keeps_none`): a ``str`` for oslo's own
+string field, an ``int`` for its integer field and so on, and None for a
+nullable field.  That is most of what an instance holds.
+
 Everything else is oslo.versionedobjects': the class comes from the
 registry for the primitive's name and version (an unknown name, another
 namespace or a newer version fails exactly as in
@@ -62,9 +67,49 @@ STEP_KEEPS_INIT = frozenset(['Flavor'])
 # a change list.
 NOVA, RESET, PLAIN = 'nova', 'reset', 'plain'
 
-# class -> (finish, [(name, attribute, kind, field)]); classes live as
-# long as the process.
+# class -> (finish, [(name, attribute, kind, field, plain type or None,
+# None kept)]); classes live as long as the process.
 _PLANS = {}
+
+# Field types whose coerce() gives back a value of exactly this Python type
+# unchanged (str(), int(), bool(), float() of it), and whose from_primitive()
+# and to_primitive() are FieldType's, which return the value.  Subclasses
+# (enums, sensitive strings, UUIDs) are not in it: they check or warn.
+PLAIN = {ovo_fields.String: str, ovo_fields.Integer: int,
+         ovo_fields.Boolean: bool, ovo_fields.Float: float}
+
+
+def plain_type(field, conversion):
+    """The Python type whose values ``field`` keeps as they are, or None.
+
+    A value of exactly that type is its own coerced value and, in the
+    direction ``conversion`` names (``'from_primitive'`` or
+    ``'to_primitive'``), its own converted value.  Only where neither the
+    field nor its type change ``coerce`` or that conversion.
+    """
+    field_type = type(getattr(field, '_type', None))
+    plain = PLAIN.get(field_type)
+    if plain is None:
+        return None
+    if (type(field).coerce is not ovo_fields.Field.coerce or
+            getattr(type(field), conversion) is not
+            getattr(ovo_fields.Field, conversion) or
+            getattr(field_type, conversion) is not
+            getattr(ovo_fields.FieldType, conversion)):
+        return None
+    return plain
+
+
+def keeps_none(field):
+    """Whether ``field`` coerces None to None (a nullable field).
+
+    Field.coerce hands None to Field._null, which gives None for a
+    nullable field; where a field changes either, it is asked.  (A None
+    primitive is never converted, in either direction.)
+    """
+    return (field.nullable and
+            type(field).coerce is ovo_fields.Field.coerce and
+            type(field)._null is ovo_fields.Field._null)
 
 
 def _plan(cls):
@@ -72,7 +117,8 @@ def _plan(cls):
 
     For each field, kind is 'object' (a nested versioned object),
     'objects' (a list of them) or 'value' (the field's own
-    from_primitive).
+    from_primitive), then the type whose values are kept as they are
+    (:func:`plain_type`) and whether None is (:func:`keeps_none`).
     """
     plan = _PLANS.get(cls)
     if plan is not None:
@@ -88,7 +134,10 @@ def _plan(cls):
             kind = 'objects'
         else:
             kind = 'value'
-        fields.append((name, ovo_base._get_attrname(name), kind, field))
+        plain = (plain_type(field, 'from_primitive') if kind == 'value'
+                 else None)
+        fields.append((name, ovo_base._get_attrname(name), kind, field,
+                       plain, keeps_none(field)))
     if cls.obj_name() in RESET_IS_HYDRATION:
         finish = RESET
     elif cls.obj_name() in STEP_KEEPS_INIT:
@@ -140,7 +189,7 @@ def from_primitive(base_cls, primitive, context):
         # primitive with its nested objects already built (a field's
         # from_primitive hands a built object back as it is).
         nested = dict(data)
-        for name, attr, kind, field in fields:
+        for name, attr, kind, field, _plain, _none in fields:
             if kind != 'value' and nested.get(name) is not None:
                 nested[name] = _nested(base_cls, kind, nested[name],
                                        context)
@@ -151,15 +200,21 @@ def from_primitive(base_cls, primitive, context):
     obj._context = context
     obj.VERSION = version
     values = obj.__dict__
-    for name, attr, kind, field in fields:
+    for name, attr, kind, field, plain, none_kept in fields:
         if name not in data:
             continue
         value = data[name]
-        if value is not None:
-            if kind == 'value':
-                value = field.from_primitive(obj, name, value)
-            else:
-                value = _nested(base_cls, kind, value, context)
+        if value is None:
+            if none_kept:
+                values[attr] = None
+                continue
+        elif plain is not None and type(value) is plain:
+            values[attr] = value
+            continue
+        elif kind == 'value':
+            value = field.from_primitive(obj, name, value)
+        else:
+            value = _nested(base_cls, kind, value, context)
         values[attr] = field.coerce(obj, name, value)
     if finish == RESET:
         obj.obj_reset_changes()

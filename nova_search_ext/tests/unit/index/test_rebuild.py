@@ -24,6 +24,7 @@ import netaddr
 from nova import objects
 from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import exception as ovo_exc
+from oslo_versionedobjects import fields as ovo_fields
 
 from nova_search_ext.index import document
 from nova_search_ext.index import rebuild
@@ -156,6 +157,77 @@ class RebuildTestCase(base.TestCase):
         built_view = objects.Instance.__new__(objects.Instance)
         built_view.__dict__.update(mine)
         self.assertSameObject(theirs, built_view)
+
+    def test_values_kept_as_they_are(self):
+        # What the plan keeps as it is, the field would give back
+        # unchanged: the same object, in both of its steps.
+        samples = {str: 'x', int: 7, bool: True, float: 0.5}
+        kept = 0
+        for cls in (objects.Instance, objects.Flavor, objects.InstanceFault,
+                    objects.BlockDeviceMapping, objects.Service):
+            for name, _attr, kind, field, plain, none_kept in \
+                    rebuild._plan(cls)[1]:
+                if none_kept:
+                    self.assertIsNone(field.coerce(cls, name, None), name)
+                if plain is None:
+                    continue
+                kept += 1
+                self.assertEqual('value', kind, name)
+                self.assertIn(type(field._type), rebuild.PLAIN, name)
+                value = samples[plain]
+                self.assertIs(value, field.from_primitive(cls, name, value),
+                              name)
+                self.assertIs(value, field.coerce(cls, name, value), name)
+        self.assertGreater(kept, 60)
+
+    def test_other_values_go_through_the_field(self):
+        prim = _stored(self._rich_instance(), drop=('fault', 'services'))
+        data = prim['nova_object.data']
+        data.update({
+            # Another type than the field's own: coerced.
+            'display_name': 42, 'vcpus': '4', 'memory_mb': True,
+            'locked': 1, 'progress': 2.0,
+            # None where the field does not keep it: its default.
+            'hidden': None, 'cleaned': None,
+            # Kept: None for a nullable field.
+            'key_name': None, 'launch_index': None})
+        theirs = objects.Instance.obj_from_primitive(
+            json.loads(json.dumps(prim)), self.ctxt)
+        ours = rebuild.from_primitive(objects.Instance, prim, self.ctxt)
+        self.assertSameObject(theirs, ours)
+        self.assertEqual(('42', 4, 1, True, 2, False),
+                         (ours.display_name, ours.vcpus, ours.memory_mb,
+                          ours.locked, ours.progress, ours.hidden))
+        # A None the field refuses fails as it does in oslo.
+        data['vm_state'] = None
+        data['uuid'] = None
+        self.assertRaises(ValueError, objects.Instance.obj_from_primitive,
+                          json.loads(json.dumps(prim)), self.ctxt)
+        self.assertRaises(ValueError, rebuild.from_primitive,
+                          objects.Instance, prim, self.ctxt)
+
+    def test_plain_type_needs_the_identity_in_its_direction(self):
+        class Reading(ovo_fields.StringField):
+            def from_primitive(self, obj, attr, value):
+                return value.upper()
+
+        class NoneIsEmpty(ovo_fields.StringField):
+            def _null(self, obj, attr):
+                return ''
+
+        self.assertIs(str, rebuild.plain_type(ovo_fields.StringField(),
+                                              'from_primitive'))
+        self.assertIsNone(rebuild.plain_type(Reading(), 'from_primitive'))
+        self.assertIs(str, rebuild.plain_type(Reading(), 'to_primitive'))
+        for field in (ovo_fields.UUIDField(), ovo_fields.EnumField(['a']),
+                      ovo_fields.SensitiveStringField(),
+                      ovo_fields.NonNegativeIntegerField(),
+                      ovo_fields.DateTimeField()):
+            self.assertIsNone(rebuild.plain_type(field, 'from_primitive'))
+        self.assertTrue(rebuild.keeps_none(ovo_fields.StringField(
+            nullable=True)))
+        self.assertFalse(rebuild.keeps_none(NoneIsEmpty(nullable=True)))
+        self.assertFalse(rebuild.keeps_none(ovo_fields.StringField()))
 
     def test_errors_as_oslo_versionedobjects(self):
         prim = _stored(fakes.fault(self.ctxt, fakes.IMAGE))

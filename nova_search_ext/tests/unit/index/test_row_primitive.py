@@ -23,6 +23,7 @@ from oslo_versionedobjects import fields as ovo_fields
 from nova import objects
 
 from nova_search_ext.index import document
+from nova_search_ext.index import rebuild
 from nova_search_ext.tests.unit import base
 
 _SAMPLES = {str: 'text', int: 7, bool: True, float: 1.5}
@@ -73,9 +74,9 @@ class RowPrimitiveTestCase(base.TestCase):
                       ovo_fields.DateTimeField()):
             self.assertIsNone(document._plain_type(field))
         self.assertIs(str, document._plain_type(ovo_fields.StringField()))
-        self.assertFalse(document._keeps_none(ovo_fields.BooleanField(
+        self.assertFalse(rebuild.keeps_none(ovo_fields.BooleanField(
             default=False)))
-        self.assertTrue(document._keeps_none(ovo_fields.IntegerField(
+        self.assertTrue(rebuild.keeps_none(ovo_fields.IntegerField(
             nullable=True)))
 
     def test_same_primitive_and_values_as_an_object(self):
