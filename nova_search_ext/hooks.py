@@ -41,6 +41,9 @@ What :func:`install` overlays:
     wrappers (one per microversion range) share one JSON encoding and
     decoding of the answer instead of making one each
     (:mod:`nova_search_ext.api.serialize_once`).
+``nova.api.openstack.wsgi.ResponseObject.serialize``
+    The response of a server list call is the text that shared encoding
+    gave, when the answer is the very object that was encoded.
 ``api_version_request`` in the server view module's globals, and
     ``nova.api.openstack.common.ViewBuilder._get_project_id``
     While a server list controller method runs, the view's microversion
@@ -302,6 +305,7 @@ def _install_serialize_once():
     from nova.api.openstack import common
     from nova.api.openstack.compute import servers
     from nova.api.openstack.compute.views import servers as views
+    from nova.api.openstack import wsgi
     import nova.api.validation as validation
 
     from nova_search_ext.api import collector
@@ -312,11 +316,18 @@ def _install_serialize_once():
         original = servers.ServersController.__dict__[name]
 
         def listing(self, *args, _original=original, **kwargs):
-            with serialize_once.listing(), collector.listing():
-                return _original(self, *args, **kwargs)
+            serialize_once.take_handed()
+            with serialize_once.listing() as memo, collector.listing():
+                answer = _original(self, *args, **kwargs)
+                serialize_once.hand_over(memo, answer)
+                return answer
 
         _patch(servers.ServersController, name,
                functools.wraps(original)(listing))
+    nova_serialize = wsgi.ResponseObject.__dict__['serialize']
+    _patch(wsgi.ResponseObject, 'serialize', functools.wraps(nova_serialize)(
+        serialize_once.response_serialize(nova_serialize,
+                                          wsgi.JSONDictSerializer)))
     _patch(validation, 'wsgi',
            serialize_once.wsgi_view(validation.__dict__['wsgi']))
     _patch(validation, 'jsonutils',

@@ -35,6 +35,19 @@ verdict, and logs or raises as Nova does; it just no longer pays for the
 13 wrappers whose range does not match.  Outside a server list call, and
 for any other object, Nova's own functions run.  What is remembered is
 dropped when the controller method returns.
+
+One text outlives the list call: nova-api encodes the controller's answer
+once more for the response (``ResponseObject.serialize``, with the same
+``JSONDictSerializer``).  When the wrappers encoded exactly the object
+the controller method returned (:func:`hand_over`), the thread keeps that
+object and its text until its next response is serialized
+(:func:`response_serialize`); if that response wraps the very same
+object, it gets the same text, not a second encoding of 2.3 MB.  Between
+the controller method's return and the response, nova-api only wraps the
+answer in a ``ResponseObject`` and picks the status code; nothing changes
+it.  With ``[api] response_validation = ignore`` nothing encodes the
+answer in the list call, nothing is handed over, and Nova's serializer
+encodes the response as always.
 """
 
 import threading
@@ -64,6 +77,62 @@ class listing(object):
     def __exit__(self, *exc):
         _STATE.memo = self.previous
         return False
+
+
+def hand_over(memo, answer):
+    """Keep the text of ``answer`` for this thread's response.
+
+    Called when a list call (:class:`listing`, whose memo is ``memo``)
+    returned ``answer``.  Kept only if the call's encoder encoded exactly
+    that object; anything kept before on this thread is dropped either
+    way.
+    """
+    encoded = memo.get('encoded')
+    _STATE.handed = (encoded if encoded is not None and encoded[0] is answer
+                     else None)
+
+
+def take_handed():
+    """The ``(object, text)`` handed over on this thread, once; or None."""
+    handed = getattr(_STATE, 'handed', None)
+    _STATE.handed = None
+    return handed
+
+
+class _Encoded(object):
+    """A serializer that knows one object's text; Nova's for the rest."""
+
+    def __init__(self, handed, serializer):
+        self.handed = handed
+        self.serializer = serializer
+
+    def serialize(self, data, action='default'):
+        if data is self.handed[0] and action == 'default':
+            return self.handed[1]
+        return self.serializer.serialize(data, action)
+
+
+def response_serialize(nova_serialize, nova_serializer_cls):
+    """A ``ResponseObject.serialize`` that uses the handed-over text.
+
+    Only for a response whose serializer is Nova's own
+    ``JSONDictSerializer`` (``nova_serializer_cls``, exactly) and whose
+    object is the one handed over; everything else is Nova's.
+    """
+
+    def serialize(self, request, content_type):
+        handed = take_handed()
+        serializer = self.serializer
+        if (handed is None or handed[0] is not self.obj or
+                type(serializer) is not nova_serializer_cls):
+            return nova_serialize(self, request, content_type)
+        self.serializer = _Encoded(handed, serializer)
+        try:
+            return nova_serialize(self, request, content_type)
+        finally:
+            self.serializer = serializer
+
+    return serialize
 
 
 class ModuleView(types.ModuleType):

@@ -20,9 +20,9 @@ make to every list.  Here every response is compared with stock Nova's:
   availability zone, one with scheduler hints, one in a server group that
   was deleted since (Nova drops its ``group`` hint), one whose spec has a
   NUMA topology (Nova's own ``_from_db_object`` builds those two);
-* the response validation wrappers sharing one encoding
-  (:mod:`nova_search_ext.api.serialize_once`), in ``warn`` and ``error``
-  mode;
+* the response validation wrappers sharing one encoding, which is also
+  the response's (:mod:`nova_search_ext.api.serialize_once`), in
+  ``warn``, ``error`` and ``ignore`` mode;
 
 with the index answering, and with the cells answering.
 """
@@ -95,7 +95,7 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
         return bodies
 
     def test_same_bodies_as_stock_nova(self):
-        for mode in ('warn', 'error'):
+        for mode in ('warn', 'error', 'ignore'):
             self.flags(response_validation=mode, group='api')
             stock = self._bodies(installed=False)
             self.assertEqual(5, len(stock[('latest', '/servers')]
@@ -140,11 +140,18 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
         self.api.microversion = 'latest'
         with mock.patch.object(wsgi.JSONDictSerializer, 'serialize',
                                counting):
-            for installed, expected in ((False, 15), (True, 2)):
+            for mode, installed, expected in (('warn', False, 15),
+                                              ('warn', True, 1),
+                                              ('error', True, 1),
+                                              ('ignore', False, 1),
+                                              ('ignore', True, 1)):
+                self.flags(response_validation=mode, group='api')
                 del calls[:]
                 with self.hooks_as(installed):
-                    self.api.api_get('/servers/detail')
+                    body = self.api.api_get('/servers/detail').body
                 # Stock: one encoding per validation wrapper of the detail
                 # list (14 in Nova 34) and one for the response; with the
-                # hooks one for all the wrappers and one for the response.
-                self.assertEqual(expected, len(calls), installed)
+                # hooks one for all the wrappers and the response.  Without
+                # validation, the response's.
+                self.assertEqual(expected, len(calls), (mode, installed))
+                self.assertEqual(5, len(body['servers']))

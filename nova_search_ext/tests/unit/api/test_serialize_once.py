@@ -86,3 +86,79 @@ class SerializeOnceTestCase(base.TestCase):
             self.assertIs(patched, self.json.to_primitive)
         self.assertTrue(issubclass(self.wsgi.JSONDictSerializer,
                                    wsgi.JSONDictSerializer))
+
+
+class HandOverTestCase(base.TestCase):
+    """The list call's text is the response's, for that object only."""
+
+    def setUp(self):
+        super().setUp()
+        self.wsgi = serialize_once.wsgi_view(wsgi)
+        self.body = {'servers': [{'id': 'x', 'created': datetime.datetime(
+            2024, 5, 1, tzinfo=datetime.timezone.utc)}]}
+        self.serialize = serialize_once.response_serialize(
+            wsgi.ResponseObject.serialize, wsgi.JSONDictSerializer)
+        self.addCleanup(serialize_once.take_handed)
+
+    def _list_call(self, answer, encoded):
+        with serialize_once.listing() as memo:
+            self.wsgi.JSONDictSerializer().serialize(encoded)
+            serialize_once.hand_over(memo, answer)
+
+    def _respond(self, obj):
+        return self.serialize(wsgi.ResponseObject(obj), None,
+                              'application/json')
+
+    def test_the_response_reuses_the_text(self):
+        nova = wsgi.ResponseObject(self.body).serialize(
+            None, 'application/json')
+        self._list_call(self.body, self.body)
+        with mock.patch.object(jsonutils, 'dumps',
+                               side_effect=jsonutils.dumps) as dumps:
+            ours = self._respond(self.body)
+            self.assertEqual(0, dumps.call_count)
+            # Once: the next response encodes again.
+            again = self._respond(self.body)
+            self.assertEqual(1, dumps.call_count)
+        self.assertEqual(nova.body, ours.body)
+        self.assertEqual(nova.headers, ours.headers)
+        self.assertEqual(nova.body, again.body)
+
+    def test_other_objects_are_encoded(self):
+        other = dict(self.body)
+        for answer, encoded, response in ((self.body, other, self.body),
+                                          (self.body, self.body, other),
+                                          (other, self.body, self.body)):
+            self._list_call(answer, encoded)
+            with mock.patch.object(jsonutils, 'dumps',
+                                   side_effect=jsonutils.dumps) as dumps:
+                self._respond(response)
+            self.assertEqual(1, dumps.call_count)
+
+    def test_a_call_that_encoded_nothing_drops_the_last(self):
+        self._list_call(self.body, self.body)
+        with serialize_once.listing() as memo:
+            serialize_once.hand_over(memo, self.body)
+        self.assertIsNone(serialize_once.take_handed())
+
+    def test_only_novas_own_serializer(self):
+        class Other(wsgi.JSONDictSerializer):
+            def default(self, data):
+                return 'other'
+
+        self._list_call(self.body, self.body)
+        response = wsgi.ResponseObject(self.body)
+        response.serializer = Other()
+        self.assertEqual(b'other', self.serialize(
+            response, None, 'application/json').body)
+        self.assertIsInstance(response.serializer, Other)
+
+    def test_other_threads_keep_their_own(self):
+        self._list_call(self.body, self.body)
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(
+            serialize_once.take_handed()))
+        t.start()
+        t.join()
+        self.assertEqual([None], seen)
+        self.assertIs(self.body, serialize_once.take_handed()[0])
