@@ -25,7 +25,10 @@ The revisions live in the ``migrations`` package next to this module
 ``0001_initial``
     the first schema;
 ``0002_networks``
-    ``index_instance_networks``, filled from the stored documents.
+    ``index_instance_networks``, filled from the stored documents;
+``0003_filters_in_sort_indexes``
+    the two sort indexes of ``index_instances`` also hold the columns of
+    the ``status`` and ``name`` filters.
 
 ``index_instances`` mirrors the columns of the installed Nova's
 ``instances`` table (see :mod:`.models`).  Revision ``0001_initial``
@@ -66,7 +69,8 @@ MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # The revisions of migrations/versions, oldest first (a test compares them
 # with alembic's).  The schema check reads them here: importing alembic
 # logs its plugins' set-up, in every process that checks.
-REVISIONS = ('0001_initial', '0002_networks')
+REVISIONS = ('0001_initial', '0002_networks',
+             '0003_filters_in_sort_indexes')
 HEAD = REVISIONS[-1]
 
 # Version of the release ladder -> the revision holding the same schema.

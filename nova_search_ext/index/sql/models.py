@@ -98,11 +98,18 @@ index_instances = sa.Table(
     sa.Column('children_digest', sa.String(64), nullable=True),
     sa.Index('index_instances_project_id_idx', 'project_id'),
     # The default sort of the server list (created_at desc, uuid asc), for
-    # all projects and for one.
+    # all projects and for one.  They also hold the columns of the filters
+    # a list most often carries (``status``, ``name``; ``project_id`` is
+    # the other index's first column), so that a row that does not match
+    # is turned down from the index, without reading it from the table
+    # (SQLite evaluates what an index covers before it reads the row;
+    # InnoDB pushes such conditions down to the index).  vm_state is left
+    # out of the project index: with it the key could exceed InnoDB's
+    # 3072 bytes (utf8mb4, 255 characters each).
     sa.Index('index_instances_default_sort_idx', sa.desc('created_at'),
-             'uuid'),
+             'uuid', 'vm_state', 'display_name'),
     sa.Index('index_instances_project_sort_idx', 'project_id',
-             sa.desc('created_at'), 'uuid'),
+             sa.desc('created_at'), 'uuid', 'display_name'),
     sa.Index('index_instances_display_name_idx', 'display_name'),
     sa.Index('index_instances_host_idx', 'host'),
     sa.Index('index_instances_cell_idx', 'cell_uuid'),

@@ -36,7 +36,7 @@ from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
 from nova_search_ext.tests.unit import fakes
 
-HEAD = '0002_networks'
+HEAD = '0003_filters_in_sort_indexes'
 FIX = 'run "nova-search-manage db sync"'
 
 

@@ -71,9 +71,10 @@ class ModelsMigrationsSyncTestCase(test_migrations.ModelsMigrationsSync,
     # compare expression indexes on MariaDB and PostgreSQL (it warns and
     # reports them as changed), so test_descending_indexes checks them.
     DESCENDING_INDEXES = {
-        'index_instances_default_sort_idx': ['created_at', 'uuid'],
+        'index_instances_default_sort_idx': ['created_at', 'uuid',
+                                             'vm_state', 'display_name'],
         'index_instances_project_sort_idx': ['project_id', 'created_at',
-                                             'uuid'],
+                                             'uuid', 'display_name'],
     }
 
     def include_object(self, object_, name, type_, reflected, compare_to):

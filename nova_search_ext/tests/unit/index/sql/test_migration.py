@@ -26,7 +26,7 @@ from nova_search_ext.index.sql import store as sql_store
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
 
-HEAD = '0002_networks'
+HEAD = '0003_filters_in_sort_indexes'
 INSTANCE_EXTRA_COLUMNS = {'cell_uuid', 'flavor_id', 'status', 'doc', 'fault',
                           'bdms', 'indexed_at', 'read_at', 'children_digest'}
 
@@ -124,6 +124,28 @@ class SyncTestCase(MigrationTestBase):
         self.assertNotIn('index_instance_networks', self._tables())
         self.assertEqual(('0001_initial', HEAD), migration.sync(self.engine))
         self.assertIn('index_instance_networks', self._tables())
+
+    def _index_columns(self, name):
+        with self.engine.connect() as conn:
+            return [row[2] for row in conn.exec_driver_sql(
+                "PRAGMA index_info('%s')" % name)]
+
+    def test_sync_adds_the_filter_columns_to_the_sort_indexes(self):
+        with self.engine.begin() as conn:
+            alembic_command.upgrade(migration.alembic_config(conn),
+                                    '0002_networks')
+        self.assertEqual(['created_at', 'uuid'], self._index_columns(
+            'index_instances_default_sort_idx'))
+        self.assertEqual(['project_id', 'created_at', 'uuid'],
+                         self._index_columns(
+                             'index_instances_project_sort_idx'))
+        self.assertEqual(('0002_networks', HEAD), migration.sync(self.engine))
+        self.assertEqual(['created_at', 'uuid', 'vm_state', 'display_name'],
+                         self._index_columns(
+                             'index_instances_default_sort_idx'))
+        self.assertEqual(['project_id', 'created_at', 'uuid',
+                          'display_name'], self._index_columns(
+                              'index_instances_project_sort_idx'))
 
     def test_missing_mirrored_column_is_refused_then_added(self):
         migration.sync(self.engine)
