@@ -40,6 +40,13 @@ A value the field would give back unchanged is stored as it is (see
 string field, an ``int`` for its integer field and so on, and None for a
 nullable field.  That is most of what an instance holds.
 
+A date and time stored in the one form the index writes (``YYYY-MM-DD``
+``T``, ``HH:MM:SS``, optionally six digits of microseconds, ``Z``) is read
+with ``datetime.fromisoformat`` instead of ``timeutils.parse_isotime``
+(iso8601's parser): the same aware UTC datetime, at a tenth of the cost
+(:func:`_read_datetime`).  Anything else, including what
+``fromisoformat`` refuses, goes to the field.
+
 Everything else is oslo.versionedobjects': the class comes from the
 registry for the primitive's name and version (an unknown name, another
 namespace or a newer version fails exactly as in
@@ -48,6 +55,10 @@ its value, and the result is an ordinary object of that class.
 ``tests/unit/index/test_rebuild.py`` checks, field by field and down to
 the trackers, that the result equals what ``obj_from_primitive`` builds.
 """
+
+import datetime
+import functools
+import re
 
 from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import exception as ovo_exc
@@ -68,8 +79,14 @@ STEP_KEEPS_INIT = frozenset(['Flavor'])
 NOVA, RESET, PLAIN = 'nova', 'reset', 'plain'
 
 # class -> (finish, [(name, attribute, kind, field, plain type or None,
-# None kept)]); classes live as long as the process.
+# None kept, reader)]); classes live as long as the process.
 _PLANS = {}
+
+# The form the index stores dates and times in (document._datetime; oslo's
+# own to_primitive leaves out the microseconds).  ASCII digits only.
+_STORED_TIME = re.compile(
+    r'[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}'
+    r'(?:\.[0-9]{6})?Z')
 
 # Field types whose coerce() gives back a value of exactly this Python type
 # unchanged (str(), int(), bool(), float() of it), and whose from_primitive()
@@ -112,13 +129,42 @@ def keeps_none(field):
             type(field)._null is ovo_fields.Field._null)
 
 
+def _read_datetime(field, obj, name, value):
+    """``field.from_primitive`` of oslo's own DateTime, for stored times.
+
+    oslo's is ``coerce(parse_isotime(value))``; for a string of the form
+    the index stores, ``datetime.fromisoformat`` gives the same aware
+    datetime with the same UTC tzinfo (``tests/unit/index/test_rebuild.py``
+    holds the two to that), so it stands in for ``parse_isotime``.  Any
+    other value, and a string ``fromisoformat`` refuses (a 30th of
+    February, Python 3.10's ``Z``), is the field's.
+    """
+    if type(value) is str and _STORED_TIME.fullmatch(value):
+        try:
+            parsed = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return field._type.coerce(obj, name, parsed)
+    return field.from_primitive(obj, name, value)
+
+
+def _reader(field):
+    """How to deserialise a value of ``field`` (not None)."""
+    if (type(getattr(field, '_type', None)) is ovo_fields.DateTime and
+            type(field).from_primitive is ovo_fields.Field.from_primitive):
+        return functools.partial(_read_datetime, field)
+    return field.from_primitive
+
+
 def _plan(cls):
     """How to build ``cls``'s objects: ``(finish, fields)``.
 
     For each field, kind is 'object' (a nested versioned object),
     'objects' (a list of them) or 'value' (the field's own
     from_primitive), then the type whose values are kept as they are
-    (:func:`plain_type`) and whether None is (:func:`keeps_none`).
+    (:func:`plain_type`), whether None is (:func:`keeps_none`), and how a
+    value is deserialised (:func:`_reader`).
     """
     plan = _PLANS.get(cls)
     if plan is not None:
@@ -137,7 +183,7 @@ def _plan(cls):
         plain = (plain_type(field, 'from_primitive') if kind == 'value'
                  else None)
         fields.append((name, ovo_base._get_attrname(name), kind, field,
-                       plain, keeps_none(field)))
+                       plain, keeps_none(field), _reader(field)))
     if cls.obj_name() in RESET_IS_HYDRATION:
         finish = RESET
     elif cls.obj_name() in STEP_KEEPS_INIT:
@@ -189,7 +235,7 @@ def from_primitive(base_cls, primitive, context):
         # primitive with its nested objects already built (a field's
         # from_primitive hands a built object back as it is).
         nested = dict(data)
-        for name, attr, kind, field, _plain, _none in fields:
+        for name, attr, kind, field, _plain, _none, _read in fields:
             if kind != 'value' and nested.get(name) is not None:
                 nested[name] = _nested(base_cls, kind, nested[name],
                                        context)
@@ -200,7 +246,7 @@ def from_primitive(base_cls, primitive, context):
     obj._context = context
     obj.VERSION = version
     values = obj.__dict__
-    for name, attr, kind, field, plain, none_kept in fields:
+    for name, attr, kind, field, plain, none_kept, read in fields:
         if name not in data:
             continue
         value = data[name]
@@ -212,7 +258,7 @@ def from_primitive(base_cls, primitive, context):
             values[attr] = value
             continue
         elif kind == 'value':
-            value = field.from_primitive(obj, name, value)
+            value = read(obj, name, value)
         else:
             value = _nested(base_cls, kind, value, context)
         values[attr] = field.coerce(obj, name, value)

@@ -18,7 +18,10 @@ stores for richly populated Nova objects.
 """
 
 import datetime
+import functools
 import json
+import random
+from unittest import mock
 
 import netaddr
 from nova import objects
@@ -165,7 +168,7 @@ class RebuildTestCase(base.TestCase):
         kept = 0
         for cls in (objects.Instance, objects.Flavor, objects.InstanceFault,
                     objects.BlockDeviceMapping, objects.Service):
-            for name, _attr, kind, field, plain, none_kept in \
+            for name, _attr, kind, field, plain, none_kept, _read in \
                     rebuild._plan(cls)[1]:
                 if none_kept:
                     self.assertIsNone(field.coerce(cls, name, None), name)
@@ -205,6 +208,48 @@ class RebuildTestCase(base.TestCase):
                           json.loads(json.dumps(prim)), self.ctxt)
         self.assertRaises(ValueError, rebuild.from_primitive,
                           objects.Instance, prim, self.ctxt)
+
+    def test_stored_times_read_as_oslo_reads_them(self):
+        aware = ovo_fields.DateTimeField()
+        naive = ovo_fields.DateTimeField(tzinfo_aware=False)
+        self.assertIsInstance(rebuild._reader(aware), functools.partial)
+        stamps = [datetime.datetime(1000, 1, 1), datetime.datetime(
+            9999, 12, 31, 23, 59, 59, 999999), datetime.datetime(
+            2024, 2, 29, 0, 0, 0, 1), datetime.datetime(2026, 12, 5)]
+        rng = random.Random(11)
+        for _ in range(2000):
+            stamps.append(datetime.datetime(2000, 1, 1) + datetime.timedelta(
+                seconds=rng.randrange(10 ** 9),
+                microseconds=rng.choice((0, rng.randrange(10 ** 6)))))
+        for stamp in stamps:
+            stored = document._datetime(stamp)
+            for text in (stored, stored[:19] + 'Z'):
+                for field in (aware, naive):
+                    theirs = field.from_primitive(None, 'at', text)
+                    ours = rebuild._reader(field)(None, 'at', text)
+                    self.assertEqual(theirs, ours, text)
+                    self.assertIs(theirs.tzinfo, ours.tzinfo, text)
+        # Anything else is the field's, errors included.
+        for text in ('2026-02-30T00:00:00Z', '2026-12-05T10:00:00+02:00',
+                     '2026-12-05 10:00:00', '2026-12-05T10:00:00.1Z',
+                     '\u0662026-12-05T10:00:00Z', '2026-12-05',
+                     '1-01-01T00:00:00.000000Z'):
+            try:
+                theirs = aware.from_primitive(None, 'at', text)
+            except Exception as e:
+                self.assertRaises(type(e), rebuild._reader(aware), None,
+                                  'at', text)
+            else:
+                ours = rebuild._reader(aware)(None, 'at', text)
+                self.assertEqual(theirs, ours, text)
+                # Both from the field: equal offsets, new objects each.
+                self.assertEqual(theirs.tzinfo, ours.tzinfo, text)
+        with mock.patch.object(aware, 'from_primitive') as nova_read:
+            rebuild._reader(aware)(None, 'at', '2026-12-05T10:00:00+02:00')
+            rebuild._reader(aware)(None, 'at', '2026-02-30T00:00:00Z')
+            self.assertEqual(2, nova_read.call_count)
+            rebuild._reader(aware)(None, 'at', '2026-12-05T10:00:00Z')
+            self.assertEqual(2, nova_read.call_count)
 
     def test_plain_type_needs_the_identity_in_its_direction(self):
         class Reading(ovo_fields.StringField):
