@@ -37,6 +37,8 @@ import concurrent.futures
 import copy
 import os
 import random
+import subprocess
+import sys
 import time
 
 from oslo_utils import timeutils
@@ -342,17 +344,36 @@ def batch_breakdown(store, feeder, items, batch_size, say):
     return result
 
 
+# Run in a child process by _read_files: reads the files named on its
+# command line through, prints the bytes read.
+_READER = """
+import sys
+total = 0
+for path in sys.argv[1:]:
+    with open(path, 'rb') as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+print(total)
+"""
+
+
 def _read_files(paths):
-    """Read ``paths`` through; return the bytes read."""
-    total = 0
-    for path in paths:
-        with open(path, 'rb') as f:
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                total += len(chunk)
-    return total
+    """Read ``paths`` through, in a child process; return the bytes read.
+
+    Not in this process: it holds SQLite connections to those files, and
+    closing any other descriptor of a file releases every POSIX lock this
+    process holds on it, SQLite's included ("How To Corrupt An SQLite
+    Database File", 2.2).  With the index's write-ahead-log locks gone, its
+    connections here kept reading a snapshot from before another
+    process's writes: the next measurement (several indexers on one
+    queue) never saw its probe indexed.
+    """
+    done = subprocess.run([sys.executable, '-c', _READER] + list(paths),
+                          check=True, stdout=subprocess.PIPE, text=True)
+    return int(done.stdout.strip())
 
 
 def cached_rate(deployment, store, feeder, items, batch_size, say):
