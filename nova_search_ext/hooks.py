@@ -29,7 +29,9 @@ What :func:`install` overlays:
     only the others are looked up in the cells.
 ``ViewBuilder.detail`` and ``ViewBuilder._get_instance_bdms_in_multiple_cells``
     The detail view takes the block device mappings of index-served
-    instances from the index instead of every cell.
+    instances from the index instead of every cell, and renders a list
+    the index served on a thread of its own
+    (:mod:`nova_search_ext.compute.shallow`).
 ``nova.api.validation.validators._SchemaValidator.validate``
     Nova's response validation of ``GET /servers`` and
     ``/servers/detail`` checks each distinct server once per process
@@ -215,7 +217,9 @@ def _install_list_branch():
     from nova.compute import instance_list
     from nova import objects
 
+    from nova_search_ext.api import serialize_once
     from nova_search_ext.compute import list_branch
+    from nova_search_ext.compute import shallow
     from nova_search_ext.index import served
 
     original_sorted = instance_list.get_instance_objects_sorted
@@ -253,12 +257,20 @@ def _install_list_branch():
         if not prefetched:
             return original_detail(self, request, instances, *args,
                                    **kwargs)
-        _PREFETCHED.bdms = prefetched
-        try:
-            return original_detail(self, request, instances, *args,
-                                   **kwargs)
-        finally:
-            del _PREFETCHED.bdms
+        memo = serialize_once.call_memo()
+
+        def view():
+            # On a thread of its own, off nova-api's deep stack, as the
+            # rebuild; the list call's memo and mappings go with it.
+            with serialize_once.adopt(memo):
+                _PREFETCHED.bdms = prefetched
+                try:
+                    return original_detail(self, request, instances, *args,
+                                           **kwargs)
+                finally:
+                    del _PREFETCHED.bdms
+
+        return shallow.call(view)
 
     _patch(views.ViewBuilder, 'detail', detail)
 

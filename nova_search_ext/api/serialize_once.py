@@ -79,6 +79,29 @@ class listing(object):
         return False
 
 
+class adopt(object):
+    """Context manager: this thread joins another thread's list call.
+
+    For work a list call hands to a thread of its own and waits for
+    (:mod:`nova_search_ext.compute.shallow`): inside the block,
+    :func:`call_memo` on this thread is ``memo``, the caller's, so what is
+    remembered for the call is shared with it.  ``memo`` None: no list
+    call.
+    """
+
+    def __init__(self, memo):
+        self.memo = memo
+
+    def __enter__(self):
+        self.previous = call_memo()
+        _STATE.memo = self.memo
+        return self.memo
+
+    def __exit__(self, *exc):
+        _STATE.memo = self.previous
+        return False
+
+
 def hand_over(memo, answer):
     """Keep the text of ``answer`` for this thread's response.
 

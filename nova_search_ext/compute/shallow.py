@@ -33,18 +33,27 @@ about 0.1 ms.
 
 import threading
 
+from oslo_context import context as oslo_context
+
 
 def call(func, *args, **kwargs):
-    """``func(*args, **kwargs)`` on a fresh thread; its result or error."""
+    """``func(*args, **kwargs)`` on a fresh thread; its result or error.
+
+    The caller's current request context (oslo.context's, which oslo.log
+    reads for the request id of every line) is the thread's too.
+    """
     outcome = []
+    current = oslo_context.get_current()
 
     def run():
+        if current is not None:
+            current.update_store()
         try:
             outcome.append((True, func(*args, **kwargs)))
         except BaseException as e:  # noqa: B036 - handed to the caller
             outcome.append((False, e))
 
-    worker = threading.Thread(target=run, name='nova-search-rebuild',
+    worker = threading.Thread(target=run, name='nova-search-shallow',
                               daemon=True)
     worker.start()
     worker.join()

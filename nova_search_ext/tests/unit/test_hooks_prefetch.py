@@ -21,6 +21,7 @@ Nova's cell reads (``InstanceFaultList.get_latest_by_instance_uuids`` and
 database) happen only for instances that did not come from the index.
 """
 
+import threading
 from unittest import mock
 
 import fixtures
@@ -31,6 +32,7 @@ from nova import context as nova_context
 from nova import objects
 from nova.tests.unit.api.openstack import fakes as api_fakes
 
+from nova_search_ext.api import serialize_once
 from nova_search_ext.compute import list_branch
 from nova_search_ext import hooks
 from nova_search_ext.index import document
@@ -172,6 +174,36 @@ class PrefetchTestCase(base.NoDBTestCase):
              other.uuid: [{'id': other_volume,
                            'delete_on_termination': True}]},
             {s['id']: s[VOLUMES] for s in servers})
+
+    def _where_the_view_ran(self, instances):
+        """(thread, list-call memo) of the view, in a list call."""
+        seen = []
+        original = views.ViewBuilder._get_collection_links
+
+        def recording(*args, **kwargs):
+            seen.append((threading.current_thread(),
+                         serialize_once.call_memo()))
+            return original(*args, **kwargs)
+
+        with mock.patch.object(views.ViewBuilder, '_get_collection_links',
+                               recording), \
+                serialize_once.listing() as memo:
+            self._detail(self._list(*instances))
+        self.assertEqual(1, len(seen))
+        thread, seen_memo = seen[0]
+        self.assertIs(memo, seen_memo)
+        return thread
+
+    def test_a_list_the_index_served_is_rendered_off_the_stack(self):
+        thread = self._where_the_view_ran(
+            [self._from_index('attached', volume=VOLUME)])
+        self.assertIsNot(threading.current_thread(), thread)
+        self.assertEqual('nova-search-shallow', thread.name)
+        self.assertNoCellRead()
+
+    def test_a_list_the_cells_served_is_rendered_by_the_caller(self):
+        self.assertIs(threading.current_thread(), self._where_the_view_ran(
+            [self._from_cells('other')]))
 
     def test_prefetched_bdms_do_not_outlive_the_view(self):
         attached = self._from_index('attached', volume=VOLUME)

@@ -79,6 +79,34 @@ class SerializeOnceTestCase(base.TestCase):
         self.assertEqual(text, seen[0])
         self.assertIsNot(text, seen[0])
 
+    def test_a_thread_that_adopts_the_memo_shares_it(self):
+        seen = []
+        with serialize_once.listing() as memo:
+            text, _ = self._encode_decode()
+
+            def adopted():
+                with serialize_once.adopt(memo) as inside:
+                    seen.append(inside is serialize_once.call_memo())
+                    seen.append(self.wsgi.JSONDictSerializer().serialize(
+                        self.body))
+                seen.append(serialize_once.call_memo())
+
+            t = threading.Thread(target=adopted)
+            t.start()
+            t.join()
+            self.assertIs(memo, serialize_once.call_memo())
+        self.assertTrue(seen[0])
+        # The caller's encoding, not a new one; nothing is left behind.
+        self.assertIs(text, seen[1])
+        self.assertIsNone(seen[2])
+        self.assertIsNone(serialize_once.call_memo())
+
+    def test_adopting_nothing_is_no_list_call(self):
+        with serialize_once.listing():
+            with serialize_once.adopt(None):
+                self.assertIsNone(serialize_once.call_memo())
+            self.assertIsNotNone(serialize_once.call_memo())
+
     def test_the_views_read_the_modules_live(self):
         self.assertIs(wsgi.ResponseObject, self.wsgi.ResponseObject)
         self.assertEqual(wsgi.__name__, self.wsgi.__name__)

@@ -14,6 +14,9 @@
 import sys
 import threading
 
+from oslo_context import context as oslo_context
+from oslo_context import fixture as context_fixture
+
 from nova_search_ext.compute import shallow
 from nova_search_ext.tests.unit import base
 
@@ -39,7 +42,7 @@ class ShallowTestCase(base.TestCase):
         thread, depth, total = seen
         self.assertEqual(3, total)
         self.assertIsNot(caller, thread)
-        self.assertEqual('nova-search-rebuild', thread.name)
+        self.assertEqual('nova-search-shallow', thread.name)
         # Called 60 frames deep, it ran a handful of frames deep.
         self.assertLess(depth, 10)
         self.assertGreater(_deep(60, _depth), 60)
@@ -55,4 +58,12 @@ class ShallowTestCase(base.TestCase):
         self.assertEqual('x', str(e))
         # Nothing is left running.
         self.assertFalse([t for t in threading.enumerate()
-                          if t.name == 'nova-search-rebuild'])
+                          if t.name == 'nova-search-shallow'])
+
+    def test_the_callers_request_context_goes_along(self):
+        self.useFixture(context_fixture.ClearRequestContext())
+        self.assertIsNone(shallow.call(oslo_context.get_current))
+        ctxt = oslo_context.RequestContext(request_id='req-shallow')
+        ctxt.update_store()
+        self.assertIs(ctxt, shallow.call(oslo_context.get_current))
+        self.assertIs(ctxt, oslo_context.get_current())
