@@ -46,6 +46,11 @@ What :func:`install` overlays:
 ``nova.api.openstack.wsgi.ResponseObject.serialize``
     The response of a server list call is the text that shared encoding
     gave, when the answer is the very object that was encoded.
+``ViewBuilder.show``
+    While a server list controller method runs, the detail view of a
+    server served by the index is rendered by Nova once per key (the
+    server's stored version and all else the view reads) and decoded from
+    its JSON text afterwards (:mod:`nova_search_ext.api.view_memo`).
 ``api_version_request`` in the server view module's globals, and
     ``nova.api.openstack.common.ViewBuilder._get_project_id``
     While a server list controller method runs, the view's microversion
@@ -253,7 +258,7 @@ def _install_list_branch():
 
     @functools.wraps(original_detail)
     def detail(self, request, instances, *args, **kwargs):
-        prefetched = list_branch.served_bdms(instances)
+        prefetched = list_branch.served_instances(instances)
         if not prefetched:
             return original_detail(self, request, instances, *args,
                                    **kwargs)
@@ -281,12 +286,11 @@ def _install_list_branch():
         prefetched = getattr(_PREFETCHED, 'bdms', None)
         if not prefetched:
             return original_bdms(ctxt, instance_uuids)
-        result = {u: prefetched[u] for u in instance_uuids
-                  if u in prefetched and prefetched[u]}
         missing = [u for u in instance_uuids if u not in prefetched]
-        if missing:
-            result.update(original_bdms(ctxt, missing))
-        return result
+        return list_branch.ServedBdms(
+            {u: prefetched[u] for u in instance_uuids if u in prefetched},
+            original_bdms(ctxt, missing) if missing else {},
+            functools.partial(original_bdms, ctxt))
 
     _patch(views.ViewBuilder, '_get_instance_bdms_in_multiple_cells',
            staticmethod(get_instance_bdms_in_multiple_cells))
@@ -351,6 +355,16 @@ def _install_serialize_once():
         nova_project_id)(request_memo.project_id_method(nova_project_id)))
 
 
+def _install_view_memo():
+    from nova.api.openstack.compute.views import servers as views
+
+    from nova_search_ext.api import view_memo
+
+    original = views.ViewBuilder.__dict__['show']
+    _patch(views.ViewBuilder, 'show', functools.wraps(original)(
+        view_memo.show_method(original, views)))
+
+
 def _install_request_specs():
     from nova.api.openstack.compute.views import servers as views
     from nova.objects import request_spec
@@ -389,6 +403,7 @@ def install():
             _install_list_branch()
             _install_response_validation()
             _install_serialize_once()
+            _install_view_memo()
             _install_request_specs()
             _install_service_liveness()
             _install_service_lifecycle()

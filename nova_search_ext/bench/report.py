@@ -129,6 +129,18 @@ def back_to_back_line(key, result):
                 result['ratio']))
 
 
+def view_memo_line(key, result):
+    kept = result['kept']
+    off = result['off']
+    return ('%s WSGI index path, %d requests in a row: view memo kept '
+            '(%d servers reused per request) %s ms median (p90 %s), '
+            'view_cache_size = 0 %s ms median (p90 %s): %.2fx' % (
+                key, result['rounds'], result['reused_per_request'],
+                _fmt(kept['median_ms']), _fmt(kept['p90_ms']),
+                _fmt(off['median_ms']), _fmt(off['p90_ms']),
+                result['ratio']))
+
+
 def usage_line(key, title, entry):
     """Page faults and system time per request, by path, or None."""
     if not entry:

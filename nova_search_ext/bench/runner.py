@@ -183,17 +183,21 @@ def _wsgi_extras(args, scenario, entry, client, path, identity, store,
 
 def _back_to_back(args, scenario, entry, client, path, identity, paths,
                   measurement, say):
-    """Lists in a row on the index path, the collector paused or not."""
-    result = scenarios_mod.back_to_back(client, path, identity, paths,
-                                        args.collector_rounds)
-    if isinstance(result, str):
-        failure = scenarios_mod.Failure(scenario.key, 'wsgi', 'index '
-                                        '(back to back)', 0, result)
-        measurement.failures.append(failure)
-        say('  FAILURE %s' % failure)
-        return
-    entry['back_to_back'] = result
-    say('  %s' % report.back_to_back_line(scenario.key, result))
+    """Lists in a row on the index path: collector paused, view memo kept."""
+    for key, label, run, line in (
+            ('back_to_back', 'back to back', scenarios_mod.back_to_back,
+             report.back_to_back_line),
+            ('view_memo', 'view memo', scenarios_mod.view_memo_rounds,
+             report.view_memo_line)):
+        result = run(client, path, identity, paths, args.collector_rounds)
+        if isinstance(result, str):
+            failure = scenarios_mod.Failure(scenario.key, 'wsgi',
+                                            'index (%s)' % label, 0, result)
+            measurement.failures.append(failure)
+            say('  FAILURE %s' % failure)
+            continue
+        entry[key] = result
+        say('  %s' % line(scenario.key, result))
 
 
 def run_scenarios(args, dep, ds, app, store, counter, say):

@@ -434,6 +434,59 @@ def empty_page(client, path, identity, repeat, min_repeat=3, budget=None):
     return measure.summarize(seconds)
 
 
+def view_memo_rounds(client, path, identity, paths, rounds):
+    """The index path, ``rounds`` requests in a row, view memo on or off.
+
+    With ``[searchlight] view_cache_size`` at its default, after one
+    untimed request (which renders what the memo has not kept yet), then
+    with it 0 (every server rendered by Nova's view, as stock Nova does);
+    each block after one untimed collection.  Every body must be the
+    first one's.
+
+    :returns: ``{'rounds', 'kept': {...}, 'off': {...},
+              'reused_per_request', 'ratio'}``, or a problem string
+    """
+    from nova_search_ext.api import view_memo
+    from nova_search_ext import conf
+
+    paths.use(paths_mod.INDEX)
+    result = {'rounds': rounds}
+    reference = None
+    for label, size in (('kept', None), ('off', 0)):
+        if size is not None:
+            conf.CONF.set_override('view_cache_size', size,
+                                   group='searchlight')
+        try:
+            gc.collect()
+            before = dict(list_branch.STATS)
+            first = client.get(path, identity)
+            reference = reference or first.body
+            memo = view_memo.memo()
+            hits = memo.hits
+            seconds = []
+            for response in [first] + [None] * rounds:
+                if response is None:
+                    response = client.get(path, identity)
+                    seconds.append(response.seconds)
+                if response.status != 200:
+                    return 'status %s' % response.status
+                if response.body != reference:
+                    return ('a body with the view memo %s differs from the '
+                            'first one' % label)
+            served = list_branch.STATS['index'] - before['index']
+            if served != rounds + 1:
+                return ('the index path served %d of %d requests' % (
+                    served, rounds + 1))
+            if label == 'kept':
+                result['reused_per_request'] = (memo.hits - hits) // rounds
+        finally:
+            conf.CONF.clear_override('view_cache_size', group='searchlight')
+        result[label] = measure.summarize(seconds)
+    result['ratio'] = round(result['off']['median_ms'] /
+                            result['kept']['median_ms'], 2)
+    return result
+
+
 def back_to_back(client, path, identity, paths, rounds):
     """The index path, ``rounds`` requests in a row, collector paused or not.
 

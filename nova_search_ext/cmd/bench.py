@@ -150,7 +150,9 @@ def build_parser():
     runs.add_argument('--collector-rounds', type=int,
                       help='scenario b: index-path requests in a row with '
                            '[searchlight] pause_gc_for_lists on, then as '
-                           'many with it off, at the WSGI level; 0 to skip '
+                           'many with it off, at the WSGI level; then as '
+                           'many with the view memo kept, then with '
+                           '[searchlight] view_cache_size = 0; 0 to skip '
                            '(default: %d for the demo, %d with --full)' % (
                                DEMO['collector_rounds'],
                                FULL['collector_rounds']))

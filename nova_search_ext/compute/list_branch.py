@@ -200,33 +200,71 @@ def _rebuild(ctx, hits, expected_attrs, services):
             for hit in hits]
 
 
-def served_bdms(instances):
-    """``{uuid: BlockDeviceMappingList}`` of the index-served instances.
+def served_instances(instances):
+    """``{uuid: instance}`` of the index-served ones among ``instances``."""
+    return {i.uuid: i for i in instances if served.is_served(i)}
 
-    For the detail view, which reads them where Nova's would read them
-    from the cells.  The lists are built here (they were deferred by the
-    rebuild), in one loop on a thread of its own (:mod:`nova_search_ext
-    .compute.shallow`).  An instance whose stored mappings do not build is
-    left out, with a WARNING, so the view reads its mappings from its cell
-    as for any instance the index did not serve.
+
+class ServedBdms(dict):
+    """The detail view's ``{uuid: BlockDeviceMappingList}``, built as read.
+
+    Nova's view reads it with ``get`` (``_add_volumes_attachments``), for
+    the servers it renders.  It holds the cells' answer for the instances
+    the index did not serve; the list of an index-served instance is built
+    from the index (it was deferred by the rebuild) the first time it is
+    asked for, once, so a server whose rendering is reused
+    (:mod:`nova_search_ext.api.view_memo`) costs nothing here.  An
+    instance whose stored mappings do not build is read from its cell
+    instead, with a WARNING, as any instance the index did not serve.
+
+    :param served: ``{uuid: instance}`` of the index-served instances
+    :param others: the cells' ``{uuid: list}`` for the rest
+    :param read_cells: ``read_cells(uuids)`` gives the cells' answer
     """
-    todo = [i for i in instances if served.is_served(i)]
 
-    def build():
-        found = {}
-        for instance in todo:
-            try:
-                found[instance.uuid] = served.bdms(instance)
-            except Exception:
-                LOG.warning('The search index holds block device mappings '
-                            'of instance %s that cannot be rebuilt; '
-                            'reading them from its cell.', instance.uuid,
-                            exc_info=True)
-        return found
+    def __init__(self, served_instances, others, read_cells):
+        super().__init__(others)
+        self._pending = dict(served_instances)
+        self._from_index = {}
+        self._read_cells = read_cells
 
-    if not todo:
-        return {}
-    return shallow.call(build)
+    def _build(self, uuid):
+        instance = self._pending.pop(uuid)
+        try:
+            bdms = served.bdms(instance)
+        except Exception:
+            LOG.warning('The search index holds block device mappings '
+                        'of instance %s that cannot be rebuilt; '
+                        'reading them from its cell.', uuid, exc_info=True)
+            bdms = self._read_cells([uuid]).get(uuid)
+        else:
+            self._from_index[uuid] = instance
+        if bdms:
+            dict.__setitem__(self, uuid, bdms)
+
+    def get(self, uuid, default=None):
+        if uuid in self._pending:
+            self._build(uuid)
+        return dict.get(self, uuid, default)
+
+    def __getitem__(self, uuid):
+        if uuid in self._pending:
+            self._build(uuid)
+        return dict.__getitem__(self, uuid)
+
+    def __contains__(self, uuid):
+        if uuid in self._pending:
+            self._build(uuid)
+        return dict.__contains__(self, uuid)
+
+    def from_index(self, uuid, instance):
+        """Whether the view gets ``instance``'s mappings from the index.
+
+        True while they are not built yet, or were built from it; False
+        once they had to be read from the cell, or for another object.
+        """
+        return (self._pending.get(uuid) is instance or
+                self._from_index.get(uuid) is instance)
 
 
 def get_instance_objects_sorted(original, ctx, filters, limit, marker,

@@ -123,6 +123,37 @@ Related options:
 
 * ``[searchlight] enabled``
 """),
+    cfg.IntOpt('view_cache_size',
+        default=10000,
+        min=0,
+        help="""
+Servers whose detail view each nova-api process keeps rendered.
+
+For every server of a ``GET /servers/detail`` answered from the index,
+nova-api keeps the part of the response that Nova's server view renders
+from the instance (everything but ``host_status`` and ``security_groups``,
+which are added for every request), keyed by the instance's stored version
+in the index and by everything else the view reads: the microversion, the
+request URL, the caller's admin flag, the policy answers Nova computes once
+per list and the availability zone Nova looks up.  The next list with the
+same key for that server reuses it instead of rendering it again; a server
+changed in the index gets a new key.  The response is byte for byte the
+one Nova renders.  nova-api only does this on the Nova release whose view
+code the package was checked against (it logs one INFO line and renders
+every server otherwise).  Each kept server takes about 3 KiB of memory (it
+is kept as its JSON text, about 32 MiB per process at the default); the
+least recently used are dropped first.
+
+Possible values:
+
+* 0: render every server on every request, as Nova does.
+* A positive number (default 10000): at most that many servers per
+  nova-api process.
+
+Related options:
+
+* ``[searchlight] enabled``
+"""),
     cfg.IntOpt('retry_interval',
         default=0,
         min=0,

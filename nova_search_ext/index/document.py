@@ -34,6 +34,7 @@ reads the truth from the cells, the stores persist documents.
 """
 
 import datetime
+import hashlib
 import json
 import time
 
@@ -468,9 +469,32 @@ def instance_from_stored(context, stored, expected_attrs, services=None):
         else stored.bdms
     # Built when the detail view asks for them (served.bdms).
     served.mark(instance, served.Deferred(
-        lambda: _bdm_list(context, bdms)))
+        lambda: _bdm_list(context, bdms)),
+        view_key=stored_key(stored, wanted))
     instance.obj_reset_changes()
     return instance
+
+
+def stored_key(stored, wanted):
+    """What an instance rebuilt from ``stored`` is determined by.
+
+    A digest of the stored texts (document, fault, BDMs) and the joined
+    attributes kept: two rebuilds with equal keys give instances equal
+    in every field but ``services`` (its host's compute services, given
+    apart), with equal BDMs.  None when the client handed decoded forms
+    instead of the stored texts.
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    for text in (stored.doc, stored.fault, stored.bdms):
+        if text is None:
+            digest.update(b'-')
+        elif isinstance(text, str):
+            data = text.encode('utf-8', 'surrogatepass')
+            digest.update(b'%d:' % len(data))
+            digest.update(data)
+        else:
+            return None
+    return digest.digest(), tuple(sorted(wanted))
 
 
 def _bdm_list(context, primitives):

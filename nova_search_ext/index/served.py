@@ -22,9 +22,16 @@ database or an RPC message.
 Only the detail view reads the mappings (as Nova's view reads them from
 the cells after ``API.get_all``), so they may be marked :class:`Deferred`:
 built on the first :func:`bdms`, once.
+
+A marked instance may also carry the key of what it was rebuilt from
+(:func:`view_key`): two instances with equal keys were rebuilt from the
+same stored forms with the same joined attributes, so they are equal
+in every field but ``services`` (given apart), with equal BDMs.
+:mod:`nova_search_ext.api.view_memo` keys rendered views by it.
 """
 
 _ATTR = '_search_bdms'
+_KEY_ATTR = '_search_view_key'
 
 
 class Deferred(object):
@@ -36,17 +43,26 @@ class Deferred(object):
         self.build = build
 
 
-def mark(instance, bdms):
+def mark(instance, bdms, view_key=None):
     """Mark ``instance`` as rebuilt from the index, with its BDMs.
 
     :param bdms: a BlockDeviceMappingList, or a :class:`Deferred` one
+    :param view_key: a hashable value that determines the instance's BDMs
+        and every field but ``services`` (see the module doc), or None if
+        unknown
     """
     setattr(instance, _ATTR, bdms)
+    setattr(instance, _KEY_ATTR, view_key)
 
 
 def is_served(instance):
     """True for an Instance rebuilt from the index."""
     return _ATTR in instance.__dict__
+
+
+def view_key(instance):
+    """The key :func:`mark` got for ``instance``; None if none or unmarked."""
+    return instance.__dict__.get(_KEY_ATTR)
 
 
 def bdms(instance):

@@ -128,8 +128,20 @@ class BenchSmokeTestCase(base.ProcessTestCase):
                                back['paused']['mean_ms'], 2), back['ratio'])
         self.assertGreater(back['heap_objects'], 0)
         self.assertIn('b WSGI index path, 2 requests in a row', proc.stdout)
+        # And with the view memo kept, then off: every server of the page
+        # reused in the first block.
+        memo = result['scenarios']['b']['view_memo']
+        self.assertEqual(2, memo['rounds'])
+        self.assertEqual(result['scenarios']['b']['wsgi']['index']['rows'],
+                         memo['reused_per_request'])
+        for label in ('kept', 'off'):
+            self.assertEqual(2, memo[label]['runs'], label)
+        self.assertEqual(round(memo['off']['median_ms'] /
+                               memo['kept']['median_ms'], 2), memo['ratio'])
+        self.assertIn('view_cache_size = 0', proc.stdout)
         for key in ('a', 'c', 'd', 'e'):
             self.assertNotIn('back_to_back', result['scenarios'][key], key)
+            self.assertNotIn('view_memo', result['scenarios'][key], key)
         self.assertEqual(50, result['scenarios']['a']['compute_api'][
             'index']['rows'])
         for key in ('a', 'b'):

@@ -220,6 +220,16 @@ class LinesTestCase(base.TestCase):
             'collecting), not paused 1267.6 ms mean (median 1315.8, 320.0 '
             'ms collecting): 1.26x', line)
 
+    def test_view_memo_line(self):
+        line = report.view_memo_line('b', {
+            'rounds': 6, 'reused_per_request': 1000, 'ratio': 1.25,
+            'kept': {'median_ms': 480.0, 'p90_ms': 500.25},
+            'off': {'median_ms': 600.0, 'p90_ms': 650.0}})
+        self.assertEqual(
+            'b WSGI index path, 6 requests in a row: view memo kept (1000 '
+            'servers reused per request) 480.0 ms median (p90 500.2), '
+            'view_cache_size = 0 600.0 ms median (p90 650.0): 1.25x', line)
+
     def test_usage_line(self):
         entry = {'cells': {'minor_faults_median': 197000,
                            'system_ms_median': 1400.0, 'gc_ms_median': 90.0},

@@ -154,17 +154,43 @@ class ListBranchTestCase(base.NoDBTestCase):
             raise ValueError('not a BDM')
 
         broken._search_bdms = served.Deferred(fails)
-        found = list_branch.served_bdms(list(instances) + [other])
-        # The broken one is left to its cell, as the instance not served.
-        self.assertEqual({instances[0].uuid, instances[2].uuid}, set(found))
-        for inst in (instances[0], instances[2]):
-            self.assertIs(served.bdms(inst), found[inst.uuid])
-            self.assertIsInstance(found[inst.uuid],
-                                  objects.BlockDeviceMappingList)
+        attached = objects.BlockDeviceMappingList(objects=[
+            objects.BlockDeviceMapping(volume_id='vol')])
+        instances[0]._search_bdms = served.Deferred(lambda: attached)
+        found = list_branch.served_instances(list(instances) + [other])
+        self.assertEqual({i.uuid: i for i in instances}, found)
+        self.assertEqual({}, list_branch.served_instances([other]))
+
+        other_list = objects.BlockDeviceMappingList(objects=[])
+        cell_list = objects.BlockDeviceMappingList(objects=[
+            objects.BlockDeviceMapping(volume_id='from-the-cell')])
+        read_cells = mock.Mock(return_value={broken.uuid: cell_list})
+        bdms = list_branch.ServedBdms(found, {other.uuid: other_list},
+                                      read_cells)
+        # Nothing is built before the view asks.
+        self.assertEqual({other.uuid: other_list}, dict(bdms))
+        for inst in instances:
+            self.assertTrue(bdms.from_index(inst.uuid, inst))
+        self.assertFalse(bdms.from_index(instances[0].uuid, instances[2]))
+        self.assertIs(other_list, bdms.get(other.uuid))
+        self.assertFalse(bdms.from_index(other.uuid, other))
+        # Built from the index once, when asked for.
+        self.assertIs(attached, bdms.get(instances[0].uuid, []))
+        self.assertIs(attached, bdms[instances[0].uuid])
+        self.assertTrue(bdms.from_index(instances[0].uuid, instances[0]))
+        self.assertFalse(read_cells.called)
+        # The broken one is read from its cell, with a warning.
+        self.assertIs(cell_list, bdms.get(broken.uuid))
+        read_cells.assert_called_once_with([broken.uuid])
+        self.assertFalse(bdms.from_index(broken.uuid, broken))
         warnings = self.log.warnings()
         self.assertEqual(1, len(warnings))
         self.assertIn(broken.uuid, warnings[0])
-        self.assertEqual({}, list_branch.served_bdms([other]))
+        # An empty list reads as absent, as Nova's own lookup gives it.
+        self.assertEqual([], list(served.bdms(instances[2])))
+        self.assertNotIn(instances[2].uuid, bdms)
+        self.assertEqual([], bdms.get(instances[2].uuid, []))
+        self.assertTrue(bdms.from_index(instances[2].uuid, instances[2]))
 
     def test_admin_context_in_query(self):
         admin = fakes.context(is_admin=True, project_id='admin-project',

@@ -1,0 +1,402 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""Render an index-served server's detail view once per stored version.
+
+For each server of ``GET /servers/detail``, Nova's view
+(``ViewBuilder.show``) builds a dict of about 40 keys: links from the
+request's URL, the flavor, the image, the addresses from the network
+cache, a dozen microversion checks.  For 1000 servers that is about a
+third of what the user waits for when the index answers, and it is the
+same work on every request for every server that has not changed.
+
+What ``show`` returns for a server is determined by:
+
+* the instance, its fault and its block device mappings.  For an instance
+  rebuilt from the index these come from its stored forms, so the digest
+  of those forms (:func:`nova_search_ext.index.served.view_key`) stands
+  for all of them;
+* the request: its microversion, its URL (``application_url`` and the
+  project in the path, for the links), the context's ``is_admin`` (fault
+  details) and ``[api] compute_link_prefix``;
+* the arguments the detail view passes: the flags (``show_extra_specs``,
+  ``show_extended_attr``, ...), computed once per request by Nova from
+  policy, the request spec's availability zone and scheduler hints, and
+  the mappings;
+* the instance's availability zone, which Nova looks up per server (a
+  cache of host to zone, refreshed from the aggregates).
+
+:func:`show_method` keys a rendered server by all of these and gives a
+copy of it to the next request with the same key, instead of calling
+Nova's ``show``.  The zone is looked up as Nova would, for every server,
+and is part of the key.  ``host_status`` and ``security_groups``, which
+change without the instance changing, are not rendered by ``show`` in a
+detail list (Nova adds them to the list afterwards, from the services and
+from Neutron, for every request), so they never reach the memo.
+
+The memo keeps each server as the JSON text Nova's encoder gives for it
+(``jsonutils.dumps``, as the response's serializer and the response
+validation encode it), about 3 KiB, and each request decodes a copy of
+its own: no object is shared between responses.  The copy holds JSON's
+types where the rendered dict held others (a ``datetime`` for
+``OS-SRV-USG:launched_at``, a ``CoercedDict`` of scheduler hints), which
+changes nothing nova-api makes of it: the response is the encoding of the
+body, which gives the same text, and Nova's response validation checks
+the body as it decodes from that encoding.
+
+Anything else goes to Nova's ``show`` untouched: a server not served by
+the index, a call outside a server list controller method, arguments that
+make ``show`` ask policy, Neutron or the database itself, a server whose
+mappings do not come from the index (:class:`nova_search_ext.compute
+.list_branch.ServedBdms`).  A rendering is kept only if it is
+what the key says (the zone in it is the zone looked up), and not when
+Nova logged a warning for it (no flavor), so that the warning is logged on
+every request as Nova would.
+
+The list of inputs above was read from Nova's code.  At first use the
+module compares the source of every function it read (:data:`AUDITED`)
+with what it read; if any differs (another Nova release), it logs one
+INFO line and leaves every server to Nova's ``show``.  The memo keeps at
+most ``[searchlight] view_cache_size`` servers per process, least
+recently used first out.
+"""
+
+import collections
+import hashlib
+import importlib
+import inspect
+import json
+import threading
+
+from oslo_log import log as logging
+from oslo_serialization import jsonutils
+
+from nova_search_ext.api import serialize_once
+from nova_search_ext.compute import list_branch
+from nova_search_ext import conf
+from nova_search_ext.index import served
+
+LOG = logging.getLogger(__name__)
+
+# This module's key in the list call's memo: (request, its part of keys).
+_KEY = 'view_memo'
+
+# The functions ViewBuilder.show runs for a detail list, as read for this
+# module: module -> qualified name -> sha256 of the source, first 16 hex
+# digits (nova 34.0.0).
+AUDITED = {
+    'nova.api.openstack.compute.views.servers': {
+        'ViewBuilder.show': 'd6cb545ea2e66341',
+        'ViewBuilder._list_view': '16482c67b81a8e17',
+        'ViewBuilder.detail': '5c6a13ab1ca67048',
+        'ViewBuilder._get_addresses': '225862063155b70e',
+        'ViewBuilder._get_image': '1aa41e72a56620e3',
+        'ViewBuilder._get_flavor': 'ef20f0e21676bf75',
+        'ViewBuilder._get_flavor_dict': 'cd07f0e24bd9a0e3',
+        'ViewBuilder._get_fault': 'a568b7fa9720ea9d',
+        'ViewBuilder._load_fault': 'bf5d36527bd744e4',
+        'ViewBuilder._get_metadata': 'c5388965873ca9cb',
+        'ViewBuilder._get_vm_status': '7a9d5a1ce8d099d5',
+        'ViewBuilder._get_host_id': '0ba62e7feb8b02ef',
+        'ViewBuilder._add_volumes_attachments': '73b6e49bf58a98cd',
+        'ViewBuilder._get_pinned_az': '7502fe4649109186',
+        'ViewBuilder._get_scheduler_hints': '8a2493ca62e01d55',
+    },
+    'nova.api.openstack.compute.views.ips': {
+        'ViewBuilder.index': 'e2a2160940dcc28e',
+        'ViewBuilder.show': '8c23ddaeebf0c210',
+        'ViewBuilder.basic': 'ed9bf4111c957cf6',
+    },
+    'nova.api.openstack.common': {
+        'ViewBuilder._get_links': '71e940ff7034e09d',
+        'ViewBuilder._get_href_link': 'e035411a71446a97',
+        'ViewBuilder._get_bookmark_link': '093fb8614523a267',
+        'ViewBuilder._get_project_id': 'd1bf99b70672a58e',
+        'ViewBuilder._update_link_prefix': '3223f8e0749724fa',
+        'ViewBuilder._update_compute_link_prefix': '6aa61804d99974c1',
+        'get_networks_for_instance': 'f1c4d9b1166c2076',
+        'get_networks_for_instance_from_nw_info': '263247ef844c11b4',
+        'status_from_state': '867225a7adb80182',
+        'remove_trailing_version_from_href': 'e14bdc733da083b1',
+        'get_id_from_href': '15283058689303b5',
+        'url_join': 'd76fa396ab35101f',
+    },
+    'nova.availability_zones': {
+        'get_instance_availability_zone': 'ba919e9b570514df',
+    },
+    'nova.objects.instance': {
+        'Instance.get_flavor': '040302c5c4311c70',
+        'Instance.get_network_info': 'b64906a1d3b23051',
+    },
+    'nova.utils': {
+        'isotime': 'e6c2bf7b6aaa1ab4',
+        'generate_hostid': 'a0f67f4dc73be7ab',
+    },
+}
+
+# Audit outcome: [] until checked, then [True] or [False].
+_AUDIT = []
+_AUDIT_LOCK = threading.Lock()
+_MEMO = []
+
+
+def source_digest(module_name, qualname):
+    """The digest :data:`AUDITED` keeps, of the code now."""
+    target = importlib.import_module(module_name)
+    for part in qualname.split('.'):
+        target = inspect.getattr_static(target, part)
+    target = getattr(target, '__func__', target)
+    source = inspect.getsource(inspect.unwrap(target))
+    return hashlib.sha256(source.encode('utf-8')).hexdigest()[:16]
+
+
+def changed_sources(audited=None):
+    """The functions of ``audited`` (:data:`AUDITED`) whose source differs.
+
+    :returns: sorted list of ``'module:qualified name'``
+    """
+    changed = []
+    for module_name, functions in (audited or AUDITED).items():
+        for qualname, digest in functions.items():
+            try:
+                now = source_digest(module_name, qualname)
+            except (ImportError, AttributeError, OSError, TypeError):
+                now = None
+            if now != digest:
+                changed.append('%s:%s' % (module_name, qualname))
+    return sorted(changed)
+
+
+def audited():
+    """True if Nova's view code is the code this module was written for."""
+    if not _AUDIT:
+        with _AUDIT_LOCK:
+            if not _AUDIT:
+                changed = changed_sources()
+                if changed:
+                    LOG.info('Nova\'s server view is not the code '
+                             'nova_search_ext read (%s differ); every '
+                             'server of a detail list is rendered by Nova.',
+                             ', '.join(changed))
+                _AUDIT.append(not changed)
+    return _AUDIT[0]
+
+
+class Rendered(object):
+    """At most ``size`` rendered servers, least recently used out first."""
+
+    def __init__(self):
+        self._servers = collections.OrderedDict()
+        self._lock = threading.Lock()
+        # Counters, for tests and the benchmark.
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            server = self._servers.get(key)
+            if server is None:
+                self.misses += 1
+                return None
+            self._servers.move_to_end(key)
+            self.hits += 1
+            return server
+
+    def put(self, key, server, size):
+        with self._lock:
+            self._servers[key] = server
+            self._servers.move_to_end(key)
+            while len(self._servers) > size:
+                self._servers.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._servers.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self):
+        return len(self._servers)
+
+
+def memo():
+    """The process's :class:`Rendered`."""
+    if not _MEMO:
+        with _AUDIT_LOCK:
+            if not _MEMO:
+                _MEMO.append(Rendered())
+    return _MEMO[0]
+
+
+def reset():
+    """Forget every rendered server and the audit (tests)."""
+    memo().clear()
+    with _AUDIT_LOCK:
+        _AUDIT[:] = []
+
+
+def _freeze(value):
+    """A hashable, type-exact stand-in for a JSON-like value.
+
+    Dicts and lists may be subclasses (oslo's ``CoercedDict``, as a request
+    spec's scheduler hints are): the exact type is part of the result.
+
+    :raises TypeError: for anything else, or keys that do not sort
+    """
+    kind = type(value)
+    if value is None or kind in (str, int, bool):
+        return (kind, value)
+    if kind is float:
+        # 0.0 and -0.0 are equal, and encode differently.
+        return (kind, repr(value))
+    if isinstance(value, dict):
+        return (kind, tuple(sorted(
+            (_freeze(k), _freeze(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return (kind, tuple(_freeze(v) for v in value))
+    raise TypeError(kind.__name__)
+
+
+# The flags ViewBuilder.show takes, with the values under which it asks
+# nothing but the instance and the request.  None: any bool.
+_FLAGS = {
+    'extend_address': None,
+    'show_extra_specs': None,
+    'show_AZ': None,
+    'show_config_drive': None,
+    'show_extended_attr': None,
+    'show_host_status': False,
+    'show_keypair': None,
+    'show_srv_usg': None,
+    'show_sec_grp': False,
+    'show_extended_status': None,
+    'show_extended_volumes': None,
+    'cell_down_support': None,
+    'show_server_groups': False,
+    'show_user_data': None,
+}
+_ARGUMENTS = frozenset(_FLAGS) | {'bdms', 'provided_az',
+                                  'provided_sched_hints'}
+# Left to their defaults, these would make show() ask policy, Neutron or
+# the services itself.
+_REQUIRED = ('show_extra_specs', 'show_extended_attr', 'show_host_status',
+             'show_sec_grp', 'bdms')
+
+
+def _request_part(view, request):
+    """The request's part of every key of this list call, or None."""
+    call = serialize_once.call_memo()
+    if call is None:
+        return None
+    asked, part = call.get(_KEY, (None, None))
+    if asked is request:
+        return part
+    part = None
+    size = conf.CONF.searchlight.view_cache_size
+    if size > 0 and audited():
+        from nova.conf import CONF as nova_conf
+
+        context = request.environ.get('nova.context')
+        version = request.api_version_request
+        part = (size, (
+            type(view), view._collection_name,
+            version.ver_major, version.ver_minor,
+            request.application_url, view._get_project_id(request),
+            nova_conf.api.compute_link_prefix,
+            bool(getattr(context, 'is_admin', False)) if context else False))
+    call[_KEY] = (request, part)
+    return part
+
+
+def _arguments_part(views, instance, kwargs):
+    """The arguments' part of the key, or None to leave it to Nova."""
+    if set(kwargs) - _ARGUMENTS or not all(k in kwargs for k in _REQUIRED):
+        return None
+    flags = []
+    for name in sorted(set(kwargs) & set(_FLAGS)):
+        value = kwargs[name]
+        wanted = _FLAGS[name]
+        if type(value) is not bool or (wanted is not None and
+                                       value is not wanted):
+            return None
+        flags.append((name, value))
+    if not _bdms_from_index(instance, kwargs):
+        return None
+    az = kwargs.get('provided_az', views.AZ_NOT_IN_REQUEST_SPEC)
+    if az is views.AZ_NOT_IN_REQUEST_SPEC:
+        az = None
+    elif type(az) is str:
+        az = ('az', az)
+    else:
+        # None: show() would read the request spec itself.
+        return None
+    hints = kwargs.get('provided_sched_hints',
+                       views.SCHED_HINTS_NOT_IN_REQUEST_SPEC)
+    if hints is views.SCHED_HINTS_NOT_IN_REQUEST_SPEC:
+        hints = None
+    elif isinstance(hints, dict):
+        try:
+            hints = ('hints', _freeze(hints))
+        except TypeError:
+            return None
+    else:
+        return None
+    return tuple(flags), az, hints
+
+
+def _bdms_from_index(instance, kwargs):
+    """Whether the view gets the instance's mappings as the index has them.
+
+    They are then the stored ones its key stands for.
+    """
+    given = kwargs['bdms']
+    return (isinstance(given, list_branch.ServedBdms) and
+            given.from_index(instance.uuid, instance))
+
+
+def show_method(nova_show, views):
+    """A ``ViewBuilder.show`` that renders served servers once.
+
+    :param nova_show: Nova's ``ViewBuilder.show``
+    :param views: ``nova.api.openstack.compute.views.servers``
+    """
+
+    def show(self, request, instance, *args, **kwargs):
+        view_key = served.view_key(instance) if not args else None
+        request_part = (_request_part(self, request)
+                        if view_key is not None else None)
+        arguments = (_arguments_part(views, instance, kwargs)
+                     if request_part is not None else None)
+        if arguments is None:
+            return nova_show(self, request, instance, *args, **kwargs)
+        az = None
+        if kwargs.get('show_AZ', True):
+            az = views.avail_zone.get_instance_availability_zone(
+                request.environ['nova.context'], instance)
+        size, request_key = request_part
+        key = (view_key, request_key, arguments, az)
+        rendered = memo()
+        text = rendered.get(key)
+        if text is not None:
+            return {'server': json.loads(text)}
+        answer = nova_show(self, request, instance, **kwargs)
+        server = answer.get('server')
+        if (type(server) is dict and server.get('flavor') != {} and
+                _bdms_from_index(instance, kwargs) and
+                (not kwargs.get('show_AZ', True) or
+                 server.get('OS-EXT-AZ:availability_zone') == (az or ''))):
+            try:
+                text = jsonutils.dumps(server)
+            except (TypeError, ValueError):
+                return answer
+            rendered.put(key, text, size)
+        return answer
+
+    return show
