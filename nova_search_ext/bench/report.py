@@ -205,6 +205,8 @@ def extra_lines(results):
     for key, scenario in results['scenarios'].items():
         if scenario.get('back_to_back'):
             lines.append(back_to_back_line(key, scenario['back_to_back']))
+        if scenario.get('view_memo'):
+            lines.append(view_memo_line(key, scenario['view_memo']))
     scaling = results.get('scaling')
     if scaling and scaling.get('scenarios'):
         for key, s in scaling['scenarios'].items():

@@ -230,6 +230,16 @@ class LinesTestCase(base.TestCase):
             'servers reused per request) 480.0 ms median (p90 500.2), '
             'view_cache_size = 0 600.0 ms median (p90 650.0): 1.25x', line)
 
+    def test_extra_lines_repeat_the_view_memo_line(self):
+        memo = {'rounds': 2, 'reused_per_request': 1000, 'ratio': 1.5,
+                'kept': {'median_ms': 400.0, 'p90_ms': 410.0},
+                'off': {'median_ms': 600.0, 'p90_ms': 620.0}}
+        lines = report.extra_lines({
+            'machine': {'cpus': 2, 'loadavg_start': [0.5]},
+            'scenarios': {'b': {'view_memo': memo}, 'a': {}}})
+        self.assertEqual([report.view_memo_line('b', memo)],
+                         [line for line in lines if 'view memo' in line])
+
     def test_usage_line(self):
         entry = {'cells': {'minor_faults_median': 197000,
                            'system_ms_median': 1400.0, 'gc_ms_median': 90.0},
