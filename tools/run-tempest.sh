@@ -583,6 +583,24 @@ tempest_numbers() {  # log
     ' "$1"
 }
 
+# What failed, for a CI log that keeps nothing but this script's output:
+# each failed entry of tempest's stream with the lines after it (the
+# traceback; a class's set-up or tear-down counts as an entry of its own),
+# then tempest's own ERROR lines (a failed tear-down logs its resource
+# there), both bounded.
+tempest_failures() {  # log phase tempest.log-lines-before
+    echo "--- tempest, $2: what failed (from $1)"
+    awk '
+        /^\{[0-9]+\} / { show = / \.\.\. FAILED$/ }
+        /^=+$/ { show = 0 }
+        show && n < 150 { print; n++ }
+    ' "$1"
+    echo "--- tempest, $2: tempest.log ERROR lines (last 40)"
+    tail -n "+$(($3 + 1))" "$logs/tempest.log" 2>/dev/null |
+        grep -E '^[0-9-]+ [0-9:.]+ [0-9]+ ERROR ' | tail -n 40 | cut -c1-400 || true
+    echo "--- tempest, $2: end of what failed"
+}
+
 # The list counts nova-api logged ([searchlight] stats_log_interval): the
 # last line of each worker, added up.  Prints "index fallback pending
 # declined cells".
@@ -771,13 +789,18 @@ step="tempest.conf"
 write_tempest_conf
 
 run_tempest() {  # phase
-    local log="$logs/tempest-$1.log" t0=$SECONDS
+    local log="$logs/tempest-$1.log" t0=$SECONDS before
+    before=0
+    if [ -f "$logs/tempest.log" ]; then
+        before=$(wc -l < "$logs/tempest.log")
+    fi
     say "tempest, $1"
     (cd "$run/tempest" && tempest run --regex "$regex" \
         --concurrency "$concurrency") > "$log" 2>&1 || true
     read -r passed failed skipped < <(tempest_numbers "$log")
     say "tempest, $1: $passed passed, $failed failed, $skipped skipped" \
         "in $((SECONDS - t0)) s"
+    [ "$failed" = 0 ] || tempest_failures "$log" "$1" "$before" >&2
 }
 
 # The spare compute of cell 1: started until the API database and the

@@ -18,6 +18,7 @@ the instance's cell, so a list answered differently fails.
 
 from tempest.common import waiters
 from tempest import config
+from tempest.lib.common.utils import data_utils
 from tempest.lib.common.utils import test_utils
 from tempest.lib import decorators
 from tempest.lib import exceptions as lib_exc
@@ -156,7 +157,9 @@ class ServerListTest(base.ServerSetTest):
     @decorators.idempotent_id('8f0b5c1e-7f55-4c44-9e0c-3c52c7f3a006')
     def test_change_shows_within_lag(self):
         client = self.os_primary.servers_client
-        name = self.prefix + '-new'
+        # Outside the class's prefix: the other tests list the prefix with
+        # changes-since, which would show this server once deleted.
+        name = data_utils.rand_name('nse-lag')
 
         def listed():
             return [s['id'] for s in self.list_all(client, name=name)]
@@ -165,6 +168,10 @@ class ServerListTest(base.ServerSetTest):
         self.assertTrue(test_utils.call_until_true(
             lambda: listed() == [server['id']],
             CONF.nova_search.index_lag, 0.5), 'new server not listed')
+        # Deleted once built: a delete racing the build is Nova's own race
+        # (the compute's BDM update meets the API's local delete, and a
+        # later changes-since list of the server fails in the cells).
+        waiters.wait_for_server_status(client, server['id'], 'ACTIVE')
         client.delete_server(server['id'])
         waiters.wait_for_server_termination(client, server['id'])
         self.assertTrue(test_utils.call_until_true(
