@@ -66,19 +66,6 @@ def call_memo():
     return getattr(_STATE, 'memo', None)
 
 
-class listing(object):
-    """Context manager: remember answers for this thread's list call."""
-
-    def __enter__(self):
-        self.previous = call_memo()
-        _STATE.memo = {}
-        return _STATE.memo
-
-    def __exit__(self, *exc):
-        _STATE.memo = self.previous
-        return False
-
-
 class adopt(object):
     """Context manager: this thread joins another thread's list call.
 
@@ -100,6 +87,13 @@ class adopt(object):
     def __exit__(self, *exc):
         _STATE.memo = self.previous
         return False
+
+
+class listing(adopt):
+    """Context manager: remember answers for this thread's list call."""
+
+    def __init__(self):
+        super().__init__({})
 
 
 def hand_over(memo, answer):

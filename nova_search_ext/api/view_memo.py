@@ -145,7 +145,6 @@ AUDITED = {
 # Audit outcome: [] until checked, then [True] or [False].
 _AUDIT = []
 _AUDIT_LOCK = threading.Lock()
-_MEMO = []
 
 
 def source_digest(module_name, qualname):
@@ -226,13 +225,12 @@ class Rendered(object):
         return len(self._servers)
 
 
+_MEMO = Rendered()
+
+
 def memo():
     """The process's :class:`Rendered`."""
-    if not _MEMO:
-        with _AUDIT_LOCK:
-            if not _MEMO:
-                _MEMO.append(Rendered())
-    return _MEMO[0]
+    return _MEMO
 
 
 def reset():

@@ -33,6 +33,7 @@ A mismatch is printed and recorded; the run goes on and exits non-zero.
 """
 
 import collections
+import functools
 import gc
 import json
 import resource
@@ -434,6 +435,48 @@ def empty_page(client, path, identity, repeat, min_repeat=3, budget=None):
     return measure.summarize(seconds)
 
 
+def _in_a_row(client, path, identity, rounds, option, value, check=None,
+              after_first=None):
+    """One untimed index-path request, then ``rounds`` timed ones.
+
+    Under ``[searchlight] option = value`` (None: the option's default),
+    after one untimed collection.  ``check(response)`` may return a
+    problem with any response; ``after_first()`` runs after the untimed
+    one.  Every request must be answered 200 by the index path.
+
+    :returns: ``(seconds, collection seconds)`` lists of the timed
+              requests, or a problem string
+    """
+    from nova_search_ext import conf
+
+    if value is not None:
+        conf.CONF.set_override(option, value, group='searchlight')
+    try:
+        gc.collect()
+        before = list_branch.STATS['index']
+        seconds, collected = [], []
+        for i in range(rounds + 1):
+            with measure.GarbageCollection() as collection:
+                response = client.get(path, identity)
+            if response.status != 200:
+                return 'status %s' % response.status
+            problem = check(response) if check else None
+            if problem:
+                return problem
+            if i:
+                seconds.append(response.seconds)
+                collected.append(collection.seconds)
+            elif after_first:
+                after_first()
+        served = list_branch.STATS['index'] - before
+        if served != rounds + 1:
+            return ('the index path served %d of %d requests' % (
+                served, rounds + 1))
+        return seconds, collected
+    finally:
+        conf.CONF.clear_override(option, group='searchlight')
+
+
 def view_memo_rounds(client, path, identity, paths, rounds):
     """The index path, ``rounds`` requests in a row, view memo on or off.
 
@@ -447,41 +490,31 @@ def view_memo_rounds(client, path, identity, paths, rounds):
               'reused_per_request', 'ratio'}``, or a problem string
     """
     from nova_search_ext.api import view_memo
-    from nova_search_ext import conf
 
     paths.use(paths_mod.INDEX)
+    memo = view_memo.memo()
     result = {'rounds': rounds}
-    reference = None
+    reference = []
+    hits = []
+
+    def same_body(response, label):
+        if not reference:
+            reference.append(response.body)
+        if response.body != reference[0]:
+            return ('a body with the view memo %s differs from the first '
+                    'one' % label)
+        return None
+
     for label, size in (('kept', None), ('off', 0)):
-        if size is not None:
-            conf.CONF.set_override('view_cache_size', size,
-                                   group='searchlight')
-        try:
-            gc.collect()
-            before = dict(list_branch.STATS)
-            first = client.get(path, identity)
-            reference = reference or first.body
-            memo = view_memo.memo()
-            hits = memo.hits
-            seconds = []
-            for response in [first] + [None] * rounds:
-                if response is None:
-                    response = client.get(path, identity)
-                    seconds.append(response.seconds)
-                if response.status != 200:
-                    return 'status %s' % response.status
-                if response.body != reference:
-                    return ('a body with the view memo %s differs from the '
-                            'first one' % label)
-            served = list_branch.STATS['index'] - before['index']
-            if served != rounds + 1:
-                return ('the index path served %d of %d requests' % (
-                    served, rounds + 1))
-            if label == 'kept':
-                result['reused_per_request'] = (memo.hits - hits) // rounds
-        finally:
-            conf.CONF.clear_override('view_cache_size', group='searchlight')
-        result[label] = measure.summarize(seconds)
+        timed = _in_a_row(
+            client, path, identity, rounds, 'view_cache_size', size,
+            check=functools.partial(same_body, label=label),
+            after_first=lambda: hits.append(memo.hits))
+        if isinstance(timed, str):
+            return timed
+        if label == 'kept':
+            result['reused_per_request'] = (memo.hits - hits[0]) // rounds
+        result[label] = measure.summarize(timed[0])
     result['ratio'] = round(result['off']['median_ms'] /
                             result['kept']['median_ms'], 2)
     return result
@@ -502,32 +535,14 @@ def back_to_back(client, path, identity, paths, rounds):
     :returns: ``{'rounds', 'heap_objects', 'paused': {...},
               'not_paused': {...}, 'ratio'}``, or a problem string
     """
-    from nova_search_ext import conf
-
     paths.use(paths_mod.INDEX)
     result = {'rounds': rounds}
     for label, pause in (('paused', True), ('not_paused', False)):
-        conf.CONF.set_override('pause_gc_for_lists', pause,
-                               group='searchlight')
-        try:
-            gc.collect()
-            before = dict(list_branch.STATS)
-            client.get(path, identity)
-            seconds, collected = [], []
-            for _ in range(rounds):
-                with measure.GarbageCollection() as collection:
-                    response = client.get(path, identity)
-                if response.status != 200:
-                    return 'status %s' % response.status
-                seconds.append(response.seconds)
-                collected.append(collection.seconds)
-            served = list_branch.STATS['index'] - before['index']
-            if served != rounds + 1:
-                return ('the index path served %d of %d requests' % (
-                    served, rounds + 1))
-        finally:
-            conf.CONF.clear_override('pause_gc_for_lists',
-                                     group='searchlight')
+        timed = _in_a_row(client, path, identity, rounds,
+                          'pause_gc_for_lists', pause)
+        if isinstance(timed, str):
+            return timed
+        seconds, collected = timed
         stats = measure.summarize(seconds)
         stats['mean_ms'] = round(statistics.mean(seconds) * 1000.0, 1)
         stats['gc_ms_mean'] = round(statistics.mean(collected) * 1000.0, 1)

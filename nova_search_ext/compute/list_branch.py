@@ -217,19 +217,23 @@ class ServedBdms(dict):
     instance whose stored mappings do not build is read from its cell
     instead, with a WARNING, as any instance the index did not serve.
 
-    :param served: ``{uuid: instance}`` of the index-served instances
+    :param served_instances: ``{uuid: instance}`` of the index-served
+        instances, taken over (entries leave it as they are built)
     :param others: the cells' ``{uuid: list}`` for the rest
     :param read_cells: ``read_cells(uuids)`` gives the cells' answer
     """
 
     def __init__(self, served_instances, others, read_cells):
         super().__init__(others)
-        self._pending = dict(served_instances)
+        self._pending = served_instances
         self._from_index = {}
         self._read_cells = read_cells
 
-    def _build(self, uuid):
-        instance = self._pending.pop(uuid)
+    def _settle(self, uuid):
+        """Build ``uuid``'s list if it is still pending."""
+        instance = self._pending.pop(uuid, None)
+        if instance is None:
+            return
         try:
             bdms = served.bdms(instance)
         except Exception:
@@ -243,18 +247,15 @@ class ServedBdms(dict):
             dict.__setitem__(self, uuid, bdms)
 
     def get(self, uuid, default=None):
-        if uuid in self._pending:
-            self._build(uuid)
+        self._settle(uuid)
         return dict.get(self, uuid, default)
 
     def __getitem__(self, uuid):
-        if uuid in self._pending:
-            self._build(uuid)
+        self._settle(uuid)
         return dict.__getitem__(self, uuid)
 
     def __contains__(self, uuid):
-        if uuid in self._pending:
-            self._build(uuid)
+        self._settle(uuid)
         return dict.__contains__(self, uuid)
 
     def from_index(self, uuid, instance):
