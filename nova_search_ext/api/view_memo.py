@@ -387,6 +387,7 @@ def show_method(nova_show, views):
         answer = nova_show(self, request, instance, **kwargs)
         server = answer.get('server')
         if (type(server) is dict and server.get('flavor') != {} and
+                served.view_key(instance) == view_key and
                 _bdms_from_index(instance, kwargs) and
                 (not kwargs.get('show_AZ', True) or
                  server.get('OS-EXT-AZ:availability_zone') == (az or ''))):

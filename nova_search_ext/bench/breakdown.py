@@ -23,7 +23,9 @@ is kept; the figures are medians over the runs.
     ``get_services`` (what ``list_branch.list_from_index`` asks the
     index);
 ``object_rebuild``
-    ``nova_search_ext.index.document.instance_from_stored`` over the hits;
+    ``nova_search_ext.index.document.instance_from_stored`` over the hits
+    (an instance built in full later, when Nova first uses it, counts in
+    the part that used it: :mod:`nova_search_ext.index.lazy`);
 ``view_builder``
     Nova's servers view, ``ViewBuilder.detail`` / ``index`` (with
     ``_list_view``, the security groups from Neutron and everything else

@@ -311,8 +311,10 @@ def measure_floor(record, compute_api, store, paths, repeat, min_repeat=3,
 
     Records the index query and ``expected_attrs`` the list branch used for
     this request, fetches the page once, then times
-    ``document.instance_from_stored`` over the hits (JSON decoding and
-    ``obj_from_primitive``), as ``list_branch.list_from_index`` runs it.
+    ``document.instance_from_stored`` over the hits, as
+    ``list_branch.list_from_index`` runs it (JSON decoding and the fields
+    set ahead; the rest is built when Nova first uses it,
+    :mod:`nova_search_ext.index.lazy`).
     The store round trip for the same page is timed separately.
     """
     paths.use(paths_mod.INDEX)

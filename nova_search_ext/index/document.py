@@ -43,8 +43,10 @@ from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import fields as ovo_fields
 
 from nova import objects
+from nova.objects import instance as instance_obj
 
 from nova_search_ext.index import catalog
+from nova_search_ext.index import lazy
 from nova_search_ext.index import rebuild
 from nova_search_ext.index import served
 
@@ -430,7 +432,8 @@ class StoredInstance(object):
         self.bdms = bdms
 
 
-def instance_from_stored(context, stored, expected_attrs, services=None):
+def instance_from_stored(context, stored, expected_attrs, services=None,
+                         late=True):
     """Rebuild a fully loaded ``Instance`` from its stored forms.
 
     The object gets exactly the joined attributes the caller asked for (as
@@ -439,6 +442,10 @@ def instance_from_stored(context, stored, expected_attrs, services=None):
     block device mappings ride along for the detail view, and mark it
     (:mod:`nova_search_ext.index.served`): decoded now, built when the
     view first asks for them.
+
+    With ``late``, what the stored document holds beyond
+    :data:`nova_search_ext.index.lazy.AHEAD` is built when first used
+    (:mod:`nova_search_ext.index.lazy`), to the same object.
 
     :param context: RequestContext to attach to the object
     :param stored: StoredInstance
@@ -454,25 +461,52 @@ def instance_from_stored(context, stored, expected_attrs, services=None):
     for attr in DOC_ATTRS + _FLAVOR_ATTRS:
         if attr not in wanted:
             data.pop(attr, None)
-    instance = rebuild.from_primitive(objects.Instance, prim, context)
     fault = loads(stored.fault) if isinstance(stored.fault, str) \
         else stored.fault
-    instance.fault = (rebuild.from_primitive(objects.InstanceFault, fault,
-                                             context)
-                      if fault else None)
-    if 'services' in wanted:
-        instance.services = objects.ServiceList(
-            context, objects=[
-                rebuild.from_primitive(objects.Service, svc, context)
-                for svc in (services or [])])
-    bdms = loads(stored.bdms) if isinstance(stored.bdms, str) \
-        else stored.bdms
-    # Built when the detail view asks for them (served.bdms).
+    fault = (rebuild.from_primitive(objects.InstanceFault, fault, context)
+             if fault else None)
+
+    def host_services():
+        return objects.ServiceList(context, objects=[
+            rebuild.from_primitive(objects.Service, svc, context)
+            for svc in (services or [])])
+
+    def build():
+        instance = rebuild.from_primitive(objects.Instance, prim, context)
+        instance.fault = fault
+        if 'services' in wanted:
+            instance.services = host_services()
+        instance.obj_reset_changes()
+        return instance
+
+    cls, version = rebuild.object_class(objects.Instance, prim)
+    if late and cls is instance_obj.Instance:
+        instance = lazy.instance(
+            context, version, data, _ahead_fields(cls),
+            lazy.Rest(build, stored.cell_uuid, sorted(
+                (wanted & set(instance_obj.INSTANCE_OPTIONAL_ATTRS)) |
+                {'fault'}),
+                host_services if 'services' in wanted else None))
+        instance.__dict__['_obj_fault'] = fault
+    else:
+        instance = build()
+    bdms = stored.bdms
+    # Decoded and built when the detail view asks for them (served.bdms).
     served.mark(instance, served.Deferred(
-        lambda: _bdm_list(context, bdms)),
+        lambda: _bdm_list(context, loads(bdms) if isinstance(bdms, str)
+                          else bdms)),
         view_key=stored_key(stored, wanted))
-    instance.obj_reset_changes()
     return instance
+
+
+def _ahead_fields(cls):
+    fields = _AHEAD_FIELDS.get(cls)
+    if fields is None:
+        fields = _AHEAD_FIELDS[cls] = rebuild.fields_of(cls, lazy.AHEAD)
+    return fields
+
+
+_AHEAD_FIELDS = {}
 
 
 def stored_key(stored, wanted):

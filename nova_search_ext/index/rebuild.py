@@ -197,7 +197,8 @@ def _plan(cls):
     return plan
 
 
-def _object_class(base_cls, primitive):
+def object_class(base_cls, primitive):
+    """The registered class and version a primitive names."""
     ns = base_cls.OBJ_SERIAL_NAMESPACE
     namespace = primitive[ns + '.namespace']
     name = primitive[ns + '.name']
@@ -227,7 +228,7 @@ def from_primitive(base_cls, primitive, context):
     ns = base_cls.OBJ_SERIAL_NAMESPACE
     if primitive.get(ns + '.changes'):
         raise ValueError('the index stores primitives without changes')
-    cls, version = _object_class(base_cls, primitive)
+    cls, version = object_class(base_cls, primitive)
     data = primitive[ns + '.data']
     finish, fields = _plan(cls)
     if finish == NOVA:
@@ -245,6 +246,24 @@ def from_primitive(base_cls, primitive, context):
     obj = cls()
     obj._context = context
     obj.VERSION = version
+    fill(base_cls, obj, data, fields, context)
+    if finish == RESET:
+        obj.obj_reset_changes()
+    else:
+        obj._changed_fields = set()
+    return obj
+
+
+def fields_of(cls, names):
+    """The entries of ``cls``'s plan (:func:`_plan`) for the fields named."""
+    return [entry for entry in _plan(cls)[1] if entry[0] in names]
+
+
+def fill(base_cls, obj, data, fields, context):
+    """Set ``obj``'s ``fields`` (plan entries) present in ``data``.
+
+    As :func:`from_primitive` sets them, without marking them changed.
+    """
     values = obj.__dict__
     for name, attr, kind, field, plain, none_kept, read in fields:
         if name not in data:
@@ -262,8 +281,3 @@ def from_primitive(base_cls, primitive, context):
         else:
             value = _nested(base_cls, kind, value, context)
         values[attr] = field.coerce(obj, name, value)
-    if finish == RESET:
-        obj.obj_reset_changes()
-    else:
-        obj._changed_fields = set()
-    return obj

@@ -65,6 +65,12 @@ def view_key(instance):
     return instance.__dict__.get(_KEY_ATTR)
 
 
+def drop_view_key(instance):
+    """Forget ``instance``'s key: it now holds what its cell holds."""
+    if _KEY_ATTR in instance.__dict__:
+        instance.__dict__[_KEY_ATTR] = None
+
+
 def bdms(instance):
     """The BlockDeviceMappingList the index holds for a marked instance.
 

@@ -27,6 +27,7 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 from oslo_serialization import jsonutils
 
 from nova_search_ext.api import view_memo
+from nova_search_ext.index import lazy
 from nova_search_ext.tests.functional import base
 
 
@@ -73,9 +74,17 @@ class ViewMemoTestCase(base.MultiCellTestCase):
             '/servers/detail').body['servers']}
 
     def test_second_list_reuses_every_server(self):
+        built = lazy.STATS['built']
         self.assertEqual((3, 0), self.assert_as_stock())
+        self.assertEqual(built + 3, lazy.STATS['built'])
+        # Reused renderings need no instance built in full
+        # (nova_search_ext.index.lazy); host_status still reads the
+        # hosts' services.
         self.assertEqual((0, 3), self.assert_as_stock())
+        self.assertEqual(built + 3, lazy.STATS['built'])
         self.assertEqual(3, len(self.rendered))
+        self.assertEqual(
+            'UP', self._servers(self.admin_api)['a']['host_status'])
 
     def test_a_renamed_server_is_rendered_again(self):
         self.assert_as_stock()

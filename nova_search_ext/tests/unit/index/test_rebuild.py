@@ -30,6 +30,7 @@ from oslo_versionedobjects import exception as ovo_exc
 from oslo_versionedobjects import fields as ovo_fields
 
 from nova_search_ext.index import document
+from nova_search_ext.index import lazy
 from nova_search_ext.index import rebuild
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
@@ -148,21 +149,31 @@ class RebuildTestCase(base.TestCase):
         inst.fault = fakes.fault(self.ctxt, inst.uuid)
         doc = document.InstanceDocument.from_objects(
             inst, [fakes.bdm(self.ctxt, inst.uuid)], fakes.CELL1)
-        built = document.instance_from_stored(
-            self.ctxt, fakes.stored(doc), list(document.DOC_ATTRS))
         prim = json.loads(document.dumps(doc.instance))
         theirs = objects.Instance.obj_from_primitive(prim, self.ctxt)
         theirs.fault = objects.InstanceFault.obj_from_primitive(
             json.loads(document.dumps(doc.fault)), self.ctxt)
         theirs.obj_reset_changes()
-        mine = vars(built).copy()
-        # The served marker and the view key (nova_search_ext.index
-        # .served) are ours, outside the object's fields.
-        mine.pop('_search_bdms')
-        mine.pop('_search_view_key')
-        built_view = objects.Instance.__new__(objects.Instance)
-        built_view.__dict__.update(mine)
-        self.assertSameObject(theirs, built_view)
+        # Built at once, and built late (nova_search_ext.index.lazy) once
+        # something outside what is set ahead is asked about.
+        for late in (False, True):
+            built = document.instance_from_stored(
+                self.ctxt, fakes.stored(doc), list(document.DOC_ATTRS),
+                late=late)
+            if late:
+                self.assertIsInstance(built, lazy.Instance)
+                self.assertNotIn('_obj_flavor', vars(built))
+                self.assertTrue(built.obj_attr_is_set('flavor'))
+            mine = vars(built).copy()
+            # The served marker and the view key (nova_search_ext.index
+            # .served) are ours, outside the object's fields, as is what
+            # is left to build (None once built).
+            mine.pop('_search_bdms')
+            mine.pop('_search_view_key')
+            self.assertIsNone(mine.pop('_search_rest', None))
+            built_view = objects.Instance.__new__(objects.Instance)
+            built_view.__dict__.update(mine)
+            self.assertSameObject(theirs, built_view, 'late=%s' % late)
 
     def test_values_kept_as_they_are(self):
         # What the plan keeps as it is, the field would give back
