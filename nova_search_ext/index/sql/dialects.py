@@ -22,6 +22,8 @@ store and the writes can stay backend-neutral:
 * the SQLite connection pool: connections kept open between transactions
   (:func:`engine_target`), and left alone in a forked child
   (:func:`forget_pool_in_children`);
+* the pool's reset of a returned connection: skipped after a write
+  transaction that already ended (:func:`engine_target`);
 * how a write transaction starts (:func:`write_transaction`: ``BEGIN
   IMMEDIATE`` on SQLite) and how a row read for a write decision is locked
   (:func:`for_update`: ``SELECT ... FOR UPDATE`` except on SQLite, which
@@ -73,6 +75,14 @@ def engine_target(url, **engine_args):
     starts and ends on its connection, so readers see every commit.
     Other backends get the pool oslo.db chose.
 
+    A connection returned to the pool is rolled back, as SQLAlchemy does by
+    default, unless the write transaction it held already ended
+    (:func:`write_transaction`).  After a commit there is nothing to roll
+    back, and on MariaDB/MySQL and PostgreSQL that rollback is one more
+    round trip; when the database stops answering right after a commit,
+    it waited out the statement timeout and SQLAlchemy logged it as an
+    ERROR with a traceback, though the write had succeeded.
+
     Passed to oslo.db's ``create_engine`` as its ``_engine_target``.
     """
     nullpool = engine_args.get('poolclass') is sa.pool.NullPool
@@ -82,8 +92,27 @@ def engine_target(url, **engine_args):
         # Never make a thread wait for a connection: writers already queue
         # on the database file's lock (the busy timeout).
         engine_args['max_overflow'] = -1
+    # The 'reset' listener below does the pool's rollback-on-return.
+    engine_args['pool_reset_on_return'] = None
     engine = sa.create_engine(url, **engine_args)
+    sa.event.listen(engine, 'reset', _reset_unless_ended(engine))
     return engine, engine
+
+
+# Set in a pooled connection's record info once the write transaction on it
+# has ended (committed or rolled back); the pool's reset takes it.
+_ENDED = 'nova_search_ext.transaction_ended'
+
+
+def _reset_unless_ended(engine):
+    """The pool's reset: a rollback, unless nothing is left to end."""
+    def reset(dbapi_connection, connection_record, reset_state):
+        ended = (connection_record is not None and
+                 connection_record.info.pop(_ENDED, False))
+        if ended or reset_state.transaction_was_reset:
+            return
+        engine.dialect.do_rollback(dbapi_connection)
+    return reset
 
 
 # Pools taken from engines in a forked child, never closed there.
@@ -170,6 +199,10 @@ def write_transaction(engine):
     write lock first (waiting up to the busy timeout) instead of
     upgrading a read transaction later, which SQLite refuses at once
     with "database is locked" when another writer holds the lock.
+
+    The transaction ends here, committed or rolled back, so the pool of an
+    engine made by :func:`engine_target` returns the connection without a
+    rollback of its own.
     """
     with engine.connect() as conn:
         if engine.dialect.name == 'sqlite':
@@ -181,8 +214,10 @@ def write_transaction(engine):
             yield conn
         except BaseException:
             conn.rollback()
+            conn.info[_ENDED] = True
             raise
         conn.commit()
+        conn.info[_ENDED] = True
 
 
 def for_update(conn, stmt):

@@ -102,6 +102,82 @@ class SQLitePoolTestCase(base.TestCase):
             fakes.doc(display_name='after')))
         self.assertEqual(1, len(self.connects))
 
+    def _pool_rollbacks(self, engine):
+        """A count of the rollbacks the engine's pool sends by itself.
+
+        Every rollback goes through the dialect; those a Connection sends
+        (closing its transaction, or rollback()) also fire its 'rollback'
+        event.  The rest are the pool's reset of a returned connection.
+        """
+        sent = []
+        by_connections = []
+        real = engine.dialect.do_rollback
+
+        def counting(dbapi_connection):
+            sent.append(dbapi_connection)
+            return real(dbapi_connection)
+        patcher = mock.patch.object(engine.dialect, 'do_rollback', counting)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+        def seen(conn):
+            by_connections.append(conn)
+        sa.event.listen(engine, 'rollback', seen)
+        self.addCleanup(sa.event.remove, engine, 'rollback', seen)
+        return lambda: len(sent) - len(by_connections)
+
+    def test_committed_write_is_returned_without_a_rollback(self):
+        # The write transaction ended with its commit: returning the
+        # connection sends nothing more.  (On MariaDB/MySQL and PostgreSQL
+        # that rollback was one more round trip, and it waited out the
+        # statement timeout when the server stopped answering after the
+        # commit.)
+        pool_rollbacks = self._pool_rollbacks(self.store.engine)
+        self.store.upsert_instance(fakes.doc(display_name='one'))
+        self.assertEqual(0, pool_rollbacks())
+        self.assertEqual(1, self.store.count())
+
+    def test_plain_engine_rolls_back_after_a_commit(self):
+        # What the store's pool leaves out: SQLAlchemy's own reset rolls
+        # back a connection returned after its commit.
+        plain = sa.create_engine('sqlite:///' + self.path)
+        self.addCleanup(plain.dispose)
+        # Its first connection rolls back once more, after the dialect's
+        # set-up.
+        plain.connect().close()
+        pool_rollbacks = self._pool_rollbacks(plain)
+        with dialects.write_transaction(plain) as conn:
+            conn.execute(sa.delete(models.index_instances))
+        self.assertEqual(1, pool_rollbacks())
+
+    def test_failed_write_is_rolled_back_once(self):
+        pool_rollbacks = self._pool_rollbacks(self.store.engine)
+
+        def fail():
+            with self.store._writing() as conn:
+                conn.execute(sa.delete(models.index_instances))
+                raise ValueError()
+
+        self.assertRaises(ValueError, fail)
+        self.assertEqual(0, pool_rollbacks())
+
+    def test_connection_returned_in_a_transaction_is_rolled_back(self):
+        # A transaction nobody ended is still rolled back on return: what
+        # it wrote is gone and the next write finds the file unlocked.
+        self.store.upsert_instance(fakes.doc(display_name='kept'))
+        pool_rollbacks = self._pool_rollbacks(self.store.engine)
+        raw = self.store.engine.raw_connection()
+        cursor = raw.cursor()
+        cursor.execute('BEGIN')
+        cursor.execute('DELETE FROM %s' % models.index_instances.name)
+        cursor.close()
+        raw.close()
+        self.assertEqual(1, pool_rollbacks())
+        self.assertEqual(1, self.store.count())
+        self.assertEqual(index_base.WRITTEN, self.store.upsert_instance(
+            fakes.doc(display_name='after')))
+        self.assertEqual(1, len(self.connects))
+
     def test_commits_of_another_process_are_seen(self):
         self.assertEqual(0, self.store.count())
         # What another process does to the file: its own sqlite3
