@@ -508,13 +508,14 @@ def view_memo_rounds(client, path, identity, paths, rounds):
         return None
 
     for label, size in (('kept', None), ('off', 0)):
+        kept = label == 'kept'
         timed = _in_a_row(
             client, path, identity, rounds, 'view_cache_size', size,
             check=functools.partial(same_body, label=label),
-            after_first=lambda: hits.append(memo.hits))
+            after_first=(lambda: hits.append(memo.hits)) if kept else None)
         if isinstance(timed, str):
             return timed
-        if label == 'kept':
+        if kept:
             result['reused_per_request'] = (memo.hits - hits[0]) // rounds
         result[label] = measure.summarize(timed[0])
     result['ratio'] = round(result['off']['median_ms'] /

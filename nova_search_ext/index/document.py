@@ -34,6 +34,7 @@ reads the truth from the cells, the stores persist documents.
 """
 
 import datetime
+import functools
 import hashlib
 import json
 import time
@@ -482,11 +483,9 @@ def instance_from_stored(context, stored, expected_attrs, services=None,
     cls, version = rebuild.object_class(objects.Instance, prim)
     if late and cls is instance_obj.Instance:
         instance = lazy.instance(
-            context, version, data, _ahead_fields(cls),
-            lazy.Rest(build, stored.cell_uuid, sorted(
-                (wanted & set(instance_obj.INSTANCE_OPTIONAL_ATTRS)) |
-                {'fault'}),
-                host_services if 'services' in wanted else None))
+            context, version, data, _ahead_fields(),
+            lazy.Rest(build, stored.cell_uuid, wanted,
+                      host_services if 'services' in wanted else None))
         instance.__dict__['_obj_fault'] = fault
     else:
         instance = build()
@@ -499,14 +498,10 @@ def instance_from_stored(context, stored, expected_attrs, services=None,
     return instance
 
 
-def _ahead_fields(cls):
-    fields = _AHEAD_FIELDS.get(cls)
-    if fields is None:
-        fields = _AHEAD_FIELDS[cls] = rebuild.fields_of(cls, lazy.AHEAD)
-    return fields
-
-
-_AHEAD_FIELDS = {}
+@functools.cache
+def _ahead_fields():
+    """The rebuild plan's entries of lazy.AHEAD for Nova's Instance."""
+    return rebuild.fields_of(instance_obj.Instance, lazy.AHEAD)
 
 
 def stored_key(stored, wanted):

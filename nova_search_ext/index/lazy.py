@@ -60,18 +60,30 @@ class Rest(object):
 
     :param build: ``build()`` returns the instance built in full
     :param cell_uuid: the cell to read it from if that fails
-    :param expected_attrs: the joined attributes to read it with
+    :param wanted: the joined attributes the list asked for
     :param services: ``services()`` returns its ``services`` field as the
         full build sets it, or None if that field is not wanted
     """
 
-    __slots__ = ('build', 'cell_uuid', 'expected_attrs', 'services')
+    __slots__ = ('build', 'cell_uuid', 'wanted', 'services')
 
-    def __init__(self, build, cell_uuid, expected_attrs, services=None):
+    def __init__(self, build, cell_uuid, wanted, services=None):
         self.build = build
         self.cell_uuid = cell_uuid
-        self.expected_attrs = expected_attrs
+        self.wanted = wanted
         self.services = services
+
+    @property
+    def expected_attrs(self):
+        """The joined attributes to read the instance from its cell with.
+
+        Those asked for that Nova's Instance loads (not the flavor's
+        parts), and its fault, as the list sets it.  Worked out only
+        when a build fails: the same for every instance of a list.
+        """
+        return sorted((self.wanted &
+                       set(instance_obj.INSTANCE_OPTIONAL_ATTRS)) |
+                      {'fault'})
 
 
 _FIELDS = frozenset(instance_obj.Instance.fields)
