@@ -37,6 +37,7 @@ import datetime
 import functools
 import hashlib
 import json
+import re
 import time
 
 from oslo_utils import timeutils
@@ -197,7 +198,8 @@ def object_primitive(obj, drop=(), set_fields=None):
     return _envelope(obj, data)
 
 
-# class -> [(name, kind, field, plain type or None, None kept)]
+# class -> [(name, kind, field, plain type or None, None kept,
+#            shape test or None)]
 _ROW_PLANS = {}
 
 
@@ -211,12 +213,60 @@ def _plain_type(field):
     return rebuild.plain_type(field, 'to_primitive')
 
 
+_CANONICAL_UUID = re.compile(
+    r'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
+    r'[0-9a-fA-F]{12}\Z')
+
+
+def _canonical_uuid(value):
+    """A ``str`` in the 8-4-4-4-12 form: oslo's UUID gives it back as is.
+
+    Its ``coerce`` parses the value with ``uuid.UUID`` (which takes this
+    form), so warns of nothing, and returns ``f"{value}"``, the string
+    itself; its primitive is the string.
+    """
+    return type(value) is str and _CANONICAL_UUID.match(value) is not None
+
+
+def _dict_of_strings(value):
+    """A ``dict`` of ``str`` to ``str``: oslo's dict of strings keeps it.
+
+    Its ``coerce`` gives a ``CoercedDict`` of the same items (each key a
+    ``str``, each value through String's ``coerce``: ``str(value)``, the
+    string itself) and its ``to_primitive`` a dict of the same items.
+    """
+    return type(value) is dict and all(
+        type(k) is str and type(v) is str for k, v in value.items())
+
+
+def _field_shape(field):
+    """The test of values ``field`` keeps as they are, beyond plain types.
+
+    Only for exactly oslo's ``Field`` around exactly oslo's ``UUID`` or
+    ``Dict`` of ``String`` (Nova's ``UUIDField``, ``DictOfStringsField``
+    and ``DictOfNullableStringsField``), where nothing changes
+    ``coerce`` or ``to_primitive``.
+    """
+    field_type = getattr(field, '_type', None)
+    if (type(field).coerce is not ovo_fields.Field.coerce or
+            type(field).to_primitive is not ovo_fields.Field.to_primitive):
+        return None
+    if type(field_type) is ovo_fields.UUID:
+        return _canonical_uuid
+    if type(field_type) is ovo_fields.Dict:
+        element = field_type._element_type
+        if (type(element) is ovo_fields.Field and
+                type(getattr(element, '_type', None)) is ovo_fields.String):
+            return _dict_of_strings
+    return None
+
+
 def _row_plan(cls):
     plan = _ROW_PLANS.get(cls)
     if plan is None:
         plan = _ROW_PLANS[cls] = [
             (name, kind, field, _plain_type(field),
-             rebuild.keeps_none(field))
+             rebuild.keeps_none(field), _field_shape(field))
             for name, _attr, kind, field in _walk(cls)]
     return plan
 
@@ -232,7 +282,9 @@ def row_primitive(cls, raw, built=None, drop=()):
     ``str`` for a plain string field, an ``int`` for an integer field:
     :func:`_plain_type`; None for a nullable field: :func:`nova_search_ext
     .index.rebuild.keeps_none`)
-    is taken as it is; that is most of a row.
+    is taken as it is; that is most of a row.  So is a canonical UUID for
+    a UUID field and a dict of strings for a dict-of-strings field
+    (:func:`_field_shape`), the primitive then being a copy of the dict.
     Fields missing from ``raw`` and ``built`` are unset.
 
     :param built: ``{field: primitive}`` of nested objects, already built
@@ -241,7 +293,7 @@ def row_primitive(cls, raw, built=None, drop=()):
     built = built or {}
     values = {}
     data = {}
-    for name, kind, field, plain, keeps_none in _row_plan(cls):
+    for name, kind, field, plain, keeps_none, shape in _row_plan(cls):
         if name in built:
             if name not in drop:
                 data[name] = built[name]
@@ -251,6 +303,11 @@ def row_primitive(cls, raw, built=None, drop=()):
         value = raw[name]
         as_is = (value is None and keeps_none or
                  plain is not None and type(value) is plain)
+        if not as_is and shape is not None and shape(value):
+            values[name] = value
+            if name not in drop:
+                data[name] = dict(value) if type(value) is dict else value
+            continue
         if not as_is:
             value = field.coerce(cls, name, value)
         values[name] = value

@@ -17,6 +17,7 @@ values are what an object holding the row gives.
 """
 
 import datetime
+import types
 
 from oslo_versionedobjects import fields as ovo_fields
 
@@ -47,7 +48,7 @@ class RowPrimitiveTestCase(base.TestCase):
     def test_plain_fields_give_their_values_back(self):
         plain_fields = 0
         for cls in self.CLASSES:
-            for name, _kind, field, plain, keeps_none in \
+            for name, _kind, field, plain, keeps_none, _shape in \
                     document._row_plan(cls):
                 if keeps_none:
                     self.assertTrue(field.nullable, name)
@@ -66,6 +67,64 @@ class RowPrimitiveTestCase(base.TestCase):
                               name)
         # Most of an instance row.
         self.assertGreater(plain_fields, 50)
+
+    def test_shaped_fields_give_their_values_back(self):
+        shaped = {}
+        for cls in self.CLASSES:
+            for name, _kind, field, _plain, _none, shape in \
+                    document._row_plan(cls):
+                if shape is not None:
+                    shaped['%s.%s' % (cls.obj_name(), name)] = (
+                        cls, field, shape)
+        self.assertIs(document._dict_of_strings,
+                      shaped.pop('Instance.metadata')[2])
+        self.assertIs(document._dict_of_strings,
+                      shaped.pop('Instance.system_metadata')[2])
+        self.assertIs(document._canonical_uuid,
+                      shaped.pop('Instance.uuid')[2])
+        self.assertIs(document._canonical_uuid,
+                      shaped.pop('BlockDeviceMapping.instance_uuid')[2])
+        # The rest: UUIDs, and nothing else.
+        for key, (cls, field, shape) in shaped.items():
+            self.assertIs(document._canonical_uuid, shape, key)
+        uuid = 'F0f0f0f0-0000-4000-8000-00000000000a'
+        self.assertTrue(document._canonical_uuid(uuid))
+        self.assertIs(uuid, ovo_fields.UUIDField().coerce(None, 'u', uuid))
+        dict_field = objects.Instance.fields['system_metadata']
+        value = {'k': 'v', 'ü': ''}
+        self.assertTrue(document._dict_of_strings(value))
+        self.assertEqual(value, dict_field.coerce(None, 'm', value))
+        self.assertEqual(value, dict_field.to_primitive(None, 'm', value))
+        # Anything else goes through the field.
+        for other in ('f0f0f0f000004000800000000000000a', ' ' + uuid,
+                      uuid + '\n', '{%s}' % uuid, 7):
+            self.assertFalse(document._canonical_uuid(other), other)
+        for other in ({'k': None}, {'k': 1}, {1: 'v'}, [('k', 'v')],
+                      types.MappingProxyType({'k': 'v'})):
+            self.assertFalse(document._dict_of_strings(other), other)
+
+    def test_shaped_values_are_taken_as_they_are(self):
+        uuid = 'f0f0f0f0-0000-4000-8000-000000000001'
+        raw = {'uuid': uuid, 'metadata': {'a': 'b'},
+               'system_metadata': {'k': 'v', 'n': None}}
+        ours, values = document.row_primitive(objects.Instance, raw)
+        theirs, their_values = _as_object(objects.Instance, raw)
+        self.assertEqual(document.dumps(theirs), document.dumps(ours))
+        self.assertEqual(their_values, values)
+        self.assertIs(raw['uuid'], values['uuid'])
+        self.assertIs(raw['metadata'], values['metadata'])
+        # The primitive holds a copy; a dict with a None went through
+        # the field.
+        data = ours['nova_object.data']
+        self.assertIsNot(raw['metadata'], data['metadata'])
+        self.assertIsNot(raw['system_metadata'], values['system_metadata'])
+        # Forms oslo converts still are.
+        raw = {'uuid': uuid.replace('-', ''), 'metadata': {'a': 1}}
+        ours, values = document.row_primitive(objects.Instance, raw)
+        theirs, their_values = _as_object(objects.Instance, raw)
+        self.assertEqual(document.dumps(theirs), document.dumps(ours))
+        self.assertEqual(their_values, values)
+        self.assertEqual({'a': '1'}, values['metadata'])
 
     def test_subclassed_types_are_not_plain(self):
         for field in (ovo_fields.UUIDField(),
