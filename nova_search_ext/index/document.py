@@ -477,17 +477,26 @@ class ServiceDocument(object):
 
 
 class StoredInstance(object):
-    """A hit from the index: the stored forms, decoded lazily."""
+    """A hit from the index: the stored forms, decoded lazily.
 
-    __slots__ = ('uuid', 'cell_uuid', 'host', 'doc', 'fault', 'bdms')
+    ``ahead``, when the store read them with the hit: ``{field: column
+    value}`` of the document's fields in :data:`nova_search_ext.index
+    .lazy.AHEAD` other than ``uuid`` and ``host`` (``availability_zone``,
+    ``display_name``).  With them an index-served instance is made
+    without decoding its document (:func:`instance_from_stored`).
+    """
 
-    def __init__(self, uuid, cell_uuid, host, doc, fault, bdms):
+    __slots__ = ('uuid', 'cell_uuid', 'host', 'doc', 'fault', 'bdms',
+                 'ahead')
+
+    def __init__(self, uuid, cell_uuid, host, doc, fault, bdms, ahead=None):
         self.uuid = uuid
         self.cell_uuid = cell_uuid
         self.host = host
         self.doc = doc
         self.fault = fault
         self.bdms = bdms
+        self.ahead = ahead
 
 
 def instance_from_stored(context, stored, expected_attrs, services=None,
@@ -510,19 +519,25 @@ def instance_from_stored(context, stored, expected_attrs, services=None,
     :param expected_attrs: joined attributes the cell path would load
     :param services: list of Service primitives of the instance's host
     """
-    prim = json.loads(stored.doc) if isinstance(stored.doc, str) \
-        else stored.doc
-    data = prim[_DATA]
     wanted = set(expected_attrs or ())
     if 'flavor' in wanted:
         wanted.update(_FLAVOR_ATTRS)
-    for attr in DOC_ATTRS + _FLAVOR_ATTRS:
-        if attr not in wanted:
-            data.pop(attr, None)
     fault = loads(stored.fault) if isinstance(stored.fault, str) \
         else stored.fault
     fault = (rebuild.from_primitive(objects.InstanceFault, fault, context)
              if fault else None)
+    decoded = []
+
+    def primitive():
+        if not decoded:
+            prim = json.loads(stored.doc) if isinstance(stored.doc, str) \
+                else stored.doc
+            data = prim[_DATA]
+            for attr in DOC_ATTRS + _FLAVOR_ATTRS:
+                if attr not in wanted:
+                    data.pop(attr, None)
+            decoded.append(prim)
+        return decoded[0]
 
     def host_services():
         return objects.ServiceList(context, objects=[
@@ -530,6 +545,9 @@ def instance_from_stored(context, stored, expected_attrs, services=None,
             for svc in (services or [])])
 
     def build():
+        prim = primitive()
+        if ahead is not None:
+            _check_ahead(prim[_DATA], ahead[1])
         instance = rebuild.from_primitive(objects.Instance, prim, context)
         instance.fault = fault
         if 'services' in wanted:
@@ -537,7 +555,13 @@ def instance_from_stored(context, stored, expected_attrs, services=None,
         instance.obj_reset_changes()
         return instance
 
-    cls, version = rebuild.object_class(objects.Instance, prim)
+    ahead = _undecoded(stored) if late else None
+    if ahead is not None:
+        cls, (version, data) = instance_obj.Instance, ahead
+    else:
+        prim = primitive()
+        cls, version = rebuild.object_class(objects.Instance, prim)
+        data = prim[_DATA]
     if late and cls is instance_obj.Instance:
         instance = lazy.instance(
             context, version, data, _ahead_fields(),
@@ -553,6 +577,53 @@ def instance_from_stored(context, stored, expected_attrs, services=None,
                           else bdms)),
         view_key=stored_key(stored, wanted))
     return instance
+
+
+# How document.dumps writes an Instance's envelope (_envelope's keys, in
+# order), up to its data.
+_INSTANCE_ENVELOPE = re.compile(
+    r'\{"nova_object\.name":"Instance","nova_object\.namespace":"nova",'
+    r'"nova_object\.version":"([0-9]+\.[0-9]+)","nova_object\.data":\{')
+
+
+def _undecoded(stored):
+    """``(version, data)`` to set the lazy fields from, or None.
+
+    Without decoding the document: its version is read from the envelope
+    at the start of its text, the fields of :data:`lazy.AHEAD` come from
+    the columns read with the hit.  None (decode it) unless the store read
+    those columns, the text starts as :func:`dumps` writes an Instance,
+    and that version is Nova's Instance class.  The build checks the
+    document against these values (:func:`_check_ahead`).
+    """
+    if stored.ahead is None or not isinstance(stored.doc, str):
+        return None
+    match = _INSTANCE_ENVELOPE.match(stored.doc)
+    if match is None:
+        return None
+    version = match.group(1)
+    try:
+        cls = objects.Instance.obj_class_from_name('Instance', version)
+    except Exception:
+        # The decoded path says what is wrong with it.
+        return None
+    if cls is not instance_obj.Instance:
+        return None
+    data = dict(stored.ahead, uuid=stored.uuid, host=stored.host)
+    return version, data
+
+
+class AheadMismatch(ValueError):
+    """A document disagrees with the columns its instance was made from."""
+
+
+def _check_ahead(data, ahead):
+    for name, value in ahead.items():
+        if name not in data or data[name] != value:
+            raise AheadMismatch(
+                'the stored %s of instance %s is %r, its column %r' % (
+                    name, ahead.get('uuid'), data.get(name, '(unset)'),
+                    value))
 
 
 @functools.cache

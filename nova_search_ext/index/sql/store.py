@@ -116,6 +116,12 @@ def create_engine(connection, timeout=10.0, regex_timeout=2.0,
     return engine
 
 
+# Instance fields (index.lazy.AHEAD) read as columns with each listed hit,
+# and their _source names.
+_AHEAD_COLUMNS = (('availability_zone', 'OS-EXT-AZ:availability_zone'),
+                  ('display_name', 'name'))
+
+
 class SQLStore(base.Store):
     """Index store on a relational database reached through SQLAlchemy.
 
@@ -225,9 +231,18 @@ class SQLStore(base.Store):
     def list_instances(self, query):
         request = list_request.build(query)
         # The rows start with the columns of request.fields, in order:
-        # uuid, cell_uuid, host, doc, fault, bdms.
+        # uuid, cell_uuid, host, doc, fault, bdms; then those of the
+        # fields an index-served instance has set before its document is
+        # decoded (document.StoredInstance.ahead).
         width = len(request.fields)
-        return [document.StoredInstance(*hit.row[:width])
+        request = request._replace(
+            fields=tuple(request.fields) + tuple(
+                name for _field, name in _AHEAD_COLUMNS))
+        ahead = [field for field, _name in _AHEAD_COLUMNS]
+        end = width + len(ahead)
+        return [document.StoredInstance(
+                    *hit.row[:width],
+                    ahead=dict(zip(ahead, hit.row[width:end])))
                 for hit in self.search(request).hits]
 
     def get_services(self, hosts, binary='nova-compute'):

@@ -186,13 +186,21 @@ def service_doc(cell_uuid=CELL1, **updates):
                                                 cell_uuid)
 
 
-def stored(doc_):
-    """The StoredInstance a store would return for ``doc_``."""
+def stored(doc_, ahead=True):
+    """The StoredInstance a store would return for ``doc_``.
+
+    :param ahead: with the columns the SQL store's list reads for
+                  ``StoredInstance.ahead`` (False: without, as the
+                  Searchlight client and ``get_instances`` give them)
+    """
     return document.StoredInstance(
         doc_.uuid, doc_.cell_uuid, doc_.columns.get('host'),
         document.dumps(doc_.instance),
         document.dumps(doc_.fault) if doc_.fault else None,
-        document.dumps(doc_.bdms))
+        document.dumps(doc_.bdms),
+        ahead={name: doc_.columns.get(name)
+               for name in ('availability_zone', 'display_name')}
+        if ahead else None)
 
 
 def migrated_store(store, **kwargs):

@@ -12,6 +12,7 @@
 
 import contextlib
 import copy
+import json
 from unittest import mock
 
 from nova import objects
@@ -95,6 +96,62 @@ class LazyInstanceTestCase(base.TestCase):
             self.assertEqual(eager.services[0].host,
                              inst.services[0].host, name)
             self.assertEqual(before + 1, self._builds(), name)
+
+    def _decodes(self, stored):
+        """Instance (made from ``stored``), decodes of its document."""
+        with mock.patch.object(document.json, 'loads',
+                               wraps=json.loads) as loads:
+            inst = document.instance_from_stored(
+                self.ctxt, stored, _ATTRS, self.services)
+            made = sum(1 for c in loads.call_args_list
+                       if c.args[0] == stored.doc)
+            inst.flavor
+            built = sum(1 for c in loads.call_args_list
+                        if c.args[0] == stored.doc)
+        return inst, made, built
+
+    def test_document_is_decoded_only_when_built(self):
+        # The store read availability_zone and display_name with the hit:
+        # the document is decoded only if more is read.
+        eager = self._instance(late=False)
+        inst, made, built = self._decodes(fakes.stored(self.doc))
+        self.assertEqual((0, 1), (made, built))
+        self.assertEqual(eager.obj_to_primitive(), inst.obj_to_primitive())
+        self.assertEqual(1, self._builds())
+
+    def test_document_is_decoded_first_without_its_columns(self):
+        eager = self._instance(late=False)
+        # As the Searchlight client and get_instances give hits; and a
+        # document not written as dumps writes it.
+        spaced = fakes.stored(self.doc)
+        spaced.doc = json.dumps(json.loads(spaced.doc))
+        for stored in (fakes.stored(self.doc, ahead=False), spaced):
+            inst, made, built = self._decodes(stored)
+            self.assertEqual((1, 1), (made, built))
+            self.assertEqual('web-1', inst.display_name)
+            self.assertEqual(eager.obj_to_primitive(),
+                             inst.obj_to_primitive())
+
+    def test_a_document_its_columns_contradict_is_read_from_the_cell(self):
+        stored = fakes.stored(self.doc)
+        stored.ahead['display_name'] = 'renamed-since'
+        inst = document.instance_from_stored(self.ctxt, stored, _ATTRS,
+                                             self.services)
+        self.assertEqual('renamed-since', inst.display_name)
+        from_cell = fakes.instance(self.ctxt, uuid=inst.uuid,
+                                   display_name='renamed-since')
+        with mock.patch.object(lazy, '_from_cell',
+                               return_value=from_cell) as read:
+            self.assertEqual(from_cell.vm_state, inst.vm_state)
+        read.assert_called_once_with(self.ctxt, inst.uuid, mock.ANY)
+        self.assertIsNone(served.view_key(inst))
+        warnings = self.log.warnings()
+        self.assertEqual(1, len(warnings))
+        self.assertIn(inst.uuid, warnings[0])
+        self.assertIn("AheadMismatch: the stored display_name of instance "
+                      "%s is 'web-1', its column 'renamed-since'" % inst.uuid,
+                      self.log.output)
+        self.assertEqual(0, self._builds())
 
     def test_the_services_are_built_on_their_own(self):
         # Nova's host_status reads them, for one server of each host.

@@ -18,6 +18,7 @@ expression is searched in ``str()`` of the stored value on SQLite).
 """
 
 import datetime
+import json
 
 from nova_search_ext.index import base as index_base
 from nova_search_ext.tests.unit import fakes
@@ -105,6 +106,23 @@ class ListSemanticsTestCase(test_store.StoreTestCase):
         self.assertIn('"display_name":"web-1"', hit.doc)
         self.assertIsNone(hit.fault)
         self.assertEqual('[]', hit.bdms)
+        # And the columns of the fields an index-served instance sets
+        # before its document is decoded, whatever the sort.
+        data = json.loads(hit.doc)['nova_object.data']
+        self.assertEqual({'availability_zone': data['availability_zone'],
+                          'display_name': 'web-1'}, hit.ahead)
+        for key in ('display_name', 'availability_zone', 'host'):
+            sorted_hits = self.store.list_instances(index_base.ListQuery(
+                filters={}, limit=None, marker=None, sort_keys=[key],
+                sort_dirs=['asc'], is_admin=True, project_id='p1',
+                user_id='u1'))
+            for hit in sorted_hits:
+                if hit.doc is None:
+                    continue
+                data = json.loads(hit.doc)['nova_object.data']
+                self.assertEqual(
+                    {name: data[name] for name in hit.ahead}, hit.ahead)
+                self.assertEqual(data['host'], hit.host)
 
     def test_project_scoping_of_non_admins(self):
         self.assertEqual('feba',
