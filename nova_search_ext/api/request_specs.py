@@ -29,11 +29,26 @@ would do more with (one naming a server group, whose hints it corrects
 when the group is gone, or one carrying a NUMA topology, which it may
 migrate and save) is built by Nova's ``_from_db_object`` itself.  Outside
 a list view every caller gets Nova's method.
+
+Decoding a stored spec (about 2 KiB of JSON) is most of that cost, the
+same on every request for every spec that has not changed.  So each
+nova-api process keeps the reduced primitive of the specs it built this
+way (:class:`nova_search_ext.api.view_memo.Rendered`, as its JSON text of
+a hundred bytes or so, keyed by a BLAKE2 digest of the stored spec, at
+most ``[searchlight] view_cache_size`` specs, none when it is 0), and
+builds the next list's spec of that row from the kept primitive: the
+same ``obj_from_primitive`` of the same reduced primitive, with the row's
+``id`` and ``instance_uuid``, so the same object.  A spec changed in the
+database is a different text, so a different key.
 """
 
+import hashlib
 import threading
 
 from oslo_serialization import jsonutils
+
+from nova_search_ext.api import view_memo
+from nova_search_ext import conf
 
 # What the list view reads of a spec (besides instance_uuid).
 VIEW_FIELDS = ('availability_zone', 'scheduler_hints')
@@ -59,6 +74,54 @@ def active():
     return getattr(_STATE, 'active', False)
 
 
+# The reduced primitives of the specs built for a list view, as text.
+_SPECS = view_memo.Rendered()
+
+
+def specs():
+    """The process's kept specs (a :class:`view_memo.Rendered`)."""
+    return _SPECS
+
+
+def reset():
+    """Forget every kept spec (tests)."""
+    _SPECS.clear()
+
+
+def _key(text):
+    if not isinstance(text, str):
+        return None
+    return hashlib.blake2b(text.encode('utf-8', 'surrogatepass'),
+                           digest_size=20).digest()
+
+
+def _reduced(cls, text):
+    """The primitive of the spec stored as ``text``, reduced, or None.
+
+    None for a spec Nova's own ``_from_db_object`` has to build.
+    """
+    ns = cls.OBJ_SERIAL_NAMESPACE
+    primitive = jsonutils.loads(text)
+    data = primitive.get(ns + '.data')
+    if not isinstance(data, dict) or any(
+            data.get(name) is not None for name in _NOVA_ONLY):
+        return None
+    reduced = {key: value for key, value in primitive.items()
+               if key != ns + '.changes'}
+    reduced[ns + '.data'] = {name: data[name] for name in VIEW_FIELDS
+                             if name in data}
+    return reduced
+
+
+def _from_reduced(cls, context, row, reduced):
+    spec = cls.obj_from_primitive(reduced)
+    spec.id = row['id']
+    spec.instance_uuid = row['instance_uuid']
+    spec._context = context
+    spec.obj_reset_changes()
+    return spec
+
+
 def view_specs(cls, context, instance_uuids):
     """What ``cls.get_by_instance_uuids`` gives the list view (see above).
 
@@ -67,22 +130,19 @@ def view_specs(cls, context, instance_uuids):
     specs = []
     if not instance_uuids:
         return specs
-    ns = cls.OBJ_SERIAL_NAMESPACE
+    size = conf.CONF.searchlight.view_cache_size
     for row in cls._get_by_instance_uuids_from_db(context, instance_uuids):
-        primitive = jsonutils.loads(row['spec'])
-        data = primitive.get(ns + '.data')
-        if not isinstance(data, dict) or any(
-                data.get(name) is not None for name in _NOVA_ONLY):
+        key = _key(row['spec']) if size > 0 else None
+        kept = _SPECS.get(key) if key is not None else None
+        if kept is not None:
+            specs.append(_from_reduced(cls, context, row,
+                                       jsonutils.loads(kept)))
+            continue
+        reduced = _reduced(cls, row['spec'])
+        if reduced is None:
             specs.append(cls._from_db_object(context, cls(), row))
             continue
-        reduced = {key: value for key, value in primitive.items()
-                   if key != ns + '.changes'}
-        reduced[ns + '.data'] = {name: data[name] for name in VIEW_FIELDS
-                                 if name in data}
-        spec = cls.obj_from_primitive(reduced)
-        spec.id = row['id']
-        spec.instance_uuid = row['instance_uuid']
-        spec._context = context
-        spec.obj_reset_changes()
-        specs.append(spec)
+        if key is not None:
+            _SPECS.put(key, jsonutils.dumps(reduced), size)
+        specs.append(_from_reduced(cls, context, row, reduced))
     return specs

@@ -142,11 +142,15 @@ one Nova renders.  nova-api only does this on the Nova release whose view
 code the package was checked against (it logs one INFO line and renders
 every server otherwise).  Each kept server takes about 3 KiB of memory (it
 is kept as its JSON text, about 32 MiB per process at the default); the
-least recently used are dropped first.
+least recently used are dropped first.  The same bound applies to the
+request specs kept for the list view from microversion 2.96: the part
+of each spec the view reads, keyed by a digest of the stored spec (a few
+hundred bytes each), so that an unchanged spec is not decoded again.
 
 Possible values:
 
-* 0: render every server on every request, as Nova does.
+* 0: render every server and decode every request spec on every request,
+  as Nova does.
 * A positive number (default 10000): at most that many servers per
   nova-api process.
 

@@ -28,6 +28,7 @@ from nova.db.main import api as main_db
 from nova.tests.fixtures import notifications as nova_notifications
 
 from nova_search_ext.api import paste_config
+from nova_search_ext.api import request_specs
 from nova_search_ext.api import view_memo
 from nova_search_ext.bench.harness import deployment as harness_deployment
 from nova_search_ext.bench.harness import querycount
@@ -69,9 +70,11 @@ class PasteFixture(fixtures.Fixture):
         # Whatever the pipeline installs is removed again after the test.
         self.addCleanup(hooks.uninstall)
         self.addCleanup(list_branch.reset)
-        # Nothing rendered in one test is reused by the next.
+        # Nothing rendered or kept in one test is reused by the next.
         view_memo.reset()
         self.addCleanup(view_memo.reset)
+        request_specs.reset()
+        self.addCleanup(request_specs.reset)
 
 
 class IndexFixture(fixtures.Fixture):

@@ -19,7 +19,8 @@ make to every list.  Here every response is compared with stock Nova's:
   (:mod:`nova_search_ext.api.request_specs`): a server pinned to an
   availability zone, one with scheduler hints, one in a server group that
   was deleted since (Nova drops its ``group`` hint), one whose spec has a
-  NUMA topology (Nova's own ``_from_db_object`` builds those two);
+  NUMA topology (Nova's own ``_from_db_object`` builds those two), each
+  built on the first list and kept for the next;
 * the response validation wrappers sharing one encoding, which is also
   the response's (:mod:`nova_search_ext.api.serialize_once`), in
   ``warn``, ``error`` and ``ignore`` mode;
@@ -36,6 +37,7 @@ from nova.api.openstack import wsgi
 from nova import context as nova_context
 from nova import objects
 
+from nova_search_ext.api import request_specs
 from nova_search_ext.tests.functional import base
 
 MICROVERSIONS = ('2.1', '2.95', '2.96', '2.99', '2.100', 'latest')
@@ -128,6 +130,44 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
         self.assertEqual([self.plain['id']], servers['hinted'][
             'scheduler_hints']['different_host'])
         self.assertEqual({}, servers['grouped']['scheduler_hints'])
+
+    def _detail(self):
+        return {s['name']: s for s in self.api.get_servers(detail=True)}
+
+    def test_specs_kept_for_the_next_list(self):
+        self.api.microversion = 'latest'
+        kept = request_specs.specs()
+        first = self._detail()
+        # Built once each; the group's and the NUMA spec are Nova's.
+        self.assertEqual(3, len(kept))
+        self.assertEqual((0, 5), (kept.hits, kept.misses))
+        del self.nova_built[:]
+        self.assertEqual(first, self._detail())
+        self.assertEqual((3, 7), (kept.hits, kept.misses))
+        self.assertEqual(2, len(self.nova_built))
+        # A spec changed in the database is read again.
+        ctxt = nova_context.get_admin_context()
+        spec = objects.RequestSpec.get_by_instance_uuid(ctxt,
+                                                        self.plain['id'])
+        spec.availability_zone = 'nova'
+        spec.scheduler_hints = {'same_host': [self.pinned['id']]}
+        spec.save()
+        after = self._detail()
+        self.assertEqual('nova', after['plain']['pinned_availability_zone'])
+        self.assertEqual({'same_host': [self.pinned['id']]},
+                         after['plain']['scheduler_hints'])
+        self.assertEqual(4, len(kept))
+        with self.hooks_as(False):
+            self.assertEqual(after, self._detail())
+
+    def test_specs_not_kept(self):
+        self.api.microversion = 'latest'
+        expected = self._detail()
+        request_specs.reset()
+        self.flags(view_cache_size=0, group='searchlight')
+        self.assertEqual(expected, self._detail())
+        self.assertEqual(expected, self._detail())
+        self.assertEqual(0, len(request_specs.specs()))
 
     def test_validation_encodes_once(self):
         calls = []

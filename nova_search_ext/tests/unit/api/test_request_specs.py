@@ -1,0 +1,137 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+"""request_specs.view_specs: the specs a list view reads, kept per process.
+
+What the view shows of them is compared with stock Nova in
+``tests/functional/test_list_view_overlays``; these pin what is kept,
+what is built again and that a kept spec builds the same object.
+"""
+
+from unittest import mock
+
+from nova import context as nova_context
+from nova import objects
+from oslo_serialization import jsonutils
+from oslo_utils import uuidutils
+
+from nova_search_ext.api import request_specs
+from nova_search_ext.tests.unit import base
+
+
+def _row(row_id, uuid, **fields):
+    spec = objects.RequestSpec(instance_uuid=uuid, **fields)
+    return {'id': row_id, 'instance_uuid': uuid,
+            'spec': jsonutils.dumps(spec.obj_to_primitive())}
+
+
+class ViewSpecsTestCase(base.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        request_specs.reset()
+        self.addCleanup(request_specs.reset)
+        self.context = nova_context.get_admin_context()
+        self.rows = [
+            _row(1, uuidutils.generate_uuid(), availability_zone='az1',
+                 scheduler_hints={'same_host': ['a', 'b']}),
+            _row(2, uuidutils.generate_uuid(), availability_zone=None,
+                 scheduler_hints={}),
+        ]
+        self.reduced = mock.Mock(side_effect=request_specs._reduced)
+        patcher = mock.patch.object(request_specs, '_reduced', self.reduced)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def _specs(self, rows=None):
+        rows = rows if rows is not None else self.rows
+        with mock.patch.object(
+                objects.RequestSpec, '_get_by_instance_uuids_from_db',
+                return_value=rows):
+            return request_specs.view_specs(
+                objects.RequestSpec, self.context,
+                [r['instance_uuid'] for r in rows])
+
+    @staticmethod
+    def _state(specs):
+        """Each spec's primitive, context and the types of its hints."""
+        return [(s.obj_to_primitive(), s._context,
+                 type(s.scheduler_hints),
+                 [type(v) for v in s.scheduler_hints.values()])
+                for s in specs]
+
+    def test_kept_then_built_from_what_was_kept(self):
+        first = self._specs()
+        self.assertEqual(2, self.reduced.call_count)
+        self.assertEqual(2, len(request_specs.specs()))
+        second = self._specs()
+        # The stored specs were not decoded again.
+        self.assertEqual(2, self.reduced.call_count)
+        self.assertEqual(self._state(first), self._state(second))
+        self.assertEqual(
+            [(self.rows[0]['instance_uuid'], 'az1', {'same_host': ['a', 'b']}),
+             (self.rows[1]['instance_uuid'], None, {})],
+            [(s.instance_uuid, s.availability_zone, s.scheduler_hints)
+             for s in second])
+        self.assertEqual([1, 2], [s.id for s in second])
+        self.assertEqual([set()] * 2,
+                         [s.obj_what_changed() for s in second])
+
+    def test_each_list_gets_its_own_objects(self):
+        self._specs()
+        self._specs()[0].scheduler_hints['same_host'].append('c')
+        self.assertEqual({'same_host': ['a', 'b']},
+                         self._specs()[0].scheduler_hints)
+
+    def test_a_changed_spec_is_decoded_again(self):
+        self._specs()
+        changed = _row(1, self.rows[0]['instance_uuid'],
+                       availability_zone='az2', scheduler_hints={})
+        specs = self._specs([changed, self.rows[1]])
+        self.assertEqual(3, self.reduced.call_count)
+        self.assertEqual(['az2', None],
+                         [s.availability_zone for s in specs])
+        self.assertEqual(3, len(request_specs.specs()))
+
+    def test_the_same_spec_text_in_another_row(self):
+        # The key is the stored text; id and uuid come from the row.
+        self._specs()
+        other = dict(self.rows[0], id=3,
+                     instance_uuid=uuidutils.generate_uuid())
+        spec = self._specs([other])[0]
+        self.assertEqual(2, self.reduced.call_count)
+        self.assertEqual((3, other['instance_uuid'], 'az1'),
+                         (spec.id, spec.instance_uuid,
+                          spec.availability_zone))
+
+    def test_what_nova_builds_is_not_kept(self):
+        group = _row(4, uuidutils.generate_uuid(),
+                     instance_group=objects.InstanceGroup(
+                         uuid=uuidutils.generate_uuid(), policy='affinity',
+                         members=[], hosts=[]))
+        nova_built = mock.sentinel.nova_built
+        with mock.patch.object(objects.RequestSpec, '_from_db_object',
+                               return_value=nova_built) as from_db:
+            for _ in range(2):
+                self.assertEqual([nova_built], self._specs([group]))
+        self.assertEqual(2, from_db.call_count)
+        self.assertEqual(0, len(request_specs.specs()))
+
+    def test_bounded_by_view_cache_size(self):
+        self.flags(view_cache_size=1, group='searchlight')
+        self._specs()
+        self.assertEqual(1, len(request_specs.specs()))
+        self.flags(view_cache_size=0, group='searchlight')
+        request_specs.reset()
+        self._specs()
+        self._specs()
+        self.assertEqual(0, len(request_specs.specs()))
+        self.assertEqual(6, self.reduced.call_count)
