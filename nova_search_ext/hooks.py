@@ -323,6 +323,7 @@ def _install_serialize_once():
     from nova.api.openstack.compute.views import servers as views
     from nova.api.openstack import wsgi
     import nova.api.validation as validation
+    from nova.api.validation import validators
 
     from nova_search_ext.api import collector
     from nova_search_ext.api import request_memo
@@ -346,8 +347,12 @@ def _install_serialize_once():
                                           wsgi.JSONDictSerializer)))
     _patch(validation, 'wsgi',
            serialize_once.wsgi_view(validation.__dict__['wsgi']))
-    _patch(validation, 'jsonutils',
-           serialize_once.jsonutils_view(validation.__dict__['jsonutils']))
+    # The wrappers may hand a server list over undecoded only to the
+    # response validation that takes it (_install_response_validation).
+    takes_encoded = hasattr(validators._SchemaValidator.validate,
+                            'list_validation')
+    _patch(validation, 'jsonutils', serialize_once.jsonutils_view(
+        validation.__dict__['jsonutils'], encoded_lists=takes_encoded))
     _patch(views, 'api_version_request', request_memo.version_module(
         views.__dict__['api_version_request']))
     nova_project_id = common.ViewBuilder.__dict__['_get_project_id']

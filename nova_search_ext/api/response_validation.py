@@ -30,10 +30,20 @@ each server whose canonical JSON has not been found valid against the same
 schema before, and remembers (by a 20-byte BLAKE2 digest, at most
 :data:`REMEMBERED` per process) the servers it found valid.
 
+For a body the list call encoded a server at a time, the wrappers hand
+over its text undecoded (:class:`nova_search_ext.api.serialize_once
+.EncodedList`).  Then the memory's key is the digest of the server's text
+as Nova's encoder wrote it, the envelope is decoded from its own text,
+and a server is decoded only to be checked.  A server's text decodes to
+the very value the whole body's decoding holds at its place, and equal
+texts decode to equal values: a key means "this JSON text decodes to a
+valid server" whichever encoder wrote the text, so both kinds of key
+share one memory.
+
 It never says "invalid" itself: whenever anything is not proven valid this
-way, Nova's own validation of the whole body runs, so a body Nova rejects
-gets Nova's exception, message and log line, in ``warn`` and ``error``
-mode alike.  Any other schema, and a validator with non-default rules
+way, Nova's own validation of the whole (decoded) body runs, so a body
+Nova rejects gets Nova's exception, message and log line, in ``warn`` and
+``error`` mode alike.  Any other schema, and a validator with non-default rules
 (relaxed ``additionalProperties``), goes to Nova's validation untouched.
 """
 
@@ -44,6 +54,7 @@ import threading
 
 import jsonschema
 
+from nova_search_ext.api import serialize_once
 from nova_search_ext.compute import shallow
 
 # Servers remembered valid per process (about 100 bytes each).
@@ -105,11 +116,22 @@ class Verdicts(object):
         return len(self._valid)
 
 
-def digest(item):
-    text = json.dumps(item, sort_keys=True, separators=(',', ':'),
-                      ensure_ascii=False)
+def text_digest(text):
+    """The memory's key part for a server given as JSON text."""
     return hashlib.blake2b(text.encode('utf-8', 'surrogatepass'),
                            digest_size=20).digest()
+
+
+def digest(item):
+    """The memory's key part for a decoded server: its canonical text's."""
+    return text_digest(json.dumps(item, sort_keys=True, separators=(',', ':'),
+                                  ensure_ascii=False))
+
+
+def _decoded(value):
+    if isinstance(value, serialize_once.EncodedList):
+        return value.decoded()
+    return value
 
 
 class ListValidation(object):
@@ -134,26 +156,45 @@ class ListValidation(object):
         self.deferred = 0
 
     def __call__(self, validator, *args, **kwargs):
-        if kwargs or len(args) != 1 or not self._proven_valid(validator,
-                                                             args[0]):
-            self.deferred += 1
-            return self.original(validator, *args, **kwargs)
-        self.proven += 1
-        return None
+        if not kwargs and len(args) == 1 and self._proven_valid(validator,
+                                                                args[0]):
+            self.proven += 1
+            return None
+        self.deferred += 1
+        # Nova's validation gets the body as Nova's decoder gives it.
+        return self.original(validator, *[_decoded(a) for a in args],
+                             **{k: _decoded(v) for k, v in kwargs.items()})
 
-    def _proven_valid(self, validator, body):
+    def _items_schema(self, validator):
+        """``(inner validator, property, items schema)``, or None."""
         inner = validator.validator
         entry = self.splits.get(id(inner.schema))
         if entry is None or entry[0] is not inner.schema:
-            return False
+            return None
         if type(inner).VALIDATORS.get('additionalProperties') is not \
                 self._plain:
+            return None
+        return inner, entry[1], entry[2]
+
+    def _proven_valid(self, validator, body):
+        parts = self._items_schema(validator)
+        if parts is None:
             return False
-        schema, prop, items_schema = entry
-        if not isinstance(body, dict) or not isinstance(body.get(prop),
-                                                        list):
-            return False
+        inner, prop, items_schema = parts
         try:
+            if isinstance(body, serialize_once.EncodedList):
+                if body.prop != prop:
+                    return False
+                envelope = body.envelope()
+                if (not isinstance(envelope, dict) or
+                        envelope.get(prop) != [] or
+                        not inner.is_valid(envelope)):
+                    return False
+                return shallow.call(self._texts_valid, inner, items_schema,
+                                    body.items, body.loads)
+            if not isinstance(body, dict) or not isinstance(body.get(prop),
+                                                            list):
+                return False
             envelope = dict(body)
             envelope[prop] = []
             if not inner.is_valid(envelope):
@@ -167,14 +208,21 @@ class ListValidation(object):
             return False
 
     def _items_valid(self, inner, items_schema, items):
+        return self._check(inner, items_schema, items, digest,
+                           lambda item: item)
+
+    def _texts_valid(self, inner, items_schema, texts, loads):
+        return self._check(inner, items_schema, texts, text_digest, loads)
+
+    def _check(self, inner, items_schema, items, key_of, value_of):
         item_validator = None
         for item in items:
-            key = (id(items_schema), digest(item))
+            key = (id(items_schema), key_of(item))
             if key in self.verdicts:
                 continue
             if item_validator is None:
                 item_validator = inner.evolve(schema=items_schema)
-            if not item_validator.is_valid(item):
+            if not item_validator.is_valid(value_of(item)):
                 return False
             self.verdicts.add(key)
         return True

@@ -48,6 +48,19 @@ answer in a ``ResponseObject`` and picks the status code; nothing changes
 it.  With ``[api] response_validation = ignore`` nothing encodes the
 answer in the list call, nothing is handed over, and Nova's serializer
 encodes the response as always.
+
+A server list is encoded a server at a time (:func:`encode_list`): each
+server and the envelope (the body with an empty list) through Nova's
+serializer, joined into the very text Nova's encoder gives for the whole
+body (its JSON encoder writes a list as its items' texts joined by
+``", "`` between brackets, and a dict's first item right after the
+brace).  When the response validation that takes them is in place
+(``encoded_lists``), the remembering decoder then gives the wrappers that
+text, undecoded, as an :class:`EncodedList`: the validation decodes the
+envelope and only the servers it has not seen valid before
+(:mod:`nova_search_ext.api.response_validation`), and the whole body when
+Nova's own validation has to run.  A 1000-server body is then neither
+decoded whole nor encoded a second time for the validation's memory.
 """
 
 import threading
@@ -169,6 +182,73 @@ class ModuleView(types.ModuleType):
         return getattr(self.__dict__['__wrapped_module__'], name)
 
 
+# Nova's encoder writes a body whose first key is "servers" holding an
+# empty list as this, and one holding items as _LIST_HEAD, the items'
+# texts joined by _ITEM_SEPARATOR, then "]" and the rest of the first.
+_LIST_PROPERTY = 'servers'
+_EMPTY_HEAD = '{"servers": []'
+_LIST_HEAD = '{"servers": ['
+_ITEM_SEPARATOR = ', '
+
+
+class EncodedList(object):
+    """A server list body as the text Nova's encoder gave, not decoded.
+
+    :param text: the body's text
+    :param items: the text of each server, in order
+    :param envelope: the text of the body with an empty list
+    :param loads: the decoder (Nova's ``jsonutils.loads``)
+    """
+
+    prop = _LIST_PROPERTY
+
+    def __init__(self, text, items, envelope, loads):
+        self.text = text
+        self.items = items
+        self._envelope = envelope
+        self.loads = loads
+        self._decoded = None
+
+    def envelope(self):
+        """The body decoded, its list empty."""
+        return self.loads(self._envelope)
+
+    def decoded(self):
+        """The whole body decoded (once), as Nova's decoder gives it."""
+        if self._decoded is None:
+            self._decoded = self.loads(self.text)
+        return self._decoded
+
+
+def encode_list(serialize, data):
+    """``(text, items, envelope)`` of a server list body, else None.
+
+    ``serialize`` is Nova's serializer; ``text`` is what it gives for
+    ``data``, built from what it gives for each server (``items``) and
+    for the body with an empty list (``envelope``).  None for anything
+    but a dict whose first key is ``servers`` holding a list, or when the
+    envelope's text does not start as Nova's encoder writes one.
+    """
+    if type(data) is not dict or not data:
+        return None
+    first = next(iter(data))
+    if type(first) is not str or first != _LIST_PROPERTY or \
+            type(data[first]) is not list:
+        return None
+    envelope = dict(data)
+    envelope[first] = []
+    envelope_text = serialize(envelope)
+    if type(envelope_text) is not str or \
+            not envelope_text.startswith(_EMPTY_HEAD):
+        return None
+    items = [serialize(item) for item in data[first]]
+    if any(type(item) is not str for item in items):
+        return None
+    text = ''.join((_LIST_HEAD, _ITEM_SEPARATOR.join(items), ']',
+                    envelope_text[len(_EMPTY_HEAD):]))
+    return text, items, envelope_text
+
+
 def wsgi_view(wsgi):
     """``nova.api.openstack.wsgi`` with a remembering JSONDictSerializer."""
     nova_serializer = wsgi.JSONDictSerializer
@@ -181,15 +261,31 @@ def wsgi_view(wsgi):
             last = memo.get('encoded')
             if last is not None and last[0] is data:
                 return last[1]
-            text = super().serialize(data, action)
+            nova = super().serialize
+            try:
+                parts = encode_list(nova, data)
+            except Exception:
+                # Whatever Nova's encoder makes of the whole body, it says.
+                parts = None
+            if parts is None:
+                text = nova(data, action)
+                memo.pop('encoded_list', None)
+            else:
+                text = parts[0]
+                memo['encoded_list'] = parts
             memo['encoded'] = (data, text)
             return text
 
     return ModuleView(wsgi, {'JSONDictSerializer': JSONDictSerializer})
 
 
-def jsonutils_view(jsonutils):
-    """``oslo_serialization.jsonutils`` with a remembering ``loads``."""
+def jsonutils_view(jsonutils, encoded_lists=False):
+    """``oslo_serialization.jsonutils`` with a remembering ``loads``.
+
+    :param encoded_lists: give a server list's text the list call's
+        serializer encoded as an :class:`EncodedList` (only for a
+        response validation that takes one)
+    """
     nova_loads = jsonutils.loads
 
     def loads(s, *args, **kwargs):
@@ -199,7 +295,11 @@ def jsonutils_view(jsonutils):
         last = memo.get('decoded')
         if last is not None and last[0] is s:
             return last[1]
-        value = nova_loads(s)
+        parts = memo.get('encoded_list') if encoded_lists else None
+        if parts is not None and parts[0] is s:
+            value = EncodedList(s, parts[1], parts[2], nova_loads)
+        else:
+            value = nova_loads(s)
         memo['decoded'] = (s, value)
         return value
 

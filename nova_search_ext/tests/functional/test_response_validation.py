@@ -19,7 +19,10 @@ cells; an ERROR server with a fault among them), breaks them in the ways
 a schema can catch, and checks each against every list schema of Nova
 with Nova's validator and with ours, ours sharing one memory of valid servers
 throughout: the verdict (valid, or Nova's ValidationError message) must
-be the same every time.  Most bodies are invalid against most schemas
+be the same every time.  Ours checks each body twice: decoded, and as the
+list call's validation wrappers hand a server list over, undecoded
+(:class:`nova_search_ext.api.serialize_once.EncodedList`), with a memory
+of its own.  Most bodies are invalid against most schemas
 (other microversions), so invalid bodies are the bulk of the cases.  The
 WSGI tests check that ``[api] response_validation = warn`` and ``error``
 still mean what they mean in Nova when a server in the list is invalid.
@@ -31,11 +34,14 @@ import copy
 
 import fixtures
 
+from nova.api.openstack import wsgi
 from nova.api.validation import validators
 from nova import exception
 from nova import utils as nova_utils
+from oslo_serialization import jsonutils
 
 from nova_search_ext.api import response_validation
+from nova_search_ext.api import serialize_once
 from nova_search_ext import hooks
 from nova_search_ext.tests.functional import base
 
@@ -117,10 +123,21 @@ class ResponseValidationParityTestCase(base.MultiCellTestCase):
         return bodies
 
     @staticmethod
+    def _handed_over(body):
+        """``body`` as the wrappers hand it to the validation."""
+        parts = serialize_once.encode_list(
+            wsgi.JSONDictSerializer().serialize, body)
+        if parts is None:
+            return copy.deepcopy(body)
+        return serialize_once.EncodedList(*parts, loads=jsonutils.loads)
+
+    @staticmethod
     def _verdict(validate, schema, body):
         validator = validators._SchemaValidator(schema, False, True)
+        if not isinstance(body, serialize_once.EncodedList):
+            body = copy.deepcopy(body)
         try:
-            validate(validator, copy.deepcopy(body))
+            validate(validator, body)
         except exception.ValidationError as e:
             return 'invalid: %s' % e
         return 'valid'
@@ -131,8 +148,9 @@ class ResponseValidationParityTestCase(base.MultiCellTestCase):
         nova_validate = validators._SchemaValidator.__dict__['validate']
         schemas = response_validation.list_schemas()
         ours = response_validation.ListValidation(nova_validate)
+        encoded = response_validation.ListValidation(nova_validate)
         self.assertEqual(len(schemas), len(ours.splits))
-        cases = valid = 0
+        cases = valid = handed_encoded = 0
         # Twice: the second round answers from the memory of valid servers
         # (the first few mutations are enough there).
         for limit in (None, 4):
@@ -144,12 +162,20 @@ class ResponseValidationParityTestCase(base.MultiCellTestCase):
                         actual = self._verdict(ours, schema, mutated)
                         self.assertEqual(expected, actual, '%s, %s' % (
                             name, label))
+                        handed = self._handed_over(mutated)
+                        handed_encoded += isinstance(
+                            handed, serialize_once.EncodedList)
+                        actual = self._verdict(encoded, schema, handed)
+                        self.assertEqual(expected, actual, '%s, %s, '
+                                         'undecoded' % (name, label))
                         cases += 1
                         valid += expected == 'valid'
         # Nova found each unbroken body valid against its own schema at
         # least, and ours proved those without Nova's validator.
         self.assertGreater(valid, len(bodies))
         self.assertGreater(ours.proven, 0)
+        self.assertGreater(encoded.proven, 0)
+        self.assertGreater(handed_encoded, 0.8 * cases)
         self.assertGreater(cases - valid, 10 * valid)
         self.assertGreater(len(ours.verdicts), 0)
 

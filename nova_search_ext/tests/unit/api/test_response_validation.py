@@ -18,10 +18,13 @@ what is remembered and what is left to Nova.
 
 from unittest import mock
 
+from nova.api.openstack import wsgi
 from nova.api.validation import validators
 from nova import exception
+from oslo_serialization import jsonutils
 
 from nova_search_ext.api import response_validation as rv
+from nova_search_ext.api import serialize_once
 from nova_search_ext.tests.unit import base
 
 UUID = '8b4a8c5e-7a2c-4c1e-9d8f-0a1b2c3d4e5f'
@@ -126,6 +129,63 @@ class ListValidationTestCase(base.TestCase):
         self.assertNotEqual(rv.digest({'a': 1}), rv.digest({'a': True}))
         self.assertNotEqual(rv.digest({'a': 1}), rv.digest({'a': 1.0}))
         self.assertEqual(20, len(rv.digest({'s': '\ud800'})))
+
+
+def encoded(body, loads=jsonutils.loads):
+    """``body`` as the list call's wrappers hand it over."""
+    text, items, envelope = serialize_once.encode_list(
+        wsgi.JSONDictSerializer().serialize, body)
+    return serialize_once.EncodedList(text, items, envelope, loads)
+
+
+class EncodedListValidationTestCase(ListValidationTestCase):
+
+    def test_valid_servers_are_remembered_by_their_text(self):
+        loads = mock.Mock(side_effect=jsonutils.loads)
+        body = encoded({'servers': [server(1), server(2)],
+                        'servers_links': []}, loads)
+        self.check(self.validator, body)
+        # The envelope and each server, once.
+        self.assertEqual(3, loads.call_count)
+        self.check(self.validator, encoded({'servers': [server(2)]}, loads))
+        self.check(self.validator, body)
+        # Then only the envelopes.
+        self.assertEqual(5, loads.call_count)
+        self.assertEqual(0, self.original.call_count)
+        self.assertEqual(3, self.check.proven)
+        self.assertEqual(2, len(self.check.verdicts))
+        # Never decoded whole.
+        self.assertIsNone(body._decoded)
+
+    def test_invalid_goes_to_nova_decoded(self):
+        bad = dict(server(2), bogus=1)
+        for body in ({'servers': [server(1), bad]},
+                     {'servers': [server(1)], 'x': 1},
+                     {'servers': [bad]}):
+            self.assertRaises(exception.ValidationError, self.check,
+                              self.validator, encoded(body))
+            # Nova's validation got the body as its decoder gives it.
+            self.assertEqual(body, self.original.call_args[0][1])
+            self.assertIs(dict, type(self.original.call_args[0][1]))
+        self.assertEqual(3, self.original.call_count)
+        self.assertEqual(1, len(self.check.verdicts))
+
+    def test_other_schemas_get_the_decoded_body(self):
+        other = validators._SchemaValidator(
+            {'type': 'object', 'properties': {'servers': SCHEMA[
+                'properties']['servers']}})
+        body = encoded({'servers': [server(1)]})
+        self.check(other, body)
+        self.assertEqual({'servers': [server(1)]},
+                         self.original.call_args[0][1])
+        self.assertEqual(0, self.check.proven)
+
+    def test_equal_texts_share_a_verdict_with_decoded_bodies(self):
+        self.check(self.validator, {'servers': [server(1)]})
+        self.check(self.validator, encoded({'servers': [server(1)]}))
+        # One key per text form: canonical and as Nova's encoder wrote it.
+        self.assertEqual(2, len(self.check.verdicts))
+        self.assertEqual(rv.text_digest('{"a":1}'), rv.digest({'a': 1}))
 
 
 class VerdictsTestCase(base.TestCase):

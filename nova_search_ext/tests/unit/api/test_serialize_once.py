@@ -51,18 +51,78 @@ class SerializeOnceTestCase(base.TestCase):
             with serialize_once.listing():
                 first = self._encode_decode()
                 second = self._encode_decode()
-                self.assertEqual(1, dumps.call_count)
+                # A server list: its one server and its envelope.
+                self.assertEqual(2, dumps.call_count)
                 # Another object (even an equal one) is encoded anew.
                 other = dict(self.body)
                 self.wsgi.JSONDictSerializer().serialize(other)
-                self.assertEqual(2, dumps.call_count)
+                self.assertEqual(4, dumps.call_count)
+                self.wsgi.JSONDictSerializer().serialize({'other': 1})
+                self.assertEqual(5, dumps.call_count)
             # Left the listing: forgotten.
             self._encode_decode()
-            self.assertEqual(3, dumps.call_count)
+            self.assertEqual(6, dumps.call_count)
         self.assertEqual(nova_text, first[0])
         self.assertIs(first[0], second[0])
         self.assertIs(first[1], second[1])
         self.assertEqual(jsonutils.loads(nova_text), first[1])
+
+    def test_a_server_list_is_encoded_a_server_at_a_time(self):
+        when = datetime.datetime(2024, 5, 1, 12, 30,
+                                 tzinfo=datetime.timezone.utc)
+        nova = wsgi.JSONDictSerializer().serialize
+        for body in (
+                {'servers': []},
+                {'servers': [], 'servers_links': [{'rel': 'next'}]},
+                {'servers': [{'id': 'x', 'name': '\u00e9\ud83d\ude00"\\',
+                              'created': when, 'n': 1.5, 'b': None,
+                              't': (1, 2), 'nested': {'a': [{}]}},
+                             {}, {'k': []}],
+                 'servers_links': [{'href': 'h', 'rel': 'next'}]}):
+            text, items, envelope = serialize_once.encode_list(nova, body)
+            self.assertEqual(nova(body), text)
+            self.assertEqual([nova(item) for item in body['servers']], items)
+            self.assertEqual(nova(dict(body, servers=[])), envelope)
+
+    def test_what_is_not_a_server_list(self):
+        nova = wsgi.JSONDictSerializer().serialize
+        for body in ({}, {'server': {}}, {'links': [], 'servers': []},
+                     {'servers': ()}, {'servers': {}}, [], 'servers', None):
+            self.assertIsNone(serialize_once.encode_list(nova, body), body)
+
+    def test_a_server_list_can_be_handed_over_undecoded(self):
+        lazy = serialize_once.jsonutils_view(jsonutils, encoded_lists=True)
+        body = {'servers': [{'id': 'a'}, {'id': 'b'}],
+                'servers_links': [{'rel': 'next'}]}
+        with serialize_once.listing():
+            text = self.wsgi.JSONDictSerializer().serialize(body)
+            value = lazy.loads(text)
+            self.assertIs(value, lazy.loads(text))
+            # Another text: decoded.
+            self.assertEqual([1], lazy.loads('[1]'))
+        self.assertIsInstance(value, serialize_once.EncodedList)
+        self.assertEqual(text, value.text)
+        self.assertEqual(jsonutils.loads(text), value.decoded())
+        self.assertIs(value.decoded(), value.decoded())
+        self.assertEqual(dict(body, servers=[]), value.envelope())
+        self.assertEqual(body['servers'],
+                         [jsonutils.loads(item) for item in value.items])
+        # Outside a list call: Nova's.
+        self.assertEqual(body, lazy.loads(text))
+        # Without encoded_lists: decoded.
+        with serialize_once.listing():
+            text = self.wsgi.JSONDictSerializer().serialize(body)
+            self.assertEqual(body, self.json.loads(text))
+
+    def test_an_item_nova_cannot_encode_fails_as_nova_fails(self):
+        body = {'servers': [{'id': object()}]}
+        serializer = wsgi.JSONDictSerializer()
+        expected = self.assertRaises(ValueError, serializer.serialize, body)
+        with serialize_once.listing() as memo:
+            error = self.assertRaises(
+                ValueError, self.wsgi.JSONDictSerializer().serialize, body)
+        self.assertEqual(str(expected), str(error))
+        self.assertNotIn('encoded_list', memo)
 
     def test_other_threads_are_not_affected(self):
         seen = []
