@@ -519,64 +519,96 @@ def instance_from_stored(context, stored, expected_attrs, services=None,
     :param expected_attrs: joined attributes the cell path would load
     :param services: list of Service primitives of the instance's host
     """
-    wanted = set(expected_attrs or ())
-    if 'flavor' in wanted:
-        wanted.update(_FLAVOR_ATTRS)
+    wanted = _wanted(tuple(expected_attrs or ()))
     fault = loads(stored.fault) if isinstance(stored.fault, str) \
         else stored.fault
     fault = (rebuild.from_primitive(objects.InstanceFault, fault, context)
              if fault else None)
-    decoded = []
-
-    def primitive():
-        if not decoded:
-            prim = json.loads(stored.doc) if isinstance(stored.doc, str) \
-                else stored.doc
-            data = prim[_DATA]
-            for attr in DOC_ATTRS + _FLAVOR_ATTRS:
-                if attr not in wanted:
-                    data.pop(attr, None)
-            decoded.append(prim)
-        return decoded[0]
-
-    def host_services():
-        return objects.ServiceList(context, objects=[
-            rebuild.from_primitive(objects.Service, svc, context)
-            for svc in (services or [])])
-
-    def build():
-        prim = primitive()
-        if ahead is not None:
-            _check_ahead(prim[_DATA], ahead[1])
-        instance = rebuild.from_primitive(objects.Instance, prim, context)
-        instance.fault = fault
-        if 'services' in wanted:
-            instance.services = host_services()
-        instance.obj_reset_changes()
-        return instance
-
     ahead = _undecoded(stored) if late else None
+    rest = _StoredRest(context, stored, wanted, fault, services, ahead)
     if ahead is not None:
         cls, (version, data) = instance_obj.Instance, ahead
     else:
-        prim = primitive()
+        prim = rest.primitive()
         cls, version = rebuild.object_class(objects.Instance, prim)
         data = prim[_DATA]
     if late and cls is instance_obj.Instance:
-        instance = lazy.instance(
-            context, version, data, _ahead_fields(),
-            lazy.Rest(build, stored.cell_uuid, wanted,
-                      host_services if 'services' in wanted else None))
+        instance = lazy.instance(context, version, data, _ahead_fields(),
+                                 rest)
         instance.__dict__['_obj_fault'] = fault
     else:
-        instance = build()
-    bdms = stored.bdms
+        instance = rest.build()
     # Decoded and built when the detail view asks for them (served.bdms).
-    served.mark(instance, served.Deferred(
-        lambda: _bdm_list(context, loads(bdms) if isinstance(bdms, str)
-                          else bdms)),
-        view_key=stored_key(stored, wanted))
+    served.mark(instance, served.Deferred(rest.bdms),
+                view_key=stored_key(stored, wanted))
     return instance
+
+
+@functools.lru_cache(maxsize=64)
+def _wanted(expected_attrs):
+    """The joined attributes a list's instances get: one set per list."""
+    wanted = set(expected_attrs)
+    if 'flavor' in wanted:
+        wanted.update(_FLAVOR_ATTRS)
+    return frozenset(wanted)
+
+
+class _StoredRest(lazy.Rest):
+    """An instance's stored forms, to build it and its mappings from.
+
+    One object per listed instance, and no closures: a page of 1000
+    servers lives until the collector frees Nova's ``InstanceList`` (a
+    reference cycle with its list of objects), and every object it keeps
+    is one more the collector walks and frees.
+
+    :param ahead: what :func:`_undecoded` gave, or None
+    """
+
+    __slots__ = ('context', 'stored', 'fault', 'service_primitives',
+                 'ahead', '_primitive')
+
+    def __init__(self, context, stored, wanted, fault, services, ahead):
+        super().__init__(stored.cell_uuid, wanted)
+        self.context = context
+        self.stored = stored
+        self.fault = fault
+        self.service_primitives = services
+        self.ahead = ahead
+        self._primitive = None
+
+    def primitive(self):
+        """The stored document, decoded once, without unwanted fields."""
+        if self._primitive is None:
+            doc = self.stored.doc
+            prim = json.loads(doc) if isinstance(doc, str) else doc
+            data = prim[_DATA]
+            for attr in DOC_ATTRS + _FLAVOR_ATTRS:
+                if attr not in self.wanted:
+                    data.pop(attr, None)
+            self._primitive = prim
+        return self._primitive
+
+    def services(self):
+        return objects.ServiceList(self.context, objects=[
+            rebuild.from_primitive(objects.Service, svc, self.context)
+            for svc in (self.service_primitives or [])])
+
+    def build(self):
+        prim = self.primitive()
+        if self.ahead is not None:
+            _check_ahead(prim[_DATA], self.ahead[1])
+        instance = rebuild.from_primitive(objects.Instance, prim,
+                                          self.context)
+        instance.fault = self.fault
+        if 'services' in self.wanted:
+            instance.services = self.services()
+        instance.obj_reset_changes()
+        return instance
+
+    def bdms(self):
+        bdms = self.stored.bdms
+        return _bdm_list(self.context,
+                         loads(bdms) if isinstance(bdms, str) else bdms)
 
 
 # How document.dumps writes an Instance's envelope (_envelope's keys, in
@@ -651,7 +683,13 @@ def stored_key(stored, wanted):
             digest.update(data)
         else:
             return None
-    return digest.digest(), tuple(sorted(wanted))
+    return digest.digest(), _sorted_names(frozenset(wanted))
+
+
+@functools.lru_cache(maxsize=64)
+def _sorted_names(names):
+    # One tuple per list, not per instance.
+    return tuple(sorted(names))
 
 
 def _bdm_list(context, primitives):

@@ -56,22 +56,27 @@ STATS = {'built': 0, 'from_cell': 0}
 
 
 class Rest(object):
-    """How to build the rest of an :class:`Instance`.
+    """How to build the rest of an :class:`Instance` (a base class).
 
-    :param build: ``build()`` returns the instance built in full
-    :param cell_uuid: the cell to read it from if that fails
+    A subclass gives ``build()``, which returns the instance built in
+    full, and ``services()``, which returns its ``services`` field as the
+    full build sets it (asked only when ``'services'`` is wanted).
+
+    :param cell_uuid: the cell to read it from if building fails
     :param wanted: the joined attributes the list asked for
-    :param services: ``services()`` returns its ``services`` field as the
-        full build sets it, or None if that field is not wanted
     """
 
-    __slots__ = ('build', 'cell_uuid', 'wanted', 'services')
+    __slots__ = ('cell_uuid', 'wanted')
 
-    def __init__(self, build, cell_uuid, wanted, services=None):
-        self.build = build
+    def __init__(self, cell_uuid, wanted):
         self.cell_uuid = cell_uuid
         self.wanted = wanted
-        self.services = services
+
+    def build(self):
+        raise NotImplementedError()
+
+    def services(self):
+        raise NotImplementedError()
 
     @property
     def expected_attrs(self):
@@ -119,7 +124,7 @@ class Instance(instance_obj.Instance):
     def _search_build(self, attrname):
         rest = self._search_rest
         own = self.__dict__
-        if attrname == 'services' and rest.services is not None:
+        if attrname == 'services' and 'services' in rest.wanted:
             if '_obj_services' not in own:
                 own['_obj_services'] = rest.services()
             return
