@@ -481,8 +481,7 @@ class StoredInstance(object):
 
     ``ahead``, when the store read them with the hit: ``{field: column
     value}`` of the document's fields in :data:`nova_search_ext.index
-    .lazy.AHEAD` other than ``uuid`` and ``host`` (``availability_zone``,
-    ``display_name``).  With them an index-served instance is made
+    .lazy.AHEAD_COLUMNS`.  With them an index-served instance is made
     without decoding its document (:func:`instance_from_stored`).
     """
 

@@ -49,6 +49,10 @@ LOG = logging.getLogger(__name__)
 # view's name).  The fault is set apart from the document's fields.
 AHEAD = frozenset(['uuid', 'host', 'availability_zone', 'display_name',
                    'fault'])
+# Those of AHEAD a store reads as columns with each hit
+# (document.StoredInstance.ahead); every hit has its uuid and host, and
+# the fault is read with it.
+AHEAD_COLUMNS = ('availability_zone', 'display_name')
 
 # Instances built in full since the process started (the benchmark and
 # tests read it).

@@ -47,6 +47,7 @@ from sqlalchemy import orm
 from nova_search_ext.index import base
 from nova_search_ext.index import catalog
 from nova_search_ext.index import document
+from nova_search_ext.index import lazy
 from nova_search_ext.index import list_request
 from nova_search_ext.index.sql import dialects
 from nova_search_ext.index.sql import errors
@@ -118,8 +119,11 @@ def create_engine(connection, timeout=10.0, regex_timeout=2.0,
 
 # Instance fields (index.lazy.AHEAD) read as columns with each listed hit,
 # and their _source names.
-_AHEAD_COLUMNS = (('availability_zone', 'OS-EXT-AZ:availability_zone'),
-                  ('display_name', 'name'))
+# (field, its name in the index) of lazy.AHEAD_COLUMNS.
+_AHEAD_COLUMNS = tuple(
+    (field, next(name for name, target in catalog.SERVER_ALIASES.items()
+                 if target == field))
+    for field in lazy.AHEAD_COLUMNS)
 
 
 class SQLStore(base.Store):

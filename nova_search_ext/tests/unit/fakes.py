@@ -31,6 +31,7 @@ from nova.network import model as network_model
 from nova import objects
 
 from nova_search_ext.index import document
+from nova_search_ext.index import lazy
 from nova_search_ext.index.sql import models
 from nova_search_ext.index.sql import store as sql_store
 
@@ -198,8 +199,7 @@ def stored(doc_, ahead=True):
         document.dumps(doc_.instance),
         document.dumps(doc_.fault) if doc_.fault else None,
         document.dumps(doc_.bdms),
-        ahead={name: doc_.columns.get(name)
-               for name in ('availability_zone', 'display_name')}
+        ahead={name: doc_.columns.get(name) for name in lazy.AHEAD_COLUMNS}
         if ahead else None)
 
 
