@@ -241,6 +241,9 @@ def _install_list_branch():
 
     @functools.wraps(original_fill_faults)
     def fill_faults(self):
+        if not len(self) and list_branch.index_answered():
+            # Nova would ask every cell for the faults of no instance.
+            return []
         others = [i for i in self if not served.is_served(i)]
         if len(others) == len(self):
             return original_fill_faults(self)
@@ -283,6 +286,9 @@ def _install_list_branch():
 
     @functools.wraps(original_bdms)
     def get_instance_bdms_in_multiple_cells(ctxt, instance_uuids):
+        if not instance_uuids and list_branch.index_answered():
+            # Nova would look up the mappings of no instance.
+            return {}
         prefetched = getattr(_PREFETCHED, 'bdms', None)
         if not prefetched:
             return original_bdms(ctxt, instance_uuids)

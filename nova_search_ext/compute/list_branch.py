@@ -22,8 +22,10 @@ With ``[searchlight] enabled`` and a request the index serves, the cell part
 comes from the index instead; the resulting objects carry their latest fault
 and block device mappings, so the controller's ``fill_faults`` and the
 detail view's BDM lookup need no cell either (see :mod:`nova_search_ext
-.hooks`).  Requests for deleted instances (``deleted``, ``changes-since``,
-``changes-before``) keep the cell path, as the spec says.  Any failure of
+.hooks`); nor do they when the index finds no instance at all
+(:func:`index_answered`).  Requests for deleted instances (``deleted``,
+``changes-since``, ``changes-before``) keep the cell path, as the spec
+says.  Any failure of
 the index answers that request from the cells (one WARNING) and opens the
 breaker.  While a Nova service writing the index in-line has notifications
 the index has not taken, or no lease (:mod:`nova_search_ext.index.feed
@@ -41,6 +43,7 @@ from oslo_log import log as logging
 from nova import objects
 
 from nova_search_ext.api import collector
+from nova_search_ext.api import serialize_once
 from nova_search_ext.client import base as client_base
 from nova_search_ext.compute import breaker as breaker_mod
 from nova_search_ext.compute import shallow
@@ -95,6 +98,28 @@ def _note_caught_up():
     if was:
         LOG.info('The search index has caught up with %s; listing servers '
                  'from it again.', ', '.join(sorted(was)))
+
+
+# The list call memo's key for "the index answered this call".
+_ANSWERED = 'index_answered'
+
+
+def _note_answered():
+    memo = serialize_once.call_memo()
+    if memo is not None:
+        memo[_ANSWERED] = True
+
+
+def index_answered():
+    """Whether the index answered this thread's server list call.
+
+    True once :func:`get_instance_objects_sorted` took the cell part of
+    the answer from the index, until the controller method returns (the
+    list call of :class:`nova_search_ext.api.serialize_once.listing`);
+    False outside a list call.
+    """
+    memo = serialize_once.call_memo()
+    return bool(memo) and memo.get(_ANSWERED, False)
 
 
 def _count(name):
@@ -311,6 +336,7 @@ def get_instance_objects_sorted(original, ctx, filters, limit, marker,
         _count('fallback')
         return cells()
     _note_caught_up()
+    _note_answered()
     _count('index')
     return instances, []
 

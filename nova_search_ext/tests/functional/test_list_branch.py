@@ -15,8 +15,10 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import json
 import os
+from unittest import mock
 
 import fixtures
+from nova import context as nova_context
 
 from nova_search_ext.api import collector
 from nova_search_ext.compute import breaker
@@ -146,6 +148,42 @@ class ListBranchTestCase(base.MultiCellTestCase):
             self.assertEqual(set(self.cell_mappings),
                              set(cell_counts) & set(self.cell_mappings),
                              cell_counts)
+
+    def test_empty_page_without_a_cell(self):
+        # When the index finds no server, Nova's fill_faults would still
+        # start a thread per cell (cell0 included) to fetch the faults of
+        # no instance, and the detail view would look up the mappings of
+        # no instance in the API database.  Neither happens on the index
+        # path; the cell path is Nova's, fan-out included.
+        fan_out = mock.Mock(wraps=nova_context.scatter_gather_cells)
+        self.useFixture(fixtures.MockPatchObject(
+            nova_context, 'scatter_gather_cells', fan_out))
+        unknown = '0c5e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b'
+        for microversion in ('2.1', 'latest'):
+            self.api.microversion = microversion
+            for url in ('/servers/detail?name=no-such-server',
+                        '/servers/detail?limit=2&uuid=%s' % unknown,
+                        '/servers?name=no-such-server'):
+                where = '%s at %s' % (url, microversion)
+                fan_out.reset_mock()
+                before = self.served_by_index()
+                idx, idx_counts = self._get(url, True)
+                self.assertEqual(before + 1, self.served_by_index(), where)
+                self.assertEqual(200, idx.status, where)
+                self.assertEqual([], idx.body['servers'], where)
+                self.assertEqual([], fan_out.call_args_list, where)
+                self.assertEqual(
+                    {}, {k: v for k, v in idx_counts.items()
+                         if k in self.cell_mappings}, where)
+                self.assertEqual(
+                    [], [s for s in self.statements[True].get('api', ())
+                         if 'instance_mappings' in s], where)
+                cells, _ = self._get(url, False)
+                self.assertEqual(cells.status, idx.status, where)
+                self.assertEqual(cells.body, idx.body, where)
+                if 'detail' in url:
+                    # Nova's fill_faults, every cell.
+                    self.assertTrue(fan_out.called, where)
 
     def test_invalid_regex_from_admin_is_nova_s_answer(self):
         # Nova's query schema lets any string through for launch_index and

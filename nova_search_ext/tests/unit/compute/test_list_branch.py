@@ -26,6 +26,7 @@ from keystoneauth1 import exceptions as ks_exc
 
 from nova import objects
 
+from nova_search_ext.api import serialize_once
 from nova_search_ext.client import base as client_base
 from nova_search_ext.compute import breaker as breaker_mod
 from nova_search_ext.compute import list_branch
@@ -144,6 +145,29 @@ class ListBranchTestCase(base.NoDBTestCase):
             filters=FILTERS, limit=10, marker=self.docs[0].uuid,
             sort_keys=SORT_KEYS, sort_dirs=SORT_DIRS, is_admin=False,
             project_id='fake-project', user_id='fake-user'), query)
+
+    def test_index_answered_within_the_list_call_only(self):
+        self.assertFalse(list_branch.index_answered())
+        self._list()
+        # Outside a server list call there is nothing to remember it in.
+        self.assertFalse(list_branch.index_answered())
+        with serialize_once.listing():
+            self.assertFalse(list_branch.index_answered())
+            self.flags(enabled=False, group='searchlight')
+            self._list()
+            self.assertFalse(list_branch.index_answered())
+            self.flags(enabled=True, group='searchlight')
+            self.client.list_instances.return_value = []
+            instances, _ = self._list()
+            self.assertEqual(0, len(instances))
+            self.assertTrue(list_branch.index_answered())
+        self.assertFalse(list_branch.index_answered())
+        # A fallback is the cells' answer.
+        self.client.list_instances.side_effect = index_base.MarkerNotFound(
+            'm')
+        with serialize_once.listing():
+            self._list(marker='m')
+            self.assertFalse(list_branch.index_answered())
 
     def test_served_bdms_for_the_detail_view(self):
         instances, _ = self._list()
