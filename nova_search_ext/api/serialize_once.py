@@ -61,6 +61,16 @@ envelope and only the servers it has not seen valid before
 (:mod:`nova_search_ext.api.response_validation`), and the whole body when
 Nova's own validation has to run.  A 1000-server body is then neither
 decoded whole nor encoded a second time for the validation's memory.
+
+A server the view took from its kept rendering
+(:mod:`nova_search_ext.api.view_memo`) is a :class:`KnownText`: a dict
+decoded from the text Nova's encoder gave for that rendering, which it
+carries.  :func:`encode_list` writes such a server as that text, with the
+keys Nova's view added to it afterwards (``host_status`` and
+``security_groups``, for the whole list at once) encoded by Nova's
+serializer and written after the others, where Nova's encoder writes keys
+added last; any other change to its keys and it is encoded by Nova's
+serializer like every other server.
 """
 
 import threading
@@ -182,6 +192,73 @@ class ModuleView(types.ModuleType):
         return getattr(self.__dict__['__wrapped_module__'], name)
 
 
+def _spoiling(name):
+    method = getattr(dict, name)
+
+    def spoil(self, *args, **kwargs):
+        self._changed = True
+        return method(self, *args, **kwargs)
+
+    spoil.__name__ = name
+    return spoil
+
+
+class KnownText(dict):
+    """A server rendering decoded from ``text``, which it remembers.
+
+    ``text`` is what Nova's serializer gave for the rendering, so it is
+    also what it gives for this dict (JSON decodes to values that encode
+    to the same text) while the dict is as decoded.  It tracks its own
+    keys: keys added with ``d[key] = value`` are remembered in order;
+    replacing or removing a key, or any other way of changing it, makes
+    :meth:`encoded` hand the dict to Nova's serializer.  Values are the
+    decoder's fresh objects, reachable only through this dict; Nova's
+    code between the view and the response only adds keys
+    (:data:`nova_search_ext.api.view_memo.AUDITED` pins that code).  A
+    copy or a pickle of it is a plain dict.
+    """
+
+    __slots__ = ('text', '_added', '_changed')
+
+    def __init__(self, text, loads):
+        super().__init__(loads(text))
+        self.text = text
+        self._added = []
+        self._changed = False
+
+    def __setitem__(self, key, value):
+        if not self._changed:
+            if dict.__contains__(self, key):
+                self._changed = True
+            else:
+                self._added.append(key)
+        dict.__setitem__(self, key, value)
+
+    __delitem__ = _spoiling('__delitem__')
+    __ior__ = _spoiling('__ior__')
+    clear = _spoiling('clear')
+    pop = _spoiling('pop')
+    popitem = _spoiling('popitem')
+    setdefault = _spoiling('setdefault')
+    update = _spoiling('update')
+
+    def __reduce__(self):
+        return (dict, (dict(self),))
+
+    def encoded(self, serialize):
+        """What ``serialize`` (Nova's serializer) gives for this dict."""
+        text = self.text
+        if self._changed or len(self) == len(self._added) or \
+                type(text) is not str or not text.endswith('}'):
+            return serialize(self)
+        if not self._added:
+            return text
+        tail = serialize({key: self[key] for key in self._added})
+        if type(tail) is not str or not tail.startswith('{"'):
+            return serialize(self)
+        return ''.join((text[:-1], _ITEM_SEPARATOR, tail[1:]))
+
+
 # Nova's encoder writes a body whose first key is "servers" holding an
 # empty list as this, and one holding items as _LIST_HEAD, the items'
 # texts joined by _ITEM_SEPARATOR, then "]" and the rest of the first.
@@ -241,7 +318,8 @@ def encode_list(serialize, data):
     if type(envelope_text) is not str or \
             not envelope_text.startswith(_EMPTY_HEAD):
         return None
-    items = [serialize(item) for item in data[first]]
+    items = [item.encoded(serialize) if type(item) is KnownText
+             else serialize(item) for item in data[first]]
     if any(type(item) is not str for item in items):
         return None
     text = ''.join((_LIST_HEAD, _ITEM_SEPARATOR.join(items), ']',

@@ -50,7 +50,16 @@ types where the rendered dict held others (a ``datetime`` for
 ``OS-SRV-USG:launched_at``, a ``CoercedDict`` of scheduler hints), which
 changes nothing nova-api makes of it: the response is the encoding of the
 body, which gives the same text, and Nova's response validation checks
-the body as it decodes from that encoding.
+the body as it decodes from that encoding.  The copy is a
+:class:`nova_search_ext.api.serialize_once.KnownText`, which remembers the
+text it was decoded from: when the list is encoded a server at a time
+(with ``[api] response_validation`` at ``warn`` or ``error``), that text
+is the server's, plus the keys Nova's detail view adds afterwards
+(``host_status``, ``security_groups``), instead of a second encoding.
+Nova's code from the view to the response (``ServersController.detail``,
+``index`` and ``_get_servers``, and the view's ``detail`` and
+``_list_view``) is part of the audit below: it only adds keys to a
+rendered server.
 
 Anything else goes to Nova's ``show`` untouched: a server not served by
 the index, a call outside a server list controller method, arguments that
@@ -109,6 +118,11 @@ AUDITED = {
         'ViewBuilder._add_volumes_attachments': '73b6e49bf58a98cd',
         'ViewBuilder._get_pinned_az': '7502fe4649109186',
         'ViewBuilder._get_scheduler_hints': '8a2493ca62e01d55',
+    },
+    'nova.api.openstack.compute.servers': {
+        'ServersController.detail': 'dc6ae562b29a13e5',
+        'ServersController.index': '34dc752aee3db14b',
+        'ServersController._get_servers': '6df40df11f94c5e3',
     },
     'nova.api.openstack.compute.views.ips': {
         'ViewBuilder.index': 'e2a2160940dcc28e',
@@ -383,7 +397,7 @@ def show_method(nova_show, views):
         rendered = memo()
         text = rendered.get(key)
         if text is not None:
-            return {'server': json.loads(text)}
+            return {'server': serialize_once.KnownText(text, json.loads)}
         answer = nova_show(self, request, instance, **kwargs)
         server = answer.get('server')
         if (type(server) is dict and server.get('flavor') != {} and

@@ -38,6 +38,8 @@ from nova import context as nova_context
 from nova import objects
 
 from nova_search_ext.api import request_specs
+from nova_search_ext.api import view_memo
+from nova_search_ext import conf
 from nova_search_ext.tests.functional import base
 
 MICROVERSIONS = ('2.1', '2.95', '2.96', '2.99', '2.100', 'latest')
@@ -176,28 +178,48 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
         def counting(serializer, data, action='default'):
             if 'servers' in data:
                 calls.append('envelope' if data['servers'] == [] else 'body')
-            else:
+            elif 'id' in data:
                 calls.append(data['id'])
+            else:
+                # What Nova's view added to a kept rendering.
+                calls.append('added: ' + ', '.join(data))
             return original(serializer, data, action)
 
         self.api.microversion = 'latest'
         each_server = sorted(s['id'] for s in self.api.get_servers())
+        added = ['added: host_status'] * len(each_server)
         with mock.patch.object(wsgi.JSONDictSerializer, 'serialize',
                                counting):
-            for mode, installed, expected in (
-                    ('warn', False, ['body'] * 15),
-                    ('warn', True, sorted(['envelope'] + each_server)),
-                    ('error', True, sorted(['envelope'] + each_server)),
-                    ('ignore', False, ['body']),
-                    ('ignore', True, ['body'])):
+            for mode, installed, size, cold, expected in (
+                    ('warn', False, None, False, ['body'] * 15),
+                    ('warn', True, 0, False,
+                     sorted(['envelope'] + each_server)),
+                    ('error', True, 0, False,
+                     sorted(['envelope'] + each_server)),
+                    ('warn', True, None, True,
+                     sorted(['envelope'] + each_server)),
+                    ('warn', True, None, False, sorted(['envelope'] + added)),
+                    ('error', True, None, False, sorted(['envelope'] + added)),
+                    ('ignore', False, None, False, ['body']),
+                    ('ignore', True, None, False, ['body'])):
                 self.flags(response_validation=mode, group='api')
+                if size is not None:
+                    self.flags(view_cache_size=size, group='searchlight')
+                else:
+                    conf.CONF.clear_override('view_cache_size',
+                                             group='searchlight')
+                if cold:
+                    view_memo.memo().clear()
                 del calls[:]
                 with self.hooks_as(installed):
                     body = self.api.api_get('/servers/detail').body
                 # Stock: one encoding per validation wrapper of the detail
                 # list (14 in Nova 34) and one for the response; with the
                 # hooks each server and the envelope once, joined, for all
-                # the wrappers and the response.  Without validation, the
-                # response's.
-                self.assertEqual(expected, sorted(calls), (mode, installed))
+                # the wrappers and the response: a server rendered by Nova
+                # is encoded whole, a kept rendering is its kept text and
+                # only what Nova's view added to it (host_status, for the
+                # admin) is encoded.  Without validation, the response's.
+                self.assertEqual(expected, sorted(calls),
+                                 (mode, installed, size))
                 self.assertEqual(5, len(body['servers']))

@@ -11,7 +11,9 @@
 #    under the License.
 """serialize_once: the same object is encoded, and its text decoded, once."""
 
+import copy
 import datetime
+import pickle
 import threading
 from unittest import mock
 
@@ -174,6 +176,103 @@ class SerializeOnceTestCase(base.TestCase):
             self.assertIs(patched, self.json.to_primitive)
         self.assertTrue(issubclass(self.wsgi.JSONDictSerializer,
                                    wsgi.JSONDictSerializer))
+
+
+class KnownTextTestCase(base.TestCase):
+    """A kept rendering's text stands for it until its keys change."""
+
+    RENDERED = {'id': 'x', 'name': '\u00e9\ud83d\ude00"\\',
+                'created': datetime.datetime(2024, 5, 1, 12, 30),
+                'n': 1.5, 'z': -0.0, 'b': None, 't': (1, 2),
+                'nested': {'a': [{}]}, 'links': []}
+
+    def setUp(self):
+        super().setUp()
+        self.nova = wsgi.JSONDictSerializer().serialize
+        self.text = self.nova(self.RENDERED)
+
+    def _known(self):
+        return serialize_once.KnownText(self.text, jsonutils.loads)
+
+    def _assert_encodes_as_nova(self, known, kept):
+        serialize = mock.Mock(side_effect=self.nova)
+        self.assertEqual(self.nova(dict(known)), known.encoded(serialize))
+        if kept:
+            # The rendering itself is not encoded again.
+            self.assertEqual([], [c for c in serialize.call_args_list
+                                  if 'id' in c[0][0]])
+        else:
+            serialize.assert_called_once_with(known)
+
+    def test_as_decoded_it_is_its_text(self):
+        known = self._known()
+        self.assertEqual(jsonutils.loads(self.text), known)
+        self.assertIsInstance(known, dict)
+        serialize = mock.Mock(side_effect=self.nova)
+        self.assertIs(self.text, known.encoded(serialize))
+        self.assertEqual(0, serialize.call_count)
+        self.assertEqual(self.nova(dict(known)), known.encoded(self.nova))
+
+    def test_keys_added_are_written_after_the_others(self):
+        known = self._known()
+        known['host_status'] = 'UP'
+        known['security_groups'] = [{'name': 'default'}]
+        self._assert_encodes_as_nova(known, kept=True)
+        self.assertEqual(
+            ['host_status', 'security_groups'],
+            list(jsonutils.loads(known.encoded(self.nova)))[-2:])
+
+    def test_any_other_change_is_encoded_by_nova(self):
+        changes = (
+            lambda d: d.__setitem__('name', 'renamed'),
+            lambda d: d.__delitem__('b'),
+            lambda d: d.pop('n'),
+            lambda d: d.pop('missing', None),
+            lambda d: d.popitem(),
+            lambda d: d.setdefault('host_status', 'UP'),
+            lambda d: d.update(host_status='UP'),
+            lambda d: d.__ior__({'host_status': 'UP'}),
+            lambda d: d.clear(),
+            # Added, then replaced.
+            lambda d: (d.__setitem__('host_status', 'UP'),
+                       d.__setitem__('host_status', 'DOWN')),
+            # Added, then removed.
+            lambda d: (d.__setitem__('host_status', 'UP'),
+                       d.pop('host_status')),
+        )
+        for n, change in enumerate(changes):
+            known = self._known()
+            change(known)
+            self._assert_encodes_as_nova(known, kept=False)
+
+    def test_an_empty_rendering_is_encoded_by_nova(self):
+        known = serialize_once.KnownText('{}', jsonutils.loads)
+        self.assertEqual('{}', known.encoded(self.nova))
+        known['host_status'] = 'UP'
+        self.assertEqual('{"host_status": "UP"}', known.encoded(self.nova))
+
+    def test_copies_are_plain_dicts(self):
+        known = self._known()
+        known['host_status'] = 'UP'
+        for other in (copy.copy(known), copy.deepcopy(known),
+                      pickle.loads(pickle.dumps(known)), dict(known)):
+            self.assertIs(dict, type(other))
+            self.assertEqual(dict(known), other)
+        self.assertIsNot(known['nested'], copy.deepcopy(known)['nested'])
+
+    def test_in_a_server_list(self):
+        known = self._known()
+        known['host_status'] = 'UP'
+        changed = self._known()
+        changed['name'] = 'renamed'
+        body = {'servers': [known, dict(self.RENDERED), changed,
+                            self._known()],
+                'servers_links': [{'href': 'h', 'rel': 'next'}]}
+        text, items, envelope = serialize_once.encode_list(self.nova, body)
+        self.assertEqual(self.nova(body), text)
+        self.assertEqual([self.nova(item) for item in body['servers']],
+                         items)
+        self.assertIs(self.text, items[3])
 
 
 class HandOverTestCase(base.TestCase):
