@@ -42,11 +42,11 @@ same ``obj_from_primitive`` of the same reduced primitive, with the row's
 database is a different text, so a different key.
 """
 
-import hashlib
 import threading
 
 from oslo_serialization import jsonutils
 
+from nova_search_ext.api import response_validation
 from nova_search_ext.api import view_memo
 from nova_search_ext import conf
 
@@ -91,8 +91,7 @@ def reset():
 def _key(text):
     if not isinstance(text, str):
         return None
-    return hashlib.blake2b(text.encode('utf-8', 'surrogatepass'),
-                           digest_size=20).digest()
+    return response_validation.text_digest(text)
 
 
 def _reduced(cls, text):
