@@ -86,6 +86,19 @@ class ViewMemoTestCase(base.MultiCellTestCase):
         self.assertEqual(
             'UP', self._servers(self.admin_api)['a']['host_status'])
 
+    def test_kept_servers_in_every_validation_mode(self):
+        # Reused servers are written as their kept texts when the list is
+        # encoded a server at a time (warn, error) and by Nova's encoder
+        # as part of the whole body (ignore): stock Nova's bytes either
+        # way, for the admin (host_status added to each) and a member.
+        self.assert_as_stock()
+        self.assert_as_stock(api=self.api)
+        for mode in ('ignore', 'error', 'warn'):
+            self.flags(response_validation=mode, group='api')
+            self.assertEqual((0, 3), self.assert_as_stock(), mode)
+            self.assertEqual((0, 3), self.assert_as_stock(api=self.api),
+                             mode)
+
     def test_a_renamed_server_is_rendered_again(self):
         self.assert_as_stock()
         self.admin_api.put_server(self.a['id'], {'server': {'name': 'a2'}})
