@@ -383,11 +383,15 @@ def _install_request_specs():
     from nova_search_ext.api import request_specs
 
     original_list_view = views.ViewBuilder._list_view
+    nova_basic = views.ViewBuilder.__dict__['basic']
 
     @functools.wraps(original_list_view)
-    def _list_view(self, *args, **kwargs):
-        with request_specs.listing():
-            return original_list_view(self, *args, **kwargs)
+    def _list_view(self, func, *args, **kwargs):
+        # Nova's non-detail view gets the specs and does not read them.
+        read = not (getattr(func, '__func__', None) is nova_basic and
+                    request_specs.basic_ignores_specs())
+        with request_specs.listing(read=read):
+            return original_list_view(self, func, *args, **kwargs)
 
     _patch(views.ViewBuilder, '_list_view', _list_view)
 

@@ -40,15 +40,27 @@ builds the next list's spec of that row from the kept primitive: the
 same ``obj_from_primitive`` of the same reduced primitive, with the row's
 ``id`` and ``instance_uuid``, so the same object.  A spec changed in the
 database is a different text, so a different key.
+
+Nova's non-detail list (``GET /servers``, ``ViewBuilder.index``) runs the
+same ``_list_view``, which reads the specs from 2.96 too, and hands their
+fields to ``ViewBuilder.basic``, which does not use them.  For that view
+(:data:`AUDITED`: the code this was read from) the specs are still read
+from the API database, and a spec Nova's ``_from_db_object`` has to build
+is still built by it, so whatever that does happens as with Nova; the
+others are not built at all (their reduced primitives are kept for the
+next detail list).
 """
 
 import threading
 
+from oslo_log import log as logging
 from oslo_serialization import jsonutils
 
 from nova_search_ext.api import response_validation
 from nova_search_ext.api import view_memo
 from nova_search_ext import conf
+
+LOG = logging.getLogger(__name__)
 
 # What the list view reads of a spec (besides instance_uuid).
 VIEW_FIELDS = ('availability_zone', 'scheduler_hints')
@@ -58,20 +70,62 @@ _NOVA_ONLY = ('instance_group', 'numa_topology')
 _STATE = threading.local()
 
 
+# Nova's non-detail list view, as read for this module: _list_view hands
+# each server's spec fields to basic(), which does not read them (sha256
+# of the source, first 16 hex digits, nova 34.0.0).
+AUDITED = {
+    'nova.api.openstack.compute.views.servers': {
+        'ViewBuilder.index': 'd3a39257a626b324',
+        'ViewBuilder.basic': 'edcfc42d3e6da507',
+        'ViewBuilder._list_view': '16482c67b81a8e17',
+    },
+}
+# Audit outcome: [] until checked, then [True] or [False].
+_AUDIT = []
+_AUDIT_LOCK = threading.Lock()
+
+
+def basic_ignores_specs():
+    """True if Nova's non-detail view is the code :data:`AUDITED` read."""
+    if not _AUDIT:
+        with _AUDIT_LOCK:
+            if not _AUDIT:
+                changed = view_memo.changed_sources(AUDITED)
+                if changed:
+                    LOG.info('Nova\'s non-detail server view is not the '
+                             'code nova_search_ext read (%s differ); it '
+                             'gets every request spec built.',
+                             ', '.join(changed))
+                _AUDIT.append(not changed)
+    return _AUDIT[0]
+
+
 class listing(object):
-    """Context manager: this thread is rendering a server list."""
+    """Context manager: this thread is rendering a server list.
+
+    :param read: False when the list's view does not read the specs'
+        fields (see above): only the specs Nova has to build are built
+    """
+
+    def __init__(self, read=True):
+        self.read = read
 
     def __enter__(self):
-        self.previous = getattr(_STATE, 'active', False)
+        self.previous = (active(), _reads())
         _STATE.active = True
+        _STATE.read = self.read
 
     def __exit__(self, *exc):
-        _STATE.active = self.previous
+        _STATE.active, _STATE.read = self.previous
         return False
 
 
 def active():
     return getattr(_STATE, 'active', False)
+
+
+def _reads():
+    return getattr(_STATE, 'read', True)
 
 
 # The reduced primitives of the specs built for a list view, as text.
@@ -84,8 +138,10 @@ def specs():
 
 
 def reset():
-    """Forget every kept spec (tests)."""
+    """Forget every kept spec and the audit (tests)."""
     _SPECS.clear()
+    with _AUDIT_LOCK:
+        _AUDIT[:] = []
 
 
 def _key(text):
@@ -130,12 +186,14 @@ def view_specs(cls, context, instance_uuids):
     if not instance_uuids:
         return specs
     size = conf.CONF.searchlight.view_cache_size
+    read = _reads()
     for row in cls._get_by_instance_uuids_from_db(context, instance_uuids):
         key = _key(row['spec']) if size > 0 else None
         kept = _SPECS.get(key) if key is not None else None
         if kept is not None:
-            specs.append(_from_reduced(cls, context, row,
-                                       jsonutils.loads(kept)))
+            if read:
+                specs.append(_from_reduced(cls, context, row,
+                                           jsonutils.loads(kept)))
             continue
         reduced = _reduced(cls, row['spec'])
         if reduced is None:
@@ -143,5 +201,6 @@ def view_specs(cls, context, instance_uuids):
             continue
         if key is not None:
             _SPECS.put(key, jsonutils.dumps(reduced), size)
-        specs.append(_from_reduced(cls, context, row, reduced))
+        if read:
+            specs.append(_from_reduced(cls, context, row, reduced))
     return specs

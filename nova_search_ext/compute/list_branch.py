@@ -25,12 +25,12 @@ detail view's BDM lookup need no cell either (see :mod:`nova_search_ext
 .hooks`); nor do they when the index finds no instance at all
 (:func:`index_answered`).  Requests for deleted instances (``deleted``,
 ``changes-since``, ``changes-before``) keep the cell path, as the spec
-says.  Any failure of
-the index answers that request from the cells (one WARNING) and opens the
-breaker.  While a Nova service writing the index in-line has notifications
-the index has not taken, or no lease (:mod:`nova_search_ext.index.feed
-.catchup`), every list comes from the cells, with one WARNING when that
-starts and one INFO line when the index has caught up.
+says.  Any failure of the index answers that request from the cells (one
+WARNING) and opens the breaker.  While a Nova service writing the index
+in-line has notifications the index has not taken, or no lease
+(:mod:`nova_search_ext.index.feed.catchup`), every list comes from the
+cells, with one WARNING when that starts and one INFO line when the index
+has caught up.
 """
 
 import atexit

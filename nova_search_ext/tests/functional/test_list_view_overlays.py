@@ -122,6 +122,33 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
             self.assertEqual(2 * len(MICROVERSIONS),
                              self.served_by_cells() - cells_before)
 
+    def test_the_non_detail_view_builds_only_nova_s_specs(self):
+        # GET /servers reads the specs (Nova's _list_view) and does not
+        # show them (Nova's basic view): only the two Nova builds itself
+        # are built, by Nova, as on stock Nova; /servers/detail gets all.
+        built = []
+        original = request_specs._from_reduced
+
+        def counting(cls, context, row, reduced):
+            built.append(row['instance_uuid'])
+            return original(cls, context, row, reduced)
+
+        self.useFixture(fixtures.MockPatchObject(
+            request_specs, '_from_reduced', counting))
+        self.api.microversion = 'latest'
+        for enabled in (True, False):
+            self.flags(enabled=enabled, group='searchlight')
+            for path, expected in (('/servers', 0), ('/servers/detail', 3),
+                                   ('/servers', 0)):
+                del built[:]
+                del self.nova_built[:]
+                self.assertEqual(5, len(self.api.api_get(path).body[
+                    'servers']))
+                self.assertEqual(expected, len(built), (path, enabled))
+                self.assertEqual(
+                    sorted([self.grouped['id'], self.numa['id']]),
+                    sorted(self.nova_built), (path, enabled))
+
     def test_what_the_view_shows_of_the_specs(self):
         # The cases above are not vacuous: the fields differ per server.
         self.api.microversion = 'latest'
