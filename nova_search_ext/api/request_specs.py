@@ -80,24 +80,20 @@ AUDITED = {
         'ViewBuilder._list_view': '16482c67b81a8e17',
     },
 }
-# Audit outcome: [] until checked, then [True] or [False].
-_AUDIT = []
-_AUDIT_LOCK = threading.Lock()
+
+
+def _basic_differs(changed):
+    LOG.info('Nova\'s non-detail server view is not the code '
+             'nova_search_ext read (%s differ); it gets every request spec '
+             'built.', ', '.join(changed))
+
+
+_AUDIT = view_memo.Audit(lambda: AUDITED, _basic_differs)
 
 
 def basic_ignores_specs():
     """True if Nova's non-detail view is the code :data:`AUDITED` read."""
-    if not _AUDIT:
-        with _AUDIT_LOCK:
-            if not _AUDIT:
-                changed = view_memo.changed_sources(AUDITED)
-                if changed:
-                    LOG.info('Nova\'s non-detail server view is not the '
-                             'code nova_search_ext read (%s differ); it '
-                             'gets every request spec built.',
-                             ', '.join(changed))
-                _AUDIT.append(not changed)
-    return _AUDIT[0]
+    return _AUDIT()
 
 
 class listing(object):
@@ -140,8 +136,7 @@ def specs():
 def reset():
     """Forget every kept spec and the audit (tests)."""
     _SPECS.clear()
-    with _AUDIT_LOCK:
-        _AUDIT[:] = []
+    _AUDIT.reset()
 
 
 def _key(text):

@@ -156,10 +156,6 @@ AUDITED = {
     },
 }
 
-# Audit outcome: [] until checked, then [True] or [False].
-_AUDIT = []
-_AUDIT_LOCK = threading.Lock()
-
 
 def source_digest(module_name, qualname):
     """The digest :data:`AUDITED` keeps, of the code now."""
@@ -188,19 +184,49 @@ def changed_sources(audited=None):
     return sorted(changed)
 
 
+class Audit(object):
+    """Whether Nova's code is the code read: checked once per process.
+
+    :param audited: ``audited()`` gives the ``{module: {qualified name:
+        digest}}`` to check (as :data:`AUDITED`)
+    :param differ: ``differ(changed)`` is called once, with
+        :func:`changed_sources`' list, when the code differs
+    """
+
+    def __init__(self, audited, differ):
+        self._audited = audited
+        self._differ = differ
+        self._outcome = None
+        self._lock = threading.Lock()
+
+    def __call__(self):
+        if self._outcome is None:
+            with self._lock:
+                if self._outcome is None:
+                    changed = changed_sources(self._audited())
+                    if changed:
+                        self._differ(changed)
+                    self._outcome = not changed
+        return self._outcome
+
+    def reset(self):
+        """Check again at the next call (tests)."""
+        with self._lock:
+            self._outcome = None
+
+
+def _view_differs(changed):
+    LOG.info('Nova\'s server view is not the code nova_search_ext read '
+             '(%s differ); every server of a detail list is rendered by '
+             'Nova.', ', '.join(changed))
+
+
+_AUDIT = Audit(lambda: AUDITED, _view_differs)
+
+
 def audited():
     """True if Nova's view code is the code this module was written for."""
-    if not _AUDIT:
-        with _AUDIT_LOCK:
-            if not _AUDIT:
-                changed = changed_sources()
-                if changed:
-                    LOG.info('Nova\'s server view is not the code '
-                             'nova_search_ext read (%s differ); every '
-                             'server of a detail list is rendered by Nova.',
-                             ', '.join(changed))
-                _AUDIT.append(not changed)
-    return _AUDIT[0]
+    return _AUDIT()
 
 
 class Rendered(object):
@@ -250,8 +276,7 @@ def memo():
 def reset():
     """Forget every rendered server and the audit (tests)."""
     memo().clear()
-    with _AUDIT_LOCK:
-        _AUDIT[:] = []
+    _AUDIT.reset()
 
 
 def _freeze(value):

@@ -117,9 +117,8 @@ def create_engine(connection, timeout=10.0, regex_timeout=2.0,
     return engine
 
 
-# Instance fields (index.lazy.AHEAD) read as columns with each listed hit,
-# and their _source names.
-# (field, its name in the index) of lazy.AHEAD_COLUMNS.
+# (field, its _source name) of the Instance fields read as columns with
+# each listed hit (index.lazy.AHEAD_COLUMNS).
 _AHEAD_COLUMNS = tuple(
     (field, next(name for name, target in catalog.SERVER_ALIASES.items()
                  if target == field))

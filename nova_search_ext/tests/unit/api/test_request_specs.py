@@ -33,6 +33,14 @@ def _row(row_id, uuid, **fields):
             'spec': jsonutils.dumps(spec.obj_to_primitive())}
 
 
+def _group_row(row_id):
+    """A spec naming a server group: one Nova's _from_db_object builds."""
+    return _row(row_id, uuidutils.generate_uuid(),
+                instance_group=objects.InstanceGroup(
+                    uuid=uuidutils.generate_uuid(), policy='affinity',
+                    members=[], hosts=[]))
+
+
 class ViewSpecsTestCase(base.NoDBTestCase):
 
     def setUp(self):
@@ -113,10 +121,7 @@ class ViewSpecsTestCase(base.NoDBTestCase):
                           spec.availability_zone))
 
     def test_what_nova_builds_is_not_kept(self):
-        group = _row(4, uuidutils.generate_uuid(),
-                     instance_group=objects.InstanceGroup(
-                         uuid=uuidutils.generate_uuid(), policy='affinity',
-                         members=[], hosts=[]))
+        group = _group_row(4)
         nova_built = mock.sentinel.nova_built
         with mock.patch.object(objects.RequestSpec, '_from_db_object',
                                return_value=nova_built) as from_db:
@@ -128,10 +133,7 @@ class ViewSpecsTestCase(base.NoDBTestCase):
     def test_a_view_that_does_not_read_them(self):
         # Nova's non-detail view: the specs Nova builds are built by Nova,
         # the others not at all; what they reduce to is kept all the same.
-        group = _row(4, uuidutils.generate_uuid(),
-                     instance_group=objects.InstanceGroup(
-                         uuid=uuidutils.generate_uuid(), policy='affinity',
-                         members=[], hosts=[]))
+        group = _group_row(4)
         nova_built = mock.sentinel.nova_built
         rows = self.rows + [group]
         with mock.patch.object(objects.RequestSpec, '_from_db_object',
