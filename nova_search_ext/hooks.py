@@ -59,7 +59,9 @@ What :func:`install` overlays:
 ``ViewBuilder._list_view`` and ``RequestSpec.get_by_instance_uuids``
     While a server list view runs, the request specs it reads (for
     ``pinned_availability_zone`` and ``scheduler_hints``) are deserialised
-    for those fields only (:mod:`nova_search_ext.api.request_specs`).
+    for those fields only, and the view's own call gets those fields
+    without a ``RequestSpec`` object where Nova's view is the code read
+    (:mod:`nova_search_ext.api.request_specs`).
 ``nova.objects.Service.save``
     After Nova's database write, report the service (heartbeats included)
     to this process's embedded index writer, if there is one
@@ -377,6 +379,7 @@ def _install_view_memo():
 
 
 def _install_request_specs():
+    from nova.api.openstack import api_version_request
     from nova.api.openstack.compute.views import servers as views
     from nova.objects import request_spec
 
@@ -386,12 +389,15 @@ def _install_request_specs():
     nova_basic = views.ViewBuilder.__dict__['basic']
 
     @functools.wraps(original_list_view)
-    def _list_view(self, func, *args, **kwargs):
+    def _list_view(self, func, request, *args, **kwargs):
         # Nova's non-detail view gets the specs and does not read them.
         read = not (getattr(func, '__func__', None) is nova_basic and
                     request_specs.basic_ignores_specs())
-        with request_specs.listing(read=read):
-            return original_list_view(self, func, *args, **kwargs)
+        # The view's own call (from 2.96) may get the lighter answers.
+        light = (api_version_request.is_supported(request, '2.96') and
+                 request_specs.list_view_reads_fields())
+        with request_specs.listing(read=read, light=light):
+            return original_list_view(self, func, request, *args, **kwargs)
 
     _patch(views.ViewBuilder, '_list_view', _list_view)
 

@@ -49,12 +49,28 @@ from the API database, and a spec Nova's ``_from_db_object`` has to build
 is still built by it, so whatever that does happens as with Nova; the
 others are not built at all (their reduced primitives are kept for the
 next detail list).
+
+What ``_list_view`` does with the specs of its own call is read three
+attributes of each (``instance_uuid``, ``availability_zone`` and, from
+2.100, ``scheduler_hints``) into two dicts; it keeps no spec.  Where
+Nova's ``_list_view`` and the query of ``get_by_instance_uuids`` are the
+code :data:`LIST_VIEW_AUDITED` read, that call gets lighter answers: the
+rows are read with the same query in SQLAlchemy Core (``id``,
+``instance_uuid`` and ``spec`` only, no ORM objects), and each spec the
+view reads is a :class:`ListViewSpec` holding those three attributes,
+each turned into its value by the ``RequestSpec`` field that holds it
+(``from_primitive``, then ``coerce``), as ``obj_from_primitive`` sets
+them: the same values of the same types.  The specs Nova's
+``_from_db_object`` builds itself are read again by Nova's own query and
+built by Nova.  Every other call, and all of them on other code, gets
+``RequestSpec`` objects as above.
 """
 
 import threading
 
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
+import sqlalchemy as sa
 
 from nova_search_ext.api import response_validation
 from nova_search_ext.api import view_memo
@@ -96,23 +112,68 @@ def basic_ignores_specs():
     return _AUDIT()
 
 
+# Nova's list view, which reads instance_uuid, availability_zone and
+# scheduler_hints of the specs its own get_by_instance_uuids call returns
+# and keeps none of them, and the API database query of that call (sha256
+# of the source, first 16 hex digits, nova 34.0.0).
+LIST_VIEW_AUDITED = {
+    'nova.api.openstack.compute.views.servers': {
+        'ViewBuilder._list_view': '16482c67b81a8e17',
+    },
+    'nova.objects.request_spec': {
+        'RequestSpec._get_by_instance_uuids_from_db': '23455d38212054f0',
+    },
+}
+
+
+def _list_view_differs(changed):
+    LOG.info('Nova\'s server list view is not the code nova_search_ext '
+             'read (%s differ); it gets RequestSpec objects read by Nova\'s '
+             'query.', ', '.join(changed))
+
+
+_LIST_VIEW_AUDIT = view_memo.Audit(lambda: LIST_VIEW_AUDITED,
+                                   _list_view_differs)
+
+
+def list_view_reads_fields():
+    """True if Nova's list view is the code :data:`LIST_VIEW_AUDITED` read.
+    """
+    return _LIST_VIEW_AUDIT()
+
+
+class ListViewSpec(object):
+    """What Nova's list view reads of a request spec, and nothing else."""
+
+    __slots__ = ('instance_uuid',) + VIEW_FIELDS
+
+    def __repr__(self):
+        return 'ListViewSpec(%s)' % ', '.join(
+            '%s=%r' % (name, getattr(self, name)) for name in self.__slots__)
+
+
 class listing(object):
     """Context manager: this thread is rendering a server list.
 
     :param read: False when the list's view does not read the specs'
         fields (see above): only the specs Nova has to build are built
+    :param light: True when the list's view is the code
+        :data:`LIST_VIEW_AUDITED` read and makes its call: its first call
+        gets :class:`ListViewSpec` answers (see above)
     """
 
-    def __init__(self, read=True):
+    def __init__(self, read=True, light=False):
         self.read = read
+        self.light = light
 
     def __enter__(self):
-        self.previous = (active(), _reads())
+        self.previous = (active(), _reads(), getattr(_STATE, 'light', False))
         _STATE.active = True
         _STATE.read = self.read
+        _STATE.light = self.light
 
     def __exit__(self, *exc):
-        _STATE.active, _STATE.read = self.previous
+        _STATE.active, _STATE.read, _STATE.light = self.previous
         return False
 
 
@@ -122,6 +183,13 @@ def active():
 
 def _reads():
     return getattr(_STATE, 'read', True)
+
+
+def _take_light():
+    """Whether this call is the list view's own (once per listing)."""
+    light = getattr(_STATE, 'light', False)
+    _STATE.light = False
+    return light
 
 
 # The reduced primitives of the specs built for a list view, as text.
@@ -134,9 +202,10 @@ def specs():
 
 
 def reset():
-    """Forget every kept spec and the audit (tests)."""
+    """Forget every kept spec and the audits (tests)."""
     _SPECS.clear()
     _AUDIT.reset()
+    _LIST_VIEW_AUDIT.reset()
 
 
 def _key(text):
@@ -172,6 +241,42 @@ def _from_reduced(cls, context, row, reduced):
     return spec
 
 
+def _light_spec(cls, row, reduced):
+    """The :class:`ListViewSpec` of ``row``, or None.
+
+    None where the reduced spec lacks a field the view reads (the
+    ``RequestSpec`` is built then, whatever reading it does).
+    """
+    data = reduced[cls.OBJ_SERIAL_NAMESPACE + '.data']
+    if any(name not in data for name in VIEW_FIELDS):
+        return None
+    spec = ListViewSpec()
+    field = cls.fields['instance_uuid']
+    spec.instance_uuid = field.coerce(spec, 'instance_uuid',
+                                      row['instance_uuid'])
+    for name in VIEW_FIELDS:
+        field = cls.fields[name]
+        setattr(spec, name, field.coerce(
+            spec, name, field.from_primitive(spec, name, data[name])))
+    return spec
+
+
+def _spec_rows(context, instance_uuids):
+    """``id``, ``instance_uuid`` and ``spec`` of the specs of the uuids.
+
+    Nova's ``_get_by_instance_uuids_from_db`` query, in SQLAlchemy Core,
+    in a reader transaction of Nova's API database.
+    """
+    from nova.db.api import api as api_db
+    from nova.db.api import models as api_models
+
+    t = api_models.RequestSpec.__table__
+    query = sa.select(t.c.id, t.c.instance_uuid, t.c.spec).where(
+        t.c.instance_uuid.in_(instance_uuids))
+    with api_db.context_manager.reader.connection.using(context) as conn:
+        return conn.execute(query).mappings().all()
+
+
 def view_specs(cls, context, instance_uuids):
     """What ``cls.get_by_instance_uuids`` gives the list view (see above).
 
@@ -182,20 +287,35 @@ def view_specs(cls, context, instance_uuids):
         return specs
     size = conf.CONF.searchlight.view_cache_size
     read = _reads()
-    for row in cls._get_by_instance_uuids_from_db(context, instance_uuids):
+    light = _take_light()
+    if light:
+        rows = _spec_rows(context, instance_uuids)
+    else:
+        rows = cls._get_by_instance_uuids_from_db(context, instance_uuids)
+    nova_builds = []
+    for row in rows:
         key = _key(row['spec']) if size > 0 else None
         kept = _SPECS.get(key) if key is not None else None
         if kept is not None:
-            if read:
-                specs.append(_from_reduced(cls, context, row,
-                                           jsonutils.loads(kept)))
+            reduced = jsonutils.loads(kept) if read else None
+        else:
+            reduced = _reduced(cls, row['spec'])
+            if reduced is None:
+                if light:
+                    # Built by Nova from the row Nova's query reads.
+                    nova_builds.append(row['instance_uuid'])
+                else:
+                    specs.append(cls._from_db_object(context, cls(), row))
+                continue
+            if key is not None:
+                _SPECS.put(key, jsonutils.dumps(reduced), size)
+        if not read:
             continue
-        reduced = _reduced(cls, row['spec'])
-        if reduced is None:
-            specs.append(cls._from_db_object(context, cls(), row))
-            continue
-        if key is not None:
-            _SPECS.put(key, jsonutils.dumps(reduced), size)
-        if read:
-            specs.append(_from_reduced(cls, context, row, reduced))
+        spec = _light_spec(cls, row, reduced) if light else None
+        specs.append(spec if spec is not None else
+                     _from_reduced(cls, context, row, reduced))
+    if nova_builds:
+        specs.extend(
+            cls._from_db_object(context, cls(), row) for row in
+            cls._get_by_instance_uuids_from_db(context, nova_builds))
     return specs

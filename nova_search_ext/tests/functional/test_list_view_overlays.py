@@ -127,14 +127,23 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
         # show them (Nova's basic view): only the two Nova builds itself
         # are built, by Nova, as on stock Nova; /servers/detail gets all.
         built = []
-        original = request_specs._from_reduced
+        from_reduced = request_specs._from_reduced
+        light_spec = request_specs._light_spec
 
         def counting(cls, context, row, reduced):
             built.append(row['instance_uuid'])
-            return original(cls, context, row, reduced)
+            return from_reduced(cls, context, row, reduced)
+
+        def counting_light(cls, row, reduced):
+            spec = light_spec(cls, row, reduced)
+            if spec is not None:
+                built.append(row['instance_uuid'])
+            return spec
 
         self.useFixture(fixtures.MockPatchObject(
             request_specs, '_from_reduced', counting))
+        self.useFixture(fixtures.MockPatchObject(
+            request_specs, '_light_spec', counting_light))
         self.api.microversion = 'latest'
         for enabled in (True, False):
             self.flags(enabled=enabled, group='searchlight')
@@ -148,6 +157,79 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
                 self.assertEqual(
                     sorted([self.grouped['id'], self.numa['id']]),
                     sorted(self.nova_built), (path, enabled))
+
+    def _list_view_specs(self, version, path, audited=True):
+        """``(specs each view_specs call gave, uuids Nova's query read)``"""
+        # Checked before the query is wrapped (its source is audited).
+        self.assertEqual(audited, request_specs.list_view_reads_fields())
+        answers, queried = [], []
+        view_specs = request_specs.view_specs
+        nova_query = objects.RequestSpec._get_by_instance_uuids_from_db
+
+        def recording(cls, context, instance_uuids):
+            answers.append(view_specs(cls, context, instance_uuids))
+            return answers[-1]
+
+        def querying(context, instance_uuids):
+            queried.append(sorted(instance_uuids))
+            return nova_query(context, instance_uuids)
+
+        with mock.patch.object(request_specs, 'view_specs', recording), \
+                mock.patch.object(objects.RequestSpec,
+                                  '_get_by_instance_uuids_from_db',
+                                  staticmethod(querying)):
+            self.api.microversion = version
+            try:
+                self.assertEqual(5, len(self.api.api_get(path).body[
+                    'servers']))
+            finally:
+                self.api.microversion = 'latest'
+        return answers, queried
+
+    def test_the_list_view_reads_no_spec_object(self):
+        # From 2.96 the view's own call reads the rows in one Core query
+        # and answers ListViewSpecs; only the group's and the NUMA spec
+        # are read by Nova's query and built by Nova.
+        nova_specs = sorted([self.grouped['id'], self.numa['id']])
+        for enabled in (True, False):
+            self.flags(enabled=enabled, group='searchlight')
+            for version in MICROVERSIONS:
+                answers, queried = self._list_view_specs(
+                    version, '/servers/detail')
+                if version in ('2.1', '2.95'):
+                    self.assertEqual(([], []), (answers, queried))
+                    continue
+                self.assertEqual([nova_specs], queried, version)
+                self.assertEqual(1, len(answers), version)
+                self.assertEqual(
+                    [request_specs.ListViewSpec] * 3 +
+                    [objects.RequestSpec] * 2,
+                    [type(spec) for spec in answers[0]], version)
+                # GET /servers: Nova's two, and no other spec.
+                answers, queried = self._list_view_specs(version,
+                                                         '/servers')
+                self.assertEqual([nova_specs], queried, version)
+                self.assertEqual([objects.RequestSpec] * 2,
+                                 [type(spec) for spec in answers[0]])
+
+    def test_another_list_view_gets_request_spec_objects(self):
+        # On code other than the code read, Nova's query reads every row
+        # and the view gets RequestSpec objects; the bodies do not change.
+        stock = self._bodies(installed=False)
+        audited = {'nova.api.openstack.compute.views.servers': {
+            'ViewBuilder._list_view': '0' * 16}}
+        request_specs.reset()
+        self.addCleanup(request_specs.reset)
+        with mock.patch.object(request_specs, 'LIST_VIEW_AUDITED',
+                               audited):
+            answers, queried = self._list_view_specs(
+                'latest', '/servers/detail', audited=False)
+            self.assertEqual([sorted(s['id'] for s in (
+                self.plain, self.pinned, self.hinted, self.grouped,
+                self.numa))], queried)
+            self.assertEqual([objects.RequestSpec] * 5,
+                             [type(spec) for spec in answers[0]])
+            self.assertEqual(stock, self._bodies(installed=True))
 
     def test_what_the_view_shows_of_the_specs(self):
         # The cases above are not vacuous: the fields differ per server.

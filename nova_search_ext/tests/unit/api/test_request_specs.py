@@ -41,13 +41,19 @@ def _group_row(row_id):
                     members=[], hosts=[]))
 
 
-class ViewSpecsTestCase(base.NoDBTestCase):
+class _SpecsTestCase(base.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
         request_specs.reset()
         self.addCleanup(request_specs.reset)
         self.context = nova_context.get_admin_context()
+
+
+class ViewSpecsTestCase(_SpecsTestCase):
+
+    def setUp(self):
+        super().setUp()
         self.rows = [
             _row(1, uuidutils.generate_uuid(), availability_zone='az1',
                  scheduler_hints={'same_host': ['a', 'b']}),
@@ -179,6 +185,122 @@ class ViewSpecsTestCase(base.NoDBTestCase):
         self.assertEqual(6, self.reduced.call_count)
 
 
+class ListViewSpecsTestCase(_SpecsTestCase):
+    """The list view's own call: ListViewSpec answers (audit holding)."""
+
+    def setUp(self):
+        super().setUp()
+        self.rows = [
+            _row(1, uuidutils.generate_uuid(), availability_zone='az1',
+                 scheduler_hints={'same_host': ['a', 'b'],
+                                  'different_host': []}),
+            _row(2, uuidutils.generate_uuid(), availability_zone=None,
+                 scheduler_hints={}),
+            _row(3, uuidutils.generate_uuid(), availability_zone='az2',
+                 scheduler_hints=None),
+        ]
+        self.nova_query = mock.Mock(return_value=[])
+        patcher = mock.patch.object(objects.RequestSpec,
+                                    '_get_by_instance_uuids_from_db',
+                                    self.nova_query)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def _specs(self, rows, light=True):
+        with mock.patch.object(request_specs, '_spec_rows',
+                               return_value=rows) as core, \
+                request_specs.listing(light=light):
+            specs = request_specs.view_specs(
+                objects.RequestSpec, self.context,
+                [r['instance_uuid'] for r in rows])
+        return specs, core.call_count
+
+    @staticmethod
+    def _read(spec):
+        """What Nova's _list_view reads of a spec, with the types."""
+        hints = spec.scheduler_hints
+        return (spec.instance_uuid, type(spec.instance_uuid),
+                spec.availability_zone, type(spec.availability_zone),
+                hints, type(hints),
+                sorted((k, type(v), [type(i) for i in v])
+                       for k, v in (hints or {}).items()))
+
+    def test_what_nova_s_objects_hold(self):
+        nova = [self._read(objects.RequestSpec._from_db_object(
+            self.context, objects.RequestSpec(), row)) for row in self.rows]
+        for size in (10000, 0):
+            self.flags(view_cache_size=size, group='searchlight')
+            # Cold, then from what was kept (when anything is).
+            for _ in range(2):
+                specs, core = self._specs(self.rows)
+                self.assertEqual(1, core)
+                self.assertEqual(
+                    [request_specs.ListViewSpec] * 3,
+                    [type(spec) for spec in specs])
+                self.assertEqual(nova, [self._read(spec) for spec in specs])
+        self.assertEqual(0, self.nova_query.call_count)
+
+    def test_each_list_gets_its_own_hints(self):
+        self._specs(self.rows)
+        self._specs(self.rows)[0][0].scheduler_hints['same_host'].append('c')
+        self.assertEqual(['a', 'b'], self._specs(self.rows)[0][0]
+                         .scheduler_hints['same_host'])
+
+    def test_only_the_view_s_own_call(self):
+        rows = self.rows[:1]
+        self.nova_query.return_value = rows
+        with request_specs.listing(light=True):
+            with mock.patch.object(request_specs, '_spec_rows',
+                                   return_value=rows):
+                first = request_specs.view_specs(
+                    objects.RequestSpec, self.context, ['u'])
+                second = request_specs.view_specs(
+                    objects.RequestSpec, self.context, ['u'])
+        self.assertIsInstance(first[0], request_specs.ListViewSpec)
+        self.assertIsInstance(second[0], objects.RequestSpec)
+        self.assertEqual(1, self.nova_query.call_count)
+        # Not light unless asked.
+        specs, core = self._specs(rows, light=False)
+        self.assertEqual(0, core)
+        self.assertIsInstance(specs[0], objects.RequestSpec)
+
+    def test_a_spec_without_a_field_the_view_reads(self):
+        # An older stored spec: the RequestSpec object, as before.
+        row = self.rows[0]
+        primitive = jsonutils.loads(row['spec'])
+        del primitive['nova_object.data']['scheduler_hints']
+        old = dict(row, spec=jsonutils.dumps(primitive))
+        spec = self._specs([old])[0][0]
+        self.assertIsInstance(spec, objects.RequestSpec)
+        self.assertNotIn('scheduler_hints', spec)
+        self.assertEqual('az1', spec.availability_zone)
+
+    def test_nova_builds_from_the_row_of_nova_s_query(self):
+        group = _group_row(4)
+        nova_row = mock.sentinel.nova_row
+        self.nova_query.return_value = [nova_row]
+        built = mock.sentinel.nova_built
+        with mock.patch.object(objects.RequestSpec, '_from_db_object',
+                               return_value=built) as from_db:
+            specs, _core = self._specs(self.rows + [group])
+        self.assertEqual(built, specs[-1])
+        self.assertEqual(
+            [request_specs.ListViewSpec] * 3, [type(s) for s in specs[:3]])
+        self.nova_query.assert_called_once_with(
+            self.context, [group['instance_uuid']])
+        self.assertIs(nova_row, from_db.call_args[0][2])
+
+    def test_a_view_that_does_not_read_them(self):
+        with mock.patch.object(request_specs, '_spec_rows',
+                               return_value=self.rows), \
+                mock.patch.object(request_specs, '_light_spec') as light, \
+                request_specs.listing(read=False, light=True):
+            self.assertEqual([], request_specs.view_specs(
+                objects.RequestSpec, self.context, ['u']))
+        self.assertEqual(0, light.call_count)
+        self.assertEqual(3, len(request_specs.specs()))
+
+
 class AuditTestCase(base.NoDBTestCase):
 
     def setUp(self):
@@ -189,6 +311,23 @@ class AuditTestCase(base.NoDBTestCase):
     def test_the_installed_nova_is_the_code_read(self):
         # Fails on another Nova release: read its non-detail view again.
         self.assertTrue(request_specs.basic_ignores_specs())
+
+    def test_the_installed_nova_list_view_is_the_code_read(self):
+        # Fails on another Nova release: read its _list_view and the
+        # query of RequestSpec.get_by_instance_uuids again.
+        self.assertTrue(request_specs.list_view_reads_fields())
+
+    def test_another_list_view_gets_request_spec_objects(self):
+        audited = {'nova.objects.request_spec': {
+            'RequestSpec._get_by_instance_uuids_from_db': '0' * 16}}
+        with mock.patch.object(request_specs, 'LIST_VIEW_AUDITED',
+                               audited), \
+                mock.patch.object(request_specs, 'LOG') as log:
+            self.assertFalse(request_specs.list_view_reads_fields())
+            self.assertFalse(request_specs.list_view_reads_fields())
+        self.assertEqual(1, log.info.call_count)
+        self.assertIn('_get_by_instance_uuids_from_db',
+                      log.info.call_args[0][1])
 
     def test_other_code_builds_every_spec(self):
         audited = {'nova.api.openstack.compute.views.servers': {
