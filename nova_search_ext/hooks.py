@@ -32,6 +32,11 @@ What :func:`install` overlays:
     instances from the index instead of every cell, and renders a list
     the index served on a thread of its own
     (:mod:`nova_search_ext.compute.shallow`).
+``ServersController._get_servers``
+    A list call the index answered with a server that nova-api can read
+    neither from its stored form nor from its cell
+    (:class:`nova_search_ext.index.lazy.Unbuildable`) is listed again from
+    the cells, with a WARNING, instead of failing with a 500.
 ``nova.api.validation.validators._SchemaValidator.validate``
     Nova's response validation of ``GET /servers`` and
     ``/servers/detail`` checks each distinct server once per process
@@ -220,6 +225,7 @@ def _install_request_settling():
 
 
 def _install_list_branch():
+    from nova.api.openstack.compute import servers
     from nova.api.openstack.compute.views import servers as views
     from nova.compute import instance_list
     from nova import objects
@@ -227,6 +233,7 @@ def _install_list_branch():
     from nova_search_ext.api import serialize_once
     from nova_search_ext.compute import list_branch
     from nova_search_ext.compute import shallow
+    from nova_search_ext.index import lazy
     from nova_search_ext.index import served
 
     original_sorted = instance_list.get_instance_objects_sorted
@@ -238,6 +245,22 @@ def _install_list_branch():
 
     _patch(instance_list, 'get_instance_objects_sorted',
            get_instance_objects_sorted)
+
+    original_get_servers = servers.ServersController.__dict__['_get_servers']
+
+    @functools.wraps(original_get_servers)
+    def _get_servers(self, *args, **kwargs):
+        try:
+            return original_get_servers(self, *args, **kwargs)
+        except lazy.Unbuildable as e:
+            LOG.warning('Instance %(uuid)s, listed from the search index, '
+                        'could be read neither from the index nor from its '
+                        'cell (%(error)s); listing from the cells.',
+                        {'uuid': e.uuid, 'error': e.__cause__})
+            with list_branch.cells_only():
+                return original_get_servers(self, *args, **kwargs)
+
+    _patch(servers.ServersController, '_get_servers', _get_servers)
 
     original_fill_faults = objects.InstanceList.fill_faults
 

@@ -102,12 +102,35 @@ def _note_caught_up():
 
 # The list call memo's key for "the index answered this call".
 _ANSWERED = 'index_answered'
+# Set while a list call is listed again from the cells (cells_only).
+_CELLS_ONLY = threading.local()
 
 
 def _note_answered():
     memo = serialize_once.call_memo()
     if memo is not None:
         memo[_ANSWERED] = True
+
+
+class cells_only(object):
+    """Context manager: this thread's server lists come from the cells.
+
+    For listing again from the cells a list call the index answered and
+    nova-api could not render (:class:`nova_search_ext.index.lazy.
+    Unbuildable`); counted as a fallback.
+    """
+
+    def __enter__(self):
+        self.previous = getattr(_CELLS_ONLY, 'on', False)
+        _CELLS_ONLY.on = True
+        memo = serialize_once.call_memo()
+        if memo is not None:
+            memo.pop(_ANSWERED, None)
+        _count('fallback')
+
+    def __exit__(self, *exc):
+        _CELLS_ONLY.on = self.previous
+        return False
 
 
 def index_answered():
@@ -306,6 +329,8 @@ def get_instance_objects_sorted(original, ctx, filters, limit, marker,
                         sort_keys, sort_dirs,
                         cell_down_support=cell_down_support)
 
+    if getattr(_CELLS_ONLY, 'on', False):
+        return cells()
     cfg = conf.CONF.searchlight
     if not cfg.enabled or not index_serves(filters):
         _count('cells')

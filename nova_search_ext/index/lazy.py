@@ -27,7 +27,10 @@ object built in full first.
 If the stored forms do not build (the index holds something this Nova
 cannot read), the instance is read from its cell instead, as Nova's own
 lazy load reads it (deleted rows included), with a WARNING; its rendering
-is then not reused (the view key is dropped).
+is then not reused (the view key is dropped).  If that read fails as
+well (the cell is down, or the row is gone), :class:`Unbuildable` is
+raised: the server list controller then lists from the cells
+(``nova_search_ext.hooks``), as stock Nova would.
 """
 
 from oslo_log import log as logging
@@ -57,6 +60,17 @@ AHEAD_COLUMNS = ('availability_zone', 'display_name')
 # Instances built in full since the process started (the benchmark and
 # tests read it).
 STATS = {'built': 0, 'from_cell': 0}
+
+
+class Unbuildable(Exception):
+    """An index-served instance neither its stored form nor its cell gives.
+
+    The cell's error is the ``__cause__``.
+    """
+
+    def __init__(self, uuid):
+        super().__init__(uuid)
+        self.uuid = uuid
 
 
 class Rest(object):
@@ -140,7 +154,10 @@ class Instance(instance_obj.Instance):
             LOG.warning('The search index holds instance %s in a form that '
                         'cannot be rebuilt; reading it from its cell.',
                         self.uuid, exc_info=True)
-            full = _from_cell(self._context, self.uuid, rest)
+            try:
+                full = _from_cell(self._context, self.uuid, rest)
+            except Exception as e:
+                raise Unbuildable(self.uuid) from e
             STATS['from_cell'] += 1
             served.drop_view_key(self)
         for name, value in full.__dict__.items():

@@ -19,10 +19,13 @@ from unittest import mock
 
 import fixtures
 from nova import context as nova_context
+from oslo_db import exception as db_exc
 
 from nova_search_ext.api import collector
 from nova_search_ext.compute import breaker
 from nova_search_ext.compute import list_branch
+from nova_search_ext.index import document
+from nova_search_ext.index import lazy
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests.functional import nse_fixtures
 from nova_search_ext.tests.unit import fakes
@@ -117,6 +120,30 @@ class ListBranchTestCase(base.MultiCellTestCase):
         self.assertEqual(before + 1, self.served_by_index())
         self.assertEqual([], fake.calls)
         self.assertTrue(fake.isenabled())
+
+    def test_a_server_nova_api_cannot_read_lists_from_the_cells(self):
+        # The index answered with servers whose stored forms do not build
+        # here and whose cells cannot be read either: the list is listed
+        # again from the cells, as stock Nova lists it, not failed with a
+        # 500.
+        log = self.useFixture(fixtures.FakeLogger(
+            name='nova_search_ext.hooks', level='WARNING'))
+        self.useFixture(fixtures.MockPatchObject(
+            document._StoredRest, 'build', side_effect=ValueError('bad')))
+        self.useFixture(fixtures.MockPatchObject(
+            lazy, '_from_cell', side_effect=db_exc.DBConnectionError(
+                'the cell is down')))
+        stats = dict(list_branch.STATS)
+        idx, _idx_counts = self._get('/servers/detail', True)
+        self.assertEqual(200, idx.status)
+        self.assertEqual(
+            (stats['index'] + 1, stats['fallback'] + 1),
+            (list_branch.STATS['index'], list_branch.STATS['fallback']))
+        self.assertIn('listing from the cells', log.output)
+        self.assertIn('the cell is down', log.output)
+        cells, _cell_counts = self._get('/servers/detail', False)
+        self.assertEqual(cells.body, idx.body)
+        self.assertEqual(len(self.servers), len(idx.body['servers']))
 
     def test_detail_faults_and_volumes_without_a_cell(self):
         # The faults and the block device mappings of index-served

@@ -208,9 +208,12 @@ class InvalidServerTestCase(base.MultiCellTestCase):
         super().setUp()
         self.boot('a', host='host1')
         self.boot('b', host='host2')
-        # (ServersController._get_servers: an attribute the hooks leave
-        # alone, so that installing and removing them keeps this in place.)
+        # In Nova's ServersController._get_servers, under the hooks' wrapper
+        # of it: patched while the hooks are out, so that installing and
+        # removing them keeps it in place, and the hooks removed before it
+        # is.
         from nova.api.openstack.compute import servers
+        hooks.uninstall()
         original = servers.ServersController._get_servers
 
         def _get_servers(controller, *args, **kwargs):
@@ -221,6 +224,8 @@ class InvalidServerTestCase(base.MultiCellTestCase):
         self.useFixture(fixtures.MonkeyPatch(
             'nova.api.openstack.compute.servers.ServersController'
             '._get_servers', _get_servers))
+        hooks.install()
+        self.addCleanup(hooks.uninstall)
         self.log = self.useFixture(fixtures.FakeLogger(
             name='nova.api.validation', level='ERROR'))
 

@@ -169,6 +169,24 @@ class ListBranchTestCase(base.NoDBTestCase):
             self._list(marker='m')
             self.assertFalse(list_branch.index_answered())
 
+    def test_listed_again_from_the_cells(self):
+        # The retry of a list call nova-api could not render (hooks):
+        # the cells answer, counted as a fallback, and the call no longer
+        # counts as answered by the index.
+        with serialize_once.listing():
+            self._list()
+            self.assertTrue(list_branch.index_answered())
+            with list_branch.cells_only():
+                self.assertFalse(list_branch.index_answered())
+                self.assertIs(self.cells_answer, self._list())
+                self.assertFalse(list_branch.index_answered())
+            self._assert_cells_answered()
+            self.assertEqual(1, self.client.list_instances.call_count)
+            self._list()
+            self.assertEqual(2, self.client.list_instances.call_count)
+        self.assertEqual({'index': 2, 'cells': 0, 'declined': 0,
+                          'fallback': 1, 'pending': 0}, list_branch.STATS)
+
     def test_served_bdms_for_the_detail_view(self):
         instances, _ = self._list()
         other = objects.Instance(uuid='00000000-0000-0000-0000-0000000000aa')

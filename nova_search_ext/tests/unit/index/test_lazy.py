@@ -18,6 +18,7 @@ from unittest import mock
 
 import fixtures
 from nova import objects
+from oslo_db import exception as db_exc
 
 from nova_search_ext.index import document
 from nova_search_ext.index import lazy
@@ -246,4 +247,20 @@ class LazyInstanceTestCase(base.TestCase):
         warnings = self.log.warnings()
         self.assertEqual(1, len(warnings))
         self.assertIn(inst.uuid, warnings[0])
+        self.assertEqual(0, self._builds())
+
+    def test_a_form_no_cell_gives_is_unbuildable(self):
+        # Neither the stored form nor the cell: the list controller's
+        # retry from the cells (hooks) takes it from here.
+        inst = self._instance()
+        self.useFixture(fixtures.MockPatchObject(
+            type(inst._search_rest), 'build',
+            side_effect=ValueError('bad')))
+        down = db_exc.DBConnectionError('the cell is down')
+        with mock.patch.object(lazy, '_from_cell', side_effect=down):
+            e = self.assertRaises(lazy.Unbuildable, getattr, inst,
+                                  'vm_state')
+        self.assertEqual(inst.uuid, e.uuid)
+        self.assertIs(down, e.__cause__)
+        self.assertEqual(1, len(self.log.warnings()))
         self.assertEqual(0, self._builds())
