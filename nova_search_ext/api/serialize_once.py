@@ -63,16 +63,19 @@ Nova's own validation has to run.  A 1000-server body is then neither
 decoded whole nor encoded a second time for the validation's memory.
 
 A server the view took from its kept rendering
-(:mod:`nova_search_ext.api.view_memo`) is a :class:`KnownText`: a dict
-decoded from the text Nova's encoder gave for that rendering, which it
-carries.  :func:`encode_list` writes such a server as that text, with the
-keys Nova's view added to it afterwards (``host_status`` and
-``security_groups``, for the whole list at once) encoded by Nova's
-serializer and written after the others, where Nova's encoder writes keys
-added last; any other change to its keys and it is encoded by Nova's
-serializer like every other server.
+(:mod:`nova_search_ext.api.view_memo`) is a :class:`KnownText`: a dict of
+its own holding the values the text Nova's encoder gave for that
+rendering decodes to (decoded once, shared and read-only:
+:func:`shared_values`), and carrying that text.  :func:`encode_list`
+writes such a server as that text, with the keys Nova's view added to
+it afterwards (``host_status`` and ``security_groups``, for the whole
+list at once) encoded by Nova's serializer and written after the others,
+where Nova's encoder writes keys added last; any other change to its keys
+and it is encoded by Nova's serializer like every other server.
 """
 
+import copy
+import sys
 import threading
 import types
 
@@ -203,25 +206,106 @@ def _spoiling(name):
     return spoil
 
 
+def _refusing(name):
+    def refuse(self, *args, **kwargs):
+        raise TypeError('%s is shared by the responses that reuse a kept '
+                        'server rendering and cannot be changed (%s)' %
+                        (type(self).__name__, name))
+
+    refuse.__name__ = name
+    return refuse
+
+
+class SharedDict(dict):
+    """A JSON object shared by every copy of one kept rendering.
+
+    Reading it is reading a dict; changing it raises ``TypeError``.  A
+    copy or a pickle of it is a plain dict (deep: plain all the way).
+    """
+
+    __slots__ = ()
+
+    def __copy__(self):
+        return dict(self)
+
+    def __deepcopy__(self, memo):
+        return {key: copy.deepcopy(value, memo)
+                for key, value in self.items()}
+
+    def __reduce_ex__(self, protocol):
+        return (dict, (dict(self),))
+
+
+class SharedList(list):
+    """A JSON array shared like :class:`SharedDict`; read-only too."""
+
+    __slots__ = ()
+
+    def __copy__(self):
+        return list(self)
+
+    def __deepcopy__(self, memo):
+        return [copy.deepcopy(value, memo) for value in self]
+
+    def __reduce_ex__(self, protocol):
+        return (list, (list(self),))
+
+
+for _name in ('__setitem__', '__delitem__', '__ior__', 'clear', 'pop',
+              'popitem', 'setdefault', 'update'):
+    setattr(SharedDict, _name, _refusing(_name))
+for _name in ('__setitem__', '__delitem__', '__iadd__', '__imul__',
+              'append', 'clear', 'extend', 'insert', 'pop', 'remove',
+              'reverse', 'sort'):
+    setattr(SharedList, _name, _refusing(_name))
+del _name
+
+
+def _shared(value):
+    kind = type(value)
+    if kind is str:
+        # Equal strings of different renderings are one object.
+        return sys.intern(value)
+    if kind is dict:
+        return SharedDict((sys.intern(key), _shared(item))
+                          for key, item in value.items())
+    if kind is list:
+        return SharedList(_shared(item) for item in value)
+    return value
+
+
+def shared_values(decoded):
+    """A kept rendering's values, decoded once, for every copy of it.
+
+    :param decoded: the rendering's JSON text, decoded (a dict)
+    :returns: a dict of the same keys whose values are immutable (JSON
+        scalars) or :class:`SharedDict` and :class:`SharedList`
+    """
+    return {sys.intern(key): _shared(value)
+            for key, value in decoded.items()}
+
+
 class KnownText(dict):
-    """A server rendering decoded from ``text``, which it remembers.
+    """A server rendering equal to the decoding of ``text``, which it keeps.
 
     ``text`` is what Nova's serializer gave for the rendering, so it is
-    also what it gives for this dict (JSON decodes to values that encode
-    to the same text) while the dict is as decoded.  It tracks its own
+    also what it gives for this dict while the dict holds the keys and
+    values ``values`` holds (:func:`shared_values` of ``text`` decoded).
+    The dict is each response's own; the values are shared by every
+    response that reuses the rendering, and cannot be changed
+    (:class:`SharedDict`, :class:`SharedList`).  It tracks its own
     keys: keys added with ``d[key] = value`` are remembered in order;
     replacing or removing a key, or any other way of changing it, makes
-    :meth:`encoded` hand the dict to Nova's serializer.  Values are the
-    decoder's fresh objects, reachable only through this dict; Nova's
-    code between the view and the response only adds keys
+    :meth:`encoded` hand the dict to Nova's serializer.  Nova's code
+    between the view and the response only adds keys
     (:data:`nova_search_ext.api.view_memo.AUDITED` pins that code).  A
     copy or a pickle of it is a plain dict.
     """
 
     __slots__ = ('text', '_added', '_changed')
 
-    def __init__(self, text, loads):
-        super().__init__(loads(text))
+    def __init__(self, text, values):
+        super().__init__(values)
         self.text = text
         self._added = []
         self._changed = False

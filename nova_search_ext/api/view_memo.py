@@ -44,15 +44,23 @@ from Neutron, for every request), so they never reach the memo.
 
 The memo keeps each server as the JSON text Nova's encoder gives for it
 (``jsonutils.dumps``, as the response's serializer and the response
-validation encode it), about 3 KiB, and each request decodes a copy of
-its own: no object is shared between responses.  The copy holds JSON's
-types where the rendered dict held others (a ``datetime`` for
-``OS-SRV-USG:launched_at``, a ``CoercedDict`` of scheduler hints), which
-changes nothing nova-api makes of it: the response is the encoding of the
-body, which gives the same text, and Nova's response validation checks
-the body as it decodes from that encoding.  The copy is a
+validation encode it) and as that text decoded once
+(:class:`Kept`), about 8 KiB in all.  Each request gets a dict of its
+own holding the decoded values (a shallow copy), so that Nova's detail
+view can add ``host_status`` and ``security_groups`` to it; the values
+themselves (the flavor, the image, the addresses, the links, ...) are
+shared by every response that reuses the rendering and cannot be
+changed: they are :class:`nova_search_ext.api.serialize_once.SharedDict`
+and ``SharedList``, which raise ``TypeError`` on any change (no code
+between the view and the response changes them, see the audit below).
+The copy holds JSON's types where the rendered dict held others (a
+``datetime`` for ``OS-SRV-USG:launched_at``, a ``CoercedDict`` of
+scheduler hints), which changes nothing nova-api makes of it: the
+response is the encoding of the body, which gives the same text, and
+Nova's response validation checks the body as it decodes from that
+encoding.  The copy is a
 :class:`nova_search_ext.api.serialize_once.KnownText`, which remembers the
-text it was decoded from: when the list is encoded a server at a time
+text: when the list is encoded a server at a time
 (with ``[api] response_validation`` at ``warn`` or ``error``), that text
 is the server's, plus the keys Nova's detail view adds afterwards
 (``host_status``, ``security_groups``), instead of a second encoding.
@@ -398,6 +406,16 @@ def _bdms_from_index(instance, kwargs):
             given.from_index(instance.uuid, instance))
 
 
+class Kept(collections.namedtuple('Kept', 'text values')):
+    """A kept rendering: its JSON text and its values, decoded once.
+
+    ``values`` is :func:`nova_search_ext.api.serialize_once.shared_values`
+    of the text.
+    """
+
+    __slots__ = ()
+
+
 def show_method(nova_show, views):
     """A ``ViewBuilder.show`` that renders served servers once.
 
@@ -420,9 +438,10 @@ def show_method(nova_show, views):
         size, request_key = request_part
         key = (view_key, request_key, arguments, az)
         rendered = memo()
-        text = rendered.get(key)
-        if text is not None:
-            return {'server': serialize_once.KnownText(text, json.loads)}
+        kept = rendered.get(key)
+        if kept is not None:
+            return {'server': serialize_once.KnownText(kept.text,
+                                                       kept.values)}
         answer = nova_show(self, request, instance, **kwargs)
         server = answer.get('server')
         if (type(server) is dict and server.get('flavor') != {} and
@@ -434,7 +453,8 @@ def show_method(nova_show, views):
                 text = jsonutils.dumps(server)
             except (TypeError, ValueError):
                 return answer
-            rendered.put(key, text, size)
+            rendered.put(key, Kept(text, serialize_once.shared_values(
+                json.loads(text))), size)
         return answer
 
     return show

@@ -140,8 +140,9 @@ same key for that server reuses it instead of rendering it again; a server
 changed in the index gets a new key.  The response is byte for byte the
 one Nova renders.  nova-api only does this on the Nova release whose view
 code the package was checked against (it logs one INFO line and renders
-every server otherwise).  Each kept server takes about 3 KiB of memory (it
-is kept as its JSON text, about 32 MiB per process at the default); the
+every server otherwise).  Each kept server takes about 8 KiB of memory (it
+is kept as its JSON text and as that text decoded once, which every
+response reusing it shares: about 80 MiB per process at the default); the
 least recently used are dropped first.  The same bound applies to the
 request specs kept for the list view from microversion 2.96: the part
 of each spec the view reads, keyed by a digest of the stored spec (a few

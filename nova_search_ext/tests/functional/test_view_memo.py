@@ -116,8 +116,9 @@ class ViewMemoTestCase(base.MultiCellTestCase):
         self.assertEqual('DOWN',
                          self._servers(self.admin_api)['a']['host_status'])
         self.assertEqual(3, len(self.rendered))
-        for text in self.rendered._servers.values():
-            server = jsonutils.loads(text)
+        for kept in self.rendered._servers.values():
+            server = jsonutils.loads(kept.text)
+            self.assertEqual(server, kept.values)
             self.assertNotIn('host_status', server)
             self.assertNotIn('security_groups', server)
 

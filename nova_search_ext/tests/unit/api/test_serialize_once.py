@@ -17,6 +17,7 @@ import pickle
 import threading
 from unittest import mock
 
+import jsonschema
 from nova.api.openstack import wsgi
 from oslo_serialization import jsonutils
 
@@ -192,7 +193,9 @@ class KnownTextTestCase(base.TestCase):
         self.text = self.nova(self.RENDERED)
 
     def _known(self):
-        return serialize_once.KnownText(self.text, jsonutils.loads)
+        return serialize_once.KnownText(
+            self.text, serialize_once.shared_values(
+                jsonutils.loads(self.text)))
 
     def _assert_encodes_as_nova(self, known, kept):
         serialize = mock.Mock(side_effect=self.nova)
@@ -246,7 +249,7 @@ class KnownTextTestCase(base.TestCase):
             self._assert_encodes_as_nova(known, kept=False)
 
     def test_an_empty_rendering_is_encoded_by_nova(self):
-        known = serialize_once.KnownText('{}', jsonutils.loads)
+        known = serialize_once.KnownText('{}', {})
         self.assertEqual('{}', known.encoded(self.nova))
         known['host_status'] = 'UP'
         self.assertEqual('{"host_status": "UP"}', known.encoded(self.nova))
@@ -259,6 +262,18 @@ class KnownTextTestCase(base.TestCase):
             self.assertIs(dict, type(other))
             self.assertEqual(dict(known), other)
         self.assertIsNot(known['nested'], copy.deepcopy(known)['nested'])
+
+    def test_copies_share_the_values_not_the_keys(self):
+        values = serialize_once.shared_values(jsonutils.loads(self.text))
+        first = serialize_once.KnownText(self.text, values)
+        second = serialize_once.KnownText(self.text, values)
+        first['host_status'] = 'UP'
+        self.assertNotIn('host_status', second)
+        self.assertNotIn('host_status', values)
+        self.assertIs(first['nested'], second['nested'])
+        self.assertIs(self.text, second.encoded(self.nova))
+        self.assertRaises(TypeError, first['nested'].__setitem__, 'a', 1)
+        self.assertEqual({'a': [{}]}, second['nested'])
 
     def test_in_a_server_list(self):
         known = self._known()
@@ -273,6 +288,97 @@ class KnownTextTestCase(base.TestCase):
         self.assertEqual([self.nova(item) for item in body['servers']],
                          items)
         self.assertIs(self.text, items[3])
+
+
+class SharedValuesTestCase(base.TestCase):
+    """A kept rendering's values: the decoding, read-only, plain copies."""
+
+    TEXT = ('{"id": "x", "n": 1.5, "z": -0.0, "b": null, "t": true, '
+            '"flavor": {"extra_specs": {"hw:cpu_policy": "dedicated"}}, '
+            '"links": [{"rel": "self", "href": "h"}], "tags": [], '
+            '"addresses": {"private": [{"addr": "10.0.0.1", '
+            '"version": 4}]}}')
+
+    def setUp(self):
+        super().setUp()
+        self.values = serialize_once.shared_values(jsonutils.loads(self.TEXT))
+
+    def _containers(self, value):
+        if isinstance(value, dict):
+            yield value
+            for item in value.values():
+                yield from self._containers(item)
+        elif isinstance(value, list):
+            yield value
+            for item in value:
+                yield from self._containers(item)
+
+    def test_equal_to_the_decoding_and_encoded_as_it(self):
+        decoded = jsonutils.loads(self.TEXT)
+        self.assertEqual(decoded, self.values)
+        self.assertIs(dict, type(self.values))
+        nova = wsgi.JSONDictSerializer().serialize
+        self.assertEqual(nova(decoded), nova(self.values))
+        self.assertEqual(self.TEXT, nova(self.values))
+        # As JSON Schema sees them, the same types.
+        validator = jsonschema.Draft202012Validator({
+            'type': 'object', 'properties': {
+                'links': {'type': 'array',
+                          'items': {'type': 'object'}},
+                'flavor': {'type': 'object'}}})
+        self.assertTrue(validator.is_valid(self.values))
+        kinds = {type(c) for v in self.values.values()
+                 for c in self._containers(v)}
+        self.assertEqual({serialize_once.SharedDict,
+                          serialize_once.SharedList}, kinds)
+
+    def test_no_container_in_them_can_be_changed(self):
+        before = jsonutils.loads(self.TEXT)
+        dict_changes = (
+            lambda d: d.__setitem__('k', 1), lambda d: d.__delitem__('k'),
+            lambda d: d.__ior__({'k': 1}), lambda d: d.clear(),
+            lambda d: d.pop('k'), lambda d: d.popitem(),
+            lambda d: d.setdefault('k', 1), lambda d: d.update(k=1))
+        list_changes = (
+            lambda v: v.__setitem__(0, 1), lambda v: v.__delitem__(0),
+            lambda v: v.__iadd__([1]), lambda v: v.__imul__(2),
+            lambda v: v.append(1), lambda v: v.clear(),
+            lambda v: v.extend([1]), lambda v: v.insert(0, 1),
+            lambda v: v.pop(), lambda v: v.remove(1),
+            lambda v: v.reverse(), lambda v: v.sort())
+        tried = 0
+        for value in self.values.values():
+            for container in self._containers(value):
+                changes = (dict_changes if isinstance(container, dict)
+                           else list_changes)
+                for change in changes:
+                    self.assertRaises(TypeError, change, container)
+                    tried += 1
+        # Five objects and three arrays, each change tried on each.
+        self.assertEqual(5 * len(dict_changes) + 3 * len(list_changes),
+                         tried)
+        self.assertEqual(before, self.values)
+
+    def test_copies_are_plain_and_changeable(self):
+        for other in (copy.copy(self.values['flavor']),
+                      copy.deepcopy(self.values['flavor']),
+                      pickle.loads(pickle.dumps(self.values['flavor']))):
+            self.assertIs(dict, type(other))
+            self.assertEqual(self.values['flavor'], other)
+        deep = copy.deepcopy(self.values)
+        pickled = pickle.loads(pickle.dumps(self.values))
+        for other in (deep, pickled):
+            self.assertEqual(jsonutils.loads(self.TEXT), other)
+            self.assertEqual({dict, list}, {
+                type(c) for v in other.values()
+                for c in self._containers(v)})
+        deep['addresses']['private'][0]['addr'] = 'changed'
+        self.assertEqual('10.0.0.1',
+                         self.values['addresses']['private'][0]['addr'])
+        shallow = copy.copy(self.values['links'])
+        self.assertIs(list, type(shallow))
+        shallow.append('more')
+        self.assertEqual(1, len(self.values['links']))
 
 
 class HandOverTestCase(base.TestCase):

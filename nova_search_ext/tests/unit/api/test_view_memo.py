@@ -120,9 +120,14 @@ class ShowTestCase(base.NoDBTestCase):
         third = self._list()
         self.assertNotIn('host_status', third)
         self.assertNotIn('security_groups', third)
-        # Nothing is shared between two copies.
-        third['links'][0]['href'] = 'changed'
-        self.assertEqual(second['links'], self._list()['links'])
+        # Each copy is its own dict; what it holds is shared, read-only.
+        fourth = self._list()
+        self.assertIsNot(third, fourth)
+        self.assertIs(third['links'], fourth['links'])
+        self.assertRaises(TypeError, third['links'][0].__setitem__,
+                          'href', 'changed')
+        self.assertRaises(TypeError, third['flavor'].update, vcpus=2)
+        self.assertEqual(jsonutils.loads(jsonutils.dumps(first)), fourth)
         # The zone is looked up for every server, as Nova's view does.
         self.assertEqual(4, self.az.call_count)
 
