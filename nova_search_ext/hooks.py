@@ -42,6 +42,11 @@ What :func:`install` overlays:
     ``/servers/detail`` checks each distinct server once per process
     (:mod:`nova_search_ext.api.response_validation`); anything not proven
     valid that way, and every other schema, gets Nova's own validation.
+``nova.api.validation.validators._SchemaValidator.__init__``
+    While a server list controller method runs, Nova's schema validator
+    reuses the JSON Schema validator class built for the first one
+    instead of building a class for each validation
+    (:mod:`nova_search_ext.api.validator_class`).
 ``ServersController.index`` and ``detail``, and the ``wsgi`` and
     ``jsonutils`` names in ``nova.api.validation``
     While a server list controller method runs, Nova's response validation
@@ -348,6 +353,16 @@ def _install_response_validation():
     _patch(validators._SchemaValidator, 'validate', validate)
 
 
+def _install_validator_class():
+    from nova.api.validation import validators
+
+    from nova_search_ext.api import validator_class
+
+    original = validators._SchemaValidator.__dict__['__init__']
+    _patch(validators._SchemaValidator, '__init__', functools.wraps(
+        original)(validator_class.init_method(original, validators)))
+
+
 def _install_serialize_once():
     from nova.api.openstack import common
     from nova.api.openstack.compute import servers
@@ -446,6 +461,7 @@ def install():
         try:
             _install_list_branch()
             _install_response_validation()
+            _install_validator_class()
             _install_serialize_once()
             _install_view_memo()
             _install_request_specs()

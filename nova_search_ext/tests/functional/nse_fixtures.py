@@ -29,6 +29,7 @@ from nova.tests.fixtures import notifications as nova_notifications
 
 from nova_search_ext.api import paste_config
 from nova_search_ext.api import request_specs
+from nova_search_ext.api import validator_class
 from nova_search_ext.api import view_memo
 from nova_search_ext.bench.harness import deployment as harness_deployment
 from nova_search_ext.bench.harness import querycount
@@ -75,6 +76,8 @@ class PasteFixture(fixtures.Fixture):
         self.addCleanup(view_memo.reset)
         request_specs.reset()
         self.addCleanup(request_specs.reset)
+        validator_class.reset()
+        self.addCleanup(validator_class.reset)
 
 
 class IndexFixture(fixtures.Fixture):
