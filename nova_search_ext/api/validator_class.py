@@ -37,8 +37,6 @@ release (:data:`AUDITED`, checked once per process, one INFO line),
 Nova's constructor runs every time.
 """
 
-import threading
-
 from oslo_log import log as logging
 
 from nova_search_ext.api import serialize_once
@@ -71,8 +69,8 @@ def reset():
 
 
 # relax_additional_properties -> the validator class Nova built for it.
+# Two threads may both build one; the first kept is the one used.
 _CLASSES = {}
-_LOCK = threading.Lock()
 
 
 def init_method(nova_init, validators):
@@ -93,8 +91,7 @@ def init_method(nova_init, validators):
         validator_cls = _CLASSES.get(relax)
         if validator_cls is None:
             nova_init(self, schema, relax_additional_properties, is_body)
-            with _LOCK:
-                _CLASSES.setdefault(relax, type(self.validator))
+            _CLASSES.setdefault(relax, type(self.validator))
             return
         self.is_body = is_body
         self.validator = validator_cls(

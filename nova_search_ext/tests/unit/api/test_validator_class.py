@@ -65,13 +65,20 @@ def _outcome(schema, value, is_body, relax):
     return None
 
 
-class ValidatorClassTestCase(base.NoDBTestCase):
+class _TestCase(base.NoDBTestCase):
+    """Nothing built or audited is kept, nor the hooks, after a test."""
 
     def setUp(self):
         super().setUp()
         validator_class.reset()
         self.addCleanup(validator_class.reset)
         self.addCleanup(hooks.uninstall)
+
+
+class ValidatorClassTestCase(_TestCase):
+
+    def setUp(self):
+        super().setUp()
         self.nova = [_outcome(*case) for case in CASES]
         hooks.install()
 
@@ -127,13 +134,7 @@ class ValidatorClassTestCase(base.NoDBTestCase):
         self.assertEqual({}, validator_class._CLASSES)
 
 
-class AuditTestCase(base.NoDBTestCase):
-
-    def setUp(self):
-        super().setUp()
-        validator_class.reset()
-        self.addCleanup(validator_class.reset)
-        self.addCleanup(hooks.uninstall)
+class AuditTestCase(_TestCase):
 
     def test_the_installed_nova_is_the_code_read(self):
         # Fails on another Nova release: read _SchemaValidator again, then
