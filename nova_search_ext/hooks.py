@@ -47,6 +47,10 @@ What :func:`install` overlays:
     reuses the JSON Schema validator class built for the first one
     instead of building a class for each validation
     (:mod:`nova_search_ext.api.validator_class`).
+``oslo_policy.policy.Enforcer.load_rules``
+    While a server list controller method runs, each enforcer loads its
+    rules at the call's first policy check, not at every check
+    (:mod:`nova_search_ext.api.policy_rules`).
 ``ServersController.index`` and ``detail``, and the ``wsgi`` and
     ``jsonutils`` names in ``nova.api.validation``
     While a server list controller method runs, Nova's response validation
@@ -363,6 +367,16 @@ def _install_validator_class():
         original)(validator_class.init_method(original, validators)))
 
 
+def _install_policy_rules():
+    from oslo_policy import policy
+
+    from nova_search_ext.api import policy_rules
+
+    original = policy.Enforcer.__dict__['load_rules']
+    _patch(policy.Enforcer, 'load_rules', functools.wraps(original)(
+        policy_rules.load_rules_method(original)))
+
+
 def _install_serialize_once():
     from nova.api.openstack import common
     from nova.api.openstack.compute import servers
@@ -462,6 +476,7 @@ def install():
             _install_list_branch()
             _install_response_validation()
             _install_validator_class()
+            _install_policy_rules()
             _install_serialize_once()
             _install_view_memo()
             _install_request_specs()

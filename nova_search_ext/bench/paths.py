@@ -43,15 +43,25 @@ def _code_file(value):
     return os.path.abspath(code.co_filename) if code else None
 
 
-def foreign(value):
+def _home(owner):
+    """The directory of the top-level package ``owner`` belongs to."""
+    name = owner.__name__ if isinstance(owner, types.ModuleType) else \
+        owner.__module__
+    package = sys.modules.get(name.split('.')[0])
+    path = getattr(package, '__file__', None)
+    return os.path.dirname(os.path.abspath(path)) if path else None
+
+
+def foreign(value, owner=None):
     """Why ``value`` is not Nova's own object, or None.
 
     Judged by where its code was compiled, along its ``__wrapped__`` chain
     (a wrapper made with ``functools.wraps`` carries the module and name of
     what it wraps; Nova's remotable methods are wrapped by
     oslo.versionedobjects): no link may come from this package, and the
-    innermost must be Nova's.  A module (a name in a module's globals)
-    must be the module itself.
+    innermost must be Nova's, or, for an attribute of a library's class
+    (``owner``: oslo.policy's ``Enforcer``), that library's.  A module (a
+    name in a module's globals) must be the module itself.
     """
     import nova
 
@@ -65,7 +75,9 @@ def foreign(value):
             return 'a stand-in for the module %s' % value.__name__
         return None
     ours = os.path.dirname(os.path.abspath(nova_search_ext.__file__))
-    nova_dir = os.path.dirname(os.path.abspath(nova.__file__))
+    homes = [os.path.dirname(os.path.abspath(nova.__file__))]
+    if owner is not None and _home(owner):
+        homes.append(_home(owner))
     seen = set()
     filename = None
     while value is not None and id(value) not in seen:
@@ -77,7 +89,7 @@ def foreign(value):
             return 'defined in %s' % filename
         value = getattr(getattr(value, '__func__', value), '__wrapped__',
                         None)
-    if not filename.startswith(nova_dir + os.sep):
+    if not any(filename.startswith(home + os.sep) for home in homes):
         return 'defined in %s' % filename
     return None
 
@@ -142,7 +154,7 @@ class Paths(object):
             if now is not original:
                 problems.append('%s is not Nova\'s object' % where)
                 continue
-            why = foreign(now)
+            why = foreign(now, owner)
             if why:
                 problems.append('%s is %s' % (where, why))
         return '; '.join(problems) or None

@@ -26,6 +26,7 @@ from nova.compute import instance_list
 from nova import objects
 from nova.objects import request_spec
 from nova.objects import service as service_obj
+from oslo_policy import policy as oslo_policy
 
 from nova_search_ext.api import compute_filter
 from nova_search_ext.bench import paths
@@ -52,6 +53,8 @@ EXPECTED = {
     # ... and in the server view module's.
     (views, 'api_version_request'),
     (common.ViewBuilder, '_get_project_id'),
+    # oslo.policy's, for Nova's policy checks.
+    (oslo_policy.Enforcer, 'load_rules'),
 }
 
 
@@ -77,18 +80,27 @@ class StockNovaTestCase(_Base):
             if (owner, name) in self.nova:
                 self.assertIs(self.nova[(owner, name)], original, name)
             self.assertIs(original, owner.__dict__[name], name)
-            self.assertIsNone(paths.foreign(original), name)
+            self.assertIsNone(paths.foreign(original, owner), name)
+
+    def test_a_library_s_own_object_only_for_its_own_class(self):
+        load_rules = oslo_policy.Enforcer.__dict__['load_rules']
+        self.assertIsNone(paths.foreign(load_rules, oslo_policy.Enforcer))
+        self.assertIn('oslo_policy', paths.foreign(load_rules))
+        self.assertIn('oslo_policy', paths.foreign(load_rules,
+                                                   views.ViewBuilder))
 
     def test_uninstall_puts_back_every_nova_object(self):
         patched = paths.patched_attributes()
         hooks.install()
         for owner, name, original in patched:
             self.assertIsNot(original, owner.__dict__[name], name)
-            self.assertIsNotNone(paths.foreign(owner.__dict__[name]), name)
+            self.assertIsNotNone(paths.foreign(owner.__dict__[name], owner),
+                                 name)
         hooks.uninstall()
         for owner, name, original in patched:
             self.assertIs(original, owner.__dict__[name], name)
-            self.assertIsNone(paths.foreign(owner.__dict__[name]), name)
+            self.assertIsNone(paths.foreign(owner.__dict__[name], owner),
+                              name)
         for (owner, name), original in self.nova.items():
             self.assertIs(original, owner.__dict__[name], name)
 
