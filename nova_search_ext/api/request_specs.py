@@ -60,7 +60,11 @@ rows are read with the same query in SQLAlchemy Core (``id``,
 view reads is a :class:`ListViewSpec` holding those three attributes,
 each turned into its value by the ``RequestSpec`` field that holds it
 (``from_primitive``, then ``coerce``), as ``obj_from_primitive`` sets
-them: the same values of the same types.  The specs Nova's
+them: the same values of the same types.  A kept spec also keeps what
+the first such call coerced (the instance_uuid of the row it was read
+for and the availability zone, both strings, and the hints' primitive),
+so the next list's call of that row runs only the hints' field, which
+makes each list objects of its own.  The specs Nova's
 ``_from_db_object`` builds itself are read again by Nova's own query and
 built by Nova.  Every other call, and all of them on other code, gets
 ``RequestSpec`` objects as above.
@@ -241,23 +245,72 @@ def _from_reduced(cls, context, row, reduced):
     return spec
 
 
-def _light_spec(cls, row, reduced):
+class _Kept(object):
+    """A kept spec: its reduced primitive as JSON text, and the list view's
+    values of it once a list view read them.
+
+    ``light`` is None until then; afterwards ``(instance_uuid,
+    availability_zone, scheduler_hints primitive)``: the instance_uuid of
+    the row it was read for and the availability zone as the ``RequestSpec``
+    fields coerce them (strings), and the hints' primitive, from which each
+    list gets objects of its own; or ``()`` when the reduced spec lacks a
+    field the view reads.  Nothing kept is handed out that a caller could
+    change.
+    """
+
+    __slots__ = ('text', 'light')
+
+    def __init__(self, text):
+        self.text = text
+        self.light = None
+
+
+def _light_values(cls, row, reduced):
+    """The :attr:`_Kept.light` values of ``reduced`` read for ``row``."""
+    data = reduced[cls.OBJ_SERIAL_NAMESPACE + '.data']
+    if any(name not in data for name in VIEW_FIELDS):
+        return ()
+    spec = ListViewSpec()
+    uuid_field = cls.fields['instance_uuid']
+    zone_field = cls.fields['availability_zone']
+    return (uuid_field.coerce(spec, 'instance_uuid', row['instance_uuid']),
+            zone_field.coerce(spec, 'availability_zone',
+                              zone_field.from_primitive(
+                                  spec, 'availability_zone',
+                                  data['availability_zone'])),
+            data['scheduler_hints'])
+
+
+def _light_spec(cls, row, kept, reduced=None):
     """The :class:`ListViewSpec` of ``row``, or None.
 
     None where the reduced spec lacks a field the view reads (the
-    ``RequestSpec`` is built then, whatever reading it does).
+    ``RequestSpec`` is built then, whatever reading it does).  The values
+    the fields coerce once are taken from ``kept`` for the row they were
+    read for (another row with the same stored text has its own
+    instance_uuid); the hints are turned into this spec's own objects by
+    their field every time.
+
+    :param kept: the :class:`_Kept` of the row's spec text
+    :param reduced: its reduced primitive, if at hand
     """
-    data = reduced[cls.OBJ_SERIAL_NAMESPACE + '.data']
-    if any(name not in data for name in VIEW_FIELDS):
+    light = kept.light
+    if light is None or (light and light[0] != row['instance_uuid']):
+        if reduced is None:
+            reduced = jsonutils.loads(kept.text)
+        fresh = _light_values(cls, row, reduced)
+        if light is None:
+            kept.light = fresh
+        light = fresh
+    if not light:
         return None
     spec = ListViewSpec()
-    field = cls.fields['instance_uuid']
-    spec.instance_uuid = field.coerce(spec, 'instance_uuid',
-                                      row['instance_uuid'])
-    for name in VIEW_FIELDS:
-        field = cls.fields[name]
-        setattr(spec, name, field.coerce(
-            spec, name, field.from_primitive(spec, name, data[name])))
+    spec.instance_uuid, spec.availability_zone, hints = light
+    if hints is not None:
+        field = cls.fields['scheduler_hints']
+        hints = field.coerce(spec, 'scheduler_hints', field.from_primitive(
+            spec, 'scheduler_hints', hints))
+    spec.scheduler_hints = hints
     return spec
 
 
@@ -296,9 +349,8 @@ def view_specs(cls, context, instance_uuids):
     for row in rows:
         key = _key(row['spec']) if size > 0 else None
         kept = _SPECS.get(key) if key is not None else None
-        if kept is not None:
-            reduced = jsonutils.loads(kept) if read else None
-        else:
+        reduced = None
+        if kept is None:
             reduced = _reduced(cls, row['spec'])
             if reduced is None:
                 if light:
@@ -307,13 +359,19 @@ def view_specs(cls, context, instance_uuids):
                 else:
                     specs.append(cls._from_db_object(context, cls(), row))
                 continue
+            # Without a key nothing is kept: the text is never read.
+            kept = _Kept(jsonutils.dumps(reduced) if key is not None
+                         else None)
             if key is not None:
-                _SPECS.put(key, jsonutils.dumps(reduced), size)
+                _SPECS.put(key, kept, size)
         if not read:
             continue
-        spec = _light_spec(cls, row, reduced) if light else None
-        specs.append(spec if spec is not None else
-                     _from_reduced(cls, context, row, reduced))
+        spec = _light_spec(cls, row, kept, reduced) if light else None
+        if spec is None:
+            if reduced is None:
+                reduced = jsonutils.loads(kept.text)
+            spec = _from_reduced(cls, context, row, reduced)
+        specs.append(spec)
     if nova_builds:
         specs.extend(
             cls._from_db_object(context, cls(), row) for row in

@@ -134,8 +134,8 @@ class StockNovaParityTestCase(base.MultiCellTestCase):
             built.append(row['instance_uuid'])
             return from_reduced(cls, context, row, reduced)
 
-        def counting_light(cls, row, reduced):
-            spec = light_spec(cls, row, reduced)
+        def counting_light(cls, row, *args):
+            spec = light_spec(cls, row, *args)
             if spec is not None:
                 built.append(row['instance_uuid'])
             return spec

@@ -246,6 +246,50 @@ class ListViewSpecsTestCase(_SpecsTestCase):
         self.assertEqual(['a', 'b'], self._specs(self.rows)[0][0]
                          .scheduler_hints['same_host'])
 
+    def _coerced(self, name):
+        """A mock counting what ``RequestSpec``'s field ``name`` coerces."""
+        field = objects.RequestSpec.fields[name]
+        return mock.patch.object(field, 'coerce', side_effect=field.coerce)
+
+    def test_a_kept_spec_keeps_what_its_fields_coerced(self):
+        nova = [self._read(objects.RequestSpec._from_db_object(
+            self.context, objects.RequestSpec(), row)) for row in self.rows]
+        self._specs(self.rows)
+        with self._coerced('instance_uuid') as uuids, \
+                self._coerced('availability_zone') as zones, \
+                self._coerced('scheduler_hints') as hints:
+            specs, _core = self._specs(self.rows)
+        self.assertEqual(nova, [self._read(spec) for spec in specs])
+        self.assertEqual((0, 0), (uuids.call_count, zones.call_count))
+        # The hints are made this list's own objects (two rows have some).
+        self.assertEqual(2, hints.call_count)
+        # Without keeping, every field of every row each time.
+        request_specs.reset()
+        self.flags(view_cache_size=0, group='searchlight')
+        self._specs(self.rows)
+        with self._coerced('instance_uuid') as uuids:
+            specs, _core = self._specs(self.rows)
+        self.assertEqual(3, uuids.call_count)
+        self.assertEqual(nova, [self._read(spec) for spec in specs])
+
+    def test_the_same_spec_text_in_another_row_gets_its_uuid(self):
+        self._specs(self.rows)
+        other = dict(self.rows[0], id=4,
+                     instance_uuid=uuidutils.generate_uuid())
+        with self._coerced('instance_uuid') as uuids:
+            specs, _core = self._specs([other, self.rows[0]])
+        self.assertEqual(
+            [other['instance_uuid'], self.rows[0]['instance_uuid']],
+            [spec.instance_uuid for spec in specs])
+        self.assertEqual(['az1', 'az1'],
+                         [spec.availability_zone for spec in specs])
+        # The other row's uuid is coerced; the kept values stay the first
+        # row's.
+        self.assertEqual(1, uuids.call_count)
+        with self._coerced('instance_uuid') as uuids:
+            self._specs(self.rows[:1])
+        self.assertEqual(0, uuids.call_count)
+
     def test_only_the_view_s_own_call(self):
         rows = self.rows[:1]
         self.nova_query.return_value = rows
