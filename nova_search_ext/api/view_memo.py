@@ -32,11 +32,13 @@ What ``show`` returns for a server is determined by:
   policy, the request spec's availability zone and scheduler hints, and
   the mappings;
 * the instance's availability zone, which Nova looks up per server (a
-  cache of host to zone, refreshed from the aggregates).
+  cache of host to zone, refreshed from the aggregates); within one list
+  call Nova's answer is given again while nothing could change it
+  (:func:`_zone`).
 
 :func:`show_method` keys a rendered server by all of these and gives a
 copy of it to the next request with the same key, instead of calling
-Nova's ``show``.  The zone is looked up as Nova would, for every server,
+Nova's ``show``.  The zone is looked up as Nova would, for every list,
 and is part of the key.  ``host_status`` and ``security_groups``, which
 change without the instance changing, are not rendered by ``show`` in a
 detail list (Nova adds them to the list afterwards, from the services and
@@ -87,6 +89,7 @@ recently used first out.
 """
 
 import collections
+import functools
 import hashlib
 import importlib
 import inspect
@@ -105,6 +108,9 @@ LOG = logging.getLogger(__name__)
 
 # This module's key in the list call's memo: (request, its part of keys).
 _KEY = 'view_memo'
+# The zones asked in this list call: (context, {host: (instance zone,
+# Nova's answer)}).
+_ZONES = 'view_memo_zones'
 
 # The functions ViewBuilder.show runs for a detail list, as read for this
 # module: module -> qualified name -> sha256 of the source, first 16 hex
@@ -360,12 +366,26 @@ def _request_part(view, request):
     return part
 
 
+@functools.lru_cache(maxsize=64)
+def _flag_names(names):
+    """The flags to check of arguments named ``names``, or None.
+
+    None when an argument is not one the key stands for, or one the view
+    needs is missing (then the server is left to Nova).  The detail view
+    passes every server of a list the same names.
+    """
+    if set(names) - _ARGUMENTS or not all(k in names for k in _REQUIRED):
+        return None
+    return tuple(sorted(set(names) & set(_FLAGS)))
+
+
 def _arguments_part(views, instance, kwargs):
     """The arguments' part of the key, or None to leave it to Nova."""
-    if set(kwargs) - _ARGUMENTS or not all(k in kwargs for k in _REQUIRED):
+    names = _flag_names(tuple(kwargs))
+    if names is None:
         return None
     flags = []
-    for name in sorted(set(kwargs) & set(_FLAGS)):
+    for name in names:
         value = kwargs[name]
         wanted = _FLAGS[name]
         if type(value) is not bool or (wanted is not None and
@@ -406,6 +426,40 @@ def _bdms_from_index(instance, kwargs):
             given.from_index(instance.uuid, instance))
 
 
+def _zone(views, context, instance):
+    """Nova's availability zone of ``instance``, asked less often.
+
+    Nova's ``get_instance_availability_zone`` answers from the instance's
+    ``host`` and ``availability_zone`` and the process's cache of host to
+    zone, which only that function's call for the same host refills (from
+    the aggregates, when it has no zone for the host or one the instance
+    contradicts).  So within one list call, for each host, the answer Nova
+    gave for the last instance zone asked is given again for the same
+    instance zone, as long as Nova's function has not been asked about the
+    host since; anything else asks Nova's function.  (Nova's view, when
+    it renders a server, asks again for that server: the same host and
+    instance zone as the answer just given, which leaves the cache with
+    the same zone unless the aggregates changed in between.)  An
+    instance without a host, and every call outside a list call, get
+    Nova's function.
+    """
+    lookup = views.avail_zone.get_instance_availability_zone
+    call = serialize_once.call_memo()
+    host = instance.host if 'host' in instance else None
+    if call is None or not host:
+        return lookup(context, instance)
+    zones = call.get(_ZONES)
+    if zones is None or zones[0] is not context:
+        zones = call[_ZONES] = (context, {})
+    asked = instance.get('availability_zone')
+    last = zones[1].get(host)
+    if last is not None and last[0] == asked:
+        return last[1]
+    zone = lookup(context, instance)
+    zones[1][host] = (asked, zone)
+    return zone
+
+
 class Kept(collections.namedtuple('Kept', 'text values')):
     """A kept rendering: its JSON text and its values, decoded once.
 
@@ -433,8 +487,7 @@ def show_method(nova_show, views):
             return nova_show(self, request, instance, *args, **kwargs)
         az = None
         if kwargs.get('show_AZ', True):
-            az = views.avail_zone.get_instance_availability_zone(
-                request.environ['nova.context'], instance)
+            az = _zone(views, request.environ['nova.context'], instance)
         size, request_key = request_part
         key = (view_key, request_key, arguments, az)
         rendered = memo()

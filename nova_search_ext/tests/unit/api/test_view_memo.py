@@ -15,8 +15,10 @@ import datetime
 import types
 from unittest import mock
 
+import fixtures
 from nova.api.openstack import api_version_request
 from nova.api.openstack import wsgi
+from nova import availability_zones
 from nova import context as nova_context
 from nova import objects
 from nova.objects import fields as nova_fields
@@ -270,6 +272,76 @@ class ShowTestCase(base.NoDBTestCase):
         self.assertEqual(3, self.nova.call_count - 2)
         self._list(instance=second)
         self.assertEqual(4, self.nova.call_count - 2)
+
+
+class ZoneTestCase(base.NoDBTestCase):
+    """_zone against Nova's own lookup, its cache and a stale entry."""
+
+    # (host, the instance's availability_zone)
+    ASKED = [('h1', None), ('h1', None), ('h1', 'db-zone'), ('h1', None),
+             ('h2', None), ('h2', None), (None, 'z'), ('h1', 'other'),
+             ('h1', 'other'), ('h1', None), ('h1', 'db-zone')]
+
+    def setUp(self):
+        super().setUp()
+        self.db = {'h1': 'db-zone', 'h2': 'zone2'}
+        self.db_calls = []
+
+        def from_db(context, host):
+            self.db_calls.append(host)
+            return self.db[host]
+
+        self.useFixture(fixtures.MockPatchObject(
+            availability_zones, 'get_host_availability_zone', from_db))
+        self.lookups = mock.Mock(
+            side_effect=availability_zones.get_instance_availability_zone)
+        self.views = types.SimpleNamespace(
+            avail_zone=types.SimpleNamespace(
+                get_instance_availability_zone=self.lookups))
+        self.context = nova_context.get_admin_context()
+
+    def _answers(self, ask):
+        """Each ASKED instance's zone, Nova's cache starting stale for h1.
+        """
+        availability_zones.reset_cache()
+        self.addCleanup(availability_zones.reset_cache)
+        availability_zones._get_cache().set(
+            availability_zones._make_cache_key('h1'), 'stale')
+        del self.db_calls[:]
+        self.lookups.reset_mock()
+        answers = []
+        for host, zone in self.ASKED:
+            instance = objects.Instance(availability_zone=zone)
+            if host:
+                instance.host = host
+            answers.append(ask(instance))
+        return answers
+
+    def test_nova_s_answers_with_fewer_lookups(self):
+        nova = self._answers(
+            lambda i: availability_zones.get_instance_availability_zone(
+                self.context, i))
+        nova_db_calls = list(self.db_calls)
+        with serialize_once.listing():
+            ours = self._answers(
+                lambda i: view_memo._zone(self.views, self.context, i))
+        self.assertEqual(nova, ours)
+        # Not vacuous: the stale entry, then the refilled one, for h1.
+        self.assertEqual(['stale', 'stale', 'db-zone', 'db-zone'], ours[:4])
+        # The second ('h1', 'other') was not asked: Nova would have read
+        # the aggregates for it again, with the same answer.
+        self.assertEqual(['h1', 'h2', 'h1', 'h1'], nova_db_calls)
+        self.assertEqual(['h1', 'h2', 'h1'], self.db_calls)
+        self.assertEqual(len(self.ASKED) - 3, self.lookups.call_count)
+
+    def test_outside_a_list_call_nova_is_asked_every_time(self):
+        nova = self._answers(
+            lambda i: availability_zones.get_instance_availability_zone(
+                self.context, i))
+        ours = self._answers(
+            lambda i: view_memo._zone(self.views, self.context, i))
+        self.assertEqual(nova, ours)
+        self.assertEqual(len(self.ASKED), self.lookups.call_count)
 
 
 class FreezeTestCase(base.TestCase):
