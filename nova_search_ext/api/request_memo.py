@@ -46,14 +46,7 @@ _KEY = 'request_memo'
 
 def _answers(req):
     """This list call's answers about ``req``, or None outside one."""
-    memo = serialize_once.call_memo()
-    if memo is None:
-        return None
-    asked, answers = memo.get(_KEY, (None, None))
-    if asked is not req:
-        answers = {}
-        memo[_KEY] = (req, answers)
-    return answers
+    return serialize_once.answers_about(_KEY, req)
 
 
 def version_module(api_version_request):

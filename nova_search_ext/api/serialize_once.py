@@ -92,6 +92,24 @@ def call_memo():
     return getattr(_STATE, 'memo', None)
 
 
+def answers_about(key, owner):
+    """This list call's answers about ``owner``, kept under ``key``.
+
+    A dict for the caller to fill, the same one for as long as the call's
+    answers under ``key`` are about ``owner`` (compared by identity); an
+    empty one, replacing them, when they were about another object; None
+    outside a list call.
+    """
+    memo = call_memo()
+    if memo is None:
+        return None
+    asked, answers = memo.get(key, (None, None))
+    if asked is not owner:
+        answers = {}
+        memo[key] = (owner, answers)
+    return answers
+
+
 class adopt(object):
     """Context manager: this thread joins another thread's list call.
 

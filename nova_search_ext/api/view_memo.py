@@ -108,8 +108,8 @@ LOG = logging.getLogger(__name__)
 
 # This module's key in the list call's memo: (request, its part of keys).
 _KEY = 'view_memo'
-# The zones asked in this list call: (context, {host: (instance zone,
-# Nova's answer)}).
+# The zones asked in this list call, about its context: {host: (instance
+# zone, Nova's answer)}.
 _ZONES = 'view_memo_zones'
 
 # The functions ViewBuilder.show runs for a detail list, as read for this
@@ -444,19 +444,16 @@ def _zone(views, context, instance):
     Nova's function.
     """
     lookup = views.avail_zone.get_instance_availability_zone
-    call = serialize_once.call_memo()
     host = instance.host if 'host' in instance else None
-    if call is None or not host:
+    zones = serialize_once.answers_about(_ZONES, context) if host else None
+    if zones is None:
         return lookup(context, instance)
-    zones = call.get(_ZONES)
-    if zones is None or zones[0] is not context:
-        zones = call[_ZONES] = (context, {})
     asked = instance.get('availability_zone')
-    last = zones[1].get(host)
+    last = zones.get(host)
     if last is not None and last[0] == asked:
         return last[1]
     zone = lookup(context, instance)
-    zones[1][host] = (asked, zone)
+    zones[host] = (asked, zone)
     return zone
 
 

@@ -76,8 +76,9 @@ def foreign(value, owner=None):
         return None
     ours = os.path.dirname(os.path.abspath(nova_search_ext.__file__))
     homes = [os.path.dirname(os.path.abspath(nova.__file__))]
-    if owner is not None and _home(owner):
-        homes.append(_home(owner))
+    library = _home(owner) if owner is not None else None
+    if library:
+        homes.append(library)
     seen = set()
     filename = None
     while value is not None and id(value) not in seen:

@@ -170,6 +170,21 @@ class SerializeOnceTestCase(base.TestCase):
                 self.assertIsNone(serialize_once.call_memo())
             self.assertIsNotNone(serialize_once.call_memo())
 
+    def test_answers_about_one_object_per_key_for_the_call(self):
+        first, other = object(), object()
+        self.assertIsNone(serialize_once.answers_about('k', first))
+        with serialize_once.listing():
+            answers = serialize_once.answers_about('k', first)
+            answers['a'] = 1
+            self.assertIs(answers, serialize_once.answers_about('k', first))
+            # Another key keeps its own.
+            self.assertEqual({}, serialize_once.answers_about('j', first))
+            # About another object: empty, and the first ones are gone.
+            self.assertEqual({}, serialize_once.answers_about('k', other))
+            self.assertEqual({}, serialize_once.answers_about('k', first))
+        with serialize_once.listing():
+            self.assertEqual({}, serialize_once.answers_about('k', first))
+
     def test_the_views_read_the_modules_live(self):
         self.assertIs(wsgi.ResponseObject, self.wsgi.ResponseObject)
         self.assertEqual(wsgi.__name__, self.wsgi.__name__)
