@@ -34,7 +34,7 @@ Decoding a stored spec (about 2 KiB of JSON) is most of that cost, the
 same on every request for every spec that has not changed.  So each
 nova-api process keeps the reduced primitive of the specs it built this
 way (:class:`nova_search_ext.api.view_memo.Rendered`, as its JSON text of
-a hundred bytes or so, keyed by a BLAKE2 digest of the stored spec, at
+a hundred bytes or so, keyed by a SHA-256 digest of the stored spec, at
 most ``[searchlight] view_cache_size`` specs, none when it is 0), and
 builds the next list's spec of that row from the kept primitive: the
 same ``obj_from_primitive`` of the same reduced primitive, with the row's

@@ -27,7 +27,7 @@ valid against ``SERVER``; whether a server is valid depends on nothing but
 the server and ``SERVER`` (keywords, Nova's format checker and its string
 number bounds are pure).  So :func:`validate` checks the envelope, then
 each server whose canonical JSON has not been found valid against the same
-schema before, and remembers (by a 20-byte BLAKE2 digest, at most
+schema before, and remembers (by a SHA-256 digest, at most
 :data:`REMEMBERED` per process) the servers it found valid.
 
 For a body the list call encoded a server at a time, the wrappers hand
@@ -117,9 +117,13 @@ class Verdicts(object):
 
 
 def text_digest(text):
-    """The memory's key part for a server given as JSON text."""
-    return hashlib.blake2b(text.encode('utf-8', 'surrogatepass'),
-                           digest_size=20).digest()
+    """The memory's key part for a server given as JSON text.
+
+    SHA-256, like :func:`nova_search_ext.index.document.stored_key`: the
+    cheapest cryptographic digest in hashlib where the CPU has SHA
+    instructions, and every listed server's text is hashed on every list.
+    """
+    return hashlib.sha256(text.encode('utf-8', 'surrogatepass')).digest()
 
 
 def digest(item):

@@ -448,7 +448,10 @@ def _zone(views, context, instance):
     zones = serialize_once.answers_about(_ZONES, context) if host else None
     if zones is None:
         return lookup(context, instance)
-    asked = instance.get('availability_zone')
+    # What Nova's instance.get('availability_zone') gives: get() without
+    # a default is getattr, after a list of every field name is built to
+    # check that this is one (it is).
+    asked = instance.availability_zone
     last = zones.get(host)
     if last is not None and last[0] == asked:
         return last[1]
