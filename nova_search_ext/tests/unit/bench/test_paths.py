@@ -178,6 +178,26 @@ class MeasurementPathsTestCase(_Base):
         self.assertEqual(1, split['hooks_kept']['runs'])
         self.assertNotIn('install', result['cells'])
 
+    def test_warmup_rounds_are_kept_apart(self):
+        times = iter([0.5, 0.25, 0.01, 0.02, 0.03, 0.04])
+
+        def call():
+            if hooks.installed():
+                list_branch._count('index')
+            return ['uuid-1'], next(times)
+
+        measurement = scenarios.Measurement(
+            _Counter(), ['cell1'], repeat=2, warmup=1, min_repeat=2,
+            budget=None, say=lambda line: None, paths=paths.Paths())
+        result = measurement.run(scenarios.SCENARIOS[0], 'compute_api',
+                                 call, lambda e, a: None, len)
+        # Rounds: stock, index (warm-up); index, stock; stock, index.
+        self.assertEqual([500.0], result['cells']['warmup_ms'])
+        self.assertEqual([250.0], result['index']['warmup_ms'])
+        self.assertEqual([20.0, 30.0], result['cells']['samples_ms'])
+        self.assertEqual([10.0, 40.0], result['index']['samples_ms'])
+        self.assertEqual(2, result['index']['runs'])
+
     def test_list_branch_running_on_the_stock_side_is_a_failure(self):
         def call():
             list_branch._count('cells' if not hooks.installed() else

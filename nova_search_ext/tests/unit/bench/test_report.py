@@ -240,6 +240,25 @@ class LinesTestCase(base.TestCase):
         self.assertEqual([report.view_memo_line('b', memo)],
                          [line for line in lines if 'view memo' in line])
 
+    def test_warmup_line(self):
+        entry = {'cells': {'warmup_ms': [6981.62]},
+                 'index': {'warmup_ms': [1889.04]}}
+        self.assertEqual(
+            'b WSGI warm-up (not in the medians): stock nova 6981.6 ms, '
+            'index 1889.0 ms', report.warmup_line('b', 'WSGI', entry))
+        entry['cells']['warmup_ms'] = [900.0, 880.5]
+        entry['index']['warmup_ms'] = []
+        self.assertEqual(
+            'a compute API warm-up (not in the medians): stock nova 900.0, '
+            '880.5 ms, index - ms',
+            report.warmup_line('a', 'compute API', entry))
+        # No warm-up round, results without the figure, no level: no line.
+        entry['cells']['warmup_ms'] = []
+        self.assertIsNone(report.warmup_line('a', 'WSGI', entry))
+        self.assertIsNone(report.warmup_line(
+            'a', 'WSGI', {'cells': {}, 'index': {}}))
+        self.assertIsNone(report.warmup_line('a', 'WSGI', None))
+
     def test_usage_line(self):
         entry = {'cells': {'minor_faults_median': 197000,
                            'system_ms_median': 1400.0, 'gc_ms_median': 90.0},
