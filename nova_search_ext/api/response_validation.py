@@ -119,9 +119,8 @@ class Verdicts(object):
 def text_digest(text):
     """The memory's key part for a server given as JSON text.
 
-    SHA-256, like :func:`nova_search_ext.index.document.stored_key`: the
-    cheapest cryptographic digest in hashlib where the CPU has SHA
-    instructions, and every listed server's text is hashed on every list.
+    SHA-256, for the reason :func:`nova_search_ext.index.document
+    .stored_key` gives: every listed server's text is hashed on every list.
     """
     return hashlib.sha256(text.encode('utf-8', 'surrogatepass')).digest()
 
