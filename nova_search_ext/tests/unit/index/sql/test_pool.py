@@ -212,6 +212,52 @@ class SQLitePoolTestCase(base.TestCase):
         self.assertEqual(1, len(self.connects))
 
 
+class CheckinYieldTestCase(base.TestCase):
+    """oslo.db's time.sleep(0) on checkin only for eventlet's threads.
+
+    The unit tests run in whichever mode their package's import left the
+    process in (eventlet unless OS_NOVA_DISABLE_EVENTLET_PATCHING is
+    set), so every test states the mode it is about.
+    """
+
+    def _store(self, green):
+        with mock.patch.object(sql_store, 'green_threads',
+                               return_value=green):
+            return self.useFixture(fakes.StoreFixture()).store
+
+    def _sleeps_per_read(self, store):
+        store.health()
+        with mock.patch('oslo_db.sqlalchemy.engines.time.sleep') as sleep:
+            store.feed_writers()
+            store.count()
+        return [c.args for c in sleep.call_args_list]
+
+    def test_native_threads_do_not_yield_on_checkin(self):
+        self.assertEqual([], self._sleeps_per_read(self._store(False)))
+
+    def test_green_threads_yield_on_every_checkin(self):
+        self.assertEqual([(0,), (0,)],
+                         self._sleeps_per_read(self._store(True)))
+
+    def _green_threads(self, nova_threading, eventlet):
+        with mock.patch('nova.utils.concurrency_mode_threading',
+                        return_value=nova_threading), \
+                mock.patch.dict('sys.modules', {'eventlet': eventlet}):
+            return sql_store.green_threads()
+
+    def test_green_threads_follows_nova(self):
+        self.assertTrue(self._green_threads(False, None))
+        self.assertFalse(self._green_threads(True, None))
+
+    def test_green_threads_when_eventlet_patched_threads(self):
+        eventlet = mock.Mock()
+        eventlet.patcher.is_monkey_patched.return_value = True
+        self.assertTrue(self._green_threads(True, eventlet))
+        eventlet.patcher.is_monkey_patched.assert_called_with('thread')
+        eventlet.patcher.is_monkey_patched.return_value = False
+        self.assertFalse(self._green_threads(True, eventlet))
+
+
 class EngineTargetTestCase(base.TestCase):
 
     def test_memory_database_keeps_its_pool(self):
