@@ -669,14 +669,10 @@ def run_indexer(args):
         poller = lag._Visibility(store)
         poller.start()
         say('Waiting for the indexer')
-        deadline = time.monotonic() + 90
-        while poller.outstanding() or not poller.lags:
-            if not indexer.alive() or time.monotonic() > deadline:
-                raise RuntimeError('the indexer did not start: %s'
-                                   % '\n'.join(indexer.log_tail()))
-            if not poller.outstanding():
-                lag._publish(feeder, notifier, poller, sample[0], 'probe')
-            time.sleep(0.5)
+        if not lag.await_probe(feeder, notifier, poller, sample[0], 'probe',
+                               indexer.alive, time.perf_counter() + 90):
+            raise RuntimeError('the indexer did not start: %s'
+                               % '\n'.join(indexer.log_tail()))
         pid = indexer.process.pid
         results['memory_before'] = memory(pid)
         cpu_before = cpu_seconds(pid)
@@ -769,6 +765,9 @@ def run_indexer(args):
             indexer.stop()
         if transport is not None:
             transport.cleanup()
+            problem = lag.delete_notifier_queue(topic)
+            if problem:
+                say(problem)
         if feeder is not None:
             feeder.close()
         index_api.reset()

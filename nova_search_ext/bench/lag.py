@@ -19,8 +19,10 @@ publishes its ``instance.update`` with ``oslo_messaging.Notifier`` (driver
 visible (:func:`rabbit_lag`).  The instances and their payloads come from
 :class:`~nova_search_ext.bench.feed.Feeder`.  So that no other consumer of
 the local broker sees the benchmark's messages (or hands it theirs), they
-go to an exchange and a topic of their own, and the queues delete
-themselves when the indexer disconnects.
+go to an exchange and a topic of their own.  The indexer's queue deletes
+itself when the indexer disconnects; the queue the notifier declares for
+consumers without a pool is deleted when the run ends
+(:func:`delete_notifier_queue`).
 
 :func:`rabbit_drain` measures how fast one or several indexer processes
 sharing a listener pool (one queue) index a burst of notifications
@@ -46,6 +48,10 @@ from nova_search_ext.bench.harness import services
 from nova_search_ext.bench import measure
 
 RABBIT_URL = services.RABBIT_URL
+# The same broker as kombu names it.
+AMQP_URL = RABBIT_URL.replace('rabbit://', 'amqp://', 1)
+# Seconds between two probes while an indexer starts (await_probe).
+PROBE_INTERVAL = 2.0
 TICK = 0.025
 # How long to wait, after the last notification, for the last change.
 DRAIN_SECONDS = 30
@@ -238,19 +244,9 @@ def rabbit_lag(deployment, store, rate, count, say, startup_timeout=90):
     try:
         poller.start()
         # A first change, not measured: the indexer is up once it shows.
-        # Until its queue exists a notification goes nowhere, so the probe
-        # is published again every two seconds.
         started = time.perf_counter()
-        next_probe = started
-        while indexer.alive():
-            now = time.perf_counter()
-            if now >= next_probe:
-                _publish(feeder, notifier, poller, sample[0], 'lagprobe')
-                next_probe = now + 2
-            time.sleep(0.02)
-            if not poller.outstanding() or now - started > startup_timeout:
-                break
-        if poller.outstanding():
+        if not await_probe(feeder, notifier, poller, sample[0], 'lagprobe',
+                           indexer.alive, started + startup_timeout):
             result['error'] = ('the indexer did not index a probe '
                                'notification within %d s' % startup_timeout)
             result['indexer_log'] = indexer.log_tail()
@@ -305,6 +301,7 @@ def rabbit_lag(deployment, store, rate, count, say, startup_timeout=90):
         result['indexer_exit_code'] = rc
         transport.cleanup()
         feeder.close()
+        _note_cleanup(result, topic)
 
 
 def rabbit_drain(deployment, store, count, processes, say,
@@ -364,7 +361,7 @@ def _drain_run(deployment, store, feeder, items, n, command,
     # Polling thousands of pending changes is work on the same two cores
     # as the indexers: a few times a second is enough here.
     poller = _Visibility(store, interval=0.25)
-    run = {'processes': n}
+    run = {'processes': n, 'topic': topic}
     transport = None
     try:
         for indexer in indexers:
@@ -380,10 +377,9 @@ def _drain_run(deployment, store, feeder, items, n, command,
         transport, notifier = _notifier(indexers[0])
         poller.start()
         # A probe first: the pool's queue exists and is bound once it shows.
-        _publish(feeder, notifier, poller, items[0], 'drainprobe')
-        while poller.outstanding() and time.perf_counter() < deadline:
-            time.sleep(0.05)
-        if poller.outstanding():
+        if not await_probe(feeder, notifier, poller, items[0], 'drainprobe',
+                           lambda: all(i.alive() for i in indexers),
+                           deadline):
             run['error'] = 'a probe notification was not indexed'
             return run
         names = feeder.change(items[1:], 'drain%d' % n)
@@ -413,6 +409,62 @@ def _drain_run(deployment, store, feeder, items, n, command,
         run['exit_codes'] = [i.stop() for i in indexers]
         if transport is not None:
             transport.cleanup()
+        _note_cleanup(run, topic)
+
+
+def await_probe(feeder, notifier, poller, item, label, alive, deadline):
+    """Change ``item`` and publish it until the index shows the change.
+
+    A notification published before the indexer has bound its queue to
+    the exchange reaches no indexer (only the notifier's own queue, see
+    :func:`delete_notifier_queue`), and an indexer logs that it listens
+    before the broker has the binding.  So the probe is published again,
+    with a new change, every :data:`PROBE_INTERVAL` seconds.
+
+    :param alive: callable, false once the indexer(s) exited
+    :param deadline: ``time.perf_counter()`` value to give up at
+    :returns: whether a probe became visible
+    """
+    published = False
+    next_probe = time.perf_counter()
+    while alive():
+        now = time.perf_counter()
+        if now >= next_probe:
+            _publish(feeder, notifier, poller, item, label)
+            published = True
+            next_probe = now + PROBE_INTERVAL
+        time.sleep(0.02)
+        if not poller.outstanding() or now > deadline:
+            break
+    return published and not poller.outstanding()
+
+
+def delete_notifier_queue(topic, priority='info'):
+    """Delete the queue Nova's notifier declared for ``topic``.
+
+    oslo.messaging's ``messagingv2`` driver declares a queue named
+    ``<topic>.<priority>``, bound to the exchange, for the consumers that
+    listen without a pool.  Nothing consumes it here, so it keeps a copy
+    of every notification the benchmark published until it is deleted;
+    its ``amqp_auto_delete`` only acts once a consumer has come and gone.
+
+    :returns: None, or why the queue could not be deleted
+    """
+    import kombu
+
+    name = '%s.%s' % (topic, priority)
+    try:
+        with kombu.Connection(AMQP_URL, connect_timeout=10) as conn:
+            conn.channel().queue_delete(name)
+    except Exception as e:  # noqa: the broker's, kombu's or the socket's
+        return 'queue %s not deleted: %s' % (name, e)
+    return None
+
+
+def _note_cleanup(result, topic):
+    problem = delete_notifier_queue(topic)
+    if problem:
+        result['cleanup_error'] = problem
 
 
 def _publish(feeder, notifier, poller, item, label):

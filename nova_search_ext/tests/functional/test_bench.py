@@ -28,11 +28,25 @@ import os
 import subprocess
 import sys
 
+from amqp import exceptions as amqp_exc
+import kombu
+
+from nova_search_ext.bench import lag as lag_mod
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
 
 SCENARIOS = ('a', 'b', 'c', 'd', 'e')
 LEVELS = ('compute_api', 'wsgi')
+
+
+def queue_exists(name):
+    """Whether the local RabbitMQ has a queue called ``name``."""
+    with kombu.Connection(lag_mod.AMQP_URL, connect_timeout=10) as conn:
+        try:
+            conn.channel().queue_declare(name, passive=True)
+        except amqp_exc.NotFound:
+            return False
+    return True
 
 
 class BenchSmokeTestCase(base.ProcessTestCase):
@@ -282,6 +296,10 @@ class BenchSmokeTestCase(base.ProcessTestCase):
         self.assertEqual(20, lag['notifications'])
         self.assertGreater(lag['visible'], 0, lag)
         self.assertEqual(0, lag['indexer_exit_code'], lag)
+        # Nothing of the run stays in the broker: the queue the notifier
+        # declared (it would keep every notification) is gone.
+        self.assertNotIn('cleanup_error', lag)
+        self.assertFalse(queue_exists(lag['topic'] + '.info'))
 
     def test_indexer_processes_on_one_queue(self):
         services.require(self, 'rabbitmq')
@@ -306,6 +324,8 @@ class BenchSmokeTestCase(base.ProcessTestCase):
             self.assertNotIn('error', run, proc.stdout[-4000:])
             self.assertEqual([0] * int(n), run['exit_codes'], run)
             self.assertGreater(run['per_second'], 0, run)
+            self.assertNotIn('cleanup_error', run)
+            self.assertFalse(queue_exists(run['topic'] + '.info'))
         self.assertEqual(1.0, drain['gain']['1'])
         self.assertIn('nova-search-indexer x 2 on one queue: 20 '
                       'notifications in', proc.stdout)
