@@ -69,6 +69,7 @@ backend) instead of mutating the configuration in place.
 
 from nova_search_ext.cmd import patching; patching.patch('nova-search-indexer')  # noqa
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -98,6 +99,26 @@ DESCRIPTION = ('Keep the search index of nova_search_ext in step with Nova: '
                'each change to the index ([search_index] connection), reading '
                'the instance from its cell database.  Runs until SIGTERM or '
                'SIGINT.')
+
+
+def freeze_heap():
+    """Keep what the process built to start out of the cyclic collector.
+
+    Called once the indexer is built, before it starts consuming: Nova's
+    and oslo's modules, the configuration, the object classes and the
+    engines are in memory for the life of the process.  Left to the
+    collector, every full collection (about one a second while a backlog
+    is indexed) walks all of them again: 150 to 250 ms each in the
+    benchmark's indexer (16 cells x 1,250 instances).
+    ``gc.freeze()`` moves every object alive at this point to the
+    permanent generation, which collections do not walk; the collection
+    just before it frees the garbage of the start first.  Cyclic garbage
+    made later (the batches) is collected as before.  In a worker process
+    it also keeps the collector from writing to the pages inherited from
+    the parent.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class Indexer(object):
@@ -204,6 +225,7 @@ class IndexerWorker(cotyledon.Service):
                 if self._stopping:
                     return
                 self.indexer = indexer
+            freeze_heap()
             indexer.start()
         except common.OPERATOR_ERRORS as e:
             # The process manager starts the worker again (at most one
@@ -292,6 +314,7 @@ def serve(cfg):
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGHUP, hangup)
     try:
+        freeze_heap()
         indexer.start()
         state['starting'] = False
     except _Interrupted:
