@@ -48,8 +48,6 @@ from nova_search_ext.bench.harness import services
 from nova_search_ext.bench import measure
 
 RABBIT_URL = services.RABBIT_URL
-# The same broker as kombu names it.
-AMQP_URL = RABBIT_URL.replace('rabbit://', 'amqp://', 1)
 # Seconds between two probes while an indexer starts (await_probe).
 PROBE_INTERVAL = 2.0
 TICK = 0.025
@@ -454,7 +452,7 @@ def delete_notifier_queue(topic, priority='info'):
 
     name = '%s.%s' % (topic, priority)
     try:
-        with kombu.Connection(AMQP_URL, connect_timeout=10) as conn:
+        with kombu.Connection(services.AMQP_URL, connect_timeout=10) as conn:
             conn.channel().queue_delete(name)
     except Exception as e:  # noqa: the broker's, kombu's or the socket's
         return 'queue %s not deleted: %s' % (name, e)

@@ -33,6 +33,7 @@ SERVICES = {
     'postgresql': ('127.0.0.1', 5432),
 }
 RABBIT_URL = harness.RABBIT_URL
+AMQP_URL = harness.AMQP_URL
 
 
 def free_port():

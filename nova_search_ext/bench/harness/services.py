@@ -34,6 +34,8 @@ SERVERS = {
     'postgresql': 'postgresql+psycopg2://postgres@127.0.0.1:5432',
 }
 RABBIT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
+# The same broker as kombu names it.
+AMQP_URL = RABBIT_URL.replace('rabbit://', 'amqp://', 1)
 
 
 def port_open(port, host='127.0.0.1', timeout=1.0):

@@ -31,7 +31,6 @@ import sys
 from amqp import exceptions as amqp_exc
 import kombu
 
-from nova_search_ext.bench import lag as lag_mod
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import services
 
@@ -41,7 +40,7 @@ LEVELS = ('compute_api', 'wsgi')
 
 def queue_exists(name):
     """Whether the local RabbitMQ has a queue called ``name``."""
-    with kombu.Connection(lag_mod.AMQP_URL, connect_timeout=10) as conn:
+    with kombu.Connection(services.AMQP_URL, connect_timeout=10) as conn:
         try:
             conn.channel().queue_declare(name, passive=True)
         except amqp_exc.NotFound:

@@ -60,7 +60,7 @@ WORLD = 'nova_search_ext.tests.functional.e2e_world'
 PRIORITIES = ('audit', 'debug', 'info', 'warn', 'error', 'critical',
               'sample')
 # The same broker, as kombu spells it.
-AMQP_URL = services.RABBIT_URL.replace('rabbit://', 'amqp://', 1)
+AMQP_URL = services.AMQP_URL
 OUTCOMES = ('written', 'unchanged', 'stale', 'tombstoned', 'pending',
             'ignored', 'malformed', 'failed', 'requeued')
 
