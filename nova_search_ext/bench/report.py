@@ -90,9 +90,10 @@ def compute_floor_line(key, floor):
 
 def wsgi_floor_line(key, floor):
     empty = floor.get('empty_page')
+    nova_list = floor.get('nova_reference')
     return ('%s WSGI floor (%d rows, %d-byte body): store query %s ms + '
             'JSONDictSerializer %s ms = %s ms median; index path (WSGI) '
-            '%s ms = %sx this floor%s%s' % (
+            '%s ms = %sx this floor%s%s%s' % (
                 key, floor['rows'], floor['body_bytes'],
                 _fmt(floor['store_query'].get('median_ms')),
                 _fmt(floor['serialize'].get('median_ms')),
@@ -103,7 +104,12 @@ def wsgi_floor_line(key, floor):
                 '' if not empty else
                 '; the same request matching no server %s ms = %sx this '
                 'floor' % (_fmt(empty.get('median_ms')),
-                           _fmt(floor.get('empty_page_vs_floor'), '%.2f'))))
+                           _fmt(floor.get('empty_page_vs_floor'), '%.2f')),
+                '' if not nova_list else
+                '; stock Nova\'s %s (%s flavors) %s ms = %sx this floor' % (
+                    nova_list['request'], nova_list['items'],
+                    _fmt(nova_list.get('median_ms')),
+                    _fmt(floor.get('nova_reference_vs_floor'), '%.2f'))))
 
 
 def breakdown_line(key, figures):

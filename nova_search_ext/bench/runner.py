@@ -177,6 +177,10 @@ def _wsgi_extras(args, scenario, entry, client, path, identity, store,
         if empty and floor['floor_ms']:
             floor['empty_page_vs_floor'] = round(
                 empty['median_ms'] / floor['floor_ms'], 2)
+        nova_list = floor.get('nova_reference')
+        if nova_list and floor['floor_ms']:
+            floor['nova_reference_vs_floor'] = round(
+                nova_list['median_ms'] / floor['floor_ms'], 2)
         entry['wsgi_floor'] = floor
         say('  %s' % report.wsgi_floor_line(scenario.key, floor))
 

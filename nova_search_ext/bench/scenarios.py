@@ -35,6 +35,7 @@ A mismatch is printed and recorded; the run goes on and exits non-zero.
 import collections
 import functools
 import gc
+import itertools
 import json
 import resource
 import statistics
@@ -412,6 +413,12 @@ def wsgi_breakdown(scenario, client, path, identity, store, paths,
         if isinstance(empty, str):
             return figures, floor, empty
         floor['empty_page'] = empty
+        nova_list = stock_reference(client, identity, paths, floor_repeat,
+                                    min_repeat=min(3, floor_repeat),
+                                    budget=budget)
+        if isinstance(nova_list, str):
+            return figures, floor, nova_list
+        floor['nova_reference'] = nova_list
     return figures, floor, None
 
 
@@ -442,6 +449,50 @@ def empty_page(client, path, identity, repeat, min_repeat=3, budget=None):
         return ('the index path did not serve the empty page (list branch '
                 'counters: %s)' % served)
     return measure.summarize(seconds)
+
+
+# Stock nova-api's own smallest list through the same application: the
+# flavors of the deployment, from the API database, no cell involved.
+NOVA_REFERENCE = '/v2.1/flavors/detail'
+
+
+def stock_reference(client, identity, paths, repeat, min_repeat=3,
+                    budget=None):
+    """Stock Nova answering :data:`NOVA_REFERENCE` (WSGI).
+
+    What nova-api spends on a list whatever answers it: the same
+    middleware, request context, routing, query validation, one API
+    database query, a view, response validation and serialization, for a
+    handful of flavors.  Measured with the package's hooks not installed
+    (then installed again), next to the WSGI floor, so that the figures
+    show how much of the floor ratio nova-api's own request handling
+    takes.
+
+    :returns: the summary (``median_ms``...) plus ``request`` and
+              ``items`` (flavors listed), or a problem string
+    """
+    paths.use(paths_mod.STOCK)
+    seconds, items = [], None
+    try:
+        problem = paths.stock_problem()
+        if problem:
+            return 'the reference request would not be stock Nova: %s' % (
+                problem)
+        # One untimed request first, as every measured path gets a
+        # warm-up round.
+        for n in itertools.chain((None,), measure.rounds(
+                repeat, min_repeat, budget)):
+            response = client.get(NOVA_REFERENCE, identity)
+            if response.status != 200:
+                return 'the reference request answered %s: %r' % (
+                    response.status, response.body[:200])
+            items = len(json.loads(response.body)['flavors'])
+            if n is not None:
+                seconds.append(response.seconds)
+    finally:
+        paths.use(paths_mod.INDEX)
+    return dict(measure.summarize(seconds), request='GET ' + NOVA_REFERENCE,
+                items=items)
 
 
 def _in_a_row(client, path, identity, rounds, option, value, check=None,

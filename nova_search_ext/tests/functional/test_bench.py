@@ -114,8 +114,22 @@ class BenchSmokeTestCase(base.ProcessTestCase):
                     floor['empty_page_vs_floor'], key)
                 self.assertIn('matching no server %.1f ms' % (
                     empty['median_ms']), proc.stdout)
+                # Stock nova-api's flavor list, next to the floor.
+                nova_list = floor['nova_reference']
+                self.assertEqual('GET /v2.1/flavors/detail',
+                                 nova_list['request'])
+                self.assertGreater(nova_list['items'], 0, key)
+                self.assertGreaterEqual(nova_list['runs'], 3, key)
+                self.assertEqual(
+                    round(nova_list['median_ms'] / floor['floor_ms'], 2),
+                    floor['nova_reference_vs_floor'], key)
+                self.assertIn('stock Nova\'s GET /v2.1/flavors/detail '
+                              '(%d flavors) %.1f ms' % (
+                                  nova_list['items'],
+                                  nova_list['median_ms']), proc.stdout)
             else:
                 self.assertNotIn('empty_page', floor, key)
+                self.assertNotIn('nova_reference', floor, key)
             breakdown = scenario['breakdown']
             self.assertEqual(3, breakdown['runs'], key)
             self.assertEqual(
@@ -187,6 +201,13 @@ class BenchSmokeTestCase(base.ProcessTestCase):
             run = feed['runs'][key]
             self.assertEqual(20, run['outcomes']['received'], key)
             self.assertEqual(20, run['outcomes']['written'], key)
+            # What the run had read from storage (Linux's /proc/self/io).
+            self.assertIsInstance(run['disk_read_bytes'], int, key)
+            self.assertGreaterEqual(run['disk_read_bytes'], 0, key)
+        self.assertIn('notifications/s, batches of 500 (nova-search-indexer)'
+                      ', %.1f MB read from disk' % (
+                          feed['runs']['batch-1']['disk_read_bytes'] / 1e6),
+                      proc.stdout)
         self.assertEqual(feed['runs']['batch-1']['per_second'],
                          feed['per_second'])
         # Where a batch spends its time: a run of its own, every part
@@ -211,6 +232,7 @@ class BenchSmokeTestCase(base.ProcessTestCase):
                                     cached['indexed']))
         self.assertGreater(cached['per_second'], 0)
         self.assertGreater(cached['read_bytes'], 0)
+        self.assertIsInstance(cached['disk_read_bytes'], int)
         self.assertIn('indexing (sqlite store): 20 notifications, batches '
                       'of 500, with the databases in the page cache (',
                       proc.stdout)

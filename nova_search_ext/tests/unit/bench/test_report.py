@@ -149,22 +149,29 @@ class LinesTestCase(base.TestCase):
         self.assertIn('store query 1.0, object rebuild 2.0, view builder '
                       '3.0, response validation 4.0, serialization 5.0, '
                       'rest 85.0', line)
-        line = report.wsgi_floor_line('a', {
-            'rows': 50, 'body_bytes': 1000, 'floor_ms': 12.0,
-            'store_query': {'median_ms': 10.0},
-            'serialize': {'median_ms': 2.0}, 'index_ms': 36.0,
-            'index_vs_floor': 3.0, 'body_reproduced': True})
+        floor = {'rows': 50, 'body_bytes': 1000, 'floor_ms': 12.0,
+                 'store_query': {'median_ms': 10.0},
+                 'serialize': {'median_ms': 2.0}, 'index_ms': 36.0,
+                 'index_vs_floor': 3.0, 'body_reproduced': True}
+        line = report.wsgi_floor_line('a', floor)
         self.assertIn('= 12.0 ms median', line)
         self.assertIn('3.00x this floor', line)
         self.assertNotIn('matching no server', line)
-        line = report.wsgi_floor_line('a', {
-            'rows': 50, 'body_bytes': 1000, 'floor_ms': 12.0,
-            'store_query': {'median_ms': 10.0},
-            'serialize': {'median_ms': 2.0}, 'index_ms': 36.0,
-            'index_vs_floor': 3.0, 'body_reproduced': True,
-            'empty_page': {'median_ms': 30.0}, 'empty_page_vs_floor': 2.5})
+        floor.update({'empty_page': {'median_ms': 30.0},
+                      'empty_page_vs_floor': 2.5})
+        line = report.wsgi_floor_line('a', floor)
         self.assertIn('; the same request matching no server 30.0 ms = '
                       '2.50x this floor', line)
+        self.assertNotIn('flavors', line)
+        floor.update({'nova_reference': {
+            'median_ms': 18.0, 'items': 4,
+            'request': 'GET /v2.1/flavors/detail'},
+            'nova_reference_vs_floor': 1.5})
+        line = report.wsgi_floor_line('a', floor)
+        self.assertTrue(line.endswith(
+            '; the same request matching no server 30.0 ms = 2.50x this '
+            'floor; stock Nova\'s GET /v2.1/flavors/detail (4 flavors) '
+            '18.0 ms = 1.50x this floor'), line)
 
     def test_indexer_processes_lines(self):
         self.assertEqual([], report.processes_lines(None))
