@@ -53,9 +53,12 @@ What :func:`install` overlays:
     (:mod:`nova_search_ext.api.policy_rules`).
 ``ServersController.index`` and ``detail``, and the ``wsgi`` and
     ``jsonutils`` names in ``nova.api.validation``
-    While a server list controller method runs, Nova's response validation
-    wrappers (one per microversion range) share one JSON encoding and
-    decoding of the answer instead of making one each
+    A server list controller method (Nova's validation wrappers, the
+    controller, ``API.get_all``, the view) runs on a thread of its own,
+    off nova-api's deep stack (:mod:`nova_search_ext.compute.shallow`),
+    whether the index or the cells answer it.  While it runs, Nova's
+    response validation wrappers (one per microversion range) share one
+    JSON encoding and decoding of the answer instead of making one each
     (:mod:`nova_search_ext.api.serialize_once`).
 ``nova.api.openstack.wsgi.ResponseObject.serialize``
     The response of a server list call is the text that shared encoding
@@ -388,16 +391,24 @@ def _install_serialize_once():
     from nova_search_ext.api import collector
     from nova_search_ext.api import request_memo
     from nova_search_ext.api import serialize_once
+    from nova_search_ext.compute import shallow
 
     for name in ('index', 'detail'):
         original = servers.ServersController.__dict__[name]
 
         def listing(self, *args, _original=original, **kwargs):
             serialize_once.take_handed()
-            with serialize_once.listing() as memo, collector.listing():
-                answer = _original(self, *args, **kwargs)
-                serialize_once.hand_over(memo, answer)
-                return answer
+
+            def listed():
+                with serialize_once.listing() as memo, collector.listing():
+                    return memo, _original(self, *args, **kwargs)
+
+            # Nova's wrappers, controller, get_all and view, off the deep
+            # stack nova-api calls them on (shallow): their loops over the
+            # listed servers never straddle a frame chunk boundary.
+            memo, answer = shallow.call(listed)
+            serialize_once.hand_over(memo, answer)
+            return answer
 
         _patch(servers.ServersController, name,
                functools.wraps(original)(listing))

@@ -29,25 +29,70 @@ rebuild's own few frames fit in the thread's first chunk, whatever the
 caller's depth.  The caller waits for it (the GIL serialises the work
 anyway), gets its result or its exception, and starting the thread costs
 about 0.1 ms.
+
+The thread carries on the caller's work, so it starts with what the
+caller's thread holds for that work: oslo.context's current request
+context (oslo.log reads the request id from it), the osprofiler trace
+when osprofiler is installed and tracing (the thread's calls are traced
+as children of the caller's current one, as Nova's own spawned threads
+are), and the values, for this thread, of every thread-local registered
+with :func:`carry` (the same objects: a list the caller holds is the
+list the thread appends to).  What the thread sets on such a
+thread-local stays its own.
 """
 
 import threading
+import weakref
 
 from oslo_context import context as oslo_context
+from oslo_utils import importutils
+
+profiler = importutils.try_import('osprofiler.profiler')
+
+# Thread-locals whose values a call's thread starts with (carry()).
+_CARRIED = weakref.WeakSet()
+
+
+def carry(local):
+    """Give every call's thread this thread-local's values of its caller.
+
+    For state a thread keeps for the work it is doing (a scope, a
+    deadline) that code on a call's thread has to find.  Returns
+    ``local``; registering it again changes nothing, and it is dropped
+    when nothing else refers to it.
+    """
+    _CARRIED.add(local)
+    return local
+
+
+def _trace():
+    """osprofiler's ``init`` arguments to continue this thread's trace."""
+    current = profiler.get() if profiler is not None else None
+    if current is None:
+        return None
+    return {'hmac_key': current.hmac_key,
+            'base_id': current.get_base_id(),
+            'parent_id': current.get_id()}
 
 
 def call(func, *args, **kwargs):
     """``func(*args, **kwargs)`` on a fresh thread; its result or error.
 
-    The caller's current request context (oslo.context's, which oslo.log
-    reads for the request id of every line) is the thread's too.
+    The thread starts with the caller's request context, trace and
+    carried thread-locals (see above).
     """
     outcome = []
     current = oslo_context.get_current()
+    trace = _trace()
+    carried = [(local, dict(vars(local))) for local in list(_CARRIED)]
 
     def run():
         if current is not None:
             current.update_store()
+        if trace is not None:
+            profiler.init(**trace)
+        for local, values in carried:
+            vars(local).update(values)
         try:
             outcome.append((True, func(*args, **kwargs)))
         except BaseException as e:  # noqa: B036 - handed to the caller

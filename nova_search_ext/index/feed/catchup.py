@@ -69,6 +69,7 @@ import time
 
 from oslo_log import log as logging
 
+from nova_search_ext.compute import shallow
 from nova_search_ext import conf
 from nova_search_ext.index import base
 from nova_search_ext.index.feed import journal as journal_mod
@@ -91,8 +92,10 @@ OVERDUE = 1.0
 
 INLINE, DEFERRED = 'inline', 'deferred'
 
-# Per thread: the entry numbers each open settling scope has appended.
-_SCOPES = threading.local()
+# Per thread: the entry numbers each open settling scope has appended.  A
+# thread that runs part of the request's work for it (compute.shallow) has
+# the request's scopes.
+_SCOPES = shallow.carry(threading.local())
 
 _SAFE = re.compile(r'[^A-Za-z0-9_.@-]+')
 

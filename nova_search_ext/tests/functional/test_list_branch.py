@@ -15,6 +15,8 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import json
 import os
+import threading
+import traceback
 from unittest import mock
 
 import fixtures
@@ -99,6 +101,41 @@ class ListBranchTestCase(base.MultiCellTestCase):
                                         'cell_path': cell_counts},
                                        sort_keys=True) + '\n')
         self.assertEqual(len(self.servers), len(idx.body['servers']))
+
+    def test_list_calls_run_off_the_request_stack(self):
+        # The controller, API.get_all and the view run on a thread of the
+        # package's own (compute.shallow), less deep than nova-api's
+        # Resource is called, whoever answers the list.
+        from nova.api.openstack import wsgi
+        from nova.compute import api as compute_api
+
+        seen = []
+
+        def recorder(name, func):
+            def recorded(*args, **kwargs):
+                seen.append((name, threading.current_thread().name,
+                             len(traceback.extract_stack())))
+                return func(*args, **kwargs)
+            return recorded
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.compute.api.API.get_all',
+            recorder('get_all', compute_api.API.get_all)))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.api.openstack.wsgi.Resource._process_stack',
+            recorder('resource', wsgi.Resource._process_stack)))
+        for enabled in (True, False):
+            for url in ('/servers/detail', '/servers'):
+                del seen[:]
+                resp, _counts = self._get(url, enabled)
+                self.assertEqual(200, resp.status, url)
+                (_r, request_thread, resource_depth), (
+                    _g, list_thread, list_depth) = seen
+                self.assertEqual(['resource', 'get_all'],
+                                 [name for name, _t, _d in seen])
+                self.assertNotEqual('nova-search-shallow', request_thread)
+                self.assertEqual('nova-search-shallow', list_thread)
+                self.assertLess(list_depth, resource_depth, (url, enabled))
 
     def test_collector_paused_only_while_the_index_serves(self):
         fake = fakes.FakeCollector()

@@ -11,9 +11,12 @@
 #    under the License.
 """shallow.call: the loop runs on a thread of its own, with a short stack."""
 
+import gc
 import sys
 import threading
+from unittest import mock
 
+import fixtures
 from oslo_context import context as oslo_context
 from oslo_context import fixture as context_fixture
 
@@ -67,3 +70,57 @@ class ShallowTestCase(base.TestCase):
         ctxt.update_store()
         self.assertIs(ctxt, shallow.call(oslo_context.get_current))
         self.assertIs(ctxt, oslo_context.get_current())
+
+    def test_carried_thread_locals_go_along(self):
+        carried = shallow.carry(threading.local())
+        other = threading.local()
+        carried.stack, other.stack = [], []
+
+        def worker():
+            seen = (getattr(carried, 'stack', None),
+                    getattr(other, 'stack', None))
+            carried.stack.append('from the thread')
+            carried.own = 'set by the thread'
+            return seen
+
+        seen_carried, seen_other = shallow.call(worker)
+        # The same object, not a copy; an unregistered local starts empty.
+        self.assertIs(carried.stack, seen_carried)
+        self.assertIsNone(seen_other)
+        self.assertEqual(['from the thread'], carried.stack)
+        # What the thread set stays its own.
+        self.assertFalse(hasattr(carried, 'own'))
+
+    def test_the_registry_holds_a_local_once_and_weakly(self):
+        carried = shallow.carry(threading.local())
+        before = len(shallow._CARRIED)
+        self.assertIs(carried, shallow.carry(carried))
+        self.assertEqual(before, len(shallow._CARRIED))
+        del carried
+        gc.collect()
+        self.assertEqual(before - 1, len(shallow._CARRIED))
+
+    def test_a_thread_with_nothing_set_gets_nothing(self):
+        carried = shallow.carry(threading.local())
+        self.assertEqual({}, shallow.call(lambda: dict(vars(carried))))
+
+    def test_the_callers_trace_goes_along(self):
+        current = mock.Mock(hmac_key='key')
+        current.get_base_id.return_value = 'base'
+        current.get_id.return_value = 'parent'
+        fake = mock.Mock()
+        fake.get.return_value = current
+        inits = []
+        fake.init.side_effect = lambda **kw: inits.append(
+            (threading.current_thread().name, kw))
+        self.useFixture(fixtures.MockPatchObject(shallow, 'profiler', fake))
+        self.assertEqual(3, shallow.call(lambda: 3))
+        self.assertEqual([('nova-search-shallow',
+                           {'hmac_key': 'key', 'base_id': 'base',
+                            'parent_id': 'parent'})], inits)
+        # Not tracing, or no osprofiler: nothing to continue.
+        fake.get.return_value = None
+        shallow.call(lambda: None)
+        self.useFixture(fixtures.MockPatchObject(shallow, 'profiler', None))
+        shallow.call(lambda: None)
+        self.assertEqual(1, len(inits))

@@ -24,6 +24,7 @@ import threading
 
 import fixtures
 
+from nova_search_ext.compute import shallow
 from nova_search_ext.index.feed import catchup
 from nova_search_ext.tests.unit.index.feed import test_catchup
 
@@ -103,6 +104,16 @@ class DeferredCatchUpTestCase(test_catchup.CatchUpBase):
 
         self.assertRaises(Boom, request)
         self.assertEqual([doc.uuid], self.indexed(doc))
+
+    def test_a_scope_settles_what_its_shallow_calls_send(self):
+        # The server list controller runs on a thread of its own
+        # (compute.shallow): what it sends belongs to the request's scope.
+        doc = self.instance()
+        with self.catchup.settling():
+            shallow.call(self.catchup.deliver, message(doc.uuid))
+            self.assertEqual([], self.indexed(doc))
+        self.assertEqual([doc.uuid], self.indexed(doc))
+        self.assertEqual((0, None), self.catchup.journal.pending())
 
     def test_scopes_belong_to_their_thread(self):
         mine, theirs = self.instance(), self.instance()
