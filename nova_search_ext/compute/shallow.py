@@ -49,8 +49,11 @@ from oslo_utils import importutils
 
 profiler = importutils.try_import('osprofiler.profiler')
 
-# Thread-locals whose values a call's thread starts with (carry()).
+# Thread-locals whose values a call's thread starts with (carry()), and
+# the lock that keeps a registration from changing the set while a call
+# reads it.
 _CARRIED = weakref.WeakSet()
+_CARRIED_LOCK = threading.Lock()
 
 
 def carry(local):
@@ -61,7 +64,8 @@ def carry(local):
     ``local``; registering it again changes nothing, and it is dropped
     when nothing else refers to it.
     """
-    _CARRIED.add(local)
+    with _CARRIED_LOCK:
+        _CARRIED.add(local)
     return local
 
 
@@ -84,7 +88,8 @@ def call(func, *args, **kwargs):
     outcome = []
     current = oslo_context.get_current()
     trace = _trace()
-    carried = [(local, dict(vars(local))) for local in list(_CARRIED)]
+    with _CARRIED_LOCK:
+        carried = [(local, dict(vars(local))) for local in _CARRIED]
 
     def run():
         if current is not None:
