@@ -30,7 +30,7 @@ What :func:`install` overlays:
 ``ViewBuilder.detail`` and ``ViewBuilder._get_instance_bdms_in_multiple_cells``
     The detail view takes the block device mappings of index-served
     instances from the index instead of every cell, and renders a list
-    the index served on a thread of its own
+    the index served on a stack of its own
     (:mod:`nova_search_ext.compute.shallow`).
 ``ServersController._get_servers``
     A list call the index answered with a server that nova-api can read
@@ -54,8 +54,10 @@ What :func:`install` overlays:
 ``ServersController.index`` and ``detail``, and the ``wsgi`` and
     ``jsonutils`` names in ``nova.api.validation``
     A server list controller method (Nova's validation wrappers, the
-    controller, ``API.get_all``, the view) runs on a thread of its own,
-    off nova-api's deep stack (:mod:`nova_search_ext.compute.shallow`),
+    controller, ``API.get_all``, the view) runs on a stack of its own
+    (a greenlet of the request's thread with native threads, a thread
+    under eventlet), off nova-api's deep stack
+    (:mod:`nova_search_ext.compute.shallow`),
     whether the index or the cells answer it.  While it runs, Nova's
     response validation wrappers (one per microversion range) share one
     JSON encoding and decoding of the answer instead of making one each
@@ -305,7 +307,7 @@ def _install_list_branch():
         memo = serialize_once.call_memo()
 
         def view():
-            # On a thread of its own, off nova-api's deep stack, as the
+            # On a stack of its own, off nova-api's deep stack, as the
             # rebuild; the list call's memo and mappings go with it.
             with serialize_once.adopt(memo):
                 _PREFETCHED.bdms = prefetched

@@ -202,7 +202,7 @@ class ListValidation(object):
             envelope[prop] = []
             if not inner.is_valid(envelope):
                 return False
-            # A loop per server: on a thread of its own, off the deep
+            # A loop per server: on a stack of its own, off the deep
             # stack nova-api runs it on (nova_search_ext.compute.shallow).
             return shallow.call(self._items_valid, inner, items_schema,
                                 body[prop])

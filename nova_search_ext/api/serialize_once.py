@@ -113,8 +113,9 @@ def answers_about(key, owner):
 class adopt(object):
     """Context manager: this thread joins another thread's list call.
 
-    For work a list call hands to a thread of its own and waits for
-    (:mod:`nova_search_ext.compute.shallow`): inside the block,
+    For work a list call hands to a stack of its own and waits for
+    (:mod:`nova_search_ext.compute.shallow`; a thread of its own under
+    eventlet, where this matters): inside the block,
     :func:`call_memo` on this thread is ``memo``, the caller's, so what is
     remembered for the call is shared with it.  ``memo`` None: no list
     call.

@@ -9,10 +9,19 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
-"""shallow.call: the loop runs on a thread of its own, with a short stack."""
+"""shallow.call: the loop runs on a stack of its own, a short one.
+
+This test process runs under eventlet (nova_search_ext.tests.unit patches
+it as Nova's own unit tests do), where a call runs on a thread of its own;
+the native threads case (a greenlet of the caller's thread) runs in a
+process of its own (NativeThreadsTestCase).
+"""
 
 import gc
+import os
+import subprocess
 import sys
+import textwrap
 import threading
 from unittest import mock
 
@@ -124,3 +133,126 @@ class ShallowTestCase(base.TestCase):
         self.useFixture(fixtures.MockPatchObject(shallow, 'profiler', None))
         shallow.call(lambda: None)
         self.assertEqual(1, len(inits))
+
+
+# Run in a process of its own, with Nova in native threading mode (what
+# nova-api's WSGI application does).  Prints one JSON line of findings.
+_NATIVE = textwrap.dedent(r"""
+    from nova import monkey_patch; monkey_patch.patch(backend='threading')
+    import contextvars, json, resource, sys, threading
+    from oslo_context import context as oslo_context
+    from nova_search_ext.compute import shallow
+
+    out = {'share': shallow.greenlets_share_thread()}
+
+    def depth():
+        frame, n = sys._getframe(), 0
+        while frame is not None:
+            frame, n = frame.f_back, n + 1
+        return n
+
+    def deep(n, func):
+        return deep(n - 1, func) if n else func()
+
+    local = threading.local()
+    local.caller = 'set by the caller'
+    ctxt = oslo_context.RequestContext(request_id='req-native')
+    ctxt.update_store()
+    var = contextvars.ContextVar('var', default='unset')
+    var.set("the caller's")
+
+    def work(a, b=0):
+        seen = {'thread': threading.current_thread().name,
+                'depth': depth(), 'sum': a + b,
+                'local': getattr(local, 'caller', None),
+                'request_id': oslo_context.get_current().request_id,
+                'var': var.get(),
+                'nested': shallow.call(lambda: threading.current_thread(
+                    ).name)}
+        local.callee = 'set by the callee'
+        var.set("the callee's")
+        return seen
+
+    out['caller_thread'] = threading.current_thread().name
+    out['seen'] = deep(60, lambda: shallow.call(work, 1, b=2))
+    out['caller_depth'] = deep(60, depth)
+    out['after'] = {'local': getattr(local, 'callee', None),
+                    'var': var.get()}
+
+    class Boom(Exception):
+        pass
+
+    def fail():
+        raise Boom('boom')
+
+    try:
+        shallow.call(fail)
+    except Boom as e:
+        out['raised'] = str(e)
+
+    # gh-142183: a loop of calls that crosses a frame chunk's end at some
+    # depth faults on every call; the same loop through shallow.call at
+    # that depth does not.
+    def leaf(x):
+        a = b = c = d = e = f = x
+        return a
+
+    def loop():
+        for i in range(5000):
+            leaf(i)
+
+    def faults(func):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        func()
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    crossing = [d for d in range(300)
+                if faults(lambda: deep(d, loop)) >= 4000]
+    out['crossing'] = crossing[:3]
+    out['faults_through_call'] = [
+        faults(lambda: deep(d, lambda: shallow.call(loop)))
+        for d in crossing[:3]]
+    print(json.dumps(out))
+""")
+
+
+class NativeThreadsTestCase(base.TestCase):
+
+    def test_native_threads_call_on_a_greenlet_of_the_callers_thread(self):
+        import json
+
+        env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
+        proc = subprocess.run([sys.executable, '-c', _NATIVE], env=env,
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(0, proc.returncode, proc.stderr[-3000:])
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.assertTrue(out['share'])
+        seen = out['seen']
+        # The caller's thread, its request context and thread-locals; a
+        # short stack; nested calls too.
+        self.assertEqual(out['caller_thread'], seen['thread'])
+        self.assertEqual(out['caller_thread'], seen['nested'])
+        self.assertEqual(3, seen['sum'])
+        self.assertEqual('set by the caller', seen['local'])
+        self.assertEqual('req-native', seen['request_id'])
+        self.assertLess(seen['depth'], 10)
+        self.assertGreater(out['caller_depth'], 60)
+        # What it sets on the thread is the thread's (as if the caller had
+        # run it); its context variables stay its own.
+        self.assertEqual({'local': 'set by the callee',
+                          'var': "the caller's"}, out['after'])
+        self.assertEqual("the caller's", seen['var'])
+        self.assertEqual('boom', out['raised'])
+        if sys.version_info < (3, 13):
+            # CPython without the spare chunk: the crossing exists, and a
+            # call on a greenlet's stack never meets it.
+            self.assertTrue(out['crossing'])
+        for faults in out['faults_through_call']:
+            self.assertLess(faults, 100, out)
+
+    def test_eventlet_calls_run_on_threads(self):
+        # This process is patched by eventlet: thread-locals are kept per
+        # greenlet, so a call needs a thread that carries them.
+        self.assertFalse(shallow.greenlets_share_thread())
+        self.assertEqual('nova-search-shallow', shallow.call(
+            lambda: threading.current_thread().name))

@@ -106,8 +106,9 @@ class DeferredCatchUpTestCase(test_catchup.CatchUpBase):
         self.assertEqual([doc.uuid], self.indexed(doc))
 
     def test_a_scope_settles_what_its_shallow_calls_send(self):
-        # The server list controller runs on a thread of its own
-        # (compute.shallow): what it sends belongs to the request's scope.
+        # The server list controller runs on a thread of its own under
+        # eventlet (compute.shallow): what it sends belongs to the
+        # request's scope.
         doc = self.instance()
         with self.catchup.settling():
             shallow.call(self.catchup.deliver, message(doc.uuid))
