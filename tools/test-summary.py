@@ -26,7 +26,10 @@ Usage::
 DIR will get; ``--since`` summarises the runs stored from that id on.  A run
 that stored nothing (test discovery failed, a module did not import, a
 filter matched no test) is one failure, never the result of an earlier run;
-so is a stored run in which no test ran.
+so is a stored run in which no test ran.  A test that a later run of those
+ran again (tools/run-tests.sh runs some tests a second time, with Nova in
+native threading mode) counts once per run, the later ones named
+``<id> (run N)``.
 """
 
 import argparse
@@ -98,7 +101,10 @@ def since(directory, first):
     results = {}
     for run_id in sorted(ids):
         stream = repo.get_test_run(run_id).get_subunit_stream()
-        read(io.BytesIO(stream.read()), results)
+        for test_id, status in read(io.BytesIO(stream.read()), {}).items():
+            if test_id in results:
+                test_id = '%s (run %d)' % (test_id, run_id)
+            results[test_id] = status
     return results, []
 
 

@@ -82,6 +82,21 @@ class RepositoryTestCase(base.TestCase):
         self.assertTrue(out.endswith('2 passed, 2 failed, 1 skipped\n'),
                         out)
 
+    def test_a_test_run_again_counts_once_per_run(self):
+        # tools/run-tests.sh runs some tests a second time (native
+        # threads): a failure in either run is a failure, however the
+        # other went.
+        mark = self.mark()
+        self.store([('t.a', 'success'), ('t.b', 'fail'), ('t.c', 'success')])
+        self.store([('t.a', 'fail'), ('t.b', 'success')])
+        rc, out = summary('--repo', self.dir, '--since', mark)
+        self.assertEqual(1, rc, out)
+        second = int(mark) + 1
+        self.assertIn('FAILED (fail): t.b\n', out)
+        self.assertIn('FAILED (fail): t.a (run %d)\n' % second, out)
+        self.assertTrue(out.endswith('3 passed, 2 failed, 0 skipped\n'),
+                        out)
+
     def test_green_run(self):
         self.store([('t.old_failure', 'fail')])
         mark = self.mark()
