@@ -43,6 +43,7 @@ import time
 
 import fixtures
 import oslo_messaging
+import sqlalchemy as sa
 import testtools
 
 from nova.api.openstack import common as api_common
@@ -56,6 +57,7 @@ from nova_search_ext.index import base as index_base
 from nova_search_ext.index import document
 from nova_search_ext.index import endpoint as endpoint_mod
 from nova_search_ext.index.feed import source
+from nova_search_ext.index.sql import models
 from nova_search_ext.index import sync
 from nova_search_ext.tests.functional import base
 from nova_search_ext.tests import seeds
@@ -389,8 +391,14 @@ class _InterleavedFeed(object):
                 [data['host']], binary=data['binary']).get(data['host'], []):
             if doc['nova_object.data']['uuid'] == uuid:
                 return doc, False
-        # Not among the live ones: a tombstone, if it is there at all.
-        return None, key in self.newest
+        # Not among the live ones: a tombstone, if the index holds one
+        # (a service gone before any of its notifications was delivered
+        # is tombstoned by the first read that finds it gone).
+        t = models.index_services
+        with self.store.engine.connect() as conn:
+            deleted = conn.execute(
+                sa.select(t.c.deleted).where(t.c.uuid == uuid)).scalar()
+        return None, bool(deleted)
 
     def expected(self, stall):
         """What writing ``stall.read`` now must do."""
