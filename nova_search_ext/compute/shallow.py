@@ -54,6 +54,7 @@ by a new greenlet.
 """
 
 import contextvars
+import functools
 import threading
 import weakref
 
@@ -68,10 +69,6 @@ profiler = importutils.try_import('osprofiler.profiler')
 # reads it.
 _CARRIED = weakref.WeakSet()
 _CARRIED_LOCK = threading.Lock()
-
-# Whether a new greenlet sees its thread's thread-locals (native threads),
-# once observed (greenlets_share_thread()).
-_SHARED = []
 
 
 def carry(local):
@@ -97,6 +94,7 @@ def _trace():
             'parent_id': current.get_id()}
 
 
+@functools.lru_cache(maxsize=None)
 def greenlets_share_thread():
     """Whether a new greenlet sees its thread's thread-locals.
 
@@ -105,12 +103,10 @@ def greenlets_share_thread():
     first call and remembered (the patching is done before anything
     runs).
     """
-    if not _SHARED:
-        probe = threading.local()
-        probe.seen = True
-        _SHARED.append(greenlet.greenlet(
-            lambda: getattr(probe, 'seen', False)).switch() is True)
-    return _SHARED[0]
+    probe = threading.local()
+    probe.seen = True
+    return greenlet.greenlet(
+        lambda: getattr(probe, 'seen', False)).switch() is True
 
 
 def call(func, *args, **kwargs):
