@@ -18,6 +18,7 @@ conversion turns any client's answer into Nova objects.
 """
 
 import abc
+import contextlib
 import threading
 
 from stevedore import driver
@@ -43,6 +44,16 @@ class SearchClient(metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def get_services(self, context, hosts):
         """Return ``{host: [Service primitive, ...]}`` (nova-compute)."""
+
+    def reading(self, context):
+        """A context manager around the calls of one list request.
+
+        nova-api asks :meth:`untrusted_writers`, :meth:`list_instances`
+        and :meth:`get_services` for a list inside it, so that a client
+        can answer them together (the local client: on one connection of
+        the index store).  By default nothing changes.
+        """
+        return contextlib.nullcontext()
 
     def untrusted_writers(self, context):
         """The feed's writers that cannot vouch for the index now.

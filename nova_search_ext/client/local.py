@@ -20,6 +20,9 @@ from nova_search_ext.index import base as index_base
 
 class LocalClient(base.SearchClient):
 
+    def reading(self, context):
+        return index_api.get_store().reading()
+
     def list_instances(self, context, query):
         return index_api.get_store().list_instances(query)
 

@@ -227,13 +227,16 @@ def list_from_index(ctx, query, expected_attrs):
     :raises: index_base.MarkerNotFound, or anything the client raises
     """
     client = client_base.get_client()
-    untrusted = client.untrusted_writers(ctx)
-    if untrusted:
-        raise FeedPending(untrusted)
-    hits = client.list_instances(ctx, query)
-    services = {}
-    if 'services' in (expected_attrs or ()):
-        services = client.get_services(ctx, {h.host for h in hits if h.host})
+    # One store connection and transaction for the three (local client).
+    with client.reading(ctx):
+        untrusted = client.untrusted_writers(ctx)
+        if untrusted:
+            raise FeedPending(untrusted)
+        hits = client.list_instances(ctx, query)
+        services = {}
+        if 'services' in (expected_attrs or ()):
+            services = client.get_services(ctx,
+                                           {h.host for h in hits if h.host})
     # From here until the API call returns, what is built stays alive.
     collector.hold()
     inst_list = objects.InstanceList(ctx, objects=shallow.call(

@@ -19,6 +19,7 @@ namespace (``[search_index] driver``); callers never import a backend.
 
 import abc
 import collections
+import contextlib
 
 # Outcome of a write, for the indexer's counters and tests.
 WRITTEN = 'written'
@@ -251,6 +252,16 @@ class Store(metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def tombstone_service(self, uuid, deleted_at=None):
         """Mark a service deleted."""
+
+    def reading(self):
+        """A context manager for reads that belong together.
+
+        A store may answer the reads made in the ``with`` block on one
+        connection and transaction (see
+        :meth:`nova_search_ext.index.sql.store.SQLStore.reading`); by
+        default nothing changes.
+        """
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def list_instances(self, query):

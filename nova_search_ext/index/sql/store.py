@@ -179,6 +179,8 @@ class SQLStore(base.Store):
             self._writing, whole_seconds=self.dialect == 'mysql')
         self._checked = False
         self._check_lock = threading.Lock()
+        # The session of this thread's reading() block, if any.
+        self._reading = threading.local()
 
     @property
     def dialect(self):
@@ -206,8 +208,33 @@ class SQLStore(base.Store):
         return result
 
     def _session(self):
+        shared = getattr(self._reading, 'session', None)
+        if shared is not None:
+            # Inside reading(): the block's session, left open.
+            return contextlib.nullcontext(shared)
         self._ensure_schema()
         return orm.Session(self.engine, autoflush=False)
+
+    @contextlib.contextmanager
+    def reading(self):
+        """Run the reads of the ``with`` block on one session.
+
+        Every read method called in the block, on this thread, uses the
+        same session: one connection checked out of the pool, one
+        transaction, returned to the pool when the block ends.  Without
+        it each read checks out a connection of its own and ends its own
+        transaction.  A block inside a block is part of the outer one.
+        Writes are not affected (they run on a connection of their own).
+        """
+        if getattr(self._reading, 'session', None) is not None:
+            yield
+            return
+        with errors.store_errors(), self._session() as session:
+            self._reading.session = session
+            try:
+                yield
+            finally:
+                self._reading.session = None
 
     @contextlib.contextmanager
     def _writing(self):

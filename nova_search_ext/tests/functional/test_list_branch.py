@@ -22,6 +22,7 @@ from unittest import mock
 import fixtures
 from nova import context as nova_context
 from oslo_db import exception as db_exc
+import sqlalchemy as sa
 
 from nova_search_ext.api import collector
 from nova_search_ext.compute import breaker
@@ -101,6 +102,28 @@ class ListBranchTestCase(base.MultiCellTestCase):
                                         'cell_path': cell_counts},
                                        sort_keys=True) + '\n')
         self.assertEqual(len(self.servers), len(idx.body['servers']))
+
+    def test_index_read_on_one_connection(self):
+        # The feed's writers, the page and, for host_status (2.16 on, as
+        # admin), the hosts' services: one connection of the index store
+        # and one transaction for the three.
+        checkouts = []
+        listener = lambda *a: checkouts.append(a[0])  # noqa: E731
+        sa.event.listen(self.store.engine, 'checkout', listener)
+        self.addCleanup(sa.event.remove, self.store.engine, 'checkout',
+                        listener)
+        self.api.microversion = 'latest'
+        resp, counts = self._get('/servers/detail', True)
+        self.assertEqual(200, resp.status)
+        self.assertEqual(len(self.servers), len(resp.body['servers']))
+        self.assertEqual(
+            {'UP', ''}, {s.get('host_status') for s in resp.body['servers']})
+        statements = self.statements[True]['index']
+        self.assertTrue(any('index_services' in s for s in statements),
+                        statements)
+        self.assertTrue(any('index_meta' in s for s in statements),
+                        statements)
+        self.assertEqual(1, len(checkouts), statements)
 
     def test_list_calls_run_off_the_request_stack(self):
         # The controller, API.get_all and the view run on a stack of the

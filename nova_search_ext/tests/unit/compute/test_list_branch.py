@@ -16,6 +16,7 @@ for the cell path, so each test can tell which path answered and with
 which arguments.
 """
 
+import contextlib
 import datetime
 import functools
 import os
@@ -73,6 +74,12 @@ class ListBranchTestCase(base.NoDBTestCase):
         self.flags(enabled=True, group='searchlight')
         self.client = mock.Mock(spec=client_base.SearchClient)
         self.client.untrusted_writers.return_value = []
+        # What the client was asked, in order, with the reading() block.
+        self.asked = []
+        self.client.reading.side_effect = self._reading
+        for name in ('untrusted_writers', 'list_instances', 'get_services'):
+            getattr(self.client, name).side_effect = functools.partial(
+                self._asked, name)
         self.useFixture(fixtures.MockPatchObject(
             client_base, 'get_client', return_value=self.client))
         self.cells_answer = (objects.InstanceList(objects=[]), ['cell-x'])
@@ -85,6 +92,18 @@ class ListBranchTestCase(base.NoDBTestCase):
                      for i in range(3)]
         self.client.list_instances.return_value = [
             fakes.stored(d) for d in self.docs]
+
+    @contextlib.contextmanager
+    def _reading(self, ctxt):
+        self.asked.append(('reading', ctxt))
+        try:
+            yield
+        finally:
+            self.asked.append(('read', ctxt))
+
+    def _asked(self, name, ctxt, *args):
+        self.asked.append((name, ctxt))
+        return mock.DEFAULT
 
     def _list(self, filters=None, marker=None, expected_attrs=None,
               ctxt=None):
@@ -337,6 +356,21 @@ class ListBranchTestCase(base.NoDBTestCase):
         self.assertEqual(breaker_mod.CLOSED, list_branch.get_breaker().state)
         self.assertEqual(1, list_branch.STATS['index'])
         self.assertEqual(2, list_branch.STATS['fallback'])
+
+    def test_index_is_asked_within_one_reading_block(self):
+        self._list(expected_attrs=EXPECTED_ATTRS + ['services'])
+        self.assertEqual(
+            [('reading', self.ctxt), ('untrusted_writers', self.ctxt),
+             ('list_instances', self.ctxt), ('get_services', self.ctxt),
+             ('read', self.ctxt)], self.asked)
+        self.assertEqual({'compute0', 'compute1'},
+                         self.client.get_services.call_args[0][1])
+
+    def test_reading_block_ends_when_the_index_fails(self):
+        self.client.list_instances.side_effect = ks_exc.ConnectFailure('x')
+        self.assertIs(self.cells_answer, self._list())
+        self.assertEqual(['reading', 'untrusted_writers', 'read'],
+                         [name for name, _ctxt in self.asked])
 
     def test_pending_feed_lists_from_the_cells_until_caught_up(self):
         behind = [index_base.FeedWriter('nova-compute@host1', 'host1',

@@ -20,14 +20,17 @@ import datetime
 import json
 import logging
 import os
+import threading
 
 import fixtures
 import sqlalchemy as sa
+import testtools
 
 from nova.network import model as network_model
 from nova.tests import fixtures as nova_fixtures
 
 from nova_search_ext.index import base as index_base
+from nova_search_ext.index.sql import errors
 from nova_search_ext.index.sql import migration
 from nova_search_ext.index.sql import models
 from nova_search_ext.index.sql import store as sql_store
@@ -605,6 +608,113 @@ class ReadsTestCase(StoreTestCase):
 
     def test_health(self):
         self.assertIsNone(self.store.health())
+
+
+class ReadingTestCase(StoreTestCase):
+    """SQLStore.reading(): the reads of a block on one connection."""
+
+    def setUp(self):
+        super().setUp()
+        self.docs = [fakes.doc(updated_at=at(i), host='compute%d' % i)
+                     for i in range(3)]
+        for doc in self.docs:
+            self.store.upsert_instance(doc)
+        for i in range(3):
+            self.store.upsert_service(fakes.service_doc(
+                host='compute%d' % i, id=i + 1, updated_at=at(i)))
+        self.writer = index_base.FeedWriter('nova-compute@c0', 'c0',
+                                            'nova-compute',
+                                            lease_until=1000.0)
+        self.store.set_feed_writer(self.writer)
+        self.checkouts = []
+        self.checkins = []
+        sa.event.listen(self.store.engine, 'checkout',
+                        lambda *a: self.checkouts.append(a[0]))
+        sa.event.listen(self.store.engine, 'checkin',
+                        lambda *a: self.checkins.append(a[0]))
+
+    def reads(self):
+        hits = self.store.list_instances(admin_query())
+        return (self.store.feed_writers(), [h.uuid for h in hits],
+                self.store.get_services({h.host for h in hits}))
+
+    def test_reads_of_a_block_share_one_connection(self):
+        apart = self.reads()
+        self.assertEqual(3, len(self.checkouts))
+        del self.checkouts[:]
+        with self.store.reading():
+            together = self.reads()
+            self.assertEqual(1, len(self.checkouts))
+        self.assertEqual(apart, together)
+        self.assertEqual([self.writer], together[0])
+        self.assertEqual(sorted(d.uuid for d in self.docs),
+                         sorted(together[1]))
+        self.assertEqual({'compute0', 'compute1', 'compute2'},
+                         set(together[2]))
+        # Given back to the pool when the block ends.
+        self.assertEqual(1, len(self.checkouts))
+        self.assertEqual(self.checkouts[-1], self.checkins[-1])
+        self.assertEqual(4, len(self.checkins))
+
+    def test_block_in_a_block_is_part_of_it(self):
+        with self.store.reading():
+            self.store.feed_writers()
+            with self.store.reading():
+                self.reads()
+            self.store.count()
+        self.assertEqual(1, len(self.checkouts))
+        # The outer block still had its session after the inner one ended.
+        self.assertEqual(1, len(self.checkins))
+
+    def test_database_error_in_a_block_ends_it(self):
+        with testtools.ExpectedException(index_base.StoreError):
+            with self.store.reading():
+                self.store.feed_writers()
+                # The block's own session, failing in the database.
+                with errors.store_errors(), self.store._session() as s:
+                    s.execute(sa.text('SELECT no_such_column FROM index_meta'))
+        self.assertEqual(1, len(self.checkouts))
+        self.assertEqual(1, len(self.checkins))
+        # Nothing of the block is left: reads outside a block each check
+        # out a connection and give it back.
+        self.assertEqual(3, len(self.reads()[1]))
+        self.assertEqual(4, len(self.checkouts))
+        self.assertEqual(4, len(self.checkins))
+        # The next block starts afresh (PostgreSQL refuses any statement
+        # in a transaction an error aborted).
+        with self.store.reading():
+            self.assertEqual(3, len(self.reads()[1]))
+        self.assertEqual(5, len(self.checkouts))
+
+    def test_refused_query_in_a_block_ends_it(self):
+        bad = admin_query(sort_keys=['display_name'], sort_dirs=['up'])
+        with testtools.ExpectedException(index_base.InvalidQuery):
+            with self.store.reading():
+                self.store.feed_writers()
+                self.store.list_instances(bad)
+        self.assertEqual(len(self.checkouts), len(self.checkins))
+        self.reads()
+        self.assertEqual(4, len(self.checkouts))
+        self.assertEqual(4, len(self.checkins))
+
+    def test_other_threads_read_on_their_own(self):
+        seen = []
+        with self.store.reading():
+            self.store.feed_writers()
+            thread = threading.Thread(
+                target=lambda: seen.append(self.store.feed_writers()))
+            thread.start()
+            thread.join()
+            self.assertEqual(2, len(self.checkouts))
+        self.assertEqual([[self.writer]], seen)
+        self.assertEqual(2, len(self.checkins))
+
+    def test_writes_are_not_on_the_block_session(self):
+        with self.store.reading():
+            self.store.feed_writers()
+            self.store.upsert_instance(fakes.doc(updated_at=at(9)))
+        self.assertEqual(2, len(self.checkouts))
+        self.assertEqual(4, self.store.count())
 
 
 class FeedWritersTestCase(StoreTestCase):
