@@ -71,6 +71,73 @@ def loads(text):
     return json.loads(text) if text is not None else None
 
 
+class StoredService(dict):
+    """A Service primitive decoded from the index, with its stored text.
+
+    The primitive ``text`` decodes to, and ``text`` itself, from which
+    nova-api builds the Service object of a text once per process
+    (:func:`service_object`).
+    """
+
+    def __init__(self, primitive, text):
+        super().__init__(primitive)
+        self.text = text
+
+
+def loads_service(text):
+    """A stored Service's text decoded: a :class:`StoredService`.
+
+    What :meth:`nova_search_ext.index.sql.store.SQLStore.get_services`
+    returns for each service; a text that does not decode to a JSON
+    object is decoded as :func:`loads` decodes it.
+    """
+    value = loads(text)
+    return StoredService(value, text) if type(value) is dict else value
+
+
+# Values a copied Service may share with the one it was copied from.
+_IMMUTABLE = frozenset([str, int, float, bool, type(None),
+                        datetime.datetime])
+
+
+@functools.lru_cache(maxsize=4096)
+def _service_template(text):
+    """The Service stored as ``text``, to copy; None: build each one.
+
+    The compute services of a page's hosts are built for ``host_status``
+    on every list, mostly from the same texts (a service's text changes
+    when it does, or with a heartbeat the index records).  A Service
+    built from a primitive without nested objects holds only values of
+    :data:`_IMMUTABLE` types, which copies may share.
+    """
+    service = rebuild.from_primitive(objects.Service, loads(text), None)
+    values = service.__dict__
+    if service._changed_fields or any(
+            type(value) not in _IMMUTABLE for key, value in values.items()
+            if key not in ('_context', '_changed_fields')):
+        return None
+    return service
+
+
+def service_object(primitive, context):
+    """The Service of a stored primitive, as ``rebuild.from_primitive``.
+
+    For a :class:`StoredService`, a copy of the one built from its text
+    the first time (:func:`_service_template`): a new object with the
+    same values, ``context`` and no changes.
+    """
+    text = primitive.text if type(primitive) is StoredService else None
+    template = _service_template(text) if text is not None else None
+    if template is None:
+        return rebuild.from_primitive(objects.Service, primitive, context)
+    service = object.__new__(type(template))
+    values = service.__dict__
+    values.update(template.__dict__)
+    values['_context'] = context
+    values['_changed_fields'] = set()
+    return service
+
+
 def _datetime(value):
     # 'Z' so that it parses back to the UTC tzinfo the database path
     # produces (the views render that one as 'Z').  oslo.versionedobjects
@@ -589,7 +656,7 @@ class _StoredRest(lazy.Rest):
 
     def services(self):
         return objects.ServiceList(self.context, objects=[
-            rebuild.from_primitive(objects.Service, svc, self.context)
+            service_object(svc, self.context)
             for svc in (self.service_primitives or [])])
 
     def build(self):

@@ -313,7 +313,8 @@ class SQLStore(base.Store):
                        t.c.deleted == 0, t.c.doc.is_not(None))
                 .order_by(t.c.created_at, t.c.uuid))
             for host, doc in rows:
-                result.setdefault(host, []).append(document.loads(doc))
+                result.setdefault(host, []).append(
+                    document.loads_service(doc))
         return result
 
     def get_instances(self, uuids, include_deleted=True):

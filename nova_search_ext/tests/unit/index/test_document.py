@@ -25,6 +25,7 @@ from nova_search_ext.index import served
 from nova_search_ext.index.sql import models
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fakes
+from nova_search_ext.tests.unit.index import test_rebuild
 
 PLUS_2 = datetime.timezone(datetime.timedelta(hours=2))
 
@@ -205,6 +206,104 @@ class ServiceDocumentTestCase(base.TestCase):
         doc = fakes.service_doc(id=12, deleted=True, deleted_at=fakes.T0)
         self.assertEqual(12, doc.deleted)
         self.assertEqual(fakes.T0.replace(tzinfo=None), doc.deleted_at)
+
+
+class ServiceObjectTestCase(base.TestCase):
+    """Services built from the index's texts: copies of one per text."""
+
+    assertSameObject = test_rebuild.RebuildTestCase.assertSameObject
+
+    def setUp(self):
+        super().setUp()
+        self.ctxt = fakes.context()
+        self.store = self.useFixture(fakes.StoreFixture()).store
+        self.service = fakes.service(
+            host='compute1', disabled_reason='kernel update',
+            last_seen_up=datetime.datetime(2024, 5, 1, 14, 0, 0, 5,
+                                           tzinfo=PLUS_2))
+        self.store.upsert_service(document.ServiceDocument.from_object(
+            self.service, fakes.CELL1))
+
+    def stored(self):
+        (svc,) = self.store.get_services(['compute1'])['compute1']
+        return svc
+
+    def novas(self, stored):
+        # What Nova builds from the primitive.
+        return objects.Service.obj_from_primitive(json.loads(stored.text),
+                                                  self.ctxt)
+
+    def test_the_store_hands_out_primitives_with_their_text(self):
+        stored = self.stored()
+        self.assertIs(document.StoredService, type(stored))
+        self.assertEqual(json.loads(stored.text), stored)
+        self.assertEqual(json.loads(json.dumps(stored)), stored)
+
+    def test_copies_are_the_object_nova_builds(self):
+        first, second = self.stored(), self.stored()
+        self.assertIsNot(first.text, second.text)
+        copies = [document.service_object(s, self.ctxt)
+                  for s in (first, second, first)]
+        for copy in copies:
+            self.assertSameObject(self.novas(first), copy)
+            self.assertEqual('kernel update', copy.disabled_reason)
+        self.assertEqual(3, len({id(c) for c in copies}))
+        # A change to one copy is that copy's own.
+        copies[0].disabled = True
+        copies[0].last_seen_up = None
+        again = document.service_object(self.stored(), self.ctxt)
+        self.assertSameObject(self.novas(first), again)
+        self.assertEqual(set(), again.obj_what_changed())
+        self.assertEqual({'disabled', 'last_seen_up'},
+                         copies[0].obj_what_changed())
+
+    def test_another_text_is_another_service(self):
+        before = document.service_object(self.stored(), self.ctxt)
+        self.service.disabled = True
+        self.service.updated_at = fakes.T0 + datetime.timedelta(minutes=5)
+        self.store.upsert_service(document.ServiceDocument.from_object(
+            self.service, fakes.CELL1))
+        stored = self.stored()
+        after = document.service_object(stored, self.ctxt)
+        self.assertIs(False, before.disabled)
+        self.assertIs(True, after.disabled)
+        self.assertSameObject(self.novas(stored), after)
+
+    def test_primitive_without_text_is_built(self):
+        prim = json.loads(self.stored().text)
+        built = document.service_object(prim, self.ctxt)
+        self.assertSameObject(self.novas(self.stored()), built)
+        self.assertIsNot(built, document.service_object(prim, self.ctxt))
+
+    def test_service_with_a_nested_object_is_built_each_time(self):
+        svc = fakes.service(host='compute2')
+        svc.compute_node = objects.ComputeNode(id=4, host='compute2',
+                                               hypervisor_hostname='n2')
+        svc.obj_reset_changes(recursive=True)
+        text = json.dumps(svc.obj_to_primitive())
+        stored = document.loads_service(text)
+        first = document.service_object(stored, self.ctxt)
+        second = document.service_object(stored, self.ctxt)
+        self.assertEqual('n2', first.compute_node.hypervisor_hostname)
+        self.assertIsNot(first.compute_node, second.compute_node)
+        self.assertSameObject(
+            objects.Service.obj_from_primitive(json.loads(text), self.ctxt),
+            second)
+
+    def test_text_that_is_no_object_is_decoded_as_before(self):
+        self.assertEqual([1], document.loads_service('[1]'))
+        self.assertIs(list, type(document.loads_service('[1]')))
+
+    def test_listed_instances_get_services_of_their_own(self):
+        stored_instance = fakes.stored(fakes.doc(host='compute1'))
+        services = self.store.get_services(['compute1'])['compute1']
+        lists = [document.instance_from_stored(
+            self.ctxt, stored_instance, ['services'], services).services
+            for _ in range(2)]
+        self.assertIsNot(lists[0], lists[1])
+        self.assertIsNot(lists[0][0], lists[1][0])
+        for services_list in lists:
+            self.assertSameObject(self.novas(services[0]), services_list[0])
 
 
 class InstanceFromStoredTestCase(base.TestCase):
