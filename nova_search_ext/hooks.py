@@ -81,6 +81,12 @@ What :func:`install` overlays:
     for those fields only, and the view's own call gets those fields
     without a ``RequestSpec`` object where Nova's view is the code read
     (:mod:`nova_search_ext.api.request_specs`).
+``BuildRequestList._get_all_from_db``
+    While a server list controller method runs, the build requests are
+    read with Nova's query only if one the caller may see exists
+    (:mod:`nova_search_ext.api.build_requests`); that question and the
+    request specs the view reads share one connection to the API
+    database per list call (:mod:`nova_search_ext.api.api_reads`).
 ``nova.objects.Service.save``
     After Nova's database write, report the service (heartbeats included)
     to this process's embedded index writer, if there is one
@@ -390,6 +396,7 @@ def _install_serialize_once():
     import nova.api.validation as validation
     from nova.api.validation import validators
 
+    from nova_search_ext.api import api_reads
     from nova_search_ext.api import collector
     from nova_search_ext.api import request_memo
     from nova_search_ext.api import serialize_once
@@ -402,7 +409,8 @@ def _install_serialize_once():
             serialize_once.take_handed()
 
             def listed():
-                with serialize_once.listing() as memo, collector.listing():
+                with serialize_once.listing() as memo, \
+                        collector.listing(), api_reads.listing():
                     return memo, _original(self, *args, **kwargs)
 
             # Nova's wrappers, controller, get_all and view, off the deep
@@ -480,6 +488,21 @@ def _install_request_specs():
            classmethod(get_by_instance_uuids))
 
 
+def _install_build_requests():
+    from nova.objects import build_request
+
+    from nova_search_ext.api import build_requests
+
+    list_cls = build_request.BuildRequestList
+    nova_read = list_cls.__dict__['_get_all_from_db'].__func__
+
+    @functools.wraps(nova_read)
+    def _get_all_from_db(context):
+        return build_requests.get_all_from_db(nova_read, context)
+
+    _patch(list_cls, '_get_all_from_db', staticmethod(_get_all_from_db))
+
+
 def install():
     """Overlay Nova (idempotent).  Returns True if it changed anything."""
     with _LOCK:
@@ -493,6 +516,7 @@ def install():
             _install_serialize_once()
             _install_view_memo()
             _install_request_specs()
+            _install_build_requests()
             _install_service_liveness()
             _install_service_lifecycle()
             _install_request_settling()

@@ -76,6 +76,7 @@ from oslo_log import log as logging
 from oslo_serialization import jsonutils
 import sqlalchemy as sa
 
+from nova_search_ext.api import api_reads
 from nova_search_ext.api import response_validation
 from nova_search_ext.api import view_memo
 from nova_search_ext import conf
@@ -318,16 +319,15 @@ def _spec_rows(context, instance_uuids):
     """``id``, ``instance_uuid`` and ``spec`` of the specs of the uuids.
 
     Nova's ``_get_by_instance_uuids_from_db`` query, in SQLAlchemy Core,
-    in a reader transaction of Nova's API database.
+    in a reader transaction of Nova's API database, on the list call's
+    connection (:mod:`nova_search_ext.api.api_reads`).
     """
-    from nova.db.api import api as api_db
     from nova.db.api import models as api_models
 
     t = api_models.RequestSpec.__table__
     query = sa.select(t.c.id, t.c.instance_uuid, t.c.spec).where(
         t.c.instance_uuid.in_(instance_uuids))
-    with api_db.context_manager.reader.connection.using(context) as conn:
-        return conn.execute(query).mappings().all()
+    return api_reads.read(context, query)
 
 
 def view_specs(cls, context, instance_uuids):

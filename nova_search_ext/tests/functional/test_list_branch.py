@@ -22,6 +22,7 @@ from unittest import mock
 import fixtures
 from nova import context as nova_context
 from oslo_db import exception as db_exc
+from oslo_utils import timeutils
 import sqlalchemy as sa
 
 from nova_search_ext.api import collector
@@ -124,6 +125,104 @@ class ListBranchTestCase(base.MultiCellTestCase):
         self.assertTrue(any('index_meta' in s for s in statements),
                         statements)
         self.assertEqual(1, len(checkouts), statements)
+
+    def _api_db_reads(self):
+        """The API database's checkouts and statements, as they come."""
+        from nova.db.api import api as api_db
+
+        checkouts, statements = [], []
+        engine = api_db.get_engine()
+        for name, listener in (
+                ('checkout', lambda *a: checkouts.append(a[0])),
+                ('before_cursor_execute',
+                 lambda *a: statements.append(a[2]))):
+            sa.event.listen(engine, name, listener)
+            self.addCleanup(sa.event.remove, engine, name, listener)
+        return checkouts, statements
+
+    def test_api_database_read_on_one_connection(self):
+        # Nova's API database is read twice by a list the index answers:
+        # whether there are build requests, and (2.96 on) the request
+        # specs the view reads; one connection for both.
+        checkouts, statements = self._api_db_reads()
+        self.api.microversion = 'latest'
+        resp, _counts = self._get('/servers/detail', True)
+        self.assertEqual(200, resp.status)
+        self.assertEqual(len(self.servers), len(resp.body['servers']))
+        self.assertTrue(all('pinned_availability_zone' in s
+                            for s in resp.body['servers']))
+        self.assertEqual(['build_requests', 'request_specs'], [
+            t for s in statements for t in ('build_requests',
+                                            'request_specs')
+            if 'FROM %s' % t in s], statements)
+        self.assertEqual(1, len(checkouts), statements)
+
+    def _post_pending(self, api, name):
+        """A server nova-api accepts and the conductor never schedules:
+        its build request stays in the API database.
+        """
+        with mock.patch('nova.conductor.api.ComputeTaskAPI.'
+                        'schedule_and_build_instances') as schedule:
+            server = api.post_server({'server': self._build_server(
+                name=name, networks='none')})
+        self.assertEqual(1, schedule.call_count)
+        return server
+
+    def test_pending_build_requests_listed_as_by_nova(self):
+        # Build requests come first in Nova's list, from the API database,
+        # whoever answers the rest; as admin, as a member of their project
+        # and as a member of another project (who must not see them).
+        from nova.tests.functional.api import client as api_client
+
+        pending = self._post_pending(self.api, 'pending')
+        other = api_client.TestOpenStackClient(
+            'other', self.api_fixture.base_url, project_id='other-project',
+            roles=['reader', 'member'])
+        member = api_client.TestOpenStackClient(
+            'member', self.api_fixture.base_url,
+            project_id=self.api.project_id, roles=['reader', 'member'])
+        for api in (self.api, member, other):
+            for version in ('2.1', '2.96', 'latest'):
+                api.microversion = version
+                for url in ('/servers/detail', '/servers',
+                            '/servers/detail?limit=2',
+                            '/servers/detail?sort_key=display_name'):
+                    before = self.served_by_index()
+                    # Nova shows a build request's "updated" as the time
+                    # of the request (it has no updated_at yet): one clock
+                    # for the pair.
+                    timeutils.set_time_override()
+                    self.addCleanup(timeutils.clear_time_override)
+                    self.flags(enabled=True, group='searchlight')
+                    idx = api.api_get(url, check_response_status=False)
+                    self.assertEqual(before + 1, self.served_by_index(),
+                                     url)
+                    self.flags(enabled=False, group='searchlight')
+                    cells = api.api_get(url, check_response_status=False)
+                    timeutils.clear_time_override()
+                    self.assertEqual((cells.status, cells.body),
+                                     (idx.status, idx.body), url)
+                    listed = {s['id'] for s in idx.body['servers']}
+                    self.assertEqual(api is not other,
+                                     pending['id'] in listed,
+                                     (api.project_id, version, url))
+
+    def test_pending_build_request_read_by_nova(self):
+        # With a build request the caller may see, Nova's own query reads
+        # them, on a connection of its own; the question before it and the
+        # request specs share the list call's.
+        pending = self._post_pending(self.api, 'pending')
+        _checkouts, statements = self._api_db_reads()
+        self.api.microversion = 'latest'
+        resp, _counts = self._get('/servers/detail', True)
+        self.assertEqual(200, resp.status)
+        self.assertEqual(len(self.servers) + 1, len(resp.body['servers']))
+        self.assertEqual(pending['id'], resp.body['servers'][0]['id'])
+        reads = [s for s in statements if 'FROM build_requests' in s]
+        # The question (one column), then Nova's query (every column).
+        self.assertEqual(2, len(reads), reads)
+        self.assertIn('LIMIT', reads[0])
+        self.assertIn('build_requests.instance', reads[1])
 
     def test_list_calls_run_off_the_request_stack(self):
         # The controller, API.get_all and the view run on a stack of the
