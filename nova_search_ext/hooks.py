@@ -47,9 +47,11 @@ What :func:`install` overlays:
     reuses the JSON Schema validator class built for the first one
     instead of building a class for each validation
     (:mod:`nova_search_ext.api.validator_class`).
-``oslo_policy.policy.Enforcer.load_rules``
+``oslo_policy.policy.Enforcer.load_rules``, and ``inspect`` in
+    ``oslo_policy._checks``
     While a server list controller method runs, each enforcer loads its
-    rules at the call's first policy check, not at every check
+    rules at the call's first policy check, not at every check, and the
+    signature of each check class's ``__call__`` is read once per process
     (:mod:`nova_search_ext.api.policy_rules`).
 ``ServersController.index`` and ``detail``, and the ``wsgi`` and
     ``jsonutils`` names in ``nova.api.validation``
@@ -379,6 +381,7 @@ def _install_validator_class():
 
 
 def _install_policy_rules():
+    from oslo_policy import _checks as checks
     from oslo_policy import policy
 
     from nova_search_ext.api import policy_rules
@@ -386,6 +389,8 @@ def _install_policy_rules():
     original = policy.Enforcer.__dict__['load_rules']
     _patch(policy.Enforcer, 'load_rules', functools.wraps(original)(
         policy_rules.load_rules_method(original)))
+    _patch(checks, 'inspect', policy_rules.inspect_view(
+        checks.__dict__['inspect']))
 
 
 def _install_serialize_once():

@@ -15,15 +15,19 @@ Nova's own enforcer (``nova.policy``), with a policy file of the test's
 own, and oslo.policy's ``load_rules`` counted under the hook.
 """
 
+import inspect
 import os
 import time
+import types
 
 import fixtures
 from nova import context as nova_context
 from nova import exception
 import nova.policy
+from oslo_policy import _checks
 from oslo_policy import policy as oslo_policy
 
+from nova_search_ext.api import policy_rules
 from nova_search_ext.api import serialize_once
 from nova_search_ext import hooks
 from nova_search_ext.tests.unit import base
@@ -35,7 +39,7 @@ RULES = (DETAIL, ALL_TENANTS, 'os_compute_api:servers:index',
          'os_compute_api:servers:show:host_status')
 
 
-class PolicyRulesTestCase(base.NoDBTestCase):
+class _PolicyTestCase(base.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
@@ -81,6 +85,9 @@ class PolicyRulesTestCase(base.NoDBTestCase):
                 out.append(ctxt.can(rule, target={'project_id': 'project'},
                                     fatal=False))
         return out
+
+
+class PolicyRulesTestCase(_PolicyTestCase):
 
     def test_once_in_a_list_call_with_nova_s_verdicts(self):
         nova = self._verdicts()
@@ -166,3 +173,91 @@ class PolicyRulesTestCase(base.NoDBTestCase):
         self.assertEqual([ValueError, True], ours)
         # The failed load was not taken for one: the next check loaded.
         self.assertEqual(2, len(self.loads))
+
+
+def _module(getfullargspec):
+    """A stand-in for Python's inspect with ``getfullargspec``."""
+    module = types.ModuleType('inspect')
+    module.getfullargspec = getfullargspec
+    return module
+
+
+class SignaturesTestCase(_PolicyTestCase):
+    """oslo.policy's signature lookups, kept per function in list calls."""
+
+    def setUp(self):
+        super().setUp()
+        self.asked = []
+
+        def counting(func):
+            self.asked.append(func)
+            return inspect.getfullargspec(func)
+
+        self.view = policy_rules.inspect_view(_module(counting))
+        self.useFixture(fixtures.MonkeyPatch('oslo_policy._checks.inspect',
+                                             self.view))
+
+    def test_installed_for_oslo_policy(self):
+        hooks.uninstall()
+        self.assertIs(inspect, _checks.__dict__['inspect'])
+        hooks.install()
+        installed = _checks.__dict__['inspect']
+        self.assertIsInstance(installed, serialize_once.ModuleView)
+        # Everything else is Python's inspect.
+        self.assertIs(inspect.signature, installed.signature)
+
+    def test_once_per_function_in_list_calls_with_nova_s_verdicts(self):
+        nova = self._verdicts()
+        outside = len(self.asked)
+        self.assertGreaterEqual(outside, 2 * len(RULES))
+        del self.asked[:]
+        with serialize_once.listing():
+            ours = self._verdicts()
+        self.assertEqual(nova, ours)
+        functions = {m.__func__ for m in self.asked}
+        self.assertEqual(len(functions), len(self.asked))
+        self.assertEqual(len(functions), len(self.view.getfullargspec))
+        self.assertLess(len(self.asked), outside)
+        # The next list call asks for none of them again; outside a list
+        # call every lookup is inspect's.
+        with serialize_once.listing():
+            self.assertEqual(nova, self._verdicts())
+        self.assertEqual(len(functions), len(self.asked))
+        self._verdicts()
+        self.assertEqual(len(functions) + outside, len(self.asked))
+
+    def test_kept_signature_is_inspect_s(self):
+        check = _checks.RuleCheck('rule', 'x')
+        with serialize_once.listing():
+            first = self.view.getfullargspec(check.__call__)
+            again = self.view.getfullargspec(
+                _checks.RuleCheck('rule', 'y').__call__)
+        self.assertEqual(inspect.getfullargspec(check.__call__), first)
+        self.assertIs(first, again)
+        self.assertEqual(1, len(self.asked))
+
+    def test_only_bound_methods_are_kept(self):
+        def plain(a, b):
+            return a
+
+        with serialize_once.listing():
+            for _n in range(2):
+                self.assertEqual(inspect.getfullargspec(plain),
+                                 self.view.getfullargspec(plain))
+        self.assertEqual([plain, plain], self.asked)
+        self.assertEqual(0, len(self.view.getfullargspec))
+
+    def test_at_most_signatures_functions(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_search_ext.api.policy_rules.SIGNATURES', 1))
+        view = policy_rules.inspect_view(
+            _module(self.view.getfullargspec._getfullargspec))
+        checks = [_checks.RuleCheck('rule', 'x'),
+                  _checks.RoleCheck('role', 'x')]
+        with serialize_once.listing():
+            for _n in range(2):
+                for check in checks:
+                    view.getfullargspec(check.__call__)
+        self.assertEqual(1, len(view.getfullargspec))
+        # The first is kept, the second asked each time.
+        self.assertEqual(3, len(self.asked))
