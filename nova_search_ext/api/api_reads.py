@@ -18,7 +18,7 @@ answers it: the build requests (``API.get_all`` asks
 the request specs its view reads (:mod:`nova_search_ext.api.request_specs`).
 Through Nova's enginefacade each read takes a connection of its own.
 oslo.db gives an SQLite file a ``NullPool``, so each is a new connection
-whose first statement reads the database's schema again (about 1.2 ms of
+whose first statement reads the database's schema again (about 1 ms of
 a 50-row page on the benchmark's machine); on MySQL or PostgreSQL each is
 a pool checkout and its reset.
 

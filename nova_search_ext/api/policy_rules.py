@@ -93,10 +93,10 @@ class _Signatures(object):
         self._lock = threading.Lock()
 
     def __call__(self, func):
-        function = getattr(func, '__func__', None)
         if type(func) is not types.MethodType or \
                 serialize_once.call_memo() is None:
             return self._getfullargspec(func)
+        function = func.__func__
         spec = self._kept.get(function)
         if spec is None:
             spec = self._getfullargspec(func)
