@@ -41,7 +41,7 @@ import sqlalchemy as sa
 
 from nova_search_ext.api import api_reads
 from nova_search_ext.api import serialize_once
-from nova_search_ext.api import view_memo
+from nova_search_ext import audit
 
 LOG = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _differs(changed):
              'with Nova\'s query.', ', '.join(changed))
 
 
-_AUDIT = view_memo.Audit(lambda: AUDITED, _differs)
+_AUDIT = audit.Audit(lambda: AUDITED, _differs)
 
 
 def audited():

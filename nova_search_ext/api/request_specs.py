@@ -79,6 +79,7 @@ import sqlalchemy as sa
 from nova_search_ext.api import api_reads
 from nova_search_ext.api import response_validation
 from nova_search_ext.api import view_memo
+from nova_search_ext import audit
 from nova_search_ext import conf
 
 LOG = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def _basic_differs(changed):
              'built.', ', '.join(changed))
 
 
-_AUDIT = view_memo.Audit(lambda: AUDITED, _basic_differs)
+_AUDIT = audit.Audit(lambda: AUDITED, _basic_differs)
 
 
 def basic_ignores_specs():
@@ -137,7 +138,7 @@ def _list_view_differs(changed):
              'query.', ', '.join(changed))
 
 
-_LIST_VIEW_AUDIT = view_memo.Audit(lambda: LIST_VIEW_AUDITED,
+_LIST_VIEW_AUDIT = audit.Audit(lambda: LIST_VIEW_AUDITED,
                                    _list_view_differs)
 
 

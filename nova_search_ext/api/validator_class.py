@@ -40,7 +40,7 @@ Nova's constructor runs every time.
 from oslo_log import log as logging
 
 from nova_search_ext.api import serialize_once
-from nova_search_ext.api import view_memo
+from nova_search_ext import audit
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _differs(changed):
              'validation.', ', '.join(changed))
 
 
-_AUDIT = view_memo.Audit(lambda: AUDITED, _differs)
+_AUDIT = audit.Audit(lambda: AUDITED, _differs)
 
 
 def reset():

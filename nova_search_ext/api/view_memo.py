@@ -90,9 +90,6 @@ recently used first out.
 
 import collections
 import functools
-import hashlib
-import importlib
-import inspect
 import json
 import threading
 
@@ -100,6 +97,7 @@ from oslo_log import log as logging
 from oslo_serialization import jsonutils
 
 from nova_search_ext.api import serialize_once
+from nova_search_ext import audit
 from nova_search_ext.compute import list_branch
 from nova_search_ext import conf
 from nova_search_ext.index import served
@@ -171,62 +169,12 @@ AUDITED = {
 }
 
 
-def source_digest(module_name, qualname):
-    """The digest :data:`AUDITED` keeps, of the code now."""
-    target = importlib.import_module(module_name)
-    for part in qualname.split('.'):
-        target = inspect.getattr_static(target, part)
-    target = getattr(target, '__func__', target)
-    source = inspect.getsource(inspect.unwrap(target))
-    return hashlib.sha256(source.encode('utf-8')).hexdigest()[:16]
-
-
 def changed_sources(audited=None):
     """The functions of ``audited`` (:data:`AUDITED`) whose source differs.
 
     :returns: sorted list of ``'module:qualified name'``
     """
-    changed = []
-    for module_name, functions in (audited or AUDITED).items():
-        for qualname, digest in functions.items():
-            try:
-                now = source_digest(module_name, qualname)
-            except (ImportError, AttributeError, OSError, TypeError):
-                now = None
-            if now != digest:
-                changed.append('%s:%s' % (module_name, qualname))
-    return sorted(changed)
-
-
-class Audit(object):
-    """Whether Nova's code is the code read: checked once per process.
-
-    :param audited: ``audited()`` gives the ``{module: {qualified name:
-        digest}}`` to check (as :data:`AUDITED`)
-    :param differ: ``differ(changed)`` is called once, with
-        :func:`changed_sources`' list, when the code differs
-    """
-
-    def __init__(self, audited, differ):
-        self._audited = audited
-        self._differ = differ
-        self._outcome = None
-        self._lock = threading.Lock()
-
-    def __call__(self):
-        if self._outcome is None:
-            with self._lock:
-                if self._outcome is None:
-                    changed = changed_sources(self._audited())
-                    if changed:
-                        self._differ(changed)
-                    self._outcome = not changed
-        return self._outcome
-
-    def reset(self):
-        """Check again at the next call (tests)."""
-        with self._lock:
-            self._outcome = None
+    return audit.changed_sources(audited or AUDITED)
 
 
 def _view_differs(changed):
@@ -235,7 +183,7 @@ def _view_differs(changed):
              'Nova.', ', '.join(changed))
 
 
-_AUDIT = Audit(lambda: AUDITED, _view_differs)
+_AUDIT = audit.Audit(lambda: AUDITED, _view_differs)
 
 
 def audited():

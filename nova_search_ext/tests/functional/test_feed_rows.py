@@ -25,6 +25,7 @@ from nova.tests.functional import integrated_helpers  # noqa: first import
 
 import json
 
+from oslo_utils import uuidutils
 import sqlalchemy as sa
 
 from nova import context as nova_context
@@ -35,6 +36,7 @@ from nova import objects
 from nova_search_ext.index import document
 from nova_search_ext.index.feed import rows
 from nova_search_ext.index.feed import source
+from nova_search_ext.tests.functional import base
 from nova_search_ext.tests.functional import test_index_truth
 
 
@@ -167,3 +169,41 @@ class RowsReadAsObjectsTestCase(test_index_truth.TruthWorldTestCase):
         with source.cell_connection(cctxt) as conn:
             self.assertIsNotNone(
                 rows.read_documents(conn, cctxt, cell.uuid, [vol])[vol])
+
+
+class MappedCellsTestCase(base.MultiCellTestCase):
+    """Instances mapped to cells as Nova's InstanceMappingList maps them."""
+
+    FEED_INDEX = False
+
+    def _map(self, cell):
+        mapping = objects.InstanceMapping(
+            self.ctxt, instance_uuid=uuidutils.generate_uuid(),
+            project_id='nse-project', cell_mapping=cell)
+        mapping.create()
+        return mapping.instance_uuid
+
+    def test_mapped_as_nova_maps_them(self):
+        self.ctxt = nova_context.get_admin_context()
+        cells = [c for c in objects.CellMappingList.get_all(self.ctxt)]
+        self.assertEqual(3, len(cells))
+        # Two instances in each cell (cell0 included), a build request not
+        # scheduled yet, and a uuid with no mapping.
+        uuids = [self._map(cell) for cell in cells + cells] + [
+            self._map(None), _NO_SUCH]
+        self.assertTrue(source._MAPPINGS_AUDIT())
+        mapped = source.mapped_cells(self.ctxt, uuids)
+        by_nova = {m.instance_uuid: m.cell_mapping for m in
+                   objects.InstanceMappingList.get_by_instance_uuids(
+                       self.ctxt, uuids)}
+        self.assertEqual(set(by_nova), set(mapped))
+        self.assertEqual(len(uuids) - 1, len(mapped))
+        for uuid, cell in by_nova.items():
+            if cell is None:
+                self.assertIsNone(mapped[uuid])
+                continue
+            self.assertEqual(cell.obj_to_primitive(),
+                             mapped[uuid].obj_to_primitive())
+            self.assertEqual({}, mapped[uuid].obj_get_changes())
+        # One CellMapping per cell, shared by its instances.
+        self.assertEqual(3, len({id(c) for c in mapped.values() if c}))

@@ -44,6 +44,13 @@ def cell_mapping(uuid, id_, name):
                                transport_url='fake://')
 
 
+def _cell_row(cell):
+    """A cell_mappings row holding what ``cell`` (a CellMapping) holds."""
+    return {name: getattr(cell, name) if cell.obj_attr_is_set(name) else
+            {'disabled': False}.get(name)
+            for name in objects.CellMapping.fields}
+
+
 class FakeCells(fixtures.Fixture):
     """Nova's API and cell databases, as the source queries them.
 
@@ -78,6 +85,9 @@ class FakeCells(fixtures.Fixture):
         self.no_api_database = False
 
     def _setUp(self):
+        # Nova's mapping code is audited as it is, before its query is
+        # stood in for below (the audit reads the source once a process).
+        source._MAPPINGS_AUDIT()
         self.useFixture(fixtures.MockPatchObject(
             nova_context, 'set_target_cell', side_effect=self._target))
         self.useFixture(fixtures.MockPatchObject(
@@ -91,6 +101,8 @@ class FakeCells(fixtures.Fixture):
         for owner, name, fake in (
                 (objects.InstanceMappingList, 'get_by_instance_uuids',
                  self._instance_mappings),
+                (objects.InstanceMappingList,
+                 '_get_by_instance_uuids_from_db', self._mapping_rows),
                 (objects.InstanceList, 'get_by_filters', self._instances),
                 (objects.InstanceFaultList, 'get_latest_by_instance_uuids',
                  self._faults),
@@ -190,6 +202,17 @@ class FakeCells(fixtures.Fixture):
                 cell_mapping=(self.by_uuid[self.instance_cells[uuid]]
                               if self.instance_cells[uuid] else None))
             for uuid in uuids if uuid in self.instance_cells])
+
+    def _mapping_rows(self, ctxt, uuids):
+        """The rows Nova's query of the mappings reads, as dicts."""
+        self._api('mappings', ctxt, list(uuids))
+        return [{'id': n, 'instance_uuid': uuid, 'queued_for_delete': False,
+                 'cell_id': None if cell is None else self.by_uuid[cell].id,
+                 'cell_mapping': None if cell is None else _cell_row(
+                     self.by_uuid[cell])}
+                for n, (uuid, cell) in enumerate(
+                    (u, self.instance_cells[u]) for u in uuids
+                    if u in self.instance_cells)]
 
     def _instances(self, ctxt, filters, expected_attrs=None):
         self.expected_attrs = expected_attrs

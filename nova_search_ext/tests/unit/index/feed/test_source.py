@@ -23,6 +23,7 @@ from oslo_utils import uuidutils
 
 from nova.objects import base as obj_base
 
+from nova_search_ext import audit
 from nova_search_ext.index.feed import source
 from nova_search_ext.tests.unit import base
 from nova_search_ext.tests.unit import fake_cells
@@ -234,6 +235,69 @@ class LoadInstancesTestCase(SourceTestCase):
         uuid = self.cells.add_instance(fakes.CELL1)
         self.assertEqual(source.FOUND, source.load_instance(uuid)[0])
         self.assertTrue(all(c.is_admin for c in self.cells.contexts))
+
+
+class MappingsAuditTestCase(base.TestCase):
+
+    def test_the_installed_nova_is_the_code_read(self):
+        # Fails on another Nova release: read its mapping code again, then
+        # update MAPPINGS_AUDITED.  (Not under FakeCells: it stands in for
+        # some of that code.)
+        self.assertEqual([], audit.changed_sources(source.MAPPINGS_AUDITED))
+        self.assertTrue(source._MAPPINGS_AUDIT())
+
+
+class MappedCellsTestCase(SourceTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.instances = [self.cells.add_instance(cell) for cell in (
+            fakes.CELL1, fakes.CELL2, fakes.CELL1, fakes.CELL2, None)]
+
+    def test_one_cell_mapping_per_cell(self):
+        gone = uuidutils.generate_uuid()
+        mapped = source.mapped_cells(self.ctxt, self.instances + [gone])
+        self.assertEqual(set(self.instances), set(mapped))
+        self.assertEqual(
+            [fakes.CELL1, fakes.CELL2, fakes.CELL1, fakes.CELL2, None],
+            [mapped[u].uuid if mapped[u] else None for u in self.instances])
+        first, second, third, fourth = [mapped[u]
+                                        for u in self.instances[:4]]
+        self.assertIs(first, third)
+        self.assertIs(second, fourth)
+        # Made from the cell's row as Nova's object makes it.
+        expected = self.cells.by_uuid[fakes.CELL1]
+        self.assertIsNot(expected, first)
+        for name in ('id', 'uuid', 'name', 'database_connection',
+                     'transport_url'):
+            self.assertEqual(getattr(expected, name), getattr(first, name))
+        self.assertFalse(first.disabled)
+        self.assertEqual({}, first.obj_get_changes())
+        self.assertEqual(1, len(self.cells.asked('mappings')))
+
+    def test_other_nova_code_maps_through_novas_object(self):
+        self.useFixture(fixtures.MockPatchObject(
+            source, '_MAPPINGS_AUDIT', return_value=False))
+        mapped = source.mapped_cells(self.ctxt, self.instances)
+        # FakeCells' InstanceMappingList answers with its own cells.
+        self.assertIs(self.cells.by_uuid[fakes.CELL1],
+                      mapped[self.instances[0]])
+        self.assertIsNone(mapped[self.instances[4]])
+
+    def test_a_changed_mapping_read_is_said_once(self):
+        audited = {'nova.objects.instance_mapping': {
+            'InstanceMapping._from_db_object': '0' * 16}}
+        checked = audit.Audit(lambda: audited, source._mappings_differ)
+        self.useFixture(fixtures.MockPatchObject(
+            source, '_MAPPINGS_AUDIT', checked))
+        logs = fakes.capture_logs(self, 'nova_search_ext.index.feed')
+        for _ in range(2):
+            mapped = source.mapped_cells(self.ctxt, self.instances)
+            self.assertIs(self.cells.by_uuid[fakes.CELL2],
+                          mapped[self.instances[1]])
+        (line,) = [r.getMessage() for r in logs.records]
+        self.assertIn('nova.objects.instance_mapping:InstanceMapping.'
+                      '_from_db_object', line)
 
 
 class ThroughTheConductorTestCase(SourceTestCase):
