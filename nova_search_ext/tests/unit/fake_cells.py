@@ -86,8 +86,12 @@ class FakeCells(fixtures.Fixture):
 
     def _setUp(self):
         # Nova's mapping code is audited as it is, before its query is
-        # stood in for below (the audit reads the source once a process).
+        # stood in for below: the audit reads the source once a process,
+        # and an earlier test may have had it read under a stand-in (Nova's
+        # SingleCellSimple fixture replaces that query too).
+        source._MAPPINGS_AUDIT.reset()
         source._MAPPINGS_AUDIT()
+        self.addCleanup(source._MAPPINGS_AUDIT.reset)
         self.useFixture(fixtures.MockPatchObject(
             nova_context, 'set_target_cell', side_effect=self._target))
         self.useFixture(fixtures.MockPatchObject(
