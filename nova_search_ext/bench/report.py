@@ -186,6 +186,28 @@ def warmup_line(key, title, measured):
                        ', '.join('%.1f' % v for v in index) or '-'))
 
 
+def other_side_line(key, title, measured):
+    """The settling requests' line (requests right after the other path's).
+    """
+    if not measured:
+        return None
+    stock = measured['cells'].get('after_other_side') or {}
+    index = measured['index'].get('after_other_side') or {}
+    if not stock.get('runs') and not index.get('runs'):
+        return None
+
+    def figure(stats):
+        if not stats.get('runs'):
+            return '-'
+        return '%s ms median (%d runs)' % (_fmt(stats['median_ms']),
+                                           stats['runs'])
+
+    return ('%s %s right after a request of the other path (settling '
+            'requests, not in the medians; on the index path also the first '
+            'after hooks.install()): stock nova %s, index %s' % (
+                key, title, figure(stock), figure(index)))
+
+
 def extra_lines(results):
     """Sync, floors, breakdown, scaling, throughput and lag figures."""
     lines = []
@@ -209,6 +231,10 @@ def extra_lines(results):
                                             scenario['compute_api_floor']))
     for key, scenario in results['scenarios'].items():
         for level, title in LEVELS:
+            line = other_side_line(key, title, scenario.get(level))
+            if line:
+                lines.append(line)
+                continue
             split = ((scenario.get(level) or {}).get('index') or {}).get(
                 'install') or {}
             first = split.get('first_after_install') or {}

@@ -221,7 +221,7 @@ def run_scenarios(args, dep, ds, app, store, counter, say):
                            'Nova')
     measurement = scenarios_mod.Measurement(
         counter, cell_names, args.repeat, args.warmup, args.min_repeat,
-        args.budget, say, paths)
+        args.budget, say, paths, settle=args.settle)
     results = {}
     try:
         for scenario in scenarios_mod.SCENARIOS:
@@ -389,6 +389,7 @@ def one_cell_baseline(args, say):
                '--breakdown-runs', str(args.breakdown_runs),
                '--breakdown-min-runs', str(args.breakdown_min_runs),
                '--collector-rounds', str(args.collector_rounds),
+               '--settle' if args.settle else '--no-settle',
                '--scenarios', ','.join(args.scenarios),
                '--levels', ','.join(args.levels),
                '--notifications', '0', '--lag-count', '0',

@@ -101,6 +101,16 @@ class Failure(object):
 class Measurement(object):
     """Alternate both paths of one scenario at one level.
 
+    The order of the two paths flips every round, so each path's requests
+    alternate between following a request of the other path and following
+    one of its own.  With ``settle`` (the default), a measured request
+    that would follow the other path's request is preceded by one
+    unmeasured request of its own path (its *settling* request, checked
+    as every request is): every measured request follows a request of its
+    own path, as in a nova-api that serves that path.  The settling
+    requests' times are kept apart (``settle_ms``, and their median as
+    ``after_other_side``).
+
     :param counter: a started QueryCounter
     :param cell_names: labels of the cell databases (cell0 included)
     :param repeat: measured rounds at most
@@ -108,11 +118,14 @@ class Measurement(object):
     :param min_repeat: measured rounds at least, whatever the budget
     :param budget: seconds after which no new round starts (None: none)
     :param paths: a :class:`nova_search_ext.bench.paths.Paths`
+    :param settle: precede a measured request that would follow the other
+        path's with an unmeasured one of its own path (see above)
     """
 
     def __init__(self, counter, cell_names, repeat, warmup, min_repeat,
-                 budget, say, paths):
+                 budget, say, paths, settle=True):
         self.paths = paths
+        self.settle = settle
         self.fresh_install = False
         # (scenario key, level) -> the first stock answer
         self.references = {}
@@ -157,6 +170,25 @@ class Measurement(object):
                 return 'not stock Nova: %s' % problem
         return None
 
+    def _check(self, scenario, level, path, rnd, value, served, reference,
+               compare):
+        """Record what is wrong with a request; return the reference.
+
+        The reference is the first stock answer that had no problem.
+        """
+        problem = self._served_problem(path, served)
+        if reference is None and path == 'cells' and not problem:
+            reference = value
+        if problem is None and reference is not None:
+            problem = compare(reference, value)
+            if problem:
+                problem = 'parity: ' + problem
+        if problem:
+            failure = Failure(scenario.key, level, path, rnd, problem)
+            self.failures.append(failure)
+            self.say('  PARITY FAILURE %s' % failure)
+        return reference
+
     def run(self, scenario, level, call, compare, rows_of, warmup=None,
             min_repeat=None):
         """Measure; return ``{path: stats}`` plus ratio and parity.
@@ -175,7 +207,12 @@ class Measurement(object):
         # The warm-up rounds' times, kept apart: the index path's first
         # request at a level is the one with nova-api's memories cold.
         warmups = {p: [] for p in PATHS}
+        # The settling requests' times (see the class docstring), and
+        # whether each index-path one came right after hooks.install().
+        settles = {p: [] for p in PATHS}
+        settle_fresh = []
         fresh = []
+        previous = None
         queries = {p: collections.defaultdict(list) for p in PATHS}
         faults = {p: [] for p in PATHS}
         system = {p: [] for p in PATHS}
@@ -192,19 +229,18 @@ class Measurement(object):
                 break
             order = PATHS if rnd % 2 == 0 else PATHS[::-1]
             for path in order:
+                if self.settle and measured >= 0 and previous != path:
+                    value, seconds, counts, served = self._one(path, call)
+                    reference = self._check(scenario, level, path, rnd,
+                                            value, served, reference,
+                                            compare)
+                    settles[path].append(seconds)
+                    if path == paths_mod.INDEX:
+                        settle_fresh.append(self.fresh_install)
                 value, seconds, counts, served = self._one(path, call)
-                problem = self._served_problem(path, served)
-                if reference is None and path == 'cells' and not problem:
-                    reference = value
-                if problem is None and reference is not None:
-                    problem = compare(reference, value)
-                    if problem:
-                        problem = 'parity: ' + problem
-                if problem:
-                    failure = Failure(scenario.key, level, path, rnd,
-                                      problem)
-                    self.failures.append(failure)
-                    self.say('  PARITY FAILURE %s' % failure)
+                previous = path
+                reference = self._check(scenario, level, path, rnd, value,
+                                        served, reference, compare)
                 if path not in rows:
                     rows[path] = rows_of(value)
                 if measured < 0:
@@ -234,6 +270,9 @@ class Measurement(object):
                                    for s in samples[path]]
             stats['warmup_ms'] = [round(s * 1000.0, 2)
                                   for s in warmups[path]]
+            stats['settle_ms'] = [round(s * 1000.0, 2)
+                                  for s in settles[path]]
+            stats['after_other_side'] = measure.summarize(settles[path])
             if faults[path]:
                 stats['minor_faults_median'] = int(
                     statistics.median(faults[path]))
@@ -242,7 +281,8 @@ class Measurement(object):
                 stats['gc_ms_median'] = round(
                     statistics.median(collecting[path]) * 1000.0, 1)
             if path == paths_mod.INDEX:
-                stats['install'] = install_split(samples[path], fresh)
+                stats['install'] = install_split(
+                    settles[path] + samples[path], settle_fresh + fresh)
             result[path] = stats
         cells_ms = result['cells'].get('median_ms')
         index_ms = result['index'].get('median_ms')
@@ -261,7 +301,9 @@ def install_split(samples, fresh):
     The stock and index sides alternate with the order flipping every
     round, so the index path's requests alternate between coming right
     after ``hooks.install()`` and coming right after another index-path
-    request (the hooks still installed).
+    request (the hooks still installed).  With settling requests (see
+    :class:`Measurement`), the ones right after ``hooks.install()`` are
+    the settling requests and the measured ones keep the hooks.
     """
     first = [s for s, f in zip(samples, fresh) if f]
     later = [s for s, f in zip(samples, fresh) if not f]

@@ -145,6 +145,15 @@ def build_parser():
                            '(default: %d for the demo, %d with --full)' % (
                                DEMO['wsgi_min_repeat'],
                                FULL['wsgi_min_repeat']))
+    runs.add_argument('--settle', action=argparse.BooleanOptionalAction,
+                      default=True,
+                      help='before a measured request that would follow a '
+                           'request of the other path (stock Nova or the '
+                           'index path), send one unmeasured request of its '
+                           'own path, so every measured request follows one '
+                           'of its own path, as in a nova-api serving that '
+                           'path (default: on; --no-settle measures '
+                           'straight after the other path)')
     runs.add_argument('--breakdown-runs', type=int,
                       help='instrumented index-path requests per scenario '
                            'for the WSGI breakdown and floor, after the '

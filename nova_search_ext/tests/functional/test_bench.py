@@ -96,6 +96,16 @@ class BenchSmokeTestCase(base.ProcessTestCase):
                 self.assertIsNotNone(measured['ratio'], where)
                 self.assertEqual(result['baseline'], measured['baseline'])
                 self.assertIn('first_after_install', index['install'])
+                # One round: stock then index, each measured request
+                # after a settling request of its own path; at the WSGI
+                # level (a warm-up round first: stock, index) the index
+                # path goes first, after its warm-up request, and stock
+                # Nova settles.
+                settled = 1 if level == 'compute_api' else 0
+                self.assertEqual(1, len(cells['settle_ms']), where)
+                self.assertEqual(settled, len(index['settle_ms']), where)
+                self.assertEqual(settled, index['after_other_side']['runs'],
+                                 where)
             self.assertIn('get_all_arguments', scenario)
             floor = scenario['wsgi_floor']
             self.assertEqual(scenario['wsgi']['index']['rows'],

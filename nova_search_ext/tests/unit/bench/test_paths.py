@@ -29,6 +29,7 @@ from nova.objects import service as service_obj
 from oslo_policy import policy as oslo_policy
 
 from nova_search_ext.api import compute_filter
+from nova_search_ext.bench import measure
 from nova_search_ext.bench import paths
 from nova_search_ext.bench import scenarios
 from nova_search_ext.compute import list_branch
@@ -145,11 +146,12 @@ class _Counter(object):
 
 class MeasurementPathsTestCase(_Base):
 
-    def _measurement(self):
+    def _measurement(self, settle=False):
         said = []
         measurement = scenarios.Measurement(
             _Counter(), ['cell1'], repeat=2, warmup=0, min_repeat=2,
-            budget=None, say=said.append, paths=paths.Paths())
+            budget=None, say=said.append, paths=paths.Paths(),
+            settle=settle)
         return measurement, said
 
     def test_stock_side_runs_without_hooks(self):
@@ -188,7 +190,8 @@ class MeasurementPathsTestCase(_Base):
 
         measurement = scenarios.Measurement(
             _Counter(), ['cell1'], repeat=2, warmup=1, min_repeat=2,
-            budget=None, say=lambda line: None, paths=paths.Paths())
+            budget=None, say=lambda line: None, paths=paths.Paths(),
+            settle=False)
         result = measurement.run(scenarios.SCENARIOS[0], 'compute_api',
                                  call, lambda e, a: None, len)
         # Rounds: stock, index (warm-up); index, stock; stock, index.
@@ -197,6 +200,64 @@ class MeasurementPathsTestCase(_Base):
         self.assertEqual([20.0, 30.0], result['cells']['samples_ms'])
         self.assertEqual([10.0, 40.0], result['index']['samples_ms'])
         self.assertEqual(2, result['index']['runs'])
+        self.assertEqual([], result['index']['settle_ms'])
+        self.assertEqual({'runs': 0}, result['cells']['after_other_side'])
+
+    def test_measured_requests_follow_their_own_path(self):
+        # Each request's time, and which path sent it.
+        times = iter([0.5, 0.25, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
+        seen = []
+
+        def call():
+            seen.append('index' if hooks.installed() else 'cells')
+            if hooks.installed():
+                list_branch._count('index')
+            return ['uuid-1'], next(times)
+
+        measurement = scenarios.Measurement(
+            _Counter(), ['cell1'], repeat=2, warmup=1, min_repeat=2,
+            budget=None, say=lambda line: None, paths=paths.Paths())
+        self.assertTrue(measurement.settle)
+        result = measurement.run(scenarios.SCENARIOS[0], 'compute_api',
+                                 call, lambda e, a: None, len)
+        self.assertEqual([], measurement.failures)
+        # Warm-up: stock, index.  Then: index (after index, measured),
+        # stock settling (after index), stock; stock (after stock), index
+        # settling (after stock), index.
+        self.assertEqual(['cells', 'index', 'index', 'cells', 'cells',
+                          'cells', 'index', 'index'], seen)
+        self.assertEqual([500.0], result['cells']['warmup_ms'])
+        self.assertEqual([250.0], result['index']['warmup_ms'])
+        self.assertEqual([10.0, 60.0], result['index']['samples_ms'])
+        self.assertEqual([30.0, 40.0], result['cells']['samples_ms'])
+        self.assertEqual([20.0], result['cells']['settle_ms'])
+        self.assertEqual([50.0], result['index']['settle_ms'])
+        self.assertEqual(1, result['index']['after_other_side']['runs'])
+        self.assertEqual(50.0,
+                         result['index']['after_other_side']['median_ms'])
+        # The index path's settling request is the one right after
+        # hooks.install(); the measured ones keep the hooks.
+        split = result['index']['install']
+        self.assertEqual(50.0, split['first_after_install']['median_ms'])
+        self.assertEqual(2, split['hooks_kept']['runs'])
+
+    def test_settling_requests_are_checked(self):
+        answers = iter([['uuid-1'], ['uuid-1'], ['uuid-2'], ['uuid-1']])
+
+        def call():
+            if hooks.installed():
+                list_branch._count('index')
+            return next(answers), 0.01
+
+        measurement = scenarios.Measurement(
+            _Counter(), ['cell1'], repeat=1, warmup=0, min_repeat=1,
+            budget=None, say=lambda line: None, paths=paths.Paths())
+        measurement.run(scenarios.SCENARIOS[0], 'compute_api', call,
+                        measure.uuid_difference, len)
+        # stock settling, stock, index settling (uuid-2), index.
+        self.assertEqual(1, len(measurement.failures))
+        self.assertEqual('index', measurement.failures[0].path)
+        self.assertIn('parity', measurement.failures[0].reason)
 
     def test_list_branch_running_on_the_stock_side_is_a_failure(self):
         def call():
