@@ -216,6 +216,9 @@ def extra_lines(results):
                  'end (other work on the machine skews the figures)' % (
                      m['cpus'], m['loadavg_start'][0],
                      m.get('loadavg_end', ['?'])[0]))
+    reclaim = reclaim_text(m.get('proactive_reclaim'))
+    if reclaim:
+        lines.append('machine: %s' % reclaim)
     sync = results.get('sync')
     if sync:
         lines.append('index sync: %d instances, %d services in %.1f s '
@@ -569,7 +572,84 @@ def machine():
         'sqlalchemy': __import__('sqlalchemy').__version__,
         # Other work on the machine skews every figure; see how busy it was.
         'loadavg_start': [round(x, 2) for x in os.getloadavg()],
+        'proactive_reclaim': proactive_reclaim(),
     }
+
+
+DAMON_ADMIN = '/sys/kernel/mm/damon/admin'
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def proactive_reclaim(root=DAMON_ADMIN):
+    """The kernel's schemes that page memory out when idle, or [].
+
+    Linux's DAMON can page out memory (page cache included) that nothing
+    accessed for a while, whatever memory is free; a database file the run
+    leaves idle that long is then read from the disk again, which the
+    indexing figures show as bytes read from disk.  Read from the DAMON
+    sysfs interface: for every running kdamond, each ``pageout`` scheme's
+    minimum idle time (its minimum age times the aggregation interval) and
+    its quota (bytes per reset interval, as bytes per second; None without
+    one).  [] where there is no such interface or scheme, or it cannot be
+    read.
+    """
+    found = []
+    kdamonds = os.path.join(root, 'kdamonds')
+    try:
+        names = sorted(n for n in os.listdir(kdamonds) if n.isdigit())
+    except OSError:
+        return found
+    for name in names:
+        kdamond = os.path.join(kdamonds, name)
+        try:
+            if _read(os.path.join(kdamond, 'state')) != 'on':
+                continue
+            contexts = os.path.join(kdamond, 'contexts')
+            for ctx in sorted(n for n in os.listdir(contexts) if n.isdigit()):
+                ctx_dir = os.path.join(contexts, ctx)
+                aggr_us = int(_read(os.path.join(
+                    ctx_dir, 'monitoring_attrs', 'intervals', 'aggr_us')))
+                schemes = os.path.join(ctx_dir, 'schemes')
+                for scheme in sorted(n for n in os.listdir(schemes)
+                                     if n.isdigit()):
+                    s_dir = os.path.join(schemes, scheme)
+                    if _read(os.path.join(s_dir, 'action')) != 'pageout':
+                        continue
+                    age = int(_read(os.path.join(
+                        s_dir, 'access_pattern', 'age', 'min')))
+                    quota = int(_read(os.path.join(s_dir, 'quotas',
+                                                   'bytes')))
+                    reset_ms = int(_read(os.path.join(
+                        s_dir, 'quotas', 'reset_interval_ms')))
+                    found.append({
+                        'operations': _read(os.path.join(ctx_dir,
+                                                         'operations')),
+                        'min_idle_s': round(age * aggr_us / 1e6, 1),
+                        'bytes_per_s': (round(quota * 1000.0 / reset_ms)
+                                        if quota and reset_ms else None),
+                    })
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def reclaim_text(schemes):
+    """A sentence on :func:`proactive_reclaim`'s schemes, or None."""
+    if not schemes:
+        return None
+    parts = []
+    for scheme in schemes:
+        rate = scheme.get('bytes_per_s')
+        parts.append('memory idle for %s s or more%s' % (
+            _fmt(scheme['min_idle_s'], '%g'),
+            ', up to %d MiB/s' % round(rate / 1048576.0) if rate else ''))
+    return ('the kernel pages out (DAMON) %s, page cache included: a '
+            'database the run leaves idle that long is read from the disk '
+            'again' % '; '.join(parts))
 
 
 def write_json(results, path):

@@ -12,6 +12,9 @@
 """The targets: computed from the figures measured, never assumed."""
 
 import gc
+import os
+
+import fixtures
 
 from nova_search_ext.bench import measure
 from nova_search_ext.bench import report
@@ -281,6 +284,89 @@ class LinesTestCase(base.TestCase):
         del entry['index']['minor_faults_median']
         self.assertIsNone(report.usage_line('b', 'WSGI', entry))
         self.assertIsNone(report.usage_line('b', 'WSGI', None))
+
+
+class ProactiveReclaimTestCase(base.TestCase):
+    """The machine's DAMON pageout schemes, read from a sysfs-like tree."""
+
+    def _write(self, root, path, value):
+        path = os.path.join(root, path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            f.write('%s\n' % value)
+
+    def _kdamond(self, root, number, state, action, age_min=12,
+                 aggr_us=5000000, quota=134217728, reset_ms=1000):
+        kd = 'kdamonds/%d' % number
+        self._write(root, kd + '/state', state)
+        ctx = kd + '/contexts/0'
+        self._write(root, ctx + '/operations', 'paddr')
+        self._write(root, ctx + '/monitoring_attrs/intervals/aggr_us',
+                    aggr_us)
+        scheme = ctx + '/schemes/0'
+        self._write(root, scheme + '/action', action)
+        self._write(root, scheme + '/access_pattern/age/min', age_min)
+        self._write(root, scheme + '/quotas/bytes', quota)
+        self._write(root, scheme + '/quotas/reset_interval_ms', reset_ms)
+
+    def test_pageout_scheme(self):
+        root = self.useFixture(fixtures.TempDir()).path
+        self._write(root, 'kdamonds/nr_kdamonds', 3)
+        self._kdamond(root, 0, 'on', 'pageout')
+        # Not running, or not paging out: not reported.
+        self._kdamond(root, 1, 'off', 'pageout')
+        self._kdamond(root, 2, 'on', 'stat')
+        schemes = report.proactive_reclaim(root)
+        self.assertEqual([{'operations': 'paddr', 'min_idle_s': 60.0,
+                           'bytes_per_s': 134217728}], schemes)
+        self.assertEqual(
+            'the kernel pages out (DAMON) memory idle for 60 s or more, up '
+            'to 128 MiB/s, page cache included: a database the run leaves '
+            'idle that long is read from the disk again',
+            report.reclaim_text(schemes))
+
+    def test_no_quota(self):
+        root = self.useFixture(fixtures.TempDir()).path
+        self._kdamond(root, 0, 'on', 'pageout', age_min=3, aggr_us=100000,
+                      quota=0)
+        schemes = report.proactive_reclaim(root)
+        self.assertEqual([{'operations': 'paddr', 'min_idle_s': 0.3,
+                           'bytes_per_s': None}], schemes)
+        self.assertIn('memory idle for 0.3 s or more, page cache',
+                      report.reclaim_text(schemes))
+
+    def test_nothing_to_read(self):
+        root = self.useFixture(fixtures.TempDir()).path
+        self.assertEqual([], report.proactive_reclaim(
+            os.path.join(root, 'missing')))
+        self.assertIsNone(report.reclaim_text([]))
+        self.assertIsNone(report.reclaim_text(None))
+        # A scheme that cannot be read is left out.
+        self._kdamond(root, 0, 'on', 'pageout')
+        self._write(root, 'kdamonds/0/contexts/0/schemes/0/access_pattern/'
+                    'age/min', 'twelve')
+        self.assertEqual([], report.proactive_reclaim(root))
+
+
+class OtherSideLineTestCase(base.TestCase):
+
+    def test_settling_requests(self):
+        self.assertIsNone(report.other_side_line('a', 'WSGI', None))
+        measured = {'cells': {'after_other_side': {'runs': 0}},
+                    'index': {'after_other_side': {'runs': 0}}}
+        self.assertIsNone(report.other_side_line('a', 'WSGI', measured))
+        measured['cells']['after_other_side'] = {'runs': 5,
+                                                 'median_ms': 800.0}
+        line = report.other_side_line('a', 'WSGI', measured)
+        self.assertTrue(line.startswith(
+            'a WSGI right after a request of the other path'), line)
+        self.assertTrue(line.endswith(
+            ': stock nova 800.0 ms median (5 runs), index -'), line)
+        measured['index']['after_other_side'] = {'runs': 4,
+                                                 'median_ms': 15.4}
+        self.assertTrue(report.other_side_line(
+            'a', 'WSGI', measured).endswith(
+            'index 15.4 ms median (4 runs)'))
 
 
 class GarbageCollectionTestCase(base.TestCase):
