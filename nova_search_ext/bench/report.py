@@ -584,6 +584,31 @@ def _read(path):
         return f.read().strip()
 
 
+def _numbered(path):
+    """The numbered entries of a DAMON sysfs directory, in number order."""
+    return [os.path.join(path, name) for name in
+            sorted((n for n in os.listdir(path) if n.isdigit()), key=int)]
+
+
+def _pageout_schemes(context):
+    """:func:`proactive_reclaim`'s entries of one DAMON context directory.
+    """
+    aggr_us = int(_read(os.path.join(context, 'monitoring_attrs',
+                                     'intervals', 'aggr_us')))
+    for scheme in _numbered(os.path.join(context, 'schemes')):
+        if _read(os.path.join(scheme, 'action')) != 'pageout':
+            continue
+        age = int(_read(os.path.join(scheme, 'access_pattern', 'age',
+                                     'min')))
+        quota = int(_read(os.path.join(scheme, 'quotas', 'bytes')))
+        reset_ms = int(_read(os.path.join(scheme, 'quotas',
+                                          'reset_interval_ms')))
+        yield {'operations': _read(os.path.join(context, 'operations')),
+               'min_idle_s': round(age * aggr_us / 1e6, 1),
+               'bytes_per_s': (round(quota * 1000.0 / reset_ms)
+                               if quota and reset_ms else None)}
+
+
 def proactive_reclaim(root=DAMON_ADMIN):
     """The kernel's schemes that page memory out when idle, or [].
 
@@ -594,44 +619,22 @@ def proactive_reclaim(root=DAMON_ADMIN):
     sysfs interface: for every running kdamond, each ``pageout`` scheme's
     minimum idle time (its minimum age times the aggregation interval) and
     its quota (bytes per reset interval, as bytes per second; None without
-    one).  [] where there is no such interface or scheme, or it cannot be
-    read.
+    one).  [] where there is no such interface or scheme; an entry that
+    cannot be read is left out, with what follows it in its kdamond.
     """
-    found = []
-    kdamonds = os.path.join(root, 'kdamonds')
     try:
-        names = sorted(n for n in os.listdir(kdamonds) if n.isdigit())
+        kdamonds = _numbered(os.path.join(root, 'kdamonds'))
     except OSError:
-        return found
-    for name in names:
-        kdamond = os.path.join(kdamonds, name)
+        return []
+    found = []
+    for kdamond in kdamonds:
         try:
             if _read(os.path.join(kdamond, 'state')) != 'on':
                 continue
-            contexts = os.path.join(kdamond, 'contexts')
-            for ctx in sorted(n for n in os.listdir(contexts) if n.isdigit()):
-                ctx_dir = os.path.join(contexts, ctx)
-                aggr_us = int(_read(os.path.join(
-                    ctx_dir, 'monitoring_attrs', 'intervals', 'aggr_us')))
-                schemes = os.path.join(ctx_dir, 'schemes')
-                for scheme in sorted(n for n in os.listdir(schemes)
-                                     if n.isdigit()):
-                    s_dir = os.path.join(schemes, scheme)
-                    if _read(os.path.join(s_dir, 'action')) != 'pageout':
-                        continue
-                    age = int(_read(os.path.join(
-                        s_dir, 'access_pattern', 'age', 'min')))
-                    quota = int(_read(os.path.join(s_dir, 'quotas',
-                                                   'bytes')))
-                    reset_ms = int(_read(os.path.join(
-                        s_dir, 'quotas', 'reset_interval_ms')))
-                    found.append({
-                        'operations': _read(os.path.join(ctx_dir,
-                                                         'operations')),
-                        'min_idle_s': round(age * aggr_us / 1e6, 1),
-                        'bytes_per_s': (round(quota * 1000.0 / reset_ms)
-                                        if quota and reset_ms else None),
-                    })
+            found.extend(
+                scheme
+                for context in _numbered(os.path.join(kdamond, 'contexts'))
+                for scheme in _pageout_schemes(context))
         except (OSError, ValueError):
             continue
     return found

@@ -325,6 +325,13 @@ class ProactiveReclaimTestCase(base.TestCase):
             'idle that long is read from the disk again',
             report.reclaim_text(schemes))
 
+    def test_in_number_order(self):
+        root = self.useFixture(fixtures.TempDir()).path
+        self._kdamond(root, 10, 'on', 'pageout', age_min=10)
+        self._kdamond(root, 2, 'on', 'pageout', age_min=2)
+        self.assertEqual([10.0, 50.0], [
+            s['min_idle_s'] for s in report.proactive_reclaim(root)])
+
     def test_no_quota(self):
         root = self.useFixture(fixtures.TempDir()).path
         self._kdamond(root, 0, 'on', 'pageout', age_min=3, aggr_us=100000,
