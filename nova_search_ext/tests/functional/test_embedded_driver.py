@@ -51,8 +51,10 @@ class EmbeddedDriverTestCase(base.MultiCellTestCase):
             group='search_index')
         self.addCleanup(embedded.deactivate)
         self.server = self.boot('vm', host='host2')
-        self.captured = [n for n in self.notifier.versioned_notifications
-                         if n['event_type'] == 'instance.create.end']
+        # nova-compute sends instance.create.end after it saved the
+        # instance ACTIVE, which is what boot() waits for: wait for it too.
+        self.captured = self.notifier.wait_for_versioned_notifications(
+            'instance.create.end')
         self.assertEqual(1, len(self.captured))
         self.transport = oslo_messaging.get_notification_transport(
             self.flags_conf(), url='fake:/')
